@@ -1,0 +1,119 @@
+# mxbroker - top-level Makefile.
+#
+#   make            build every library and program into build/ (programs in build/bin/)
+#   make deps       install the Debian packages the build and the tests need (as root)
+#   make test       deps, build, unit tests, unit tests under ASan/UBSan, integration tests
+#   make check-asan unit tests built with -fsanitize=address,undefined
+#   make demo       run the whole appliance on loopback
+#   make install    install programs, man pages and systemd units under $(DESTDIR)$(PREFIX)
+#
+# Each component folder carries a <component>.mk fragment that names its
+# programs; every .c file in a component folder that is not a program's main
+# goes into lib<component>.a.
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+VERSION := 0.1.0
+
+PKGS := ldns libevent_core libevent_extra libevent_pthreads json-c libcrypto
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+            -Wshadow -Wpointer-arith -Wformat=2
+OPT      ?= -O2 -g
+SANITIZE ?=
+CFLAGS   ?=
+CPPFLAGS += -D_GNU_SOURCE -DMXB_VERSION='"$(VERSION)"' -I.
+ALL_CFLAGS  = -std=gnu11 $(OPT) $(WARN) $(SANITIZE) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SANITIZE) $(LDFLAGS)
+LDLIBS  += $(PKG_LIBS) -lpthread -lm
+
+# Components in link order: a library comes before the ones it uses.
+COMPONENTS := smtp-relay broker resolver metrics common
+PROGS :=
+
+include $(foreach c,$(COMPONENTS),$(c)/$(c).mk)
+
+MAINS     := $(foreach p,$(PROGS),$($(p)_MAIN))
+LIBFILES  := $(foreach c,$(COMPONENTS),$(BUILD)/lib/lib$(c).a)
+BINS      := $(addprefix $(BUILD)/bin/,$(PROGS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps test check check-unit check-asan check-integration demo \
+        install clean style-check
+all: $(BINS)
+
+define component_rules
+$(1)_SRCS := $$(filter-out $$(MAINS),$$(wildcard $(1)/*.c))
+$(1)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRCS))
+$(BUILD)/lib/lib$(1).a: $$($(1)_OBJS)
+	@mkdir -p $$(@D)
+	rm -f $$@
+	$$(AR) rcs $$@ $$^
+endef
+$(foreach c,$(COMPONENTS),$(eval $(call component_rules,$(c))))
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+define prog_rule
+$(BUILD)/bin/$(1): $(BUILD)/obj/$$(patsubst %.c,%.o,$$($(1)_MAIN)) $$(LIBFILES)
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$< $$(LIBFILES) $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/tap.o $(LIBFILES)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/tap.o $(LIBFILES) $(LDLIBS)
+
+.SECONDARY:
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+deps:
+	@tests/tools/install-deps.sh
+
+unit-bins: $(UNIT_BINS)
+.PHONY: unit-bins
+
+# The whole suite: one summary line "N passed, N failed" at the end.
+test: deps
+	@tests/tools/run-tests.sh
+
+check: test
+
+check-unit: $(UNIT_BINS)
+	@tests/tools/run-unit.sh $(BUILD)/tests
+
+check-asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' unit-bins
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    tests/tools/run-unit.sh build/asan/tests
+
+check-integration: all
+	@/usr/bin/python3 -m pytest -q tests/integration
+
+demo: deps all
+	@tests/tools/demo.sh
+
+style-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	for p in $(PROGS); do \
+	    case $$p in *d) install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/sbin/ ;; \
+	    *) install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/bin/ ;; esac; done
+	if [ -d docs/man ]; then for m in docs/man/*.[1-8]; do [ -f "$$m" ] || continue; \
+	    s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; fi
+
+clean:
+	rm -rf $(BUILD)

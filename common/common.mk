@@ -1,0 +1,1 @@
+# common/: shared library only (config, log, addr, status HTTP, program glue).

@@ -1,0 +1,208 @@
+/* daemon.c - command line, configuration, signals and privileges for every program. */
+#include "common/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/config.h"
+#include "common/log.h"
+
+void
+prog_usage(const struct prog_info *info, bool error)
+{
+	FILE *out = error ? stderr : stdout;
+
+	fprintf(out, "usage: %s [-dt] [-c FILE]%s\n", info->name,
+	    info->usage != NULL ? " [OPTIONS]" : "");
+	if (error) {
+		fprintf(out, "Try '%s --help' for more information.\n", info->name);
+		return;
+	}
+	fprintf(out, "%s\n\n", info->summary);
+	fprintf(out,
+	    "  -c, --config FILE  configuration file (default %s)\n"
+	    "  -t, --check        check the configuration and exit (0 = valid)\n"
+	    "  -d, --debug        log at debug level\n"
+	    "  -h, --help         show this help and exit\n"
+	    "  -V, --version      show the version and exit\n",
+	    DAEMON_DEFAULT_CONFIG);
+	if (info->usage != NULL)
+		fprintf(out, "%s", info->usage);
+	fprintf(out, "\nSee %s(8) and mxbroker.conf(5).\n", info->name);
+}
+
+void
+daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 't' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->config_path = DAEMON_DEFAULT_CONFIG;
+	while ((ch = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': opts->config_path = optarg; break;
+		case 't': opts->check_only = true; break;
+		case 'd': opts->debug = true; break;
+		case 'h': prog_usage(info, false); exit(0);
+		case 'V': printf("%s (mxbroker) %s\n", info->name, MXB_VERSION); exit(0);
+		default: prog_usage(info, true); exit(64);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", info->name, argv[optind]);
+		prog_usage(info, true);
+		exit(64);
+	}
+	log_init(info->name, opts->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, false);
+}
+
+struct config *
+daemon_load_config(const struct prog_info *info, const struct daemon_opts *opts,
+    int (*check)(const struct config *))
+{
+	char err[1024];
+	struct config *cfg = config_load(opts->config_path, err, sizeof(err));
+
+	if (cfg == NULL) {
+		fprintf(stderr, "%s: %s\n", info->name, err);
+		exit(1);
+	}
+	if (check != NULL && check(cfg) == -1) {
+		config_free(cfg);
+		exit(1);
+	}
+	if (opts->check_only) {
+		printf("%s: configuration OK\n", opts->config_path);
+		config_free(cfg);
+		exit(0);
+	}
+	log_init(info->name, opts->debug ? LOG_LEVEL_DEBUG :
+	    (enum log_level)cfg->options.log_level, cfg->options.syslog);
+	return cfg;
+}
+
+struct signal_ctx {
+	struct event_base *base;
+	void (*reload_cb)(void *);
+	void *arg;
+};
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct signal_ctx *ctx = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		log_info("received SIGHUP: reloading");
+		if (ctx->reload_cb != NULL)
+			ctx->reload_cb(ctx->arg);
+		return;
+	}
+	log_info("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	event_base_loopexit(ctx->base, NULL);
+}
+
+int
+daemon_signals(struct event_base *base, void (*reload_cb)(void *), void *arg)
+{
+	static struct signal_ctx ctx;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+	ctx.base = base;
+	ctx.reload_cb = reload_cb;
+	ctx.arg = arg;
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		/* The events live as long as the process: the loop owns them. */
+		struct event *ev = evsignal_new(base, sigs[i], signal_cb, &ctx);
+
+		if (ev == NULL || event_add(ev, NULL) == -1) {
+			log_warnx("cannot install handler for signal %d", sigs[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+daemon_drop_privileges(const struct config *cfg)
+{
+	const char *user = cfg->options.user;
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return 0;
+	if (user == NULL) {
+		/* Hardening (issue "privilege drop") may turn this into a refusal. */
+		log_warnx("running as root: set options { user \"NAME\"; } to drop "
+		    "privileges after binding");
+		return 0;
+	}
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		log_warnx("options: user '%s' does not exist (create it, e.g. "
+		    "useradd --system %s)", user, user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1) {
+		log_warn("cannot switch to user '%s'", user);
+		return -1;
+	}
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+		log_warnx("could regain root after switching to '%s'", user);
+		return -1;
+	}
+	log_info("running as user %s (uid %u)", user, (unsigned)pw->pw_uid);
+	return 0;
+}
+
+static char *pidfile_path;
+
+static void
+pidfile_remove(void)
+{
+	if (pidfile_path != NULL)
+		unlink(pidfile_path);
+}
+
+int
+daemon_write_pidfile(const struct config *cfg)
+{
+	FILE *f;
+
+	if (cfg->options.pid_file == NULL)
+		return 0;
+	f = fopen(cfg->options.pid_file, "we");
+	if (f == NULL) {
+		log_warn("pid file %s", cfg->options.pid_file);
+		return -1;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) != 0) {
+		log_warn("pid file %s", cfg->options.pid_file);
+		return -1;
+	}
+	pidfile_path = strdup(cfg->options.pid_file);
+	atexit(pidfile_remove);
+	return 0;
+}

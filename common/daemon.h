@@ -1,0 +1,65 @@
+/*
+ * daemon.h - what every mxbroker program does the same way: command-line
+ * basics (--help, --version, -c FILE, -t), loading the configuration, signal
+ * handling on libevent, privilege drop and the pid file.
+ */
+#ifndef MXB_DAEMON_H
+#define MXB_DAEMON_H
+
+#include <stdbool.h>
+
+#define DAEMON_DEFAULT_CONFIG "/etc/mxbroker/mxbroker.conf"
+
+struct config;
+struct event_base;
+
+/* What a program tells daemon_args about itself. */
+struct prog_info {
+	const char *name;	/* "brokerd" */
+	const char *summary;	/* one line: what it does */
+	const char *usage;	/* options beyond the common ones, already formatted */
+};
+
+struct daemon_opts {
+	const char *config_path;	/* -c, default DAEMON_DEFAULT_CONFIG */
+	bool check_only;		/* -t */
+	bool debug;			/* -d: log level debug */
+};
+
+/*
+ * Parse the common daemon options; prints help or version and exits 0, or a
+ * usage error and exits 64.  Non-option arguments are a usage error.
+ */
+void daemon_args(int argc, char **argv, const struct prog_info *info,
+    struct daemon_opts *opts);
+
+/* Print "usage: ..." for info to stdout (help) or stderr (error). */
+void prog_usage(const struct prog_info *info, bool error);
+
+/*
+ * Load and validate the configuration, set up logging from it; on error print
+ * "file:line: message" and exit 1.  With opts->check_only print
+ * "<file>: configuration OK" and exit 0 after `check` (may be NULL) passes;
+ * `check` returns 0 or -1 after printing its own file:line error.
+ */
+struct config *daemon_load_config(const struct prog_info *info,
+    const struct daemon_opts *opts, int (*check)(const struct config *));
+
+/*
+ * SIGTERM and SIGINT end the loop of `base`; SIGHUP calls reload_cb (when not
+ * NULL); SIGPIPE is ignored.  Returns 0 or -1 (logged).
+ */
+int daemon_signals(struct event_base *base, void (*reload_cb)(void *), void *arg);
+
+/*
+ * When running as root: with options.user set, switch to that user (setgroups,
+ * setresgid, setresuid) and confirm root cannot be regained; without it,
+ * warn and stay root.  When not root, a no-op.  Returns 0 or -1 (logged).  Call after binding,
+ * before reading any network input.
+ */
+int daemon_drop_privileges(const struct config *cfg);
+
+/* Write options.pid_file when set; 0 or -1 (logged).  Removed at exit. */
+int daemon_write_pidfile(const struct config *cfg);
+
+#endif

@@ -1,0 +1,113 @@
+/* log.c - stderr or syslog logging with levels and rate limiting. */
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+static const char *log_progname = "mxbroker";
+static enum log_level log_level = LOG_LEVEL_INFO;
+static bool log_syslog;
+
+static const char *const level_names[] = { "error", "warning", "info", "debug" };
+
+void
+log_init(const char *progname, enum log_level level, bool use_syslog)
+{
+	if (log_syslog && !use_syslog)
+		closelog();
+	log_progname = progname;
+	log_level = level;
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+int
+log_level_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (strcmp(name, level_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return log_level;
+}
+
+static void
+log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char msg[2048];
+	int n;
+
+	if (level > log_level)
+		return;
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		return;
+	if (errnum != 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(errnum));
+	if (log_syslog)
+		syslog(prio[level], "%s", msg);
+	else
+		fprintf(stderr, "%s: %s%s\n", log_progname,
+		    level == LOG_LEVEL_DEBUG ? "debug: " : "", msg);
+}
+
+#define LOG_BODY(level, errnum)                                                \
+	do {                                                                   \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		log_vwrite((level), (errnum), fmt, ap);                        \
+		va_end(ap);                                                    \
+	} while (0)
+
+void log_warn(const char *fmt, ...) { int e = errno; LOG_BODY(LOG_LEVEL_WARN, e); errno = e; }
+void log_warnx(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_WARN, 0); }
+void log_err(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_ERR, 0); }
+void log_info(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_INFO, 0); }
+void log_debug(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_DEBUG, 0); }
+
+void
+fatal(const char *fmt, ...)
+{
+	int e = errno;
+	LOG_BODY(LOG_LEVEL_ERR, e);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_ERR, 0);
+	exit(1);
+}
+
+void
+log_warnx_rl(struct log_ratelimit *rl, const char *fmt, ...)
+{
+	long long now = (long long)time(NULL);
+
+	if (now - rl->window_start >= (long long)rl->interval) {
+		if (rl->suppressed > 0)
+			log_warnx("%u similar messages suppressed", rl->suppressed);
+		rl->window_start = now;
+		rl->printed = 0;
+		rl->suppressed = 0;
+	}
+	if (rl->printed >= rl->burst) {
+		rl->suppressed++;
+		return;
+	}
+	rl->printed++;
+	LOG_BODY(LOG_LEVEL_WARN, 0);
+}

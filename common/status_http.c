@@ -1,0 +1,184 @@
+/* status_http.c - GET /status (JSON) and GET /metrics (Prometheus) on evhttp. */
+#include "common/status_http.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+
+struct status_http {
+	struct evhttp *http;
+	struct addr bound;
+	char program[32];
+	time_t started;
+	status_json_fn json_cb;
+	status_metrics_fn metrics_cb;
+	void *arg;
+};
+
+void
+prom_family(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP mxbroker_%s %s\n# TYPE mxbroker_%s %s\n", name,
+	    help, name, type);
+}
+
+void
+prom_sample(struct evbuffer *out, const char *name, const char *labels, double value)
+{
+	if (labels != NULL && labels[0] != '\0')
+		evbuffer_add_printf(out, "mxbroker_%s{%s} %.17g\n", name, labels, value);
+	else
+		evbuffer_add_printf(out, "mxbroker_%s %.17g\n", name, value);
+}
+
+void
+prom_sample_u64(struct evbuffer *out, const char *name, const char *labels, uint64_t value)
+{
+	if (labels != NULL && labels[0] != '\0')
+		evbuffer_add_printf(out, "mxbroker_%s{%s} %" PRIu64 "\n", name, labels, value);
+	else
+		evbuffer_add_printf(out, "mxbroker_%s %" PRIu64 "\n", name, value);
+}
+
+static void
+reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+    struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, reason, body);
+}
+
+static void
+serve_status(struct status_http *sh, struct evhttp_request *req, struct evbuffer *body)
+{
+	struct json_object *root = json_object_new_object();
+	const char *text;
+
+	json_object_object_add(root, "program", json_object_new_string(sh->program));
+	json_object_object_add(root, "version", json_object_new_string(MXB_VERSION));
+	json_object_object_add(root, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(root, "uptime_seconds",
+	    json_object_new_int64((int64_t)(time(NULL) - sh->started)));
+	if (sh->json_cb != NULL)
+		sh->json_cb(root, sh->arg);
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	evbuffer_add(body, text, strlen(text));
+	evbuffer_add(body, "\n", 1);
+	json_object_put(root);
+	reply(req, HTTP_OK, "OK", "application/json", body);
+}
+
+static void
+serve_metrics(struct status_http *sh, struct evhttp_request *req, struct evbuffer *body)
+{
+	char labels[96];
+
+	snprintf(labels, sizeof(labels), "program=\"%s\",version=\"%s\"", sh->program,
+	    MXB_VERSION);
+	prom_family(body, "build_info", "gauge", "Program and version; always 1.");
+	prom_sample(body, "build_info", labels, 1);
+	prom_family(body, "start_time_seconds", "gauge", "Unix time the daemon started.");
+	prom_sample_u64(body, "start_time_seconds", NULL, (uint64_t)sh->started);
+	if (sh->metrics_cb != NULL)
+		sh->metrics_cb(body, sh->arg);
+	reply(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+}
+
+static void
+request_cb(struct evhttp_request *req, void *arg)
+{
+	struct status_http *sh = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	struct evbuffer *body = evbuffer_new();
+
+	if (body == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evbuffer_add_printf(body, "only GET is served here\n");
+		reply(req, 405, "Method Not Allowed", "text/plain", body);
+	} else if (path != NULL && strcmp(path, "/status") == 0) {
+		serve_status(sh, req, body);
+	} else if (path != NULL && strcmp(path, "/metrics") == 0) {
+		serve_metrics(sh, req, body);
+	} else {
+		evbuffer_add_printf(body, "not found; try /status or /metrics\n");
+		reply(req, HTTP_NOTFOUND, "Not Found", "text/plain", body);
+	}
+	evbuffer_free(body);
+}
+
+struct status_http *
+status_http_new(struct event_base *base, const struct addr *listen, const char *program,
+    status_json_fn json_cb, status_metrics_fn metrics_cb, void *arg)
+{
+	struct status_http *sh = calloc(1, sizeof(*sh));
+	char where[ADDR_STRLEN];
+	int fd;
+
+	addr_str(listen, where, sizeof(where));
+	if (sh == NULL) {
+		log_warnx("status: %s: out of memory", where);
+		return NULL;
+	}
+	snprintf(sh->program, sizeof(sh->program), "%s", program);
+	sh->started = time(NULL);
+	sh->json_cb = json_cb;
+	sh->metrics_cb = metrics_cb;
+	sh->arg = arg;
+	fd = sock_bind(listen, SOCK_STREAM, SOCK_F_LISTEN);
+	if (fd == -1) {
+		log_warn("status: cannot listen on %s", where);
+		goto fail;
+	}
+	if (sock_local_addr(fd, &sh->bound) == -1)
+		sh->bound = *listen;
+	sh->http = evhttp_new(base);
+	if (sh->http == NULL || evhttp_accept_socket_with_handle(sh->http, fd) == NULL) {
+		log_warnx("status: %s: cannot start the HTTP server", where);
+		close(fd);
+		goto fail;
+	}
+	evhttp_set_allowed_methods(sh->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_timeout(sh->http, 10);
+	evhttp_set_max_headers_size(sh->http, 8192);
+	evhttp_set_max_body_size(sh->http, 0);
+	evhttp_set_gencb(sh->http, request_cb, sh);
+	return sh;
+fail:
+	status_http_free(sh);
+	return NULL;
+}
+
+const struct addr *
+status_http_addr(const struct status_http *sh)
+{
+	return &sh->bound;
+}
+
+void
+status_http_free(struct status_http *sh)
+{
+	if (sh == NULL)
+		return;
+	if (sh->http != NULL)
+		evhttp_free(sh->http);
+	free(sh);
+}

@@ -1,0 +1,4 @@
+# metrics/: libmetrics.a (rating, poll protocol) and metricd, metricview.
+PROGS += metricd metricview
+metricd_MAIN := metrics/metricd.c
+metricview_MAIN := metrics/metricview.c

@@ -1,0 +1,4 @@
+# smtp-relay/: libsmtp-relay.a (server, queue, delivery) and smtp-relayd, smtp-relayctl.
+PROGS += smtp-relayd smtp-relayctl
+smtp-relayd_MAIN := smtp-relay/smtp-relayd.c
+smtp-relayctl_MAIN := smtp-relay/smtp-relayctl.c

@@ -1,0 +1,24 @@
+"""pytest glue: the `daemons` fixture (see mxb.py) and tool checks."""
+import os
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import mxb  # noqa: E402
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    """Start daemons with daemons.start()/daemons.mxbroker(); all stopped after."""
+    d = mxb.Daemons(tmp_path)
+    yield d
+    d.stop_all()
+
+
+def require_tool(name):
+    """A tool the test needs: missing is a loud failure, never a skip."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
+    assert path, f"{name} is not installed: run 'make deps' (as root)"
+    return path

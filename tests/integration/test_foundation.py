@@ -1,0 +1,110 @@
+"""Foundation: every program's command line, `-t` on good and bad
+configurations, and the status endpoint every daemon serves."""
+import json
+import os
+import signal
+
+import pytest
+
+import mxb
+
+PROGRAMS = ["brokerd", "metricd", "smtp-relayd", "mxroute", "metricview",
+            "smtp-relayctl"]
+DAEMONS = ["brokerd", "metricd", "smtp-relayd"]
+EXAMPLES = os.path.join(mxb.TOP, "docs", "examples")
+
+
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_help_and_version(prog):
+    r = mxb.run(prog, "--help")
+    assert r.returncode == 0
+    assert r.stdout.startswith(f"usage: {prog}")
+    r = mxb.run(prog, "--version")
+    assert r.returncode == 0
+    assert r.stdout.strip().startswith(f"{prog} (mxbroker) ")
+
+
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_bad_option_is_usage_error(prog):
+    r = mxb.run(prog, "--no-such-option")
+    assert r.returncode == 64
+    assert "usage:" in r.stderr
+
+
+@pytest.mark.parametrize("prog", DAEMONS)
+@pytest.mark.parametrize("example", ["mxbroker.conf", "TCPIP$LBROKER.CONF"])
+def test_check_accepts_examples(prog, example):
+    path = os.path.join(EXAMPLES, example)
+    r = mxb.run(prog, "-t", "-c", path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{path}: configuration OK"
+
+
+BAD = {
+    "missing-semicolon": ("broker {\n    threads 2\n    status-listen 127.0.0.1;\n};\n",
+                          ":2: missing ';' after '2'"),
+    "unknown-statement": ('cluster "a.test" {\n    members { 10.0.0.1; };\n'
+                          '    max-memebers 3;\n};\n',
+                          ":3: unknown statement 'max-memebers' in cluster"),
+    "bad-address": ('cluster "a.test" {\n    members {\n        10.0.0.1;\n'
+                    '        10.0.0.999;\n    };\n};\n',
+                    ":4: '10.0.0.999' is not an IPv4 or IPv6 address"),
+    "out-of-range": ("metrics {\n    compute-interval 500;\n};\n",
+                     ":2: 'compute-interval' 500 is out of range (1..300)"),
+}
+
+
+@pytest.mark.parametrize("prog", DAEMONS)
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_check_points_at_the_culprit(prog, case, tmp_path):
+    text, message = BAD[case]
+    path = tmp_path / f"{case}.conf"
+    path.write_text(text)
+    r = mxb.run(prog, "-t", "-c", str(path))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"{prog}: {path}{message}"
+    assert r.stdout == ""
+
+
+def test_missing_config_file(tmp_path):
+    r = mxb.run("brokerd", "-t", "-c", str(tmp_path / "nope.conf"))
+    assert r.returncode == 1
+    assert "nope.conf:0: cannot read: No such file or directory" in r.stderr
+
+
+@pytest.mark.parametrize("prog,section", [("brokerd", "broker"),
+                                          ("metricd", "metrics"),
+                                          ("smtp-relayd", "relay")])
+def test_status_endpoint(daemons, prog, section):
+    port = mxb.free_port()
+    key = {"broker": "status-listen", "metrics": "http-listen",
+           "relay": "status-listen"}[section]
+    listen = "listen { 127.0.0.1 port %d; };" % mxb.free_port()
+    if section == "relay":
+        listen += ' hostname "relay.test";'
+    d = daemons.mxbroker(prog, f"{section} {{ {listen} {key} 127.0.0.1 port {port}; }};",
+                         ready=mxb.http_ok("127.0.0.1", port))
+    status = mxb.http_json("127.0.0.1", port, "/status")
+    assert status["program"] == prog
+    assert status["pid"] == d.pid
+    assert status["uptime_seconds"] >= 0
+    code, ctype, body = mxb.http_get("127.0.0.1", port, "/metrics")
+    assert code == 200
+    assert ctype.startswith("text/plain; version=0.0.4")
+    assert "# TYPE mxbroker_build_info gauge" in body
+    assert f'mxbroker_build_info{{program="{prog}",' in body
+    code, _, _ = mxb.http_get("127.0.0.1", port, "/nowhere")
+    assert code == 404
+    d.signal(signal.SIGTERM)
+    assert d.stop() == 0
+    assert "shutting down" in d.log()
+
+
+def test_status_port_in_use_is_an_error(daemons):
+    port = mxb.free_port()
+    daemons.mxbroker("brokerd", f"broker {{ status-listen 127.0.0.1 port {port}; }};",
+                     ready=mxb.http_ok("127.0.0.1", port), name="first")
+    d = daemons.mxbroker("brokerd", f"broker {{ status-listen 127.0.0.1 port {port}; }};",
+                         name="second")
+    assert d.proc.wait(10) == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in d.log()
