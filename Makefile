@@ -32,20 +32,24 @@ ALL_LDFLAGS = $(SANITIZE) $(LDFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
 # Components in link order: a library comes before the ones it uses.
+# Each <c>/<c>.mk sets:
+#   <c>_DEPS          the libraries a program or test of <c> links, in order
+#   PROGS += p        and p_MAIN := <c>/p.c for each program (linked with <c>_DEPS)
+#   <c>_TESTS += test_x   for each tests/unit/test_x.c (linked with <c>_DEPS)
 COMPONENTS := smtp-relay broker resolver metrics common
 PROGS :=
 
 include $(foreach c,$(COMPONENTS),$(c)/$(c).mk)
 
 MAINS     := $(foreach p,$(PROGS),$($(p)_MAIN))
-LIBFILES  := $(foreach c,$(COMPONENTS),$(BUILD)/lib/lib$(c).a)
 BINS      := $(addprefix $(BUILD)/bin/,$(PROGS))
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNIT_BINS := $(foreach c,$(COMPONENTS),$(addprefix $(BUILD)/tests/,$($(c)_TESTS)))
 
 .PHONY: all deps test check check-unit check-asan check-integration demo \
-        install clean style-check
+        install clean style-check unit-bins $(PROGS)
 all: $(BINS)
+
+libfiles = $(foreach l,$(1),$(BUILD)/lib/lib$(l).a)
 
 define component_rules
 $(1)_SRCS := $$(filter-out $$(MAINS),$$(wildcard $(1)/*.c))
@@ -54,6 +58,11 @@ $(BUILD)/lib/lib$(1).a: $$($(1)_OBJS)
 	@mkdir -p $$(@D)
 	rm -f $$@
 	$$(AR) rcs $$@ $$^
+$(foreach t,$($(1)_TESTS),
+$(BUILD)/tests/$(t): $(BUILD)/obj/tests/unit/$(t).o $(BUILD)/obj/tests/unit/tap.o $$(call libfiles,$$($(1)_DEPS))
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+)
 endef
 $(foreach c,$(COMPONENTS),$(eval $(call component_rules,$(c))))
 
@@ -61,26 +70,23 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+# A program links the libraries of the component whose folder holds its main.
 define prog_rule
-$(BUILD)/bin/$(1): $(BUILD)/obj/$$(patsubst %.c,%.o,$$($(1)_MAIN)) $$(LIBFILES)
+$(BUILD)/bin/$(1): $(BUILD)/obj/$$(patsubst %.c,%.o,$$($(1)_MAIN)) $$(call libfiles,$$($$(firstword $$(subst /, ,$$($(1)_MAIN)))_DEPS))
 	@mkdir -p $$(@D)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$< $$(LIBFILES) $$(LDLIBS)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+$(1): $(BUILD)/bin/$(1)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
-
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/tap.o $(LIBFILES)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/obj/tests/unit/tap.o $(LIBFILES) $(LDLIBS)
 
 .SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
+unit-bins: $(UNIT_BINS)
+
 deps:
 	@tests/tools/install-deps.sh
-
-unit-bins: $(UNIT_BINS)
-.PHONY: unit-bins
 
 # The whole suite: one summary line "N passed, N failed" at the end.
 test: deps

@@ -1,3 +1,4 @@
-# broker/: libbroker.a (zone store, answers, clusters) and brokerd.
+# broker/: libbroker.a (zone store, answers, clusters, poller) and brokerd.
+broker_DEPS := broker metrics common
 PROGS += brokerd
 brokerd_MAIN := broker/brokerd.c

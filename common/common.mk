@@ -1,1 +1,3 @@
-# common/: shared library only (config, log, addr, status HTTP, program glue).
+# common/: libcommon.a (config, log, addr, status HTTP, daemon glue).
+common_DEPS := common
+common_TESTS += test_config

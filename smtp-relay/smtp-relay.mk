@@ -1,4 +1,5 @@
 # smtp-relay/: libsmtp-relay.a (server, queue, delivery) and smtp-relayd, smtp-relayctl.
+smtp-relay_DEPS := smtp-relay resolver common
 PROGS += smtp-relayd smtp-relayctl
 smtp-relayd_MAIN := smtp-relay/smtp-relayd.c
 smtp-relayctl_MAIN := smtp-relay/smtp-relayctl.c
