@@ -85,6 +85,30 @@ $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
 unit-bins: $(UNIT_BINS)
 
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c with a seed corpus in
+# tests/fuzz/corpus/<name>/, built with clang into build/fuzz.
+#   make fuzz FUZZ_SECONDS=N   build and run each target for N seconds
+FUZZ_SECONDS ?= 30
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
+ALL_LIBS    = $(call libfiles,$(COMPONENTS))
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT='-O1 -g' \
+	    SANITIZE='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined' \
+	    fuzz-bins
+
+fuzz: fuzz-build
+	@tests/tools/run-fuzz.sh build/fuzz/fuzz $(FUZZ_SECONDS)
+
+.PHONY: fuzz fuzz-build fuzz-bins
+
 deps:
 	@tests/tools/install-deps.sh
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -417,11 +418,17 @@ static char *
 read_file(const char *path, size_t *len, char *why, size_t whylen)
 {
 	FILE *f = fopen(path, "re");
+	struct stat st;
 	char *buf;
 	size_t n;
 
 	if (f == NULL) {
 		snprintf(why, whylen, "%s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "not a regular file");
+		fclose(f);
 		return NULL;
 	}
 	buf = malloc(CONFIG_MAX_FILE + 1);

@@ -7,7 +7,7 @@
 
 static int tap_count, tap_failed;
 
-static bool
+static bool __attribute__((format(printf, 4, 0)))
 tap_report(bool cond, const char *file, int line, const char *fmt, va_list ap)
 {
 	tap_count++;
