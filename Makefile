@@ -136,14 +136,26 @@ demo: deps all
 style-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+
+# Daemons go to sbin, tools to bin; man pages by section; hardened units with
+# the sbin path filled in; the examples as documentation.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	for p in $(PROGS); do \
 	    case $$p in *d) install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/sbin/ ;; \
 	    *) install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/bin/ ;; esac; done
-	if [ -d docs/man ]; then for m in docs/man/*.[1-8]; do [ -f "$$m" ] || continue; \
-	    s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
-	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; fi
+	for m in docs/man/*.[1-8]; do [ -f "$$m" ] || continue; s=$${m##*.}; \
+	    install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	install -d $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(SYSUSERSDIR)
+	for u in docs/systemd/*.service; do \
+	    sed 's|@SBINDIR@|$(PREFIX)/sbin|g' $$u > $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; \
+	    chmod 644 $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; done
+	install -m 644 docs/systemd/mxbroker.sysusers $(DESTDIR)$(SYSUSERSDIR)/mxbroker.conf
+	install -d $(DESTDIR)$(PREFIX)/share/doc/mxbroker/examples
+	install -m 644 docs/examples/* $(DESTDIR)$(PREFIX)/share/doc/mxbroker/examples/
 
 clean:
 	rm -rf $(BUILD)
