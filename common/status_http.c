@@ -36,9 +36,9 @@ void
 prom_sample(struct evbuffer *out, const char *name, const char *labels, double value)
 {
 	if (labels != NULL && labels[0] != '\0')
-		evbuffer_add_printf(out, "mxbroker_%s{%s} %.17g\n", name, labels, value);
+		evbuffer_add_printf(out, "mxbroker_%s{%s} %.15g\n", name, labels, value);
 	else
-		evbuffer_add_printf(out, "mxbroker_%s %.17g\n", name, value);
+		evbuffer_add_printf(out, "mxbroker_%s %.15g\n", name, value);
 }
 
 void

@@ -1,27 +1,217 @@
-/* metricd.c - main of the load metric agent. */
+/* metricd.c - main of the load metric agent (see metricd(8)). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
 
 #include "common/config.h"
 #include "common/daemon.h"
-#include "common/skeleton.h"
+#include "common/log.h"
+#include "common/status_http.h"
+#include "metrics/agent.h"
+#include "metrics/drain.h"
+#include "metrics/server.h"
+
+#define MAX_SERVERS 65 /* listen addresses plus lbcd-listen */
 
 static const struct prog_info metricd_info = {
-	"metricd",
-	"Computes this host's load rating and answers the broker's polls\n"
-	"(UDP) and monitoring (HTTP JSON and Prometheus text).",
-	NULL,
+    "metricd",
+    "Computes this host's load rating and answers the broker's polls\n"
+    "(UDP) and monitoring (HTTP JSON and Prometheus text).",
+    "      --drain[=REASON]   drain this member (rating 0) and exit; lasts\n"
+    "                         until --undrain, across restarts\n"
+    "      --undrain          end the drain and exit\n",
 };
+
+enum drain_cmd { CMD_RUN, CMD_DRAIN, CMD_UNDRAIN };
+
+struct metricd {
+	const char *config_path;
+	struct config *cfg;
+	struct agent *agent;
+	struct metric_server *servers[MAX_SERVERS];
+	size_t nservers;
+};
+
+static enum drain_cmd
+parse_args(int argc, char **argv, struct daemon_opts *opts, const char **reason)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 't'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"drain", optional_argument, NULL, 'D'},
+	    {"undrain", no_argument, NULL, 'U'},
+	    {NULL, 0, NULL, 0},
+	};
+	enum drain_cmd cmd = CMD_RUN;
+	int ch;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->config_path = DAEMON_DEFAULT_CONFIG;
+	while ((ch = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': opts->config_path = optarg; break;
+		case 't': opts->check_only = true; break;
+		case 'd': opts->debug = true; break;
+		case 'D':
+			cmd = CMD_DRAIN;
+			*reason = optarg;
+			break;
+		case 'U': cmd = CMD_UNDRAIN; break;
+		case 'h': prog_usage(&metricd_info, false); exit(0);
+		case 'V': printf("metricd (mxbroker) %s\n", MXB_VERSION); exit(0);
+		default: prog_usage(&metricd_info, true); exit(64);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "metricd: unexpected argument '%s'\n", argv[optind]);
+		prog_usage(&metricd_info, true);
+		exit(64);
+	}
+	log_init("metricd", opts->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, false);
+	return cmd;
+}
+
+/* Poll signatures are HMAC-SHA256 only. */
+static int
+check_config(const struct config *cfg)
+{
+	const struct config_key *k = cfg->metrics.key;
+
+	if (k != NULL && k->algorithm != CONFIG_HMAC_SHA256) {
+		fprintf(stderr,
+		    "metricd: %s: metrics: key '%s' uses %s; polls are signed "
+		    "with hmac-sha256 only\n",
+		    cfg->path, k->name, k->algorithm_name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+run_drain(const struct config *cfg, enum drain_cmd cmd, const char *reason)
+{
+	const char *path = cfg->metrics.drain_file;
+
+	if (cmd == CMD_DRAIN ? drain_set(path, reason) == -1 : drain_clear(path) == -1) {
+		fprintf(stderr, "metricd: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	printf("metricd: %s (%s); a running metricd follows within a second\n",
+	    cmd == CMD_DRAIN ? "drained" : "undrained", path);
+	return 0;
+}
+
+static void
+ready_cb(void *arg)
+{
+	struct metricd *md = arg;
+
+	for (size_t i = 0; i < md->nservers; i++)
+		if (metric_server_enable(md->servers[i]) == -1)
+			log_warnx("metrics: cannot start answering polls");
+	log_info("answering polls");
+}
+
+static void
+reload_cb(void *arg)
+{
+	struct metricd *md = arg;
+	char err[1024];
+	struct config *cfg = config_load(md->config_path, err, sizeof(err));
+
+	if (cfg == NULL) {
+		log_warnx("reload: %s; keeping the running configuration", err);
+		return;
+	}
+	if (check_config(cfg) == -1 || agent_reconfigure(md->agent, cfg) == -1) {
+		log_warnx("reload: keeping the running configuration");
+		config_free(cfg);
+		return;
+	}
+	config_free(md->cfg);
+	md->cfg = cfg;
+	log_info("reload: configuration %s in use (listen addresses change on restart)",
+	    md->config_path);
+}
+
+static int
+add_server(
+    struct metricd *md, struct event_base *base, const struct addr *a, enum metric_server_kind kind)
+{
+	if (md->nservers == MAX_SERVERS) {
+		log_warnx("metrics: more than %d listen addresses", MAX_SERVERS);
+		return -1;
+	}
+	md->servers[md->nservers] = metric_server_new(base, a, kind, md->agent);
+	if (md->servers[md->nservers] == NULL)
+		return -1;
+	md->nservers++;
+	return 0;
+}
+
+static int
+bind_all(struct metricd *md, struct event_base *base)
+{
+	const struct config_metrics *m = &md->cfg->metrics;
+
+	for (size_t i = 0; i < m->listen.n; i++)
+		if (add_server(md, base, &m->listen.v[i], METRIC_SERVER_NATIVE) == -1)
+			return -1;
+	if (m->lbcd_listen.len != 0 &&
+	    add_server(md, base, &m->lbcd_listen, METRIC_SERVER_LBCD) == -1)
+		return -1;
+	return 0;
+}
 
 int
 main(int argc, char **argv)
 {
+	struct metricd md = {0};
 	struct daemon_opts opts;
-	struct config *cfg;
-	int rc;
+	struct event_base *base = NULL;
+	struct status_http *sh = NULL;
+	const char *reason = NULL;
+	enum drain_cmd cmd = parse_args(argc, argv, &opts, &reason);
+	int rc = 1;
 
-	daemon_args(argc, argv, &metricd_info, &opts);
-	cfg = daemon_load_config(&metricd_info, &opts, NULL);
-	rc = skeleton_run(&metricd_info, cfg, &cfg->metrics.http_listen);
-	config_free(cfg);
+	md.config_path = opts.config_path;
+	md.cfg = daemon_load_config(&metricd_info, &opts, check_config);
+	if (cmd != CMD_RUN) {
+		rc = run_drain(md.cfg, cmd, reason);
+		config_free(md.cfg);
+		return rc;
+	}
+	if ((base = event_base_new()) == NULL) {
+		log_warnx("cannot create the event loop");
+		goto done;
+	}
+	/* Sockets first, then privileges, then untrusted input. */
+	if ((md.agent = agent_new(base, md.cfg)) == NULL || bind_all(&md, base) == -1)
+		goto done;
+	if (md.cfg->metrics.http_listen.len != 0 &&
+	    (sh = status_http_new(base, &md.cfg->metrics.http_listen, "metricd", agent_status_json,
+	         agent_metrics_prom, md.agent)) == NULL)
+		goto done;
+	if (daemon_signals(base, reload_cb, &md) == -1 || daemon_drop_privileges(md.cfg) == -1 ||
+	    daemon_write_pidfile(md.cfg) == -1 || agent_start(md.agent, ready_cb, &md) == -1)
+		goto done;
+	log_info("started (mxbroker %s)", MXB_VERSION);
+	event_base_dispatch(base);
+	rc = 0;
+done:
+	status_http_free(sh);
+	for (size_t i = 0; i < md.nservers; i++)
+		metric_server_free(md.servers[i]);
+	agent_free(md.agent);
+	if (base != NULL)
+		event_base_free(base);
+	config_free(md.cfg);
 	return rc;
 }

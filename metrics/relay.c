@@ -1,0 +1,184 @@
+/* relay.c - fetch and parse the relay's session counts (see relay.h). */
+#include "metrics/relay.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+
+struct relay_probe {
+	struct event_base *base;
+	struct evhttp_connection *conn;
+	char host[ADDR_STRLEN];
+	bool busy;
+	enum evhttp_request_error last_error;
+	bool have_error;
+	relay_done_cb done;
+	void *arg;
+};
+
+static int
+get_count(struct json_object *sessions, const char *name, unsigned *out)
+{
+	struct json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(sessions, name, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	n = json_object_get_int64(v);
+	if (n < 0 || n > INT32_MAX)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+int
+relay_status_parse(const char *body, size_t len, struct relay_result *r)
+{
+	struct json_tokener *tok;
+	struct json_object *root, *sessions;
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (len > RELAY_STATUS_MAX) {
+		snprintf(r->error, sizeof(r->error), "status document too large");
+		return -1;
+	}
+	if ((tok = json_tokener_new()) == NULL) {
+		snprintf(r->error, sizeof(r->error), "out of memory");
+		return -1;
+	}
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success) {
+		snprintf(r->error, sizeof(r->error), "status is not valid JSON");
+	} else if (!json_object_object_get_ex(root, "sessions", &sessions) ||
+	    !json_object_is_type(sessions, json_type_object)) {
+		snprintf(r->error, sizeof(r->error), "status has no \"sessions\" object");
+	} else if (get_count(sessions, "open", &r->open) == -1 ||
+	    get_count(sessions, "max", &r->max) == -1) {
+		snprintf(
+		    r->error, sizeof(r->error), "\"sessions\" lacks integer \"open\" and \"max\"");
+	} else {
+		r->ok = true;
+		rc = 0;
+	}
+	json_object_put(root);
+	json_tokener_free(tok);
+	return rc;
+}
+
+static const char *
+request_error_str(enum evhttp_request_error e)
+{
+	switch (e) {
+	case EVREQ_HTTP_TIMEOUT: return "timed out";
+	case EVREQ_HTTP_EOF: return "connection closed";
+	case EVREQ_HTTP_INVALID_HEADER: return "invalid HTTP response";
+	case EVREQ_HTTP_BUFFER_ERROR: return "connection refused or reset";
+	case EVREQ_HTTP_REQUEST_CANCEL: return "cancelled";
+	case EVREQ_HTTP_DATA_TOO_LONG: return "response too long";
+	}
+	return "request failed";
+}
+
+static void
+error_cb(enum evhttp_request_error e, void *arg)
+{
+	struct relay_probe *rp = arg;
+
+	rp->last_error = e;
+	rp->have_error = true;
+}
+
+static void
+response_cb(struct evhttp_request *req, void *arg)
+{
+	struct relay_probe *rp = arg;
+	struct relay_result r;
+	int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+
+	memset(&r, 0, sizeof(r));
+	if (code == 0) {
+		snprintf(r.error, sizeof(r.error), "%s",
+		    rp->have_error ? request_error_str(rp->last_error)
+		                   : "connection failed or no answer");
+	} else if (code != HTTP_OK) {
+		snprintf(r.error, sizeof(r.error), "HTTP status %d", code);
+	} else {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		size_t len = evbuffer_get_length(in);
+		const char *body = (const char *)evbuffer_pullup(in, -1);
+
+		(void)relay_status_parse(body != NULL ? body : "", len, &r);
+	}
+	rp->busy = false;
+	rp->done(&r, rp->arg);
+}
+
+struct relay_probe *
+relay_probe_new(struct event_base *base, const struct addr *where)
+{
+	struct relay_probe *rp = calloc(1, sizeof(*rp));
+	char host[ADDR_STRLEN];
+
+	if (rp == NULL) {
+		log_warnx("relay-status: out of memory");
+		return NULL;
+	}
+	rp->base = base;
+	addr_str(where, rp->host, sizeof(rp->host));
+	addr_host_str(where, host, sizeof(host));
+	rp->conn = evhttp_connection_base_new(base, NULL, host, addr_port(where));
+	if (rp->conn == NULL) {
+		log_warnx("relay-status: %s: cannot create an HTTP client", rp->host);
+		free(rp);
+		return NULL;
+	}
+	evhttp_connection_set_retries(rp->conn, 0);
+	evhttp_connection_set_max_body_size(rp->conn, RELAY_STATUS_MAX);
+	return rp;
+}
+
+int
+relay_probe_start(struct relay_probe *rp, unsigned timeout_s, relay_done_cb done, void *arg)
+{
+	struct evhttp_request *req;
+
+	if (rp->busy)
+		return -1;
+	rp->done = done;
+	rp->arg = arg;
+	rp->have_error = false;
+	evhttp_connection_set_timeout(rp->conn, (int)timeout_s);
+	req = evhttp_request_new(response_cb, rp);
+	if (req == NULL)
+		return -1;
+	evhttp_request_set_error_cb(req, error_cb);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", rp->host);
+	if (evhttp_make_request(rp->conn, req, EVHTTP_REQ_GET, "/status") == -1)
+		return -1;
+	rp->busy = true;
+	return 0;
+}
+
+bool
+relay_probe_busy(const struct relay_probe *rp)
+{
+	return rp->busy;
+}
+
+void
+relay_probe_free(struct relay_probe *rp)
+{
+	if (rp == NULL)
+		return;
+	evhttp_connection_free(rp->conn);
+	free(rp);
+}

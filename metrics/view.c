@@ -1,0 +1,414 @@
+/* view.c - poll, rank and print agents for metricview (see view.h). */
+#include "metrics/view.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+
+#include "common/log.h"
+#include "metrics/sysstat.h"
+
+static int
+resolve(const char *host, uint16_t port, struct addr *out, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res;
+	int rc;
+
+	if (addr_parse(host, port, out) == 0)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_DGRAM;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	rc = addr_from_sockaddr(res->ai_addr, res->ai_addrlen, out);
+	freeaddrinfo(res);
+	if (rc == -1) {
+		snprintf(err, errlen, "%s: no IPv4 or IPv6 address", host);
+		return -1;
+	}
+	addr_set_port(out, port);
+	return 0;
+}
+
+static int
+parse_port(const char *s, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v == 0 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int
+view_parse_target(
+    const char *arg, uint16_t default_port, struct view_host *h, char *err, size_t errlen)
+{
+	char host[VIEW_NAME_MAX];
+	const char *colon = strrchr(arg, ':');
+	uint16_t port = default_port;
+
+	memset(h, 0, sizeof(h[0]));
+	if (snprintf(h->name, sizeof(h->name), "%s", arg) >= (int)sizeof(h->name)) {
+		snprintf(err, errlen, "host name too long");
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%s", arg);
+	if (arg[0] == '[') {
+		char *close = strchr(host, ']');
+
+		if (close == NULL ||
+		    (close[1] != '\0' && (close[1] != ':' || parse_port(close + 2, &port) == -1))) {
+			snprintf(err, errlen, "%s: expected [ADDRESS]:PORT", arg);
+			return -1;
+		}
+		*close = '\0';
+		memmove(host, host + 1, strlen(host));
+	} else if (colon != NULL && strchr(arg, ':') == colon) {
+		/* Exactly one colon: HOST:PORT.  More: a bare IPv6 address. */
+		if (parse_port(colon + 1, &port) == -1) {
+			snprintf(err, errlen, "%s: bad port '%s'", arg, colon + 1);
+			return -1;
+		}
+		host[colon - arg] = '\0';
+	}
+	return resolve(host, port, &h->addr, err, errlen);
+}
+
+/* Decode base64 text (whitespace around it ignored) into out. */
+static int
+decode_b64(const char *text, uint8_t *out, size_t cap, size_t *len)
+{
+	char clean[700];
+	size_t n = 0, pad = 0;
+	int got;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+			continue;
+		if (n + 1 >= sizeof(clean))
+			return -1;
+		clean[n++] = *p;
+	}
+	clean[n] = '\0';
+	if (n == 0 || n % 4 != 0 || n / 4 * 3 > cap)
+		return -1;
+	got = EVP_DecodeBlock(out, (const unsigned char *)clean, (int)n);
+	if (got < 0)
+		return -1;
+	pad = (clean[n - 1] == '=') + (clean[n - 2] == '=');
+	*len = (size_t)got - pad;
+	return *len > 0 ? 0 : -1;
+}
+
+static int
+copy_key(const struct config_key *k, struct view_key *out, char *err, size_t errlen)
+{
+	if (k->algorithm != CONFIG_HMAC_SHA256 || k->secret_len > sizeof(out->secret)) {
+		snprintf(err, errlen,
+		    "key '%s': polls are signed with hmac-sha256 and a "
+		    "secret of at most %zu bytes",
+		    k->name, sizeof(out->secret));
+		return -1;
+	}
+	snprintf(out->name, sizeof(out->name), "%s", k->name);
+	memcpy(out->secret, k->secret, k->secret_len);
+	out->key.secret_len = k->secret_len;
+	return 0;
+}
+
+int
+view_load_key(const char *path, struct view_key *out, char *err, size_t errlen)
+{
+	char cerr[512], text[1024];
+	struct config *cfg = config_load(path, cerr, sizeof(cerr));
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->key.name = out->name;
+	out->key.secret = out->secret;
+	out->key.algorithm = CONFIG_HMAC_SHA256;
+	out->key.algorithm_name = "hmac-sha256";
+	if (cfg != NULL && (cfg->metrics.key != NULL || cfg->nkeys == 1)) {
+		rc = copy_key(
+		    cfg->metrics.key != NULL ? cfg->metrics.key : &cfg->keys[0], out, err, errlen);
+	} else if (cfg != NULL && cfg->nkeys > 1) {
+		snprintf(err, errlen, "%s: several keys and no metrics { key }: which one?", path);
+	} else if (sysstat_read_file(path, text, sizeof(text)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	} else if (decode_b64(text, out->secret, sizeof(out->secret), &out->key.secret_len) == -1) {
+		snprintf(
+		    err, errlen, "%s: neither key statements (%s) nor a base64 secret", path, cerr);
+	} else {
+		snprintf(out->name, sizeof(out->name), "key-file");
+		rc = 0;
+	}
+	config_free(cfg);
+	return rc;
+}
+
+struct poll_run {
+	struct event_base *base;
+	size_t pending;
+};
+
+struct poll_ctx {
+	struct poll_run *run;
+	struct view_host *host;
+};
+
+static void
+polled_cb(const struct metric_poll_result *res, void *arg)
+{
+	struct poll_ctx *ctx = arg;
+	struct view_host *h = ctx->host;
+
+	h->done = true;
+	h->rtt_us = res->rtt_us;
+	switch (res->status) {
+	case METRIC_POLL_OK:
+		h->ok = true;
+		h->v = res->values;
+		break;
+	case METRIC_POLL_TIMEOUT:
+		if (res->discarded > 0)
+			snprintf(h->error, sizeof(h->error), "no valid answer (%u rejected: %s)",
+			    res->discarded, metric_strerror(res->last_discard));
+		else
+			snprintf(h->error, sizeof(h->error), "no answer (timeout)");
+		break;
+	case METRIC_POLL_REFUSED:
+		snprintf(h->error, sizeof(h->error), "refused: %s",
+		    res->proto == METRIC_POLL_LBCD ? lbcd_status_str(res->code)
+		                                   : metric_code_str(res->code));
+		break;
+	}
+	if (--ctx->run->pending == 0)
+		event_base_loopbreak(ctx->run->base);
+}
+
+int
+view_poll(struct view_host *hosts, size_t n, enum metric_poll_proto proto,
+    const struct config_key *key, unsigned timeout_ms)
+{
+	struct poll_run run = {event_base_new(), 0};
+	struct metric_poller *p = NULL;
+	struct poll_ctx *ctx = calloc(n, sizeof(*ctx));
+	int rc = -1;
+
+	if (run.base == NULL || ctx == NULL || n > METRIC_POLLER_MAX ||
+	    (p = metric_poller_new(run.base, (unsigned)n, NULL, NULL)) == NULL)
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		struct metric_poll_target t = {hosts[i].addr, proto, key, timeout_ms};
+
+		ctx[i].run = &run;
+		ctx[i].host = &hosts[i];
+		if (metric_poll_start(p, &t, polled_cb, &ctx[i], NULL) == -1) {
+			hosts[i].done = true;
+			snprintf(hosts[i].error, sizeof(hosts[i].error), "cannot send: %s",
+			    strerror(errno));
+			continue;
+		}
+		run.pending++;
+	}
+	if (run.pending > 0)
+		event_base_dispatch(run.base);
+	rc = 0;
+done:
+	metric_poller_free(p);
+	free(ctx);
+	if (run.base != NULL)
+		event_base_free(run.base);
+	return rc;
+}
+
+static int
+rank_cmp(const void *x, const void *y)
+{
+	const struct view_host *a = x, *b = y;
+
+	if (a->ok != b->ok)
+		return a->ok ? -1 : 1;
+	if (a->v.rating != b->v.rating)
+		return a->v.rating > b->v.rating ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+void
+view_sort(struct view_host *hosts, size_t n)
+{
+	qsort(hosts, n, sizeof(hosts[0]), rank_cmp);
+}
+
+static void
+flag_words(uint16_t f, char *buf, size_t len)
+{
+	static const struct {
+		uint16_t bit;
+		const char *word;
+	} words[] = {
+	    {METRIC_F_DRAINING, "draining"},
+	    {METRIC_F_RELAY, "relay"},
+	    {METRIC_F_RELAY_DOWN, "relay-down"},
+	    {METRIC_F_CPU_DERIVED, "cpu-derived"},
+	    {METRIC_F_PENALTY, "memory-penalty"},
+	    {METRIC_F_LBCD, "lbcd"},
+	};
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if ((f & words[i].bit) == 0)
+			continue;
+		int w =
+		    snprintf(buf + used, len - used, "%s%s", used > 0 ? "," : "", words[i].word);
+
+		if (w < 0 || (size_t)w >= len - used)
+			break;
+		used += (size_t)w;
+	}
+}
+
+void
+view_print_table(FILE *out, const struct view_host *hosts, size_t n)
+{
+	fprintf(out, "%-28s %6s %6s %8s %7s %6s %13s %9s  %s\n", "Host", "Rating", "Avail",
+	    "Workload", "Penalty", "Load%", "Sessions", "Free MiB", "Flags");
+	for (size_t i = 0; i < n; i++) {
+		const struct view_host *h = &hosts[i];
+		const struct metric_values *v = &h->v;
+		char sess[32], flags[96];
+
+		if (!h->ok) {
+			fprintf(out, "%-28s %6s  %s\n", h->name, "-", h->error);
+			continue;
+		}
+		snprintf(sess, sizeof(sess), "%u/%u", v->sessions, v->capacity);
+		flag_words(v->flags, flags, sizeof(flags));
+		fprintf(out, "%-28s %6.0f %6.2f %8.2f %7.2f %6.2f %13s %9llu  %s\n", h->name,
+		    v->rating / 1000.0, v->availability / 1000.0, v->workload / 1000.0,
+		    v->penalty / 1000.0, v->load / 1000.0, sess,
+		    (unsigned long long)(v->free_bytes >> 20), flags);
+	}
+}
+
+static struct json_object *
+milli(int64_t v)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%.3f", (double)v / 1000.0);
+	return json_object_new_double_s((double)v / 1000.0, text);
+}
+
+static struct json_object *
+host_json(const struct view_host *h)
+{
+	struct json_object *o = json_object_new_object();
+	const struct metric_values *v = &h->v;
+	char where[ADDR_STRLEN], flags[96];
+
+	json_object_object_add(o, "host", json_object_new_string(h->name));
+	json_object_object_add(
+	    o, "address", json_object_new_string(addr_str(&h->addr, where, sizeof(where))));
+	json_object_object_add(o, "ok", json_object_new_boolean(h->ok));
+	if (!h->ok) {
+		json_object_object_add(o, "error", json_object_new_string(h->error));
+		return o;
+	}
+	flag_words(v->flags, flags, sizeof(flags));
+	json_object_object_add(o, "rating", milli(v->rating));
+	json_object_object_add(o, "availability", milli(v->availability));
+	json_object_object_add(o, "workload", milli(v->workload));
+	json_object_object_add(o, "penalty", milli(v->penalty));
+	json_object_object_add(o, "load_percent", milli(v->load));
+	json_object_object_add(o, "cpu_rating", json_object_new_int(v->cpu_rating));
+	json_object_object_add(o, "sessions", json_object_new_int64(v->sessions));
+	json_object_object_add(o, "capacity", json_object_new_int64(v->capacity));
+	json_object_object_add(
+	    o, "free_memory_bytes", json_object_new_int64((int64_t)v->free_bytes));
+	json_object_object_add(
+	    o, "memory_goal_bytes", json_object_new_int64((int64_t)v->goal_bytes));
+	json_object_object_add(
+	    o, "draining", json_object_new_boolean((v->flags & METRIC_F_DRAINING) != 0));
+	json_object_object_add(o, "flags", json_object_new_string(flags));
+	json_object_object_add(o, "computed_at", milli((int64_t)v->computed_ms));
+	json_object_object_add(o, "compute_interval", json_object_new_int64(v->interval));
+	json_object_object_add(o, "rtt_ms", milli(h->rtt_us));
+	return o;
+}
+
+void
+view_print_json(FILE *out, const struct view_host *hosts, size_t n)
+{
+	struct json_object *root = json_object_new_object();
+	struct json_object *list = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(list, host_json(&hosts[i]));
+	json_object_object_add(root, "hosts", list);
+	fprintf(out, "%s\n",
+	    json_object_to_json_string_ext(
+	        root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+}
+
+enum view_check_state
+view_check_state(const struct view_host *hosts, size_t n, double warn, double crit)
+{
+	enum view_check_state st = VIEW_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		double r = hosts[i].v.rating / 1000.0;
+
+		if (!hosts[i].ok)
+			return VIEW_UNKNOWN;
+		if ((hosts[i].v.flags & METRIC_F_DRAINING) != 0)
+			continue;
+		if (r < crit)
+			st = VIEW_CRITICAL;
+		else if (r < warn && st == VIEW_OK)
+			st = VIEW_WARNING;
+	}
+	return st;
+}
+
+enum view_check_state
+view_print_check(FILE *out, const struct view_host *hosts, size_t n, double warn, double crit)
+{
+	static const char *const names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+	enum view_check_state st = view_check_state(hosts, n, warn, crit);
+
+	fprintf(out, "METRICS %s -", names[st]);
+	for (size_t i = 0; i < n; i++) {
+		const struct view_host *h = &hosts[i];
+
+		if (!h->ok)
+			fprintf(out, "%s %s %s", i > 0 ? "," : "", h->name, h->error);
+		else
+			fprintf(out, "%s %s rating %.1f%s", i > 0 ? "," : "", h->name,
+			    h->v.rating / 1000.0,
+			    (h->v.flags & METRIC_F_DRAINING) != 0 ? " (draining)" : "");
+	}
+	fprintf(out, " |");
+	for (size_t i = 0; i < n; i++)
+		if (hosts[i].ok)
+			fprintf(out, " '%s'=%.3f;%g;%g;0;", hosts[i].name,
+			    hosts[i].v.rating / 1000.0, warn, crit);
+	fprintf(out, "\n");
+	return st;
+}

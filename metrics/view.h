@@ -1,0 +1,85 @@
+/*
+ * view.h - metricview's logic: poll a list of agents once, rank them, and
+ * print a Host / Rating table (TCPIP$METRICVIEW), JSON, or one
+ * Nagios/Icinga status line.  Polling uses the library poller (poll.h).
+ */
+#ifndef MXB_METRICS_VIEW_H
+#define MXB_METRICS_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/addr.h"
+#include "common/config.h"
+#include "metrics/poll.h"
+
+#define VIEW_NAME_MAX 256
+
+/* Plugin exit codes (Nagios plugin guidelines). */
+enum view_check_state {
+	VIEW_OK = 0,
+	VIEW_WARNING = 1,
+	VIEW_CRITICAL = 2,
+	VIEW_UNKNOWN = 3,
+};
+
+struct view_host {
+	char name[VIEW_NAME_MAX]; /* as given on the command line */
+	struct addr addr;
+	bool done;
+	bool ok;        /* answered with values */
+	char error[96]; /* when !ok */
+	struct metric_values v;
+	unsigned rtt_us;
+};
+
+/* A key read from --key-file, owning its secret. */
+struct view_key {
+	struct config_key key;
+	char name[64];
+	uint8_t secret[512];
+};
+
+/*
+ * Parse "HOST", "HOST:PORT", "[V6]:PORT" or a bare IPv6 address; a name is
+ * resolved (first address).  Returns 0, or -1 with a message in err.
+ */
+int view_parse_target(
+    const char *arg, uint16_t default_port, struct view_host *h, char *err, size_t errlen);
+
+/*
+ * Read a key file: either mxbroker.conf text with key statements (the
+ * metrics key, else the only key) or a single line holding the base64
+ * secret.  Returns 0, or -1 with a message in err.
+ */
+int view_load_key(const char *path, struct view_key *out, char *err, size_t errlen);
+
+/*
+ * Poll every host once, all at the same time, each with `timeout_ms`.
+ * Fills done/ok/error/v/rtt_us.  Returns 0, or -1 when polling could not
+ * start at all (logged).
+ */
+int view_poll(struct view_host *hosts, size_t n, enum metric_poll_proto proto,
+    const struct config_key *key, unsigned timeout_ms);
+
+/* Order by rating, highest first; hosts that did not answer go last. */
+void view_sort(struct view_host *hosts, size_t n);
+
+void view_print_table(FILE *out, const struct view_host *hosts, size_t n);
+void view_print_json(FILE *out, const struct view_host *hosts, size_t n);
+
+/*
+ * The plugin state: UNKNOWN when a host did not answer, else CRITICAL when
+ * a rating is below crit, WARNING below warn, OK otherwise.  A draining
+ * host is reported but raises no alarm (the drain is deliberate).
+ */
+enum view_check_state view_check_state(
+    const struct view_host *hosts, size_t n, double warn, double crit);
+
+/* Print the one status line with perfdata; returns view_check_state(). */
+enum view_check_state view_print_check(
+    FILE *out, const struct view_host *hosts, size_t n, double warn, double crit);
+
+#endif

@@ -1,0 +1,277 @@
+"""metricd and metricview: ranking, JSON, plugin exit codes, Prometheus text,
+signed polls and forged replies, drain, relay sessions, lbcd."""
+import json
+import signal
+import socket
+import subprocess
+
+import pytest
+
+import mxb
+import metrics_util as mu
+from conftest import require_tool
+
+A, B = "127.0.0.11", "127.0.0.12"
+
+
+def view(*args, timeout=30):
+    return mxb.run("metricview", *args, timeout=timeout)
+
+
+@pytest.fixture
+def two_agents(daemons):
+    """metricd on .11 (cpu-rating 90) and .12 (cpu-rating 20), signed."""
+    _, pa, ha = mu.start_agent(daemons, A, cpu_rating=90)
+    _, pb, hb = mu.start_agent(daemons, B, cpu_rating=20)
+    return {"a": f"{A}:{pa}", "b": f"{B}:{pb}", "http_a": ha, "http_b": hb,
+            "key": mu.key_file(daemons)}
+
+
+def test_metricview_ranks_agents(two_agents):
+    t = two_agents
+    r = view("--key-file", t["key"], t["b"], t["a"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:2] == ["Host", "Rating"]
+    assert lines[1].split()[0] == t["a"], r.stdout     # higher cpu-rating first
+    assert lines[2].split()[0] == t["b"], r.stdout
+    assert int(lines[1].split()[1]) > int(lines[2].split()[1])
+
+
+def test_metricview_json(two_agents):
+    t = two_agents
+    r = view("--json", "--key-file", t["key"], t["a"], t["b"])
+    assert r.returncode == 0, r.stderr
+    hosts = json.loads(r.stdout)["hosts"]
+    assert [h["host"] for h in hosts] == [t["a"], t["b"]]
+    a, b = hosts
+    assert a["ok"] and b["ok"]
+    assert a["rating"] > b["rating"] > 0
+    assert a["cpu_rating"] == 90 and b["cpu_rating"] == 20
+    for h in hosts:
+        # The formula holds on the reported terms (rounded to thousandths).
+        assert abs(h["availability"] + h["workload"] - h["penalty"] - h["rating"]) < 0.01
+        assert h["capacity"] == 100 and h["sessions"] == 0
+        assert h["availability"] == 20.0
+        assert 0 <= h["load_percent"] <= 100
+        assert h["free_memory_bytes"] > 0
+        assert h["draining"] is False
+    # The same numbers over HTTP.
+    status = mxb.http_json(A, t["http_a"])
+    assert status["inputs"]["cpu_rating"] == 90
+    assert status["signed"] is True
+    assert status["polls"]["answered"] >= 1
+
+
+def test_check_exit_codes(two_agents):
+    t = two_agents
+    args = ["--check", "--key-file", t["key"], t["a"], t["b"]]
+    ok = view(*args, "--warn", "1", "--crit", "0.5")
+    assert ok.returncode == 0, ok.stdout
+    assert ok.stdout.startswith("METRICS OK - ")
+    assert "|" in ok.stdout and f"'{t['a']}'=" in ok.stdout
+    assert len(ok.stdout.strip().splitlines()) == 1
+    warn = view(*args, "--warn", "1000", "--crit", "0.5")
+    assert warn.returncode == 1 and warn.stdout.startswith("METRICS WARNING"), warn.stdout
+    crit = view(*args, "--warn", "1000", "--crit", "999")
+    assert crit.returncode == 2 and crit.stdout.startswith("METRICS CRITICAL"), crit.stdout
+    silent = f"127.0.0.13:{mxb.free_port('127.0.0.13')}"
+    unk = view(*args, silent, "--warn", "1", "--crit", "0.5", "--timeout", "0.5")
+    assert unk.returncode == 3 and unk.stdout.startswith("METRICS UNKNOWN"), unk.stdout
+    assert "no answer" in unk.stdout
+    # Without the key, a signed agent stays silent: UNKNOWN too.
+    nokey = view("--check", "--warn", "1", "--crit", "0", "--timeout", "0.5", t["a"])
+    assert nokey.returncode == 3, nokey.stdout
+    usage = view("--check", t["a"])
+    assert usage.returncode == 64
+
+
+def test_prometheus_text_passes_promtool(two_agents):
+    promtool = require_tool("promtool")
+    code, ctype, body = mxb.http_get(A, two_agents["http_a"], "/metrics")
+    assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
+    for name in ("rating", "availability", "workload", "penalty", "load_percent",
+                 "cpu_rating", "sessions", "capacity", "free_memory_bytes", "draining"):
+        assert f"# TYPE mxbroker_metric_{name} gauge" in body
+        assert f"# HELP mxbroker_metric_{name} " in body
+    assert 'mxbroker_metric_poll_requests_total{result="answered"}' in body
+    r = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_signed_protocol_from_the_spec(daemons):
+    """A Python client written from docs/protocol-metrics.md talks to metricd."""
+    _, port, http = mu.start_agent(daemons, A, cpu_rating=40)
+    n = mu.nonce()
+    req = mu.request(0x01020304, n, mu.SECRET)
+    data = mu.udp_ask(A, port, req)
+    assert data is not None
+    assert len(data) == 112 and len(req) == 80       # no amplification
+    v = mu.parse_reply(data, 0x01020304, n, mu.SECRET)
+    assert v["cpu_rating"] == 40 and v["interval"] == 1 and v["capacity"] == 100
+    assert abs(v["rating"] - (v["availability"] + v["workload"] - v["penalty"])) <= 1
+    assert abs(v["computed_ms"] - mu.now_ms()) < 5000
+    # Unsigned and badly signed requests are ignored, not answered.
+    assert mu.udp_ask(A, port, mu.request(1, n), timeout=0.5) is None
+    assert mu.udp_ask(A, port, mu.request(2, n, b"wrong key"), timeout=0.5) is None
+    polls = mxb.http_json(A, http)["polls"]
+    assert polls["dropped_unsigned"] == 1 and polls["dropped_bad_tag"] == 1
+    # Garbage never gets an answer either.
+    assert mu.udp_ask(A, port, b"\x00" * 48, timeout=0.3) is None
+
+
+def test_unsigned_agent_answers_errors(daemons):
+    _, port, _ = mu.start_agent(daemons, A, key=False)
+    n = mu.nonce()
+    v = mu.parse_reply(mu.udp_ask(A, port, mu.request(9, n)), 9, n)
+    assert len(mu.request(9, n)) == 48 and v["rating"] > 0
+    bad = bytearray(mu.request(10, n))
+    bad[4] = 7                                          # version 7
+    err = mu.udp_ask(A, port, bytes(bad))
+    assert err is not None and len(err) == 28 and err[5] == mu.T_ERROR
+    assert err[20:24] == b"\x00\x01\x00\x01"            # code VERSION, we speak 1
+    signed = mu.udp_ask(A, port, mu.request(11, n, mu.SECRET))
+    assert signed is not None and signed[20:22] == b"\x00\x03"   # NO_KEY
+
+
+def _forger(mode, key=None):
+    """Respond like an agent, but wrongly in the given way."""
+    forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    forger.bind(("127.0.0.22", 0))
+    idle = {"rating": 120000, "availability": 20000, "workload": 100000,
+            "cpu_rating": 100, "capacity": 100, "interval": 10}
+
+    def respond(sock, data, peer):
+        _, _, _, _, seq, n = mu.HEADER.unpack_from(data)
+        if mode == "other-address":
+            forger.sendto(mu.reply(seq, n, idle, key), peer)
+        elif mode == "wrong-nonce":
+            sock.sendto(mu.reply(seq, bytes(8), idle, key), peer)
+        elif mode == "bad-tag":
+            pkt = bytearray(mu.reply(seq, n, idle, key))
+            pkt[-1] ^= 1
+            sock.sendto(bytes(pkt), peer)
+        elif mode == "unsigned":
+            sock.sendto(mu.reply(seq, n, idle, None), peer)
+        else:
+            sock.sendto(mu.reply(seq, n, idle, key), peer)
+    return respond, forger
+
+
+@pytest.mark.parametrize("mode,signed", [("other-address", False), ("wrong-nonce", False),
+                                         ("other-address", True), ("bad-tag", True),
+                                         ("unsigned", True), ("honest", False),
+                                         ("honest", True)])
+def test_forged_replies_are_ignored(daemons, mode, signed):
+    respond, forger = _forger(mode, mu.SECRET if signed else None)
+    agent = mu.FakeAgent("127.0.0.21", respond)
+    try:
+        args = ["--json", "--timeout", "0.7", f"127.0.0.21:{agent.port}"]
+        if signed:
+            args = ["--key-file", mu.key_file(daemons)] + args
+        r = view(*args)
+        host = json.loads(r.stdout)["hosts"][0]
+        assert agent.requests == 1
+        if mode == "honest":
+            assert r.returncode == 0 and host["ok"] and host["rating"] == 120.0
+        else:
+            assert r.returncode == 3 and not host["ok"], r.stdout
+    finally:
+        agent.stop()
+        forger.close()
+
+
+def test_drain_survives_restart(daemons, tmp_path):
+    d, port, http = mu.start_agent(daemons, A, cpu_rating=60, name="first")
+    conf = str(tmp_path / "first.conf")
+    key = mu.key_file(daemons)
+    r = mxb.run("metricd", "--drain=kernel update", "-c", conf)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "metricd.drain").exists()
+
+    def drained():
+        h = json.loads(view("--json", "--key-file", key, f"{A}:{port}").stdout)["hosts"][0]
+        return h["ok"] and h["rating"] == 0 and h["draining"]
+    mu.wait_for(drained, 5, "rating 0 with the draining flag")
+    status = mxb.http_json(A, http)
+    assert status["draining"] is True and "kernel update" in status["drain_reason"]
+    assert status["workload"] > 0                       # inputs still reported
+    chk = view("--check", "--warn", "10", "--crit", "5", "--key-file", key, f"{A}:{port}")
+    assert chk.returncode == 0 and "(draining)" in chk.stdout, chk.stdout
+
+    d.stop()
+    d2 = daemons.start("second", [mxb.binary("metricd"), "-c", conf],
+                       ready=lambda: mu.is_ready(A, http))
+    assert mxb.http_json(A, http)["draining"] is True
+    assert "starting drained" in d2.log()
+    assert mxb.run("metricd", "--undrain", "-c", conf).returncode == 0
+
+    def undrained():
+        h = json.loads(view("--json", "--key-file", key, f"{A}:{port}").stdout)["hosts"][0]
+        return h["ok"] and h["rating"] > 0 and not h["draining"]
+    mu.wait_for(undrained, 5, "drain to end")
+
+
+def test_relay_sessions_and_fallback(daemons):
+    relay = mu.RelayStatus("127.0.0.14", 25, 50)
+    try:
+        _, port, http = mu.start_agent(
+            daemons, A, key=False, extra=f"    relay-status 127.0.0.14 port {relay.port};\n")
+
+        def from_relay():
+            s = mxb.http_json(A, http)
+            return s["inputs"]["sessions_source"] == "relay"
+        mu.wait_for(from_relay, 5, "sessions from the relay")
+        s = mxb.http_json(A, http)
+        assert s["inputs"]["sessions"] == 25 and s["inputs"]["capacity"] == 50
+        assert s["availability"] == 10.0 and s["relay"]["ok"] is True
+        h = json.loads(view("--json", f"{A}:{port}").stdout)["hosts"][0]
+        assert h["sessions"] == 25 and h["capacity"] == 50 and "relay" in h["flags"]
+    finally:
+        relay.stop()
+
+    def fell_back():
+        s = mxb.http_json(A, http)
+        return s["relay"]["ok"] is False and s["inputs"]["capacity"] == 100
+    mu.wait_for(fell_back, 8, "fallback to the configured capacity")
+    s = mxb.http_json(A, http)
+    assert s["relay"]["error"] and s["inputs"]["sessions_source"] == "configured"
+    assert s["availability"] == 20.0
+    h = json.loads(view("--json", f"{A}:{port}").stdout)["hosts"][0]
+    assert "relay-down" in h["flags"]
+
+
+def test_reload_applies_cpu_rating(daemons, tmp_path):
+    d, port, http = mu.start_agent(daemons, A, cpu_rating=30, key=False, name="reload")
+    conf = tmp_path / "reload.conf"
+    conf.write_text(conf.read_text().replace("cpu-rating 30", "cpu-rating 80"))
+    d.signal(signal.SIGHUP)
+    mu.wait_for(lambda: mxb.http_json(A, http)["inputs"]["cpu_rating"] == 80, 5,
+                "new cpu-rating")
+    assert "reload" in d.log()
+
+
+def test_lbcd_real_daemon_and_our_responder(daemons):
+    lbcd = require_tool("lbcd")
+    lbcdclient = require_tool("lbcdclient")
+    host = "127.0.0.31"
+    port = mxb.free_port(host)
+    daemons.start("lbcd", [lbcd, "-d", "-b", host, "-p", str(port)],
+                  ready=mxb.udp_bound(host, port))
+    r = view("--lbcd", "--json", f"{host}:{port}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    h = json.loads(r.stdout)["hosts"][0]
+    assert h["ok"] and 0 < h["rating"] <= 100 and "lbcd" in h["flags"]
+
+    lport = mxb.free_port(A)
+    _, _, http = mu.start_agent(daemons, A, cpu_rating=70, key=False,
+                                extra=f"    lbcd-listen {A} port {lport};\n")
+    out = subprocess.run([lbcdclient, "-p", str(lport), A], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "PROTOCOL 3" in out.stdout and "default (0): weight" in out.stdout
+    ours = json.loads(view("--lbcd", "--json", f"{A}:{lport}").stdout)["hosts"][0]
+    native = mxb.http_json(A, http)["rating"]
+    assert ours["ok"] and abs(ours["rating"] - min(native, 100)) < 5
+    assert mxb.http_json(A, http)["polls"]["lbcd_answered"] >= 2

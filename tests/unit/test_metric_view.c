@@ -1,0 +1,186 @@
+/*
+ * test_metric_view.c - metricview's logic (targets, key files, ranking, the
+ * plugin state) and metricd's helpers (relay /status parsing, drain file).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "metrics/drain.h"
+#include "metrics/relay.h"
+#include "metrics/view.h"
+#include "tests/unit/tap.h"
+
+static char dir[] = "/tmp/test_metric_view.XXXXXX";
+
+static void
+test_targets(void)
+{
+	struct view_host h;
+	char err[256], buf[ADDR_STRLEN];
+
+	ok(view_parse_target("127.0.0.11", 4331, &h, err, sizeof(err)) == 0, "bare address");
+	is_str(addr_str(&h.addr, buf, sizeof(buf)), "127.0.0.11:4331", "default port");
+	ok(view_parse_target("127.0.0.12:9999", 4331, &h, err, sizeof(err)) == 0, "HOST:PORT");
+	is_str(addr_str(&h.addr, buf, sizeof(buf)), "127.0.0.12:9999", "port taken");
+	is_str(h.name, "127.0.0.12:9999", "name kept as given");
+	ok(view_parse_target("[::1]:4000", 4331, &h, err, sizeof(err)) == 0, "[V6]:PORT");
+	is_str(addr_str(&h.addr, buf, sizeof(buf)), "[::1]:4000", "v6 with port");
+	ok(view_parse_target("::1", 4331, &h, err, sizeof(err)) == 0, "bare v6");
+	is_int(addr_port(&h.addr), 4331, "bare v6 gets the default port");
+	ok(view_parse_target("localhost:5", 4331, &h, err, sizeof(err)) == 0, "a name resolves");
+	ok(view_parse_target("127.0.0.1:0", 4331, &h, err, sizeof(err)) == -1, "port 0 refused");
+	ok(view_parse_target("127.0.0.1:99999", 4331, &h, err, sizeof(err)) == -1,
+	    "port out of range refused");
+	ok(view_parse_target("[::1", 4331, &h, err, sizeof(err)) == -1, "unclosed bracket");
+	ok(view_parse_target("no-such-host.invalid", 4331, &h, err, sizeof(err)) == -1,
+	    "unresolvable name refused (%s)", err);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+test_key_files(void)
+{
+	struct view_key k;
+	char path[256], err[512];
+
+	snprintf(path, sizeof(path), "%s/key.conf", dir);
+	write_file(path, "key \"lb-key\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };\n");
+	ok(view_load_key(path, &k, err, sizeof(err)) == 0, "key statement file (%s)", err);
+	ok(k.key.secret_len == 6 && memcmp(k.key.secret, "secret", 6) == 0, "secret decoded");
+	is_str(k.key.name, "lb-key", "key name");
+
+	snprintf(path, sizeof(path), "%s/key.b64", dir);
+	write_file(path, "  c2VjcmV0MQ==\n");
+	ok(view_load_key(path, &k, err, sizeof(err)) == 0, "base64 secret file (%s)", err);
+	ok(k.key.secret_len == 7 && memcmp(k.key.secret, "secret1", 7) == 0, "padding handled");
+
+	snprintf(path, sizeof(path), "%s/two.conf", dir);
+	write_file(path,
+	    "key \"a\" { algorithm hmac-sha256; secret \"YQ==\"; };\n"
+	    "key \"b\" { algorithm hmac-sha256; secret \"Yg==\"; };\n"
+	    "metrics { key \"b\"; };\n");
+	ok(view_load_key(path, &k, err, sizeof(err)) == 0 && k.key.secret[0] == 'b',
+	    "several keys: the metrics key");
+	write_file(path,
+	    "key \"a\" { algorithm hmac-sha256; secret \"YQ==\"; };\n"
+	    "key \"b\" { algorithm hmac-sha256; secret \"Yg==\"; };\n");
+	ok(view_load_key(path, &k, err, sizeof(err)) == -1, "several keys, none chosen: error");
+	write_file(path, "key \"a\" { algorithm hmac-md5; secret \"YQ==\"; };\n");
+	ok(view_load_key(path, &k, err, sizeof(err)) == -1, "md5 key refused (%s)", err);
+	write_file(path, "not base64 at all!\n");
+	ok(view_load_key(path, &k, err, sizeof(err)) == -1, "garbage refused");
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	ok(view_load_key(path, &k, err, sizeof(err)) == -1, "missing file refused");
+}
+
+static void
+set_host(struct view_host *h, const char *name, bool answered, int32_t rating, uint16_t flags)
+{
+	memset(h, 0, sizeof(*h));
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	h->ok = answered;
+	h->done = true;
+	h->v.rating = rating;
+	h->v.flags = flags;
+	if (!answered)
+		snprintf(h->error, sizeof(h->error), "no answer (timeout)");
+}
+
+static void
+test_rank_and_check(void)
+{
+	struct view_host h[4];
+	char line[512];
+	FILE *mem;
+
+	set_host(&h[0], "b", true, 30000, 0);
+	set_host(&h[1], "dead", false, 0, 0);
+	set_host(&h[2], "a", true, 70000, 0);
+	set_host(&h[3], "c", true, 30000, 0);
+	view_sort(h, 4);
+	ok(strcmp(h[0].name, "a") == 0 && strcmp(h[1].name, "b") == 0 &&
+	        strcmp(h[2].name, "c") == 0 && strcmp(h[3].name, "dead") == 0,
+	    "ranked by rating, ties by name, silent hosts last");
+
+	is_int(view_check_state(h, 3, 20, 10), VIEW_OK, "all above warn: OK");
+	is_int(view_check_state(h, 3, 40, 10), VIEW_WARNING, "30 below warn 40: WARNING");
+	is_int(view_check_state(h, 3, 40, 35), VIEW_CRITICAL, "30 below crit 35: CRITICAL");
+	is_int(view_check_state(h, 4, 20, 10), VIEW_UNKNOWN, "a silent host: UNKNOWN");
+	set_host(&h[1], "drained", true, 0, METRIC_F_DRAINING);
+	is_int(view_check_state(h, 3, 20, 10), VIEW_OK, "a drained host raises no alarm");
+
+	mem = fmemopen(line, sizeof(line), "w");
+	view_print_check(mem, h, 2, 40, 10);
+	fclose(mem);
+	line[strcspn(line, "\n")] = '\0';
+	ok(strncmp(line,
+	       "METRICS OK - a rating 70.0, drained rating 0.0 (draining) | "
+	       "'a'=70.000;40;10;0; 'drained'=0.000;40;10;0;",
+	       103) == 0,
+	    "status line: %s", line);
+}
+
+static void
+test_relay_parse(void)
+{
+	struct relay_result r;
+	static const char good[] = "{\"program\":\"smtp-relayd\",\"sessions\":{\"open\":7,"
+	                           "\"max\":100},\"queue\":{}}";
+
+	ok(relay_status_parse(good, strlen(good), &r) == 0 && r.ok, "relay status parses");
+	ok(r.open == 7 && r.max == 100, "open 7, max 100");
+	ok(relay_status_parse("{\"sessions\":{\"open\":1}}", 23, &r) == -1 && !r.ok,
+	    "max missing: refused (%s)", r.error);
+	ok(relay_status_parse("{\"sessions\":{\"open\":-1,\"max\":5}}", 32, &r) == -1,
+	    "negative count refused");
+	ok(relay_status_parse("{\"sessions\":{\"open\":\"3\",\"max\":5}}", 33, &r) == -1,
+	    "string count refused");
+	ok(relay_status_parse("{\"sessions\":[1,2]}", 18, &r) == -1, "sessions not an object");
+	ok(relay_status_parse("{\"sess", 6, &r) == -1, "truncated JSON refused (%s)", r.error);
+	ok(relay_status_parse("", 0, &r) == -1, "empty body refused");
+}
+
+static void
+test_drain_file(void)
+{
+	char path[256], reason[256];
+
+	snprintf(path, sizeof(path), "%s/metricd.drain", dir);
+	ok(!drain_check(path, reason, sizeof(reason)), "not drained at first");
+	ok(drain_set(path, "kernel update\n\x01") == 0, "drain");
+	ok(drain_check(path, reason, sizeof(reason)), "drained");
+	ok(strncmp(reason, "kernel update", 13) == 0, "reason kept: %s", reason);
+	ok(strchr(reason, '\n') == NULL && strchr(reason, '\x01') == NULL,
+	    "one line, no control characters");
+	ok(drain_clear(path) == 0 && !drain_check(path, NULL, 0), "undrained");
+	ok(drain_clear(path) == 0, "undrain twice is fine");
+	ok(drain_set("/nonexistent/dir/x", NULL) == -1, "unwritable directory: error");
+}
+
+int
+main(void)
+{
+	char cmd[300];
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	test_targets();
+	test_key_files();
+	test_rank_and_check();
+	test_relay_parse();
+	test_drain_file();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		tap_diag("could not remove %s", dir);
+	return tap_done();
+}
