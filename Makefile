@@ -91,9 +91,15 @@ unit-bins: $(UNIT_BINS)
 FUZZ_SECONDS ?= 30
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
-ALL_LIBS    = $(call libfiles,$(COMPONENTS))
 
-$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(ALL_LIBS)
+# FUZZ_<name>_LIBS: the libraries a target links (default: all).
+FUZZ_config_LIBS := common
+FUZZ_metric_LIBS := metrics common
+FUZZ_lbcd_LIBS   := metrics common
+
+.SECONDEXPANSION:
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o \
+    $$(call libfiles,$$(or $$(FUZZ_$$*_LIBS),$$(COMPONENTS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
