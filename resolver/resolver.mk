@@ -2,3 +2,4 @@
 resolver_DEPS := resolver common
 PROGS += mxroute
 mxroute_MAIN := resolver/mxroute.c
+resolver_TESTS += test_resolver test_dnsclient
