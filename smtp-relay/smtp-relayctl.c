@@ -1,7 +1,12 @@
-/* smtp-relayctl.c - control the SMTP relay queue. */
+/* smtp-relayctl.c - control the SMTP relay queue (commands in relayctl.c). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "common/config.h"
+#include "common/daemon.h"
+#include "common/log.h"
+#include "smtp-relay/relayctl.h"
 
 static void
 usage(FILE *out)
@@ -15,7 +20,16 @@ usage(FILE *out)
 	}
 	fprintf(out,
 	    "List, show, remove, flush and analyze queued messages.\n\n"
+	    "  list            every queued message and its recipients\n"
+	    "  show ID         one message: envelope and content\n"
+	    "  remove ID       delete a message (through smtp-relayd when it runs)\n"
+	    "  flush [ID]      ask smtp-relayd to attempt delivery now\n"
+	    "  analyze         report stale, damaged, orphaned and stray queue files\n"
+	    "  stats           queue totals and the daemon's counters\n\n"
+	    "  -c FILE         configuration file (default " DAEMON_DEFAULT_CONFIG ")\n"
 	    "  --json          machine-readable output\n"
+	    "  --repair        analyze: remove stale files and orphans, move damaged\n"
+	    "                  files to corrupt/\n"
 	    "  -h, --help      show this help and exit\n"
 	    "  -V, --version   show the version and exit\n");
 }
@@ -25,20 +39,37 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "repair", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	struct relayctl_opts opts = { false, false, stdout };
+	const char *path = DAEMON_DEFAULT_CONFIG;
+	struct config *cfg;
+	char err[1024];
+	int ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'j': break;
+		case 'c': path = optarg; break;
+		case 'j': opts.json = true; break;
+		case 'r': opts.repair = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("smtp-relayctl (mxbroker) %s\n", MXB_VERSION); return 0;
-		default: usage(stderr); return 64;
+		default: usage(stderr); return RELAYCTL_EXIT_USAGE;
 		}
 	}
-	fprintf(stderr, "smtp-relayctl: queue control is not implemented yet\n");
-	return 69;
+	if (optind == argc) {
+		usage(stderr);
+		return RELAYCTL_EXIT_USAGE;
+	}
+	log_init("smtp-relayctl", LOG_LEVEL_WARN, false);
+	if ((cfg = config_load(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "smtp-relayctl: %s\n", err);
+		return RELAYCTL_EXIT_FAIL;
+	}
+	rc = relayctl_run(&cfg->relay, &opts, argc - optind, argv + optind);
+	config_free(cfg);
+	return rc;
 }

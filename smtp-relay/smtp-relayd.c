@@ -1,9 +1,20 @@
-/* smtp-relayd.c - main of the SMTP relay. */
+/* smtp-relayd.c - main of the SMTP relay: bind, drop privileges, recover the queue, serve. */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "common/config.h"
 #include "common/daemon.h"
-#include "common/skeleton.h"
+#include "common/log.h"
+#include "common/status_http.h"
+#include "smtp-relay/address.h"
+#include "smtp-relay/control.h"
+#include "smtp-relay/queue.h"
+#include "smtp-relay/smtp_server.h"
 
 static const struct prog_info relayd_info = {
 	"smtp-relayd",
@@ -12,16 +23,156 @@ static const struct prog_info relayd_info = {
 	NULL,
 };
 
+struct relayd {
+	struct config *cfg;
+	struct event_base *base;
+	struct queue *queue;
+	struct smtp_server *server;
+	struct status_http *status;
+	struct control *control;
+	uid_t uid;		/* (uid_t)-1: stay as we are */
+	gid_t gid;
+};
+
+/* -t: the relay's own checks beyond the grammar (local-aliases-file). */
+static int
+check_relay(const struct config *cfg)
+{
+	struct policy *p = policy_new(&cfg->relay);
+
+	policy_free(p);
+	return p != NULL ? 0 : -1;
+}
+
+/* SIGHUP: a new configuration and policy, swapped in only when both are good. */
+static void
+reload_cb(void *arg)
+{
+	struct relayd *d = arg;
+	char err[1024];
+	struct config *cfg = config_load(d->cfg->path, err, sizeof(err));
+	struct policy *p;
+
+	if (cfg == NULL) {
+		log_warnx("reload: %s: keeping the running configuration", err);
+		return;
+	}
+	if ((p = policy_new(&cfg->relay)) == NULL) {
+		log_warnx("reload: keeping the running configuration");
+		config_free(cfg);
+		return;
+	}
+	smtp_server_reconfigure(d->server, &cfg->relay, p);
+	config_free(d->cfg);
+	d->cfg = cfg;
+	log_info("reload: configuration reloaded (listen addresses need a restart)");
+}
+
+/* The user we will run as, so the spool and socket can be handed over. */
+static void
+lookup_user(struct relayd *d)
+{
+	struct passwd *pw;
+
+	d->uid = (uid_t)-1;
+	d->gid = (gid_t)-1;
+	if (geteuid() != 0 || d->cfg->options.user == NULL)
+		return;
+	if ((pw = getpwnam(d->cfg->options.user)) != NULL) {
+		d->uid = pw->pw_uid;
+		d->gid = pw->pw_gid;
+	}
+}
+
+/*
+ * Create and open the spool (as root) and give it to the unprivileged user;
+ * its files are read only after the privilege drop (recover_queue).
+ */
+static int
+prepare_queue(struct relayd *d)
+{
+	static const char *const sub[] = { "", "/tmp", "/queue", "/corrupt" };
+	const char *dir = d->cfg->relay.queue_directory;
+	char path[4096];
+
+	if ((d->queue = queue_open(dir, true)) == NULL)
+		return -1;
+	for (size_t i = 0; d->uid != (uid_t)-1 && i < 4; i++) {
+		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
+		if (chown(path, d->uid, d->gid) == -1) {
+			log_warn("queue: %s: chown", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+setup(struct relayd *d)
+{
+	const struct config_relay *r = &d->cfg->relay;
+	struct policy *p;
+
+	lookup_user(d);
+	if (prepare_queue(d) == -1 || (p = policy_new(r)) == NULL)
+		return -1;
+	if ((d->server = smtp_server_new(d->base, r, d->queue, p)) == NULL)
+		return -1;
+	for (size_t i = 0; i < r->listen.n; i++)
+		if (smtp_server_listen(d->server, &r->listen.v[i]) == -1)
+			return -1;
+	if (r->status_listen.len != 0 && (d->status = status_http_new(d->base,
+	    &r->status_listen, relayd_info.name, smtp_server_status_json,
+	    smtp_server_metrics, d->server)) == NULL)
+		return -1;
+	if ((d->control = control_new(d->base, r->control_socket, d->queue, d->server,
+	    (int)d->uid, (int)d->gid)) == NULL)
+		return -1;
+	return daemon_signals(d->base, reload_cb, d);
+}
+
+/* After the privilege drop: clean tmp/, validate queue/, count what is queued. */
+static int
+recover_queue(struct relayd *d)
+{
+	struct queue_recovery rec;
+
+	if (queue_recover(d->queue, true, 0, &rec, NULL, NULL) == -1)
+		return -1;
+	log_info("queue: %s: %zu messages, %zu recipients pending; removed %zu stale, "
+	    "%zu orphans; moved %zu damaged and %zu stray files to corrupt/",
+	    d->cfg->relay.queue_directory, rec.messages, rec.recipients_pending, rec.stale,
+	    rec.orphans, rec.damaged, rec.stray);
+	smtp_server_queue_adjust(d->server, (long)rec.messages);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct daemon_opts opts;
-	struct config *cfg;
-	int rc;
+	struct relayd d = { 0 };
+	int rc = 1;
 
 	daemon_args(argc, argv, &relayd_info, &opts);
-	cfg = daemon_load_config(&relayd_info, &opts, NULL);
-	rc = skeleton_run(&relayd_info, cfg, &cfg->relay.status_listen);
-	config_free(cfg);
+	d.cfg = daemon_load_config(&relayd_info, &opts, check_relay);
+	if ((d.base = event_base_new()) == NULL) {
+		log_warnx("cannot create the event loop");
+		goto done;
+	}
+	if (setup(&d) == -1 || daemon_drop_privileges(d.cfg) == -1 ||
+	    daemon_write_pidfile(d.cfg) == -1 || recover_queue(&d) == -1)
+		goto done;
+	log_info("started (mxbroker %s)", MXB_VERSION);
+	event_base_dispatch(d.base);
+	rc = 0;
+done:
+	control_free(d.control);
+	smtp_server_free(d.server);
+	status_http_free(d.status);
+	queue_close(d.queue);
+	if (d.base != NULL)
+		event_base_free(d.base);
+	config_free(d.cfg);
 	return rc;
 }

@@ -1,0 +1,880 @@
+/* queue.c - the crash-safe file queue (format: docs/queue-format.md). */
+#include "smtp-relay/queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/log.h"
+
+#define QUEUE_MAGIC	"MXBQ1"
+#define QUEUE_TRAILER_LEN 13	/* "END xxxxxxxx\n" */
+#define QUEUE_HEADER_MAX 64
+/* A sanity bound for envelopes: 100,000 recipients of 256 octets and state. */
+#define QUEUE_ENVELOPE_MAX (64u << 20)
+
+struct queue {
+	char *dir;
+	int tmpfd;
+	int queuefd;
+	int corruptfd;
+};
+
+static const char *const rcpt_state_names[] = { "pending", "delivered", "failed" };
+
+const char *
+queue_strerror(enum queue_status st)
+{
+	switch (st) {
+	case QUEUE_OK: return "ok";
+	case QUEUE_ENOTFOUND: return "no such message";
+	case QUEUE_ECORRUPT: return "damaged queue file";
+	case QUEUE_EIO: return "input/output error";
+	}
+	return "unknown error";
+}
+
+const char *
+queue_rcpt_state_name(enum queue_rcpt_state st)
+{
+	return (unsigned)st < 3 ? rcpt_state_names[st] : "?";
+}
+
+/* ---- CRC-32 (reflected, polynomial 0xEDB88320), table built on first use ---- */
+
+static uint32_t crc_table[256];
+
+static void
+crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+uint32_t
+queue_crc32(uint32_t crc, const void *data, size_t len)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const unsigned char *p = data;
+
+	pthread_once(&once, crc_init);
+	crc = ~crc;
+	while (len-- > 0)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* ---- directories ---- */
+
+static int
+open_subdir(int dirfd, const char *base, const char *name, bool create)
+{
+	int fd;
+
+	if (create && mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST) {
+		log_warn("queue: %s/%s: mkdir", base, name);
+		return -1;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		log_warn("queue: %s/%s", base, name);
+	return fd;
+}
+
+struct queue *
+queue_open(const char *dir, bool create)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+	int top = -1;
+
+	if (q == NULL || (q->dir = strdup(dir)) == NULL) {
+		log_warnx("queue: out of memory");
+		free(q);
+		return NULL;
+	}
+	q->tmpfd = q->queuefd = q->corruptfd = -1;
+	if (create && mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		log_warn("queue: %s: mkdir", dir);
+		goto fail;
+	}
+	if ((top = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		log_warn("queue: %s", dir);
+		goto fail;
+	}
+	if ((q->tmpfd = open_subdir(top, dir, "tmp", create)) == -1 ||
+	    (q->queuefd = open_subdir(top, dir, "queue", create)) == -1 ||
+	    (q->corruptfd = open_subdir(top, dir, "corrupt", create)) == -1)
+		goto fail;
+	if (create)
+		fsync(top);
+	close(top);
+	return q;
+fail:
+	if (top != -1)
+		close(top);
+	queue_close(q);
+	return NULL;
+}
+
+void
+queue_close(struct queue *q)
+{
+	if (q == NULL)
+		return;
+	if (q->tmpfd != -1)
+		close(q->tmpfd);
+	if (q->queuefd != -1)
+		close(q->queuefd);
+	if (q->corruptfd != -1)
+		close(q->corruptfd);
+	free(q->dir);
+	free(q);
+}
+
+const char *
+queue_dir(const struct queue *q)
+{
+	return q->dir;
+}
+
+bool
+queue_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i] != '\0'; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	return i == QUEUE_ID_LEN;
+}
+
+/* A new ID: arrival in microseconds, shifted, plus a process-wide sequence. */
+void
+queue_id_new(char id[QUEUE_ID_LEN + 1])
+{
+	static unsigned seq;
+	struct timeval tv;
+	uint64_t v;
+
+	gettimeofday(&tv, NULL);
+	v = ((uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec) << 12;
+	v |= __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED) & 0xfffu;
+	snprintf(id, QUEUE_ID_LEN + 1, "%016" PRIx64, v);
+}
+
+/* ---- envelopes ---- */
+
+struct queue_env *
+queue_env_new(void)
+{
+	return calloc(1, sizeof(struct queue_env));
+}
+
+void
+queue_env_free(struct queue_env *env)
+{
+	if (env == NULL)
+		return;
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		free(env->rcpts[i].address);
+		free(env->rcpts[i].last_error);
+	}
+	free(env->rcpts);
+	free(env->sender);
+	free(env->client_addr);
+	free(env->client_helo);
+	free(env);
+}
+
+int
+queue_env_set(char **field, const char *value)
+{
+	char *copy = NULL;
+
+	if (value != NULL && (copy = strdup(value)) == NULL)
+		return -1;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+int
+queue_env_add_rcpt(struct queue_env *env, const char *address, time_t next_retry)
+{
+	struct queue_rcpt *v = realloc(env->rcpts, (env->nrcpts + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -1;
+	env->rcpts = v;
+	memset(&v[env->nrcpts], 0, sizeof(*v));
+	if ((v[env->nrcpts].address = strdup(address)) == NULL)
+		return -1;
+	v[env->nrcpts].next_retry = next_retry;
+	env->nrcpts++;
+	return 0;
+}
+
+bool
+queue_env_is_done(const struct queue_env *env)
+{
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == QUEUE_RCPT_PENDING)
+			return false;
+	return true;
+}
+
+static struct json_object *
+json_str_or_null(const char *s)
+{
+	return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+static struct json_object *
+rcpt_to_json(const struct queue_rcpt *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "address", json_object_new_string(r->address));
+	json_object_object_add(o, "state",
+	    json_object_new_string(queue_rcpt_state_name(r->state)));
+	json_object_object_add(o, "attempts", json_object_new_int64(r->attempts));
+	json_object_object_add(o, "next_retry", json_object_new_int64(r->next_retry));
+	json_object_object_add(o, "last_attempt", json_object_new_int64(r->last_attempt));
+	json_object_object_add(o, "last_error", json_str_or_null(r->last_error));
+	return o;
+}
+
+struct json_object *
+queue_env_to_json(const struct queue_env *env)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *client = json_object_new_object();
+	struct json_object *rcpts = json_object_new_array();
+
+	json_object_object_add(o, "version", json_object_new_int(QUEUE_FORMAT_VERSION));
+	json_object_object_add(o, "id", json_object_new_string(env->id));
+	json_object_object_add(o, "arrival", json_object_new_int64(env->arrival));
+	json_object_object_add(o, "sender", json_object_new_string(env->sender ? env->sender : ""));
+	json_object_object_add(client, "address",
+	    json_object_new_string(env->client_addr ? env->client_addr : "local"));
+	json_object_object_add(client, "helo", json_str_or_null(env->client_helo));
+	json_object_object_add(o, "client", client);
+	json_object_object_add(o, "body",
+	    json_object_new_string(env->body_8bit ? "8BITMIME" : "7BIT"));
+	json_object_object_add(o, "bounce", json_object_new_boolean(env->is_bounce));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)env->size));
+	for (size_t i = 0; i < env->nrcpts; i++)
+		json_object_array_add(rcpts, rcpt_to_json(&env->rcpts[i]));
+	json_object_object_add(o, "recipients", rcpts);
+	return o;
+}
+
+/* Typed member getters: false when missing or of the wrong type. */
+static bool
+get_int(struct json_object *o, const char *key, int64_t min, int64_t *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	*out = json_object_get_int64(v);
+	return *out >= min;
+}
+
+static bool
+get_str(struct json_object *o, const char *key, bool nullable, char **out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return false;
+	if (v == NULL)
+		return nullable && queue_env_set(out, NULL) == 0;
+	if (!json_object_is_type(v, json_type_string))
+		return false;
+	return queue_env_set(out, json_object_get_string(v)) == 0;
+}
+
+static bool
+rcpt_from_json(struct json_object *o, struct queue_rcpt *r)
+{
+	char *state = NULL;
+	int64_t attempts, next, last;
+	bool good = false;
+
+	if (!json_object_is_type(o, json_type_object) || !get_str(o, "address", false,
+	    &r->address) || r->address[0] == '\0' || !get_str(o, "state", false, &state) ||
+	    !get_int(o, "attempts", 0, &attempts) || attempts > UINT32_MAX ||
+	    !get_int(o, "next_retry", 0, &next) || !get_int(o, "last_attempt", 0, &last) ||
+	    !get_str(o, "last_error", true, &r->last_error))
+		goto done;
+	for (unsigned i = 0; i < 3; i++)
+		if (strcmp(state, rcpt_state_names[i]) == 0) {
+			r->state = (enum queue_rcpt_state)i;
+			good = true;
+		}
+	r->attempts = (unsigned)attempts;
+	r->next_retry = (time_t)next;
+	r->last_attempt = (time_t)last;
+done:
+	free(state);
+	return good;
+}
+
+static bool
+env_fields_from_json(struct json_object *o, struct queue_env *env)
+{
+	struct json_object *client, *v;
+	int64_t version, arrival, size;
+	char *id = NULL, *body = NULL;
+	bool good;
+
+	good = get_int(o, "version", 1, &version) && version == QUEUE_FORMAT_VERSION &&
+	    get_str(o, "id", false, &id) && queue_id_valid(id) &&
+	    get_int(o, "arrival", 0, &arrival) && get_int(o, "size", 0, &size) &&
+	    get_str(o, "sender", false, &env->sender) &&
+	    json_object_object_get_ex(o, "client", &client) &&
+	    json_object_is_type(client, json_type_object) &&
+	    get_str(client, "address", false, &env->client_addr) &&
+	    get_str(client, "helo", true, &env->client_helo) &&
+	    get_str(o, "body", false, &body) &&
+	    (strcmp(body, "7BIT") == 0 || strcmp(body, "8BITMIME") == 0) &&
+	    json_object_object_get_ex(o, "bounce", &v) &&
+	    json_object_is_type(v, json_type_boolean);
+	if (good) {
+		memcpy(env->id, id, QUEUE_ID_LEN + 1);
+		env->arrival = (time_t)arrival;
+		env->size = (uint64_t)size;
+		env->body_8bit = body[0] == '8';
+		env->is_bounce = json_object_get_boolean(v);
+	}
+	free(id);
+	free(body);
+	return good;
+}
+
+struct queue_env *
+queue_env_from_json(struct json_object *o)
+{
+	struct queue_env *env = queue_env_new();
+	struct json_object *rcpts;
+	size_t n;
+
+	if (env == NULL || !json_object_is_type(o, json_type_object) ||
+	    !env_fields_from_json(o, env) ||
+	    !json_object_object_get_ex(o, "recipients", &rcpts) ||
+	    !json_object_is_type(rcpts, json_type_array))
+		goto fail;
+	n = json_object_array_length(rcpts);
+	if (n == 0 || (env->rcpts = calloc(n, sizeof(*env->rcpts))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		env->nrcpts = i + 1;
+		if (!rcpt_from_json(json_object_array_get_idx(rcpts, i), &env->rcpts[i]))
+			goto fail;
+	}
+	return env;
+fail:
+	queue_env_free(env);
+	return NULL;
+}
+
+/* ---- writing ---- */
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Move tmp/<id> to queue/<id>, never over an existing file unless `replace`. */
+static int
+rename_into_queue(struct queue *q, const char *id, bool replace)
+{
+	if (!replace) {
+		if (renameat2(q->tmpfd, id, q->queuefd, id, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EINVAL && errno != ENOSYS)
+			return -1;
+		/* A file system without RENAME_NOREPLACE: link fails on EEXIST. */
+		if (linkat(q->tmpfd, id, q->queuefd, id, 0) == -1)
+			return -1;
+		unlinkat(q->tmpfd, id, 0);
+		return 0;
+	}
+	return renameat(q->tmpfd, id, q->queuefd, id);
+}
+
+/*
+ * Write header, envelope, content and trailer to tmp/<id>, fsync, rename
+ * into queue/ and fsync queue/.  The envelope's size must be right.
+ */
+static int
+write_file(struct queue *q, const struct queue_env *env, const struct iovec *iov,
+    int iovcnt, bool replace)
+{
+	struct json_object *obj = queue_env_to_json(env);
+	const char *json = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+	size_t jlen = strlen(json);
+	char head[QUEUE_HEADER_MAX], trailer[QUEUE_TRAILER_LEN + 1];
+	int hlen, fd, saved;
+	uint32_t crc;
+
+	hlen = snprintf(head, sizeof(head), QUEUE_MAGIC " %zu %" PRIu64 "\n", jlen, env->size);
+	crc = queue_crc32(queue_crc32(queue_crc32(0, head, (size_t)hlen), json, jlen), "\n", 1);
+	for (int i = 0; i < iovcnt; i++)
+		crc = queue_crc32(crc, iov[i].iov_base, iov[i].iov_len);
+	snprintf(trailer, sizeof(trailer), "END %08" PRIx32 "\n", crc);
+	fd = openat(q->tmpfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1)
+		goto fail_put;
+	if (write_all(fd, head, (size_t)hlen) == -1 || write_all(fd, json, jlen) == -1 ||
+	    write_all(fd, "\n", 1) == -1)
+		goto fail;
+	for (int i = 0; i < iovcnt; i++)
+		if (write_all(fd, iov[i].iov_base, iov[i].iov_len) == -1)
+			goto fail;
+	if (write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename_into_queue(q, env->id, replace) == -1 || fsync(q->queuefd) == -1)
+		goto fail;
+	json_object_put(obj);
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	unlinkat(q->tmpfd, env->id, 0);
+	errno = saved;
+fail_put:
+	saved = errno;
+	json_object_put(obj);
+	errno = saved;
+	return -1;
+}
+
+int
+queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt)
+{
+	uint64_t size = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		size += iov[i].iov_len;
+	env->size = size;
+	if (env->id[0] == '\0')
+		queue_id_new(env->id);
+	if (write_file(q, env, iov, iovcnt, false) == 0)
+		return 0;
+	log_warn("queue: %s: commit", env->id);
+	env->id[0] = '\0';
+	return -1;
+}
+
+/* ---- reading ---- */
+
+static int
+read_all(int fd, char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Parse "MXBQ1 <envlen> <contentlen>\n"; returns the header length or 0. */
+static size_t
+parse_header(const char *buf, size_t len, uint64_t *envlen, uint64_t *clen)
+{
+	const char *nl = memchr(buf, '\n', len < QUEUE_HEADER_MAX ? len : QUEUE_HEADER_MAX);
+	char tmp[QUEUE_HEADER_MAX], magic[8], extra;
+	size_t hlen;
+
+	if (nl == NULL)
+		return 0;
+	hlen = (size_t)(nl - buf) + 1;
+	memcpy(tmp, buf, hlen - 1);
+	tmp[hlen - 1] = '\0';
+	if (sscanf(tmp, "%7s %" SCNu64 " %" SCNu64 "%c", magic, envlen, clen, &extra) != 3 ||
+	    strcmp(magic, QUEUE_MAGIC) != 0 || tmp[strlen(tmp) - 1] == ' ')
+		return 0;
+	return hlen;
+}
+
+/* Validate a whole file in memory; sets why on failure. */
+static struct queue_env *
+parse_file(const char *id, const char *buf, size_t len, size_t *content_off,
+    const char **why)
+{
+	uint64_t envlen, clen;
+	size_t hlen = parse_header(buf, len, &envlen, &clen);
+	struct json_tokener *tok;
+	struct json_object *obj;
+	struct queue_env *env;
+	char want[QUEUE_TRAILER_LEN + 1];
+	uint32_t crc;
+
+	*why = "bad header";
+	if (hlen == 0 || envlen > QUEUE_ENVELOPE_MAX || clen > len)
+		return NULL;
+	*why = "truncated or wrong length";
+	if ((uint64_t)len != hlen + envlen + 1 + clen + QUEUE_TRAILER_LEN ||
+	    buf[hlen + envlen] != '\n')
+		return NULL;
+	crc = queue_crc32(0, buf, len - QUEUE_TRAILER_LEN);
+	snprintf(want, sizeof(want), "END %08" PRIx32 "\n", crc);
+	*why = "checksum mismatch";
+	if (memcmp(buf + len - QUEUE_TRAILER_LEN, want, QUEUE_TRAILER_LEN) != 0)
+		return NULL;
+	*why = "bad envelope";
+	if ((tok = json_tokener_new()) == NULL)
+		return NULL;
+	obj = json_tokener_parse_ex(tok, buf + hlen, (int)envlen);
+	env = json_tokener_get_error(tok) == json_tokener_success ?
+	    queue_env_from_json(obj) : NULL;
+	json_object_put(obj);
+	json_tokener_free(tok);
+	if (env != NULL && (strcmp(env->id, id) != 0 || env->size != clen)) {
+		*why = "envelope does not match the file";
+		queue_env_free(env);
+		return NULL;
+	}
+	*content_off = hlen + envlen + 1;
+	return env;
+}
+
+/* Read queue/<id> into memory. */
+static enum queue_status
+read_file(struct queue *q, const char *id, char **buf, size_t *len)
+{
+	struct stat st;
+	int fd;
+
+	*buf = NULL;
+	if (!queue_id_valid(id))
+		return QUEUE_ENOTFOUND;
+	if ((fd = openat(q->queuefd, id, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? QUEUE_ENOTFOUND : QUEUE_EIO;
+	if (fstat(fd, &st) == -1 || (*buf = malloc((size_t)st.st_size + 1)) == NULL ||
+	    read_all(fd, *buf, (size_t)st.st_size) == -1) {
+		int saved = errno;
+
+		close(fd);
+		free(*buf);
+		*buf = NULL;
+		errno = saved;
+		return QUEUE_EIO;
+	}
+	close(fd);
+	*len = (size_t)st.st_size;
+	return QUEUE_OK;
+}
+
+/* Load and validate; *why is set for QUEUE_ECORRUPT. */
+static enum queue_status
+load(struct queue *q, const char *id, struct queue_env **env_out, char **content,
+    size_t *clen, const char **why)
+{
+	enum queue_status st;
+	size_t len, off;
+	char *buf;
+
+	*why = "";
+	if ((st = read_file(q, id, &buf, &len)) != QUEUE_OK)
+		return st;
+	*env_out = parse_file(id, buf, len, &off, why);
+	if (*env_out == NULL) {
+		free(buf);
+		return QUEUE_ECORRUPT;
+	}
+	if (content != NULL) {
+		*clen = (size_t)(*env_out)->size;
+		memmove(buf, buf + off, *clen);
+		*content = buf;
+	} else {
+		free(buf);
+	}
+	return QUEUE_OK;
+}
+
+enum queue_status
+queue_load(struct queue *q, const char *id, struct queue_env **env_out, char **content_out,
+    size_t *content_len)
+{
+	const char *why;
+	enum queue_status st = load(q, id, env_out, content_out, content_len, &why);
+
+	if (st == QUEUE_ECORRUPT)
+		log_warnx("queue: %s: damaged: %s", id, why);
+	else if (st == QUEUE_EIO)
+		log_warn("queue: %s: read", id);
+	return st;
+}
+
+int
+queue_update(struct queue *q, const struct queue_env *env)
+{
+	struct queue_env *old;
+	struct iovec iov;
+	char *content;
+	size_t clen;
+
+	if (queue_load(q, env->id, &old, &content, &clen) != QUEUE_OK)
+		return -1;
+	queue_env_free(old);
+	if (env->size != clen) {
+		log_warnx("queue: %s: update: envelope size %" PRIu64 " != content %zu",
+		    env->id, env->size, clen);
+		free(content);
+		return -1;
+	}
+	iov.iov_base = content;
+	iov.iov_len = clen;
+	if (write_file(q, env, &iov, 1, true) == -1) {
+		log_warn("queue: %s: update", env->id);
+		free(content);
+		return -1;
+	}
+	free(content);
+	return 0;
+}
+
+enum queue_status
+queue_remove(struct queue *q, const char *id)
+{
+	if (!queue_id_valid(id))
+		return QUEUE_ENOTFOUND;
+	if (unlinkat(q->queuefd, id, 0) == -1) {
+		if (errno == ENOENT)
+			return QUEUE_ENOTFOUND;
+		log_warn("queue: %s: remove", id);
+		return QUEUE_EIO;
+	}
+	if (fsync(q->queuefd) == -1)
+		log_warn("queue: %s: remove: fsync", id);
+	return QUEUE_OK;
+}
+
+/* Move queue/<name> to corrupt/<name> (or <name>.N when taken). */
+static int
+move_corrupt(struct queue *q, const char *name)
+{
+	char dest[300];
+
+	snprintf(dest, sizeof(dest), "%s", name);
+	for (int i = 1; i < 100; i++) {
+		if (renameat2(q->queuefd, name, q->corruptfd, dest, RENAME_NOREPLACE) == 0) {
+			fsync(q->corruptfd);
+			fsync(q->queuefd);
+			return 0;
+		}
+		if (errno != EEXIST)
+			return -1;
+		snprintf(dest, sizeof(dest), "%s.%d", name, i);
+	}
+	return -1;
+}
+
+int
+queue_move_corrupt(struct queue *q, const char *name, const char *why)
+{
+	if (move_corrupt(q, name) == -1) {
+		log_warn("queue: %s: damaged (%s), cannot move to corrupt/", name, why);
+		return -1;
+	}
+	log_warnx("queue: %s: damaged (%s): moved to %s/corrupt/", name, why, q->dir);
+	return 0;
+}
+
+int
+queue_scan(struct queue *q, int (*cb)(const char *id, void *arg), void *arg)
+{
+	int fd = dup(q->queuefd), rc = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		log_warn("queue: %s/queue", q->dir);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	while (rc == 0 && (de = readdir(d)) != NULL)
+		if (queue_id_valid(de->d_name))
+			rc = cb(de->d_name, arg);
+	closedir(d);
+	return rc;
+}
+
+/* ---- recovery and analysis ---- */
+
+struct recover_ctx {
+	struct queue *q;
+	bool repair;
+	struct queue_recovery *out;
+	void (*each)(const char *, const char *, const char *, void *);
+	void *arg;
+};
+
+static void
+finding(struct recover_ctx *rc, const char *kind, const char *name, const char *why)
+{
+	if (rc->each != NULL)
+		rc->each(kind, name, why, rc->arg);
+}
+
+static DIR *
+open_dir(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d;
+
+	if (fd == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	rewinddir(d);
+	return d;
+}
+
+static int
+recover_tmp(struct recover_ctx *rc, unsigned min_age)
+{
+	time_t now = time(NULL);
+	struct dirent *de;
+	struct stat st;
+	DIR *d = open_dir(rc->q->tmpfd);
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(rc->q->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    now - st.st_mtime < (time_t)min_age)
+			continue;
+		rc->out->stale++;
+		finding(rc, "stale", de->d_name, "left in tmp/, never acknowledged");
+		if (rc->repair && unlinkat(rc->q->tmpfd, de->d_name, 0) == -1 && errno != ENOENT)
+			log_warn("queue: tmp/%s: remove", de->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+static void
+recover_one(struct recover_ctx *rc, const char *name)
+{
+	struct queue_env *env;
+	const char *why;
+	enum queue_status st;
+
+	if (!queue_id_valid(name)) {
+		rc->out->stray++;
+		finding(rc, "stray", name, "not a queue ID");
+		if (rc->repair)
+			queue_move_corrupt(rc->q, name, "not a queue ID");
+		return;
+	}
+	st = load(rc->q, name, &env, NULL, NULL, &why);
+	if (st == QUEUE_ECORRUPT) {
+		rc->out->damaged++;
+		finding(rc, "damaged", name, why);
+		if (rc->repair)
+			queue_move_corrupt(rc->q, name, why);
+		return;
+	}
+	if (st != QUEUE_OK) {
+		if (st == QUEUE_EIO)
+			log_warn("queue: %s: read", name);
+		return;
+	}
+	if (queue_env_is_done(env)) {
+		rc->out->orphans++;
+		finding(rc, "orphan", name, "every recipient is final");
+		if (rc->repair)
+			queue_remove(rc->q, name);
+	} else {
+		rc->out->messages++;
+		for (size_t i = 0; i < env->nrcpts; i++)
+			rc->out->recipients_pending += env->rcpts[i].state == QUEUE_RCPT_PENDING;
+	}
+	queue_env_free(env);
+}
+
+static size_t
+count_entries(int dirfd)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d = open_dir(dirfd);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+int
+queue_recover(struct queue *q, bool repair, unsigned tmp_min_age, struct queue_recovery *out,
+    void (*each)(const char *kind, const char *name, const char *why, void *arg), void *arg)
+{
+	struct recover_ctx rc = { q, repair, out, each, arg };
+	struct dirent *de;
+	DIR *d;
+
+	memset(out, 0, sizeof(*out));
+	if (recover_tmp(&rc, tmp_min_age) == -1 || (d = open_dir(q->queuefd)) == NULL) {
+		log_warn("queue: %s: scan", q->dir);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			recover_one(&rc, de->d_name);
+	closedir(d);
+	out->corrupt_total = count_entries(q->corruptfd);
+	return 0;
+}

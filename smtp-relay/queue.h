@@ -1,0 +1,171 @@
+/*
+ * queue.h - the crash-safe mail queue: one file per message holding the
+ * envelope (json-c) and the content, committed with write, fsync, rename,
+ * fsync of the directory before anyone is told "queued".
+ *
+ * Layout under the queue directory (docs/queue-format.md):
+ *   tmp/       files being written; leftovers are removed by queue_recover
+ *   queue/     committed messages, one file named by the queue ID
+ *   corrupt/   damaged files, moved here (never deleted) with a log line
+ *
+ * Users: the SMTP server (queue_commit), delivery (queue_scan, queue_load,
+ * queue_update, queue_commit for bounces, queue_remove) and smtp-relayctl.
+ * A struct queue is used by one thread at a time; queue_commit and
+ * queue_update touch no shared state besides the directory descriptors, so
+ * several threads may each call them on the same queue concurrently.
+ * Errors are logged here (with the queue ID) and errno is kept for callers
+ * that need to tell ENOSPC apart.
+ */
+#ifndef MXB_QUEUE_H
+#define MXB_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <time.h>
+
+/* 16 lower-case hex digits: microseconds of arrival << 12 | a sequence. */
+#define QUEUE_ID_LEN	16
+#define QUEUE_FORMAT_VERSION 1
+
+enum queue_rcpt_state {
+	QUEUE_RCPT_PENDING,	/* not yet delivered; retried at next_retry */
+	QUEUE_RCPT_DELIVERED,	/* final: the next hop said 2xx */
+	QUEUE_RCPT_FAILED,	/* final: permanent failure or give-up; bounce committed */
+};
+
+/* One recipient and its own delivery state: a plain value. */
+struct queue_rcpt {
+	char *address;		/* "local@domain" or "postmaster"; owned by the envelope */
+	enum queue_rcpt_state state;
+	unsigned attempts;	/* delivery attempts so far */
+	time_t next_retry;	/* not before this time (pending only) */
+	time_t last_attempt;	/* 0 = never */
+	char *last_error;	/* NULL or the last diagnostic, e.g. "451 4.4.1 ..." */
+};
+
+/* The envelope of one message.  Strings are owned by the envelope. */
+struct queue_env {
+	char id[QUEUE_ID_LEN + 1];	/* "" until committed */
+	time_t arrival;
+	char *sender;		/* "" for the null sender <> */
+	char *client_addr;	/* "192.0.2.1" or "local" for mail made here */
+	char *client_helo;	/* NULL when unknown */
+	bool body_8bit;		/* MAIL FROM ... BODY=8BITMIME */
+	bool is_bounce;		/* a delivery status notification made here */
+	uint64_t size;		/* content octets (set by queue_commit / load) */
+	struct queue_rcpt *rcpts;
+	size_t nrcpts;
+};
+
+enum queue_status {
+	QUEUE_OK = 0,
+	QUEUE_ENOTFOUND,	/* no such message */
+	QUEUE_ECORRUPT,		/* the file is damaged (and was not moved) */
+	QUEUE_EIO,		/* a system call failed (errno kept) */
+};
+
+const char *queue_strerror(enum queue_status st);
+
+struct queue;
+
+/*
+ * Open (and create when `create`) the queue directory and its tmp/, queue/
+ * and corrupt/ folders.  Returns NULL with the reason logged.
+ */
+struct queue *queue_open(const char *dir, bool create);
+void queue_close(struct queue *q);
+const char *queue_dir(const struct queue *q);
+
+/* What queue_recover found; also what `smtp-relayctl analyze` reports. */
+struct queue_recovery {
+	size_t messages;	/* good files in queue/ (orphans not counted) */
+	size_t recipients_pending;
+	size_t stale;		/* tmp/ leftovers (never acknowledged): removed */
+	size_t damaged;		/* files in queue/ that fail validation: to corrupt/ */
+	size_t orphans;		/* every recipient final but the file is left: removed */
+	size_t stray;		/* names in queue/ that are not queue IDs: to corrupt/ */
+	size_t corrupt_total;	/* files in corrupt/ afterwards */
+};
+
+/*
+ * Recovery and analysis: validate every file in queue/ (header, envelope,
+ * lengths, checksum, ID = file name).  With `repair`, remove stale tmp/
+ * files (those older than `tmp_min_age` seconds: 0 at daemon start-up when
+ * nobody else writes), move damaged and stray files to corrupt/ with a log
+ * line, and remove orphans.  Without it nothing changes and the counters say
+ * what would be done.  `each` (may be NULL) is called for every finding with
+ * a kind ("stale", "damaged", "orphan", "stray"), the name and a reason.
+ * Returns 0 or -1 (logged).
+ */
+int queue_recover(struct queue *q, bool repair, unsigned tmp_min_age,
+    struct queue_recovery *out,
+    void (*each)(const char *kind, const char *name, const char *why, void *arg),
+    void *arg);
+
+/* Call cb for every committed queue ID (order unspecified); a non-zero
+ * return from cb stops the scan and is returned.  -1 on a read error. */
+int queue_scan(struct queue *q, int (*cb)(const char *id, void *arg), void *arg);
+
+/* True when `id` has the form of a queue ID. */
+bool queue_id_valid(const char *id);
+
+/* Make a new, unique queue ID (thread-safe), e.g. for a Received: header
+ * written before queue_commit. */
+void queue_id_new(char id[QUEUE_ID_LEN + 1]);
+
+/*
+ * Commit a new message: env (id made here unless already set with
+ * queue_id_new; size computed) and the
+ * content given as `iovcnt` pieces (canonical CRLF lines, already
+ * dot-unstuffed, with our Received: header first).  On return 0 the file
+ * is durable: written, fsynced, renamed into queue/, directory fsynced.
+ * On -1 nothing is left behind and errno tells why (ENOSPC, EDQUOT, EIO...).
+ */
+int queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov,
+    int iovcnt);
+
+/*
+ * Load a message.  *env_out gets a new envelope (queue_env_free); when
+ * content_out is not NULL it gets the content (malloc'd, free()) and its
+ * length.  The checksum is always verified.
+ */
+enum queue_status queue_load(struct queue *q, const char *id, struct queue_env **env_out,
+    char **content_out, size_t *content_len);
+
+/*
+ * Durably replace the envelope of a committed message (e.g. after one
+ * recipient's state changed): the file is rewritten to tmp/ with the same
+ * content, fsynced and renamed over the old one.  Returns 0 or -1.
+ */
+int queue_update(struct queue *q, const struct queue_env *env);
+
+/* Remove a message (unlink, fsync of the directory).  QUEUE_ENOTFOUND when absent. */
+enum queue_status queue_remove(struct queue *q, const char *id);
+
+/* Move a damaged file to corrupt/ and log `why`.  Returns 0 or -1. */
+int queue_move_corrupt(struct queue *q, const char *id, const char *why);
+
+/* True when every recipient is final (delivered or failed): remove the file. */
+bool queue_env_is_done(const struct queue_env *env);
+
+/* Envelope helpers.  queue_env_new returns an empty envelope, or NULL. */
+struct queue_env *queue_env_new(void);
+void queue_env_free(struct queue_env *env);
+/* Append a pending recipient (copied); 0 or -1. */
+int queue_env_add_rcpt(struct queue_env *env, const char *address, time_t next_retry);
+/* Replace a string field (copied; NULL allowed where documented); 0 or -1. */
+int queue_env_set(char **field, const char *value);
+
+/* The envelope as a JSON document (json_object_put when done), as stored. */
+struct json_object *queue_env_to_json(const struct queue_env *env);
+/* Parse a stored envelope; NULL when it is not a valid version-1 envelope. */
+struct queue_env *queue_env_from_json(struct json_object *obj);
+
+const char *queue_rcpt_state_name(enum queue_rcpt_state st);
+
+/* CRC-32 (IEEE 802.3), continued from `crc` (start with 0). */
+uint32_t queue_crc32(uint32_t crc, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,341 @@
+/* smtp_server.c - SMTP listeners, session limits, counters and status. */
+#include "smtp-relay/smtp_server.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <json-c/json.h>
+
+#include "common/addr.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/status_http.h"
+#include "smtp-relay/address.h"
+#include "smtp-relay/commit_pool.h"
+#include "smtp-relay/smtp_session.h"
+
+/* Pause accepting this long when out of descriptors. */
+#define SMTP_ACCEPT_BACKOFF_SEC 1
+
+struct session_entry {
+	struct smtp_session *s;
+	bool counted;		/* false: refused at connect, only saying 421 */
+	TAILQ_ENTRY(session_entry) link;
+};
+
+struct listener_entry {
+	struct evconnlistener *l;
+	SLIST_ENTRY(listener_entry) link;
+};
+
+struct smtp_server {
+	struct event_base *base;
+	const struct config_relay *relay;
+	struct policy *policy;
+	struct commit_pool *pool;
+	TAILQ_HEAD(, session_entry) sessions;
+	SLIST_HEAD(, listener_entry) listeners;
+	struct event *backoff;
+	unsigned open;
+	long queue_messages;
+	struct smtp_server_stats stats;
+	struct log_ratelimit accept_rl;
+};
+
+struct smtp_server *
+smtp_server_new(struct event_base *base, const struct config_relay *relay, struct queue *q,
+    struct policy *p)
+{
+	struct smtp_server *srv = calloc(1, sizeof(*srv));
+	struct log_ratelimit rl = LOG_RATELIMIT_INIT(5, 60);
+
+	if (srv == NULL) {
+		log_warnx("smtp: out of memory");
+		policy_free(p);
+		return NULL;
+	}
+	srv->base = base;
+	srv->relay = relay;
+	srv->policy = p;
+	srv->accept_rl = rl;
+	TAILQ_INIT(&srv->sessions);
+	SLIST_INIT(&srv->listeners);
+	if ((srv->pool = commit_pool_new(base, q, COMMIT_POOL_THREADS)) == NULL) {
+		smtp_server_free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+/* Sessions from the same host as `client`. */
+static unsigned
+sessions_from(const struct smtp_server *srv, const struct addr *client)
+{
+	const struct session_entry *e;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(e, &srv->sessions, link)
+		n += e->counted && addr_equal_host(smtp_session_client(e->s), client);
+	return n;
+}
+
+/* The 421 for a connection over a limit, or NULL to serve it. */
+static const char *
+limit_reply(const struct smtp_server *srv, const struct addr *client)
+{
+	if (srv->open >= srv->relay->max_sessions)
+		return "421 4.7.0 Error: too many connections, try again later";
+	if (sessions_from(srv, client) >= srv->relay->max_sessions_per_client)
+		return "421 4.7.0 Error: too many connections from your address";
+	return NULL;
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct smtp_server *srv = arg;
+	struct session_entry *e;
+	const char *refuse;
+	struct addr client;
+
+	(void)l;
+	evutil_make_socket_nonblocking(fd);
+	if (addr_from_sockaddr(sa, (socklen_t)salen, &client) == -1) {
+		close(fd);
+		return;
+	}
+	refuse = limit_reply(srv, &client);
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		close(fd);
+		return;
+	}
+	if ((e->s = smtp_session_new(srv, srv->base, fd, &client, refuse)) == NULL) {
+		free(e);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&srv->sessions, e, link);
+	if (refuse != NULL) {
+		srv->stats.connections_refused++;
+		return;
+	}
+	e->counted = true;
+	srv->open++;
+	srv->stats.connections++;
+}
+
+static void
+backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_server *srv = arg;
+	struct listener_entry *le;
+
+	(void)fd;
+	(void)what;
+	SLIST_FOREACH(le, &srv->listeners, link)
+		evconnlistener_enable(le->l);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS...): pause instead of spinning. */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct smtp_server *srv = arg;
+	struct timeval tv = { SMTP_ACCEPT_BACKOFF_SEC, 0 };
+	struct listener_entry *le;
+
+	(void)l;
+	log_warnx_rl(&srv->accept_rl, "smtp: accept: %s",
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	SLIST_FOREACH(le, &srv->listeners, link)
+		evconnlistener_disable(le->l);
+	if (srv->backoff == NULL)
+		srv->backoff = evtimer_new(srv->base, backoff_cb, srv);
+	if (srv->backoff != NULL)
+		evtimer_add(srv->backoff, &tv);
+}
+
+int
+smtp_server_listen(struct smtp_server *srv, const struct addr *a)
+{
+	char buf[ADDR_STRLEN];
+	struct listener_entry *le;
+	int fd = sock_bind(a, SOCK_STREAM, SOCK_F_LISTEN);
+
+	if (fd == -1) {
+		log_warn("smtp: cannot listen on %s", addr_str(a, buf, sizeof(buf)));
+		return -1;
+	}
+	if ((le = calloc(1, sizeof(*le))) == NULL ||
+	    (le->l = evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, 0,
+	    fd)) == NULL) {
+		log_warnx("smtp: %s: cannot create the listener", addr_str(a, buf, sizeof(buf)));
+		free(le);
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(le->l, accept_error_cb);
+	SLIST_INSERT_HEAD(&srv->listeners, le, link);
+	log_info("smtp: listening on %s", addr_str(a, buf, sizeof(buf)));
+	return 0;
+}
+
+void
+smtp_server_reconfigure(struct smtp_server *srv, const struct config_relay *relay,
+    struct policy *p)
+{
+	policy_free(srv->policy);
+	srv->policy = p;
+	srv->relay = relay;
+}
+
+void
+smtp_server_free(struct smtp_server *srv)
+{
+	struct session_entry *e;
+	struct listener_entry *le;
+
+	if (srv == NULL)
+		return;
+	while ((le = SLIST_FIRST(&srv->listeners)) != NULL) {
+		SLIST_REMOVE_HEAD(&srv->listeners, link);
+		evconnlistener_free(le->l);
+		free(le);
+	}
+	while ((e = TAILQ_FIRST(&srv->sessions)) != NULL) {
+		TAILQ_REMOVE(&srv->sessions, e, link);
+		smtp_session_free(e->s);
+		free(e);
+	}
+	/* Sessions first: they cancel their jobs, then the pool finishes them. */
+	commit_pool_free(srv->pool);
+	if (srv->backoff != NULL)
+		event_free(srv->backoff);
+	policy_free(srv->policy);
+	free(srv);
+}
+
+void
+smtp_server_queue_adjust(struct smtp_server *srv, long delta)
+{
+	srv->queue_messages += delta;
+	if (srv->queue_messages < 0)
+		srv->queue_messages = 0;
+}
+
+const struct config_relay *
+smtp_server_relay(const struct smtp_server *srv)
+{
+	return srv->relay;
+}
+
+const struct policy *
+smtp_server_policy(const struct smtp_server *srv)
+{
+	return srv->policy;
+}
+
+struct commit_pool *
+smtp_server_pool(struct smtp_server *srv)
+{
+	return srv->pool;
+}
+
+struct smtp_server_stats *
+smtp_server_counters(struct smtp_server *srv)
+{
+	return &srv->stats;
+}
+
+void
+smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
+{
+	struct session_entry *e;
+
+	TAILQ_FOREACH(e, &srv->sessions, link) {
+		if (e->s == s) {
+			TAILQ_REMOVE(&srv->sessions, e, link);
+			srv->open -= e->counted;
+			free(e);
+			return;
+		}
+	}
+}
+
+/* ---- status ---- */
+
+static const struct counter {
+	const char *name;
+	size_t off;
+	const char *help;
+} counters[] = {
+#define C(n, h) { #n, offsetof(struct smtp_server_stats, n), h }
+	C(connections, "SMTP connections served"),
+	C(connections_refused, "SMTP connections refused with 421 (session limits)"),
+	C(messages_queued, "Messages queued (250 after DATA)"),
+	C(messages_refused, "Messages refused after DATA"),
+	C(recipients_accepted, "Recipients accepted"),
+	C(recipients_refused, "Recipients refused"),
+	C(relay_denied, "Recipients refused by the relay policy"),
+	C(bytes_queued, "Content octets queued"),
+	C(timeouts, "Sessions closed on a timeout"),
+	C(protocol_errors, "SMTP protocol errors"),
+	C(queue_errors, "Queue commits that failed"),
+#undef C
+};
+
+static uint64_t
+counter_value(const struct smtp_server *srv, const struct counter *c)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)&srv->stats + c->off, sizeof(v));
+	return v;
+}
+
+void
+smtp_server_status_json(struct json_object *root, void *arg)
+{
+	struct smtp_server *srv = arg;
+	struct json_object *sessions = json_object_new_object();
+	struct json_object *queue = json_object_new_object();
+	struct json_object *ctr = json_object_new_object();
+
+	json_object_object_add(sessions, "open", json_object_new_int64(srv->open));
+	json_object_object_add(sessions, "max", json_object_new_int64(srv->relay->max_sessions));
+	json_object_object_add(sessions, "max_per_client",
+	    json_object_new_int64(srv->relay->max_sessions_per_client));
+	json_object_object_add(root, "sessions", sessions);
+	json_object_object_add(queue, "messages", json_object_new_int64(srv->queue_messages));
+	json_object_object_add(root, "queue", queue);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		json_object_object_add(ctr, counters[i].name,
+		    json_object_new_int64((int64_t)counter_value(srv, &counters[i])));
+	json_object_object_add(root, "counters", ctr);
+}
+
+void
+smtp_server_metrics(struct evbuffer *out, void *arg)
+{
+	struct smtp_server *srv = arg;
+	char name[64];
+
+	prom_family(out, "smtp_sessions_open", "gauge", "SMTP sessions open");
+	prom_sample_u64(out, "smtp_sessions_open", NULL, srv->open);
+	prom_family(out, "smtp_sessions_max", "gauge", "max-sessions");
+	prom_sample_u64(out, "smtp_sessions_max", NULL, srv->relay->max_sessions);
+	prom_family(out, "relay_queue_messages", "gauge", "Messages in the queue");
+	prom_sample_u64(out, "relay_queue_messages", NULL, (uint64_t)srv->queue_messages);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		snprintf(name, sizeof(name), "smtp_%s_total", counters[i].name);
+		prom_family(out, name, "counter", counters[i].help);
+		prom_sample_u64(out, name, NULL, counter_value(srv, &counters[i]));
+	}
+}

@@ -1,0 +1,758 @@
+/* smtp_session.c - the SMTP server session state machine (RFC 5321). */
+#include "smtp-relay/smtp_session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "common/addr.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "smtp-relay/address.h"
+#include "smtp-relay/commit_pool.h"
+#include "smtp-relay/queue.h"
+#include "smtp-relay/smtp_proto.h"
+#include "smtp-relay/smtp_server.h"
+
+/* RFC 5321 6.3: a message with this many Received: lines is a loop. */
+#define SMTP_MAX_HOPS		100
+/* Replies queued for a client that does not read before we stop reading. */
+#define SMTP_OUTPUT_HIGH	(64 * 1024)
+/* Bad commands tolerated before the session is closed. */
+#define SMTP_MAX_ERRORS		20
+#define SMTP_HELO_MAX		255
+#define SMTP_RECEIVED_MAX	(SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX)
+
+enum smtp_state {
+	SMTP_STATE_HELO,	/* banner sent, waiting for HELO/EHLO */
+	SMTP_STATE_IDLE,	/* greeted, no transaction */
+	SMTP_STATE_MAIL,	/* MAIL accepted, no recipient yet */
+	SMTP_STATE_RCPT,	/* at least one recipient accepted */
+	SMTP_STATE_DATA,	/* reading the message after 354 */
+	SMTP_STATE_QUEUEING,	/* final dot read, the commit runs: input waits */
+	SMTP_STATE_CLOSING,	/* last reply written, close when flushed */
+};
+
+/* Why the message read in DATA cannot be queued (checked at the final dot). */
+enum data_flaw {
+	DATA_OK,
+	DATA_LINE_TOO_LONG,
+	DATA_TOO_BIG,
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct bufferevent *bev;
+	struct addr client;
+	char client_host[ADDR_STRLEN];
+	enum smtp_state state;
+	bool esmtp;
+	bool paused;		/* reading stopped until the client reads replies */
+	bool discard_line;	/* inside an over-long command line */
+	unsigned errors;
+	char helo[SMTP_HELO_MAX + 1];
+	/* The transaction. */
+	struct queue_env *env;
+	struct commit_job *job;	/* in the commit pool (state QUEUEING) */
+	uint64_t declared_size;
+	/* DATA state. */
+	struct evbuffer *msg;
+	uint64_t msg_size;
+	unsigned received_lines;
+	bool in_headers;
+	bool in_long_line;
+	enum data_flaw flaw;
+	char line[SMTP_TEXT_LINE_MAX + 1];
+};
+
+static void session_enter_state(struct smtp_session *s, enum smtp_state state);
+static void session_process(struct smtp_session *s);
+
+static const char *
+hostname(const struct smtp_session *s)
+{
+	return smtp_server_relay(s->srv)->hostname;
+}
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Append one reply line (CRLF added). */
+static void
+reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* The last reply of the session: close once it is written. */
+static void
+reply_close(struct smtp_session *s, const char *text)
+{
+	reply(s, "%s", text);
+	session_enter_state(s, SMTP_STATE_CLOSING);
+}
+
+static void
+transaction_reset(struct smtp_session *s)
+{
+	queue_env_free(s->env);
+	s->env = NULL;
+	s->declared_size = 0;
+	if (s->msg != NULL)
+		evbuffer_drain(s->msg, evbuffer_get_length(s->msg));
+}
+
+static void
+session_enter_state(struct smtp_session *s, enum smtp_state state)
+{
+	const struct config_relay *r = smtp_server_relay(s->srv);
+	struct timeval tv = { r->command_timeout, 0 };
+
+	s->state = state;
+	switch (state) {
+	case SMTP_STATE_DATA:
+		tv.tv_sec = r->data_timeout;
+		s->msg_size = 0;
+		s->received_lines = 0;
+		s->in_headers = true;
+		s->in_long_line = false;
+		s->flaw = DATA_OK;
+		break;
+	case SMTP_STATE_CLOSING:
+	case SMTP_STATE_QUEUEING:
+		bufferevent_disable(s->bev, EV_READ);
+		break;
+	case SMTP_STATE_HELO:
+	case SMTP_STATE_IDLE:
+		transaction_reset(s);
+		break;
+	case SMTP_STATE_MAIL:
+	case SMTP_STATE_RCPT:
+		break;
+	}
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+/* Count a protocol error; too many end the session. */
+static void
+protocol_error(struct smtp_session *s)
+{
+	smtp_server_counters(s->srv)->protocol_errors++;
+	if (++s->errors >= SMTP_MAX_ERRORS) {
+		reply(s, "421 4.7.0 %s Error: too many errors", hostname(s));
+		session_enter_state(s, SMTP_STATE_CLOSING);
+	}
+}
+
+/* ---- command handlers: one per verb ---- */
+
+static void
+cmd_greet(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
+{
+	size_t n = cmd->arglen < SMTP_HELO_MAX ? cmd->arglen : SMTP_HELO_MAX;
+	const struct config_relay *r = smtp_server_relay(s->srv);
+
+	memcpy(s->helo, cmd->arg, n);
+	s->helo[n] = '\0';
+	s->esmtp = esmtp;
+	session_enter_state(s, SMTP_STATE_IDLE);
+	if (!esmtp) {
+		reply(s, "250 %s", r->hostname);
+		return;
+	}
+	reply(s, "250-%s", r->hostname);
+	reply(s, "250-SIZE %" PRIu64, r->max_message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-PIPELINING");
+	reply(s, "250-HELP");
+	reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void
+cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	cmd_greet(s, cmd, false);
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	cmd_greet(s, cmd, true);
+}
+
+static void
+cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const struct config_relay *r = smtp_server_relay(s->srv);
+	char sender[ADDRESS_PATH_MAX + 1];
+
+	if (s->state == SMTP_STATE_HELO) {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		protocol_error(s);
+		return;
+	}
+	if (s->state != SMTP_STATE_IDLE) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		protocol_error(s);
+		return;
+	}
+	if (cmd->size > r->max_message_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	address_str(&cmd->path, sender, sizeof(sender));
+	if ((s->env = queue_env_new()) == NULL || queue_env_set(&s->env->sender, sender) == -1 ||
+	    queue_env_set(&s->env->client_addr, s->client_host) == -1 ||
+	    queue_env_set(&s->env->client_helo, s->helo) == -1) {
+		transaction_reset(s);
+		reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	s->env->body_8bit = cmd->body == SMTP_BODY_8BITMIME;
+	s->declared_size = cmd->size;
+	session_enter_state(s, SMTP_STATE_MAIL);
+	reply(s, "250 2.1.0 Ok");
+}
+
+static bool
+has_rcpt(const struct queue_env *env, const char *address)
+{
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (strcmp(env->rcpts[i].address, address) == 0)
+			return true;
+	return false;
+}
+
+/* The reply to a refused recipient ("code text"); NULL when accepted. */
+static const char *
+verdict_reply(enum policy_verdict v, const char **text)
+{
+	switch (v) {
+	case POLICY_LOCAL:
+	case POLICY_RELAY:
+		return NULL;
+	case POLICY_DENY_RELAY:
+		*text = "Relay access denied";
+		return "550 5.7.1";
+	case POLICY_DENY_ROUTING:
+		*text = "Sender-specified routing refused";
+		return "550 5.7.1";
+	case POLICY_UNKNOWN_USER:
+		*text = "Recipient address rejected: user unknown";
+		return "550 5.1.1";
+	}
+	*text = "refused";
+	return "550 5.7.1";
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const struct config_relay *r = smtp_server_relay(s->srv);
+	struct smtp_server_stats *st = smtp_server_counters(s->srv);
+	char rcpt[ADDRESS_PATH_MAX + 1];
+	enum policy_verdict v;
+	const char *refusal, *text;
+
+	if (s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		protocol_error(s);
+		return;
+	}
+	address_str(&cmd->path, rcpt, sizeof(rcpt));
+	if (s->env->nrcpts >= r->max_recipients) {
+		st->recipients_refused++;
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	v = policy_check_rcpt(smtp_server_policy(s->srv), &cmd->path,
+	    policy_is_trusted(smtp_server_policy(s->srv), &s->client));
+	if ((refusal = verdict_reply(v, &text)) != NULL) {
+		st->recipients_refused++;
+		st->relay_denied += v == POLICY_DENY_RELAY || v == POLICY_DENY_ROUTING;
+		log_info("smtp: %s: refused <%s>: %s", s->client_host, rcpt, text);
+		reply(s, "%s <%s>: %s", refusal, rcpt, text);
+		return;
+	}
+	if (!has_rcpt(s->env, rcpt) && queue_env_add_rcpt(s->env, rcpt, time(NULL)) == -1) {
+		reply(s, "452 4.3.1 Error: insufficient system resources");
+		return;
+	}
+	st->recipients_accepted++;
+	session_enter_state(s, SMTP_STATE_RCPT);
+	reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	if (s->state == SMTP_STATE_MAIL) {
+		reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->state != SMTP_STATE_RCPT) {
+		reply(s, "503 5.5.1 Error: need RCPT command");
+		protocol_error(s);
+		return;
+	}
+	if (s->msg == NULL && (s->msg = evbuffer_new()) == NULL) {
+		reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	session_enter_state(s, SMTP_STATE_DATA);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_rset(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	session_enter_state(s, s->state == SMTP_STATE_HELO ? SMTP_STATE_HELO : SMTP_STATE_IDLE);
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "221 2.0.0 Bye");
+	session_enter_state(s, SMTP_STATE_CLOSING);
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+static void
+cmd_unimplemented(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "502 5.5.1 Error: command not implemented");
+	protocol_error(s);
+}
+
+typedef void (*cmd_handler)(struct smtp_session *, const struct smtp_command *);
+
+static const cmd_handler handlers[SMTP_CMD_COUNT] = {
+	[SMTP_CMD_HELO] = cmd_helo,
+	[SMTP_CMD_EHLO] = cmd_ehlo,
+	[SMTP_CMD_MAIL] = cmd_mail,
+	[SMTP_CMD_RCPT] = cmd_rcpt,
+	[SMTP_CMD_DATA] = cmd_data,
+	[SMTP_CMD_RSET] = cmd_rset,
+	[SMTP_CMD_NOOP] = cmd_noop,
+	[SMTP_CMD_QUIT] = cmd_quit,
+	[SMTP_CMD_VRFY] = cmd_vrfy,
+	[SMTP_CMD_HELP] = cmd_help,
+	[SMTP_CMD_UNIMPLEMENTED] = cmd_unimplemented,
+};
+
+/* A refused line: the reply the parser's verdict calls for. */
+static void
+reply_parse_error(struct smtp_session *s, enum smtp_parse_status st,
+    const struct smtp_command *cmd)
+{
+	switch (st) {
+	case SMTP_PARSE_UNKNOWN:
+		reply(s, "500 5.5.2 Error: command not recognized");
+		break;
+	case SMTP_PARSE_TOO_LONG:
+		reply(s, "500 5.5.2 Error: line too long");
+		break;
+	case SMTP_PARSE_BAD_ADDRESS:
+		reply(s, "501 5.1.%d Error: bad address syntax",
+		    cmd->verb == SMTP_CMD_MAIL ? 7 : 3);
+		break;
+	case SMTP_PARSE_BAD_PARAM:
+		reply(s, "555 5.5.4 Error: unsupported parameter");
+		break;
+	case SMTP_PARSE_SYNTAX:
+	case SMTP_PARSE_OK:
+		reply(s, "501 5.5.4 Error: syntax error in parameters");
+		break;
+	}
+	protocol_error(s);
+}
+
+static void
+handle_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	enum smtp_parse_status st = smtp_parse_command(line, len, &cmd);
+
+	if (st != SMTP_PARSE_OK) {
+		reply_parse_error(s, st, &cmd);
+		return;
+	}
+	handlers[cmd.verb](s, &cmd);
+}
+
+/* Read complete command lines; false when more input is needed. */
+static bool
+read_command(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t eol_len, total;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+
+	if (p.pos == -1) {
+		if (evbuffer_get_length(in) > SMTP_COMMAND_LINE_MAX) {
+			s->discard_line = true;
+			evbuffer_drain(in, evbuffer_get_length(in));
+		}
+		return false;
+	}
+	total = (size_t)p.pos + 1;
+	if (s->discard_line || total > SMTP_COMMAND_LINE_MAX) {
+		s->discard_line = false;
+		evbuffer_drain(in, total);
+		reply(s, "500 5.5.2 Error: line too long");
+		protocol_error(s);
+		return true;
+	}
+	evbuffer_remove(in, s->line, total);
+	if (total < 2 || s->line[total - 2] != '\r') {
+		reply(s, "500 5.5.2 Error: bare <LF> received");
+		protocol_error(s);
+		return true;
+	}
+	handle_command(s, s->line, total - 2);
+	return true;
+}
+
+/* ---- DATA ---- */
+
+static void
+build_received(struct smtp_session *s, char *buf, size_t len)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->env->nrcpts == 1)
+		snprintf(buf, len, "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
+		    "with %s id %s\r\n\tfor <%s>; %s\r\n", s->helo, s->client_host, hostname(s),
+		    s->esmtp ? "ESMTP" : "SMTP", s->env->id, s->env->rcpts[0].address, date);
+	else
+		snprintf(buf, len, "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
+		    "with %s id %s; %s\r\n", s->helo, s->client_host, hostname(s),
+		    s->esmtp ? "ESMTP" : "SMTP", s->env->id, date);
+}
+
+/* Back from the commit pool: only now may the client hear "queued". */
+static void
+commit_done_cb(int rc, int err, const struct queue_env *env, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_server_stats *st = smtp_server_counters(s->srv);
+
+	s->job = NULL;
+	if (rc == -1) {
+		st->queue_errors++;
+		if (err == ENOSPC || err == EDQUOT)
+			reply(s, "452 4.3.1 Error: insufficient system storage");
+		else
+			reply(s, "451 4.3.0 Error: queue file write error");
+	} else {
+		st->messages_queued++;
+		st->bytes_queued += env->size;
+		smtp_server_queue_adjust(s->srv, 1);
+		log_info("smtp: %s: queued as %s: from=<%s> size=%" PRIu64 " nrcpt=%zu",
+		    s->client_host, env->id, env->sender, env->size, env->nrcpts);
+		reply(s, "250 2.0.0 Ok: queued as %s", env->id);
+	}
+	session_enter_state(s, SMTP_STATE_IDLE);
+	bufferevent_enable(s->bev, EV_READ);
+	session_process(s);
+}
+
+/* Hand the message to the commit pool; the reply waits for commit_done_cb. */
+static void
+message_commit(struct smtp_session *s)
+{
+	char *received = malloc(SMTP_RECEIVED_MAX);
+
+	if (received == NULL) {
+		smtp_server_counters(s->srv)->queue_errors++;
+		reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	s->env->arrival = time(NULL);
+	queue_id_new(s->env->id);
+	build_received(s, received, SMTP_RECEIVED_MAX);
+	s->job = commit_pool_submit(smtp_server_pool(s->srv), s->env, received, s->msg,
+	    commit_done_cb, s);
+	if (s->job == NULL) {
+		free(received);
+		smtp_server_counters(s->srv)->queue_errors++;
+		reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	s->env = NULL;
+	s->msg = NULL;
+}
+
+static void
+message_end(struct smtp_session *s)
+{
+	struct smtp_server_stats *st = smtp_server_counters(s->srv);
+
+	if (s->flaw == DATA_LINE_TOO_LONG) {
+		st->messages_refused++;
+		reply(s, "500 5.5.2 Error: line too long (RFC 5321 limit is 1000 octets)");
+	} else if (s->flaw == DATA_TOO_BIG) {
+		st->messages_refused++;
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+	} else if (s->received_lines >= SMTP_MAX_HOPS) {
+		st->messages_refused++;
+		reply(s, "554 5.4.6 Error: too many hops (mail loop)");
+	} else {
+		message_commit(s);
+	}
+	session_enter_state(s, s->job != NULL ? SMTP_STATE_QUEUEING : SMTP_STATE_IDLE);
+}
+
+/* A bare CR or LF in DATA: the smuggling case; no resynchronisation is tried. */
+static void
+data_bare_newline(struct smtp_session *s)
+{
+	smtp_server_counters(s->srv)->messages_refused++;
+	smtp_server_counters(s->srv)->protocol_errors++;
+	log_info("smtp: %s: bare <CR> or <LF> in DATA: disconnecting", s->client_host);
+	reply_close(s, "521 5.5.2 Error: bare <CR> or <LF> received in message");
+}
+
+/* One complete line of content (with its CRLF) that is not the final dot. */
+static void
+data_line(struct smtp_session *s, const char *line, size_t len)
+{
+	const struct config_relay *r = smtp_server_relay(s->srv);
+
+	if (line[0] == '.') {
+		line++;
+		len--;
+	}
+	if (s->in_headers) {
+		if (len == 2)
+			s->in_headers = false;
+		else if (len >= 9 && strncasecmp(line, "Received:", 9) == 0)
+			s->received_lines++;
+	}
+	s->msg_size += len;
+	if (s->flaw != DATA_OK)
+		return;
+	if (s->msg_size > r->max_message_size) {
+		s->flaw = DATA_TOO_BIG;
+		evbuffer_drain(s->msg, evbuffer_get_length(s->msg));
+		return;
+	}
+	evbuffer_add(s->msg, line, len);
+}
+
+/* An over-long line: drop it, but still refuse a bare LF at its end. */
+static bool
+data_long_line(struct smtp_session *s, struct evbuffer *in, ssize_t lf)
+{
+	struct evbuffer_ptr p;
+	char cr = '\0';
+
+	if (s->flaw == DATA_OK)
+		s->flaw = DATA_LINE_TOO_LONG;
+	if (lf == -1) {
+		if (evbuffer_get_length(in) < 2)
+			return false;
+		/* Keep the last byte: it may be the CR of the coming CRLF. */
+		evbuffer_drain(in, evbuffer_get_length(in) - 1);
+		s->in_long_line = true;
+		return false;
+	}
+	if (lf > 0 && evbuffer_ptr_set(in, &p, (size_t)lf - 1, EVBUFFER_PTR_SET) == 0)
+		evbuffer_copyout_from(in, &p, &cr, 1);
+	evbuffer_drain(in, (size_t)lf + 1);
+	s->in_long_line = false;
+	if (cr != '\r') {
+		data_bare_newline(s);
+		return false;
+	}
+	return true;
+}
+
+/* Consume content lines; false when more input is needed or the session ends. */
+static bool
+read_data(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t eol_len, total;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+
+	if (p.pos == -1) {
+		if (s->in_long_line || evbuffer_get_length(in) > SMTP_TEXT_LINE_MAX)
+			return data_long_line(s, in, -1);
+		return false;
+	}
+	total = (size_t)p.pos + 1;
+	if (s->in_long_line || total > SMTP_TEXT_LINE_MAX)
+		return data_long_line(s, in, p.pos);
+	evbuffer_remove(in, s->line, total);
+	if (total < 2 || s->line[total - 2] != '\r' || memchr(s->line, '\r', total - 2)) {
+		data_bare_newline(s);
+		return false;
+	}
+	if (total == 3 && s->line[0] == '.')
+		message_end(s);
+	else
+		data_line(s, s->line, total);
+	return true;
+}
+
+/* ---- events ---- */
+
+/* Handle every complete line in the input, pipelined commands included. */
+static void
+session_process(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	bool more = true;
+
+	while (more && s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_QUEUEING) {
+		if (evbuffer_get_length(out) > SMTP_OUTPUT_HIGH) {
+			s->paused = true;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		if (s->state == SMTP_STATE_DATA)
+			more = read_data(s, in);
+		else
+			more = read_command(s, in);
+	}
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_STATE_CLOSING) {
+		smtp_server_session_gone(s->srv, s);
+		smtp_session_free(s);
+		return;
+	}
+	if (s->paused && s->state != SMTP_STATE_QUEUEING) {
+		s->paused = false;
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING) {
+		smtp_server_counters(s->srv)->timeouts++;
+		log_info("smtp: %s: timeout in state %d", s->client_host, (int)s->state);
+		bufferevent_enable(s->bev, EV_WRITE);
+		reply_close(s, "421 4.4.2 Error: timeout exceeded");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		log_debug("smtp: %s: %s", s->client_host,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	smtp_server_session_gone(s->srv, s);
+	smtp_session_free(s);
+}
+
+struct smtp_session *
+smtp_session_new(struct smtp_server *srv, struct event_base *base, int fd,
+    const struct addr *client, const char *refuse)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		close(fd);
+		return NULL;
+	}
+	s->srv = srv;
+	s->client = *client;
+	addr_host_str(client, s->client_host, sizeof(s->client_host));
+	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_enter_state(s, SMTP_STATE_HELO);
+	if (refuse != NULL)
+		reply_close(s, refuse);
+	else
+		reply(s, "220 %s ESMTP mxbroker", hostname(s));
+	return s;
+}
+
+void
+smtp_session_free(struct smtp_session *s)
+{
+	if (s == NULL)
+		return;
+	if (s->job != NULL)
+		commit_pool_cancel(smtp_server_pool(s->srv), s->job);
+	bufferevent_free(s->bev);
+	queue_env_free(s->env);
+	if (s->msg != NULL)
+		evbuffer_free(s->msg);
+	free(s);
+}
+
+const struct addr *
+smtp_session_client(const struct smtp_session *s)
+{
+	return &s->client;
+}

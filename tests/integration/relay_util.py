@@ -1,0 +1,217 @@
+"""relay_util - helpers for the smtp-relayd integration tests: start the
+relay with a test configuration, talk raw SMTP, run smtp-relayctl."""
+import json
+import os
+import socket
+
+import mxb
+
+
+class Relay:
+    """A running smtp-relayd with its ports, directory and configuration."""
+
+    def __init__(self, daemons, extra="", host="127.0.0.1", name="smtp-relayd"):
+        self.host = host
+        self.port = mxb.free_port()
+        self.status_port = mxb.free_port()
+        self.dir = daemons.dir
+        self.spool = os.path.join(self.dir, "spool")
+        self.extra = extra
+        self.name = name
+        self.conf = os.path.join(self.dir, f"{name}.conf")
+        self.daemons = daemons
+        self.d = None
+        self.start()
+
+    def config_text(self):
+        return (f'options {{ directory "{self.dir}"; }};\n'
+                f'relay {{\n'
+                f'    listen {{ {self.host} port {self.port}; }};\n'
+                f'    hostname "relay.test";\n'
+                f'    local-aliases {{ "mail.example.test"; }};\n'
+                f'    relay-domains {{ "example.test"; }};\n'
+                f'    trusted-networks {{ 127.0.0.1/32; }};\n'
+                f'    status-listen 127.0.0.1 port {self.status_port};\n'
+                f'    {self.extra}\n'
+                + ('' if 'max-sessions-per-client' in self.extra
+                   else '    max-sessions-per-client 50;\n') +
+                f'}};\n')
+
+    def start(self):
+        self.d = self.daemons.mxbroker("smtp-relayd", self.config_text(), name=self.name,
+                                       ready=mxb.http_ok("127.0.0.1", self.status_port))
+        return self.d
+
+    def status(self):
+        return mxb.http_json("127.0.0.1", self.status_port, "/status")
+
+    def ctl(self, *args, check=True):
+        """Run smtp-relayctl -c <conf> args; returns CompletedProcess."""
+        r = mxb.run("smtp-relayctl", "-c", self.conf, *args)
+        if check:
+            assert r.returncode == 0, f"smtp-relayctl {args}: {r.returncode}: {r.stderr}"
+        return r
+
+    def ctl_json(self, *args):
+        return json.loads(self.ctl(*args, "--json").stdout)
+
+    def queue_ids(self):
+        return sorted(m["id"] for m in self.ctl_json("list")["messages"])
+
+    def queue_files(self, sub="queue"):
+        return sorted(os.listdir(os.path.join(self.spool, sub)))
+
+    def connect(self, source=None, timeout=10):
+        return SmtpConn(self.host, self.port, source, timeout)
+
+
+class SmtpConn:
+    """A raw SMTP connection: send bytes exactly, read replies."""
+
+    def __init__(self, host, port, source=None, timeout=10):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        self.buf = b""
+        self.banner = self.reply()
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending: %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode()
+
+    def reply(self):
+        """One (possibly multi-line) reply: (code, full text)."""
+        lines = [self._line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self._line())
+        return int(lines[-1][:3]), "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def closed(self):
+        """True when the server has closed the connection (EOF)."""
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def transaction(self, sender, rcpts, body):
+        """MAIL, RCPT..., DATA, body (bytes, sent as is), returns the final reply."""
+        assert self.cmd(f"MAIL FROM:<{sender}>")[0] == 250
+        for r in rcpts:
+            assert self.cmd(f"RCPT TO:<{r}>")[0] == 250
+        assert self.cmd("DATA")[0] == 354
+        self.send(body)
+        return self.reply()
+
+
+POSTFIX_MASTER_CF = """\
+{listen} inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+
+class PrivatePostfix:
+    """A Postfix instance of its own (config, queue and data directories in a
+    fresh folder outside the test's 0700 tmp dir, so that the postfix user
+    can enter them), listening on 127.0.0.1:port and relaying everything to
+    relayhost.  Started in the foreground under `daemons`; stop() ends it."""
+
+    def __init__(self, daemons, relayhost, port=None, extra=""):
+        import shutil
+        import subprocess
+        import tempfile
+        from conftest import require_tool
+        self._shutil = shutil
+        self._subprocess = subprocess
+        self.postfix = require_tool("postfix")
+        self.port = port or mxb.free_port()
+        self.top = tempfile.mkdtemp(prefix="mxb-postfix-")
+        os.chmod(self.top, 0o755)
+        self.etc = os.path.join(self.top, "etc")
+        spool = os.path.join(self.top, "spool")
+        data = os.path.join(self.top, "data")
+        for d in (self.etc, spool, data):
+            os.makedirs(d)
+        shutil.chown(data, "postfix")
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = pf.test
+mydomain = pf.test
+myorigin = pf.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = {relayhost}
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+alias_maps =
+alias_database =
+local_transport = error:no local delivery
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtputf8_enable = no
+maillog_file = /dev/stdout
+biff = no
+{extra}
+""")
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
+        r = subprocess.run([self.postfix, "-c", self.etc, "check"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, f"postfix check: {r.stdout}{r.stderr}"
+        self.d = daemons.start("postfix", [self.postfix, "-c", self.etc, "start-fg"],
+                               ready=mxb.tcp_open("127.0.0.1", self.port), timeout=30)
+
+    def log(self):
+        """Postfix's log (maillog_file = /dev/stdout: the daemon's log file)."""
+        return self.d.log()
+
+    def stop(self):
+        self._subprocess.run([self.postfix, "-c", self.etc, "stop"], capture_output=True,
+                             timeout=60)
+        try:
+            self.d.proc.wait(20)
+        finally:
+            self.d.stop()
+            self._shutil.rmtree(self.top, ignore_errors=True)

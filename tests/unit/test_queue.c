@@ -1,0 +1,270 @@
+/* test_queue.c - the crash-safe queue: commit, load, update, recovery, damage. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "smtp-relay/queue.h"
+#include "tests/unit/tap.h"
+
+static char dir[] = "/tmp/test_queue.XXXXXX";
+
+static const char content[] = "Received: from x\r\nSubject: hi\r\n\r\nbody\r\n.dot\r\n";
+
+static struct queue_env *
+make_env(void)
+{
+	struct queue_env *env = queue_env_new();
+
+	queue_env_set(&env->sender, "s@example.test");
+	queue_env_set(&env->client_addr, "192.0.2.1");
+	queue_env_set(&env->client_helo, "client.test");
+	env->arrival = 1700000000;
+	queue_env_add_rcpt(env, "a@example.test", 1700000000);
+	queue_env_add_rcpt(env, "b@example.test", 1700000000);
+	return env;
+}
+
+/* Commit `content` in two pieces; returns the new ID (static buffer). */
+static const char *
+commit(struct queue *q)
+{
+	static char id[QUEUE_ID_LEN + 1];
+	struct queue_env *env = make_env();
+	struct iovec iov[2] = {
+		{ (void *)content, 10 },
+		{ (void *)(content + 10), sizeof(content) - 11 },
+	};
+	int rc = queue_commit(q, env, iov, 2);
+
+	is_int(rc, 0, "commit");
+	memcpy(id, env->id, sizeof(id));
+	queue_env_free(env);
+	return id;
+}
+
+static char *
+path_of(const char *sub, const char *name)
+{
+	static char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s/%s", dir, sub, name);
+	return p;
+}
+
+static size_t
+count(const char *sub)
+{
+	char p[512];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, sub);
+	if ((d = opendir(p)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void
+test_crc(void)
+{
+	is_int(queue_crc32(0, "123456789", 9), 0xCBF43926, "CRC-32 check value");
+	is_int(queue_crc32(queue_crc32(0, "1234", 4), "56789", 5), 0xCBF43926,
+	    "CRC-32 continues across pieces");
+}
+
+static void
+test_commit_load(struct queue *q)
+{
+	const char *id = commit(q);
+	struct queue_env *env;
+	char *body;
+	size_t len;
+
+	ok(queue_id_valid(id), "ID has the queue form: %s", id);
+	ok(access(path_of("queue", id), F_OK) == 0, "file in queue/");
+	is_int((long long)count("tmp"), 0, "nothing left in tmp/");
+	is_int(queue_load(q, id, &env, &body, &len), QUEUE_OK, "load");
+	if (env == NULL)
+		return;
+	is_int((long long)len, (long long)sizeof(content) - 1, "content length");
+	ok(memcmp(body, content, len) == 0, "content intact");
+	is_str(env->sender, "s@example.test", "sender");
+	is_str(env->client_addr, "192.0.2.1", "client");
+	is_str(env->client_helo, "client.test", "helo");
+	is_int((long long)env->nrcpts, 2, "two recipients");
+	is_str(env->rcpts[1].address, "b@example.test", "second recipient");
+	is_int(env->rcpts[0].state, QUEUE_RCPT_PENDING, "pending");
+	is_int((long long)env->arrival, 1700000000, "arrival");
+
+	/* Delivery's life cycle: one recipient at a time, then remove. */
+	env->rcpts[0].state = QUEUE_RCPT_DELIVERED;
+	env->rcpts[1].attempts = 3;
+	env->rcpts[1].next_retry = 1700003600;
+	queue_env_set(&env->rcpts[1].last_error, "451 4.4.1 no answer");
+	is_int(queue_update(q, env), 0, "update");
+	queue_env_free(env);
+	free(body);
+	is_int(queue_load(q, id, &env, &body, &len), QUEUE_OK, "reload after update");
+	if (env == NULL)
+		return;
+	ok(memcmp(body, content, len) == 0 && len == sizeof(content) - 1, "content kept");
+	is_int(env->rcpts[0].state, QUEUE_RCPT_DELIVERED, "state stored");
+	is_int(env->rcpts[1].attempts, 3, "attempts stored");
+	is_int((long long)env->rcpts[1].next_retry, 1700003600, "next retry stored");
+	is_str(env->rcpts[1].last_error, "451 4.4.1 no answer", "last error stored");
+	ok(!queue_env_is_done(env), "not done with one pending");
+	env->rcpts[1].state = QUEUE_RCPT_FAILED;
+	ok(queue_env_is_done(env), "done when all final");
+	queue_env_free(env);
+	free(body);
+	is_int(queue_remove(q, id), QUEUE_OK, "remove");
+	is_int(queue_remove(q, id), QUEUE_ENOTFOUND, "remove twice: not found");
+	is_int(queue_load(q, id, &env, NULL, NULL), QUEUE_ENOTFOUND, "load removed");
+	is_int(queue_load(q, "../../etc/passwd", &env, NULL, NULL), QUEUE_ENOTFOUND,
+	    "a non-ID is never opened");
+}
+
+static void
+test_json_roundtrip(void)
+{
+	struct queue_env *env = make_env(), *back;
+	struct json_object *o;
+
+	memcpy(env->id, "0123456789abcdef", QUEUE_ID_LEN + 1);
+	env->is_bounce = true;
+	env->body_8bit = true;
+	o = queue_env_to_json(env);
+	back = queue_env_from_json(o);
+	ok(back != NULL, "envelope JSON round trip");
+	if (back != NULL) {
+		ok(back->is_bounce && back->body_8bit, "flags kept");
+		is_str(back->rcpts[0].address, "a@example.test", "recipient kept");
+		ok(back->rcpts[0].last_error == NULL, "null last_error kept");
+	}
+	queue_env_free(back);
+	json_object_object_add(o, "version", json_object_new_int(2));
+	ok(queue_env_from_json(o) == NULL, "unknown version refused");
+	json_object_put(o);
+	o = json_tokener_parse("{\"version\":1,\"id\":\"0123456789abcdef\",\"arrival\":1,"
+	    "\"sender\":\"\",\"client\":{\"address\":\"x\",\"helo\":null},\"body\":\"7BIT\","
+	    "\"bounce\":false,\"size\":0,\"recipients\":[]}");
+	ok(queue_env_from_json(o) == NULL, "no recipients refused");
+	json_object_put(o);
+	queue_env_free(env);
+}
+
+/* Overwrite one byte of a queue file. */
+static void
+poke(const char *id, off_t off, char c)
+{
+	int fd = open(path_of("queue", id), O_WRONLY);
+
+	ok(fd != -1 && pwrite(fd, &c, 1, off) == 1, "damage %s at %ld", id, (long)off);
+	close(fd);
+}
+
+static void
+test_recovery(struct queue *q)
+{
+	struct queue_recovery rec;
+	char good[QUEUE_ID_LEN + 1], flipped[QUEUE_ID_LEN + 1], cut[QUEUE_ID_LEN + 1];
+	char renamed[] = "00000000000000aa", from[512];
+	struct queue_env *env;
+	FILE *f;
+
+	memcpy(good, commit(q), sizeof(good));
+	memcpy(flipped, commit(q), sizeof(flipped));
+	memcpy(cut, commit(q), sizeof(cut));
+	poke(flipped, 300, 'X');
+	ok(truncate(path_of("queue", cut), 100) == 0, "truncate one file");
+	snprintf(from, sizeof(from), "%s", path_of("queue", good));
+	ok(link(from, path_of("queue", renamed)) == 0, "a copy under another ID");
+	f = fopen(path_of("queue", "notes.txt"), "w");
+	fclose(f);
+	f = fopen(path_of("tmp", "0000000000000001"), "w");
+	fclose(f);
+	ok(queue_recover(q, false, 0, &rec, NULL, NULL) == 0, "analyze");
+	is_int((long long)rec.messages, 1, "one good message");
+	is_int((long long)rec.damaged, 3, "flipped, cut, renamed are damaged");
+	is_int((long long)rec.stray, 1, "one stray name");
+	is_int((long long)rec.stale, 1, "one stale tmp file");
+	is_int((long long)count("queue"), 5, "analyze changes nothing");
+	ok(queue_recover(q, true, 3600, &rec, NULL, NULL) == 0, "repair, tmp age 1 h");
+	is_int((long long)count("tmp"), 1, "young tmp file kept");
+	ok(queue_recover(q, true, 0, &rec, NULL, NULL) == 0, "repair");
+	is_int((long long)count("tmp"), 0, "tmp/ emptied");
+	is_int((long long)count("queue"), 1, "only the good file left");
+	is_int((long long)count("corrupt"), 4, "damaged and stray moved, never deleted");
+	is_int((long long)rec.corrupt_total, 4, "corrupt_total");
+	is_int(queue_load(q, flipped, &env, NULL, NULL), QUEUE_ENOTFOUND, "moved away");
+
+	/* An orphan: every recipient final but the file still there. */
+	is_int(queue_load(q, good, &env, NULL, NULL), QUEUE_OK, "load good");
+	if (env != NULL) {
+		env->rcpts[0].state = env->rcpts[1].state = QUEUE_RCPT_DELIVERED;
+		is_int(queue_update(q, env), 0, "mark all delivered");
+		queue_env_free(env);
+	}
+	ok(queue_recover(q, true, 0, &rec, NULL, NULL) == 0 && rec.orphans == 1,
+	    "orphan found");
+	is_int((long long)count("queue"), 0, "orphan removed");
+}
+
+static void
+test_unique_ids(void)
+{
+	char ids[50][QUEUE_ID_LEN + 1];
+	bool distinct = true;
+
+	for (int i = 0; i < 50; i++)
+		queue_id_new(ids[i]);
+	for (int i = 0; i < 50; i++)
+		for (int j = i + 1; j < 50; j++)
+			distinct &= strcmp(ids[i], ids[j]) != 0;
+	ok(distinct, "50 IDs in a row are distinct");
+}
+
+static int
+rm_cb(const char *path)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	return system(cmd);
+}
+
+int
+main(void)
+{
+	struct queue *q;
+
+	log_init("test_queue", LOG_LEVEL_ERR, false);
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	ok(queue_open(dir, false) == NULL, "no queue there: open without create fails");
+	q = queue_open(dir, true);
+	ok(q != NULL, "queue created in %s", dir);
+	if (q != NULL) {
+		test_crc();
+		test_commit_load(q);
+		test_json_roundtrip();
+		test_recovery(q);
+		test_unique_ids();
+	}
+	queue_close(q);
+	queue_close(NULL);
+	queue_env_free(NULL);
+	rm_cb(dir);
+	return tap_done();
+}
