@@ -1,4 +1,5 @@
-# broker/: libbroker.a (zone store, answers, clusters, poller) and brokerd.
+# broker/: libbroker.a (zone store, answers, transfers, network) and brokerd.
 broker_DEPS := broker metrics common
 PROGS += brokerd
 brokerd_MAIN := broker/brokerd.c
+broker_TESTS += test_zone test_dnsq

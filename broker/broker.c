@@ -1,0 +1,280 @@
+/* broker.c - brokerd's parts put together, reload, and status. */
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "broker/server.h"
+#include "broker/xfr.h"
+#include "broker/zone.h"
+#include "broker/zonestore.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/status_http.h"
+
+struct broker {
+	struct event_base *base;
+	const struct config *cfg;
+	struct zonestore *zs;
+	struct dns_server *server;
+	struct notifier *notifier;
+	struct status_http *status;
+	struct event *reclaim;
+	uint64_t reloads, reload_failures;
+};
+
+static const char *const rcode_names[ANSWER_NRCODES] = {
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "YXDOMAIN",
+    "YXRRSET",
+    "NXRRSET",
+    "NOTAUTH",
+    "NOTZONE",
+    "RCODE11",
+    "RCODE12",
+    "RCODE13",
+    "RCODE14",
+    "RCODE15",
+    "BADVERS",
+};
+
+int
+broker_check_zones(const struct config *cfg)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->broker.nzones; i++) {
+		const struct config_zone *cz = &cfg->broker.zones[i];
+		char err[1024];
+		struct zone *z;
+
+		if (access(cz->file, F_OK) == -1)
+			continue;
+		z = zone_load(cz->name, cz->file, err, sizeof(err));
+		if (z == NULL) {
+			fprintf(stderr, "brokerd: %s\n", err);
+			rc = -1;
+		}
+		zone_free(z);
+	}
+	return rc;
+}
+
+static void
+changed_cb(const struct zone *z, uint32_t old_serial, void *arg)
+{
+	struct broker *b = arg;
+
+	log_info("zone %s: serving serial %u (was %u), %zu records", zone_name(z), zone_serial(z),
+	    old_serial, zone_rr_count(z));
+	if (b->notifier != NULL)
+		notifier_zone_changed(b->notifier, z);
+}
+
+static void
+reclaim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	zonestore_reclaim(arg);
+}
+
+static int
+load_zones(struct broker *b)
+{
+	for (size_t i = 0; i < b->cfg->broker.nzones; i++) {
+		const struct config_zone *cz = &b->cfg->broker.zones[i];
+		char err[1024];
+		struct zone *z = zone_load(cz->name, cz->file, err, sizeof(err));
+
+		if (z == NULL) {
+			log_warnx("%s", err);
+			return -1;
+		}
+		if (zonestore_set_zone(b->zs, z) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+void
+broker_reload(struct broker *b)
+{
+	b->reloads++;
+	for (size_t i = 0; i < b->cfg->broker.nzones; i++) {
+		const struct config_zone *cz = &b->cfg->broker.zones[i];
+		const struct zone *old = zonestore_find(b->zs, cz->name);
+		char err[1024];
+		struct zone *z = zone_load(cz->name, cz->file, err, sizeof(err));
+
+		if (z == NULL || zonestore_set_zone(b->zs, z) == -1) {
+			b->reload_failures++;
+			log_warnx("%s; zone %s keeps serving serial %u",
+			    z == NULL ? err : "reload failed", cz->name,
+			    old != NULL ? zone_serial(old) : 0);
+		}
+	}
+}
+
+static void
+status_json_cb(struct json_object *root, void *arg)
+{
+	struct broker *b = arg;
+	const struct zsnap *snap = zonestore_snapshot(b->zs);
+	struct json_object *zones = json_object_new_array();
+	struct json_object *q = json_object_new_object(), *rc = json_object_new_object();
+	struct dns_counters c;
+
+	for (size_t i = 0; i < snap->n; i++) {
+		struct json_object *z = json_object_new_object();
+
+		json_object_object_add(
+		    z, "name", json_object_new_string(zone_name(snap->zones[i])));
+		json_object_object_add(
+		    z, "serial", json_object_new_int64(zone_serial(snap->zones[i])));
+		json_object_object_add(
+		    z, "records", json_object_new_int64((int64_t)zone_rr_count(snap->zones[i])));
+		json_object_object_add(
+		    z, "names", json_object_new_int64((int64_t)zone_name_count(snap->zones[i])));
+		json_object_array_add(zones, z);
+	}
+	json_object_object_add(root, "zones", zones);
+	dns_server_counters(b->server, &c);
+	for (int i = 0; i < ANSWER_NRCODES; i++)
+		if (c.rcode[i] != 0 || i == 0 || i == 3 || i == 5)
+			json_object_object_add(
+			    rc, rcode_names[i], json_object_new_int64((int64_t)c.rcode[i]));
+	json_object_object_add(q, "udp", json_object_new_int64((int64_t)c.udp));
+	json_object_object_add(q, "tcp", json_object_new_int64((int64_t)c.tcp));
+	json_object_object_add(q, "dropped", json_object_new_int64((int64_t)c.dropped));
+	json_object_object_add(q, "truncated", json_object_new_int64((int64_t)c.truncated));
+	json_object_object_add(q, "axfr", json_object_new_int64((int64_t)c.xfr));
+	json_object_object_add(q, "axfr_refused", json_object_new_int64((int64_t)c.xfr_refused));
+	json_object_object_add(q, "by_rcode", rc);
+	json_object_object_add(root, "queries", q);
+	json_object_object_add(root, "tcp_clients", json_object_new_int64((int64_t)c.tcp_clients));
+	json_object_object_add(root, "reloads", json_object_new_int64((int64_t)b->reloads));
+	json_object_object_add(
+	    root, "reload_failures", json_object_new_int64((int64_t)b->reload_failures));
+}
+
+static void
+status_metrics_cb(struct evbuffer *out, void *arg)
+{
+	struct broker *b = arg;
+	const struct zsnap *snap = zonestore_snapshot(b->zs);
+	struct dns_counters c;
+	struct notifier_stats ns;
+	char labels[300];
+
+	dns_server_counters(b->server, &c);
+	prom_family(out, "dns_queries_total", "counter", "DNS queries answered, by protocol.");
+	prom_sample_u64(out, "dns_queries_total", "proto=\"udp\"", c.udp);
+	prom_sample_u64(out, "dns_queries_total", "proto=\"tcp\"", c.tcp);
+	prom_family(out, "dns_responses_total", "counter", "DNS responses by rcode.");
+	for (int i = 0; i < ANSWER_NRCODES; i++) {
+		snprintf(labels, sizeof(labels), "rcode=\"%s\"", rcode_names[i]);
+		if (c.rcode[i] != 0 || i == 0 || i == 3 || i == 5)
+			prom_sample_u64(out, "dns_responses_total", labels, c.rcode[i]);
+	}
+	prom_family(out, "dns_dropped_total", "counter", "Packets dropped without an answer.");
+	prom_sample_u64(out, "dns_dropped_total", NULL, c.dropped);
+	prom_family(out, "dns_truncated_total", "counter", "UDP answers sent with TC.");
+	prom_sample_u64(out, "dns_truncated_total", NULL, c.truncated);
+	prom_family(out, "dns_axfr_total", "counter", "Zone transfers asked for, by result.");
+	prom_sample_u64(out, "dns_axfr_total", "result=\"served\"", c.xfr - c.xfr_refused);
+	prom_sample_u64(out, "dns_axfr_total", "result=\"refused\"", c.xfr_refused);
+	prom_family(out, "dns_tcp_clients", "gauge", "Open DNS TCP connections.");
+	prom_sample_u64(out, "dns_tcp_clients", NULL, c.tcp_clients);
+	prom_family(out, "zone_serial", "gauge", "SOA serial served, by zone.");
+	for (size_t i = 0; i < snap->n; i++) {
+		snprintf(labels, sizeof(labels), "zone=\"%s\"", zone_name(snap->zones[i]));
+		prom_sample_u64(out, "zone_serial", labels, zone_serial(snap->zones[i]));
+	}
+	prom_family(out, "zone_records", "gauge", "Records served, by zone.");
+	for (size_t i = 0; i < snap->n; i++) {
+		snprintf(labels, sizeof(labels), "zone=\"%s\"", zone_name(snap->zones[i]));
+		prom_sample_u64(out, "zone_records", labels, zone_rr_count(snap->zones[i]));
+	}
+	if (b->notifier != NULL) {
+		notifier_stats(b->notifier, &ns);
+		prom_family(out, "dns_notify_total", "counter", "NOTIFY messages, by result.");
+		prom_sample_u64(out, "dns_notify_total", "result=\"sent\"", ns.sent);
+		prom_sample_u64(out, "dns_notify_total", "result=\"acked\"", ns.acked);
+		prom_sample_u64(out, "dns_notify_total", "result=\"failed\"", ns.failed);
+	}
+}
+
+struct broker *
+broker_new(struct event_base *base, const struct config *cfg)
+{
+	struct broker *b = calloc(1, sizeof(*b));
+	struct timeval tv = {0, BROKER_RECLAIM_MS * 1000};
+
+	if (b == NULL)
+		return NULL;
+	b->base = base;
+	b->cfg = cfg;
+	b->zs = zonestore_new(cfg->broker.threads);
+	if (b->zs == NULL)
+		goto fail;
+	if (cfg->broker.status_listen.len != 0) {
+		b->status = status_http_new(base, &cfg->broker.status_listen, "brokerd",
+		    status_json_cb, status_metrics_cb, b);
+		if (b->status == NULL)
+			goto fail;
+	}
+	if (load_zones(b) == -1)
+		goto fail;
+	b->notifier = notifier_new(base, &cfg->broker);
+	zonestore_on_change(b->zs, changed_cb, b);
+	b->reclaim = event_new(base, -1, EV_PERSIST, reclaim_cb, b->zs);
+	if (b->notifier == NULL || b->reclaim == NULL || event_add(b->reclaim, &tv) == -1)
+		goto fail;
+	/* With no zone there is nothing to answer: no DNS sockets are opened. */
+	if (cfg->broker.nzones == 0)
+		log_info("no zone configured: not listening for DNS");
+	else if ((b->server = dns_server_new(base, &cfg->broker, b->zs)) == NULL)
+		goto fail;
+	return b;
+fail:
+	broker_free(b);
+	return NULL;
+}
+
+int
+broker_start(struct broker *b)
+{
+	return b->server != NULL ? dns_server_start(b->server) : 0;
+}
+
+struct zonestore *
+broker_zonestore(struct broker *b)
+{
+	return b->zs;
+}
+
+void
+broker_free(struct broker *b)
+{
+	if (b == NULL)
+		return;
+	dns_server_free(b->server);
+	if (b->reclaim != NULL)
+		event_free(b->reclaim);
+	notifier_free(b->notifier);
+	status_http_free(b->status);
+	zonestore_free(b->zs);
+	free(b);
+}

@@ -1,0 +1,541 @@
+/* server.c - UDP query threads and TCP on the main loop. */
+#include "broker/server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "broker/xfr.h"
+#include "broker/zone.h"
+#include "broker/zonestore.h"
+#include "common/addr.h"
+#include "common/config.h"
+#include "common/log.h"
+
+#define UDP_ROUNDS    8 /* batches per wake-up before yielding to the loop */
+#define RCODE_REFUSED 5
+#define TCP_OUT_HIGH  (256 * 1024) /* unsent bytes before we stop reading */
+
+/* One UDP socket of one thread. */
+struct udp_sock {
+	struct worker *w;
+	int fd;
+	bool pktinfo; /* bound to a wildcard: answer from the query's address */
+	struct event *ev;
+};
+
+/* Room for an IPv4 or IPv6 packet-info control message. */
+#define UDP_CTL_LEN CMSG_SPACE(sizeof(struct in6_pktinfo))
+
+struct worker {
+	struct dns_server *srv;
+	unsigned id;
+	pthread_t tid;
+	bool started;
+	struct event_base *base;
+	struct udp_sock *socks;
+	size_t nsocks;
+	struct log_ratelimit rl;
+	struct answer_stats stats;
+	struct mmsghdr in[SERVER_UDP_BATCH], out[SERVER_UDP_BATCH];
+	struct iovec iov_in[SERVER_UDP_BATCH], iov_out[SERVER_UDP_BATCH];
+	struct sockaddr_storage from[SERVER_UDP_BATCH];
+	uint8_t ctl[SERVER_UDP_BATCH][UDP_CTL_LEN] __attribute__((aligned(8)));
+	uint8_t rbuf[SERVER_UDP_BATCH][SERVER_UDP_RECV_MAX];
+	uint8_t wbuf[SERVER_UDP_BATCH][ANSWER_EDNS_SIZE];
+};
+
+struct tcp_conn {
+	struct dns_server *srv;
+	struct bufferevent *bev;
+	struct addr peer;
+};
+
+struct dns_server {
+	struct event_base *base;
+	const struct config_broker *cfg;
+	struct zonestore *zs;
+	struct worker *workers;
+	unsigned nworkers;
+	struct evconnlistener **listeners;
+	size_t nlisteners;
+	struct answer_stats tcp_stats;
+	uint64_t xfr_refused;
+	uint64_t nclients;
+	struct log_ratelimit rl;
+	uint8_t tcpbuf[WIRE_MSG_MAX];
+};
+
+/* ---- UDP -------------------------------------------------------------- */
+
+/* Send from the address the query came to: IPv4 by ipi_spec_dst, any ifindex. */
+static void
+udp_reply_control(struct msghdr *out, struct msghdr *in)
+{
+	struct cmsghdr *c;
+
+	for (c = CMSG_FIRSTHDR(in); c != NULL; c = CMSG_NXTHDR(in, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo *pi = (struct in_pktinfo *)CMSG_DATA(c);
+
+			pi->ipi_ifindex = 0;
+			break;
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO)
+			break;
+	}
+	if (c == NULL)
+		return;
+	out->msg_control = c;
+	out->msg_controllen = CMSG_SPACE(c->cmsg_len - CMSG_LEN(0));
+}
+
+static unsigned
+udp_answer_batch(struct udp_sock *us, unsigned n)
+{
+	struct worker *w = us->w;
+	struct dns_server *s = w->srv;
+	const struct zsnap *snap = zonestore_enter(s->zs, w->id);
+	unsigned m = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct answer_result res;
+		struct msghdr *h = &w->out[m].msg_hdr;
+
+		if (answer_query(snap->zones, snap->n, w->rbuf[i], w->in[i].msg_len, false,
+		        w->wbuf[m], sizeof(w->wbuf[m]), &res, &w->stats) != ANSWER_REPLY)
+			continue;
+		w->iov_out[m].iov_base = w->wbuf[m];
+		w->iov_out[m].iov_len = res.len;
+		memset(h, 0, sizeof(*h));
+		h->msg_name = &w->from[i];
+		h->msg_namelen = w->in[i].msg_hdr.msg_namelen;
+		h->msg_iov = &w->iov_out[m];
+		h->msg_iovlen = 1;
+		if (us->pktinfo)
+			udp_reply_control(h, &w->in[i].msg_hdr);
+		m++;
+	}
+	zonestore_leave(s->zs, w->id);
+	return m;
+}
+
+static void
+udp_send(struct worker *w, int fd, unsigned m)
+{
+	unsigned done = 0;
+
+	while (done < m) {
+		int r = sendmmsg(fd, w->out + done, m - done, 0);
+
+		if (r > 0) {
+			done += (unsigned)r;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		/* Skip the datagram the kernel refused (e.g. unreachable peer). */
+		log_warnx_rl(&w->rl, "udp: sendmmsg: %s", strerror(errno));
+		done++;
+	}
+}
+
+static void
+udp_prepare_recv(struct udp_sock *us)
+{
+	struct worker *w = us->w;
+
+	for (unsigned i = 0; i < SERVER_UDP_BATCH; i++) {
+		struct msghdr *h = &w->in[i].msg_hdr;
+
+		w->iov_in[i].iov_base = w->rbuf[i];
+		w->iov_in[i].iov_len = sizeof(w->rbuf[i]);
+		memset(h, 0, sizeof(*h));
+		h->msg_name = &w->from[i];
+		h->msg_namelen = sizeof(w->from[i]);
+		h->msg_iov = &w->iov_in[i];
+		h->msg_iovlen = 1;
+		if (us->pktinfo) {
+			h->msg_control = w->ctl[i];
+			h->msg_controllen = sizeof(w->ctl[i]);
+		}
+	}
+}
+
+static void
+udp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp_sock *us = arg;
+	struct worker *w = us->w;
+
+	(void)what;
+	for (int round = 0; round < UDP_ROUNDS; round++) {
+		int n;
+		unsigned m;
+
+		udp_prepare_recv(us);
+		n = recvmmsg(fd, w->in, SERVER_UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0) {
+			if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warnx_rl(&w->rl, "udp: recvmmsg: %s", strerror(errno));
+			return;
+		}
+		m = udp_answer_batch(us, (unsigned)n);
+		if (m > 0)
+			udp_send(w, fd, m);
+		if (n < SERVER_UDP_BATCH)
+			return;
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static bool
+is_wildcard(const struct addr *a)
+{
+	const struct sockaddr *sa = addr_sa(a);
+
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+static int
+udp_open(struct udp_sock *us, const struct addr *a)
+{
+	int on = 1;
+	char text[ADDR_STRLEN];
+
+	us->fd = sock_bind(a, SOCK_DGRAM, SOCK_F_REUSEPORT);
+	if (us->fd == -1) {
+		log_warn("cannot listen on %s (udp)", addr_str(a, text, sizeof(text)));
+		return -1;
+	}
+	if (sock_set_rcvbuf(us->fd, SERVER_UDP_RCVBUF) == -1 && us->w->id == 0)
+		log_warn("udp: %s: receive buffer below %d bytes", addr_str(a, text, sizeof(text)),
+		    SERVER_UDP_RCVBUF);
+	if (is_wildcard(a)) {
+		int r = addr_family(a) == AF_INET
+		    ? setsockopt(us->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on))
+		    : setsockopt(us->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+
+		if (r == -1) {
+			log_warn("udp: %s: packet info", addr_str(a, text, sizeof(text)));
+			return -1;
+		}
+		us->pktinfo = true;
+	}
+	us->ev = event_new(us->w->base, us->fd, EV_READ | EV_PERSIST, udp_read_cb, us);
+	if (us->ev == NULL || event_add(us->ev, NULL) == -1) {
+		log_warnx("udp: cannot watch a socket");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+worker_bind(struct worker *w, const struct config_addrs *listen)
+{
+	w->base = event_base_new();
+	w->socks = calloc(listen->n, sizeof(*w->socks));
+	if (w->base == NULL || w->socks == NULL) {
+		log_warnx("udp: out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < listen->n; i++) {
+		w->socks[i].w = w;
+		w->socks[i].fd = -1;
+		w->nsocks++;
+		if (udp_open(&w->socks[i], &listen->v[i]) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+worker_close(struct worker *w)
+{
+	for (size_t i = 0; i < w->nsocks; i++) {
+		if (w->socks[i].ev != NULL)
+			event_free(w->socks[i].ev);
+		if (w->socks[i].fd != -1)
+			close(w->socks[i].fd);
+	}
+	free(w->socks);
+	if (w->base != NULL)
+		event_base_free(w->base);
+}
+
+/* ---- TCP -------------------------------------------------------------- */
+
+static void
+tcp_close(struct tcp_conn *c)
+{
+	c->srv->nclients--;
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void
+tcp_write_msg(struct evbuffer *out, const uint8_t *msg, size_t len)
+{
+	uint8_t hdr[2];
+
+	wire_put16(hdr, (uint16_t)len);
+	evbuffer_add(out, hdr, 2);
+	evbuffer_add(out, msg, len);
+}
+
+static void
+tcp_xfr(struct tcp_conn *c, const uint8_t *msg, const struct answer_result *res)
+{
+	struct dns_server *s = c->srv;
+	const struct config_zone *cz = NULL;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char a[ADDR_STRLEN];
+
+	for (size_t i = 0; i < s->cfg->nzones; i++)
+		if (strcasecmp(s->cfg->zones[i].name, zone_name(res->zone)) == 0)
+			cz = &s->cfg->zones[i];
+	if (xfr_allowed(cz, &c->peer) && xfr_axfr(res->zone, &res->q, out) == 0) {
+		log_info("xfr: AXFR of %s serial %u to %s", zone_name(res->zone),
+		    zone_serial(res->zone), addr_str(&c->peer, a, sizeof(a)));
+		return;
+	}
+	log_warnx_rl(&s->rl, "xfr: %s refused to %s", zone_name(res->zone),
+	    addr_str(&c->peer, a, sizeof(a)));
+	s->xfr_refused++;
+	tcp_write_msg(out, s->tcpbuf,
+	    answer_empty(&res->q, msg, RCODE_REFUSED, s->tcpbuf, sizeof(s->tcpbuf)));
+}
+
+/* Answer every complete message in the input; false: close the connection. */
+static bool
+tcp_drain(struct tcp_conn *c)
+{
+	struct dns_server *s = c->srv;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	uint8_t hdr[2];
+
+	while (evbuffer_copyout(in, hdr, 2) == 2) {
+		size_t len = wire_get16(hdr);
+		const struct zsnap *snap = zonestore_snapshot(s->zs);
+		struct answer_result res;
+		const uint8_t *msg;
+
+		if (evbuffer_get_length(in) < len + 2)
+			break;
+		msg = evbuffer_pullup(in, (ssize_t)len + 2) + 2;
+		switch (answer_query(snap->zones, snap->n, msg, len, true, s->tcpbuf,
+		    sizeof(s->tcpbuf), &res, &s->tcp_stats)) {
+		case ANSWER_DROP: return false;
+		case ANSWER_XFR: tcp_xfr(c, msg, &res); break;
+		case ANSWER_REPLY:
+			tcp_write_msg(bufferevent_get_output(c->bev), s->tcpbuf, res.len);
+			break;
+		}
+		evbuffer_drain(in, len + 2);
+	}
+	return true;
+}
+
+/* A client that sends without reading stops being read until it catches up. */
+static void
+tcp_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct tcp_conn *c = arg;
+
+	if (!tcp_drain(c)) {
+		tcp_close(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > TCP_OUT_HIGH)
+		bufferevent_disable(bev, EV_READ);
+}
+
+static void
+tcp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct tcp_conn *c = arg;
+
+	if (bufferevent_get_enabled(bev) & EV_READ)
+		return;
+	bufferevent_enable(bev, EV_READ);
+	/* Queries may have waited in the input while we were not reading. */
+	tcp_read_cb(bev, c);
+}
+
+static void
+tcp_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		tcp_close(arg);
+}
+
+static void
+tcp_accept_cb(
+    struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct dns_server *s = arg;
+	struct timeval idle = {(time_t)s->cfg->tcp_idle_timeout, 0};
+	struct tcp_conn *c;
+
+	(void)l;
+	if (s->nclients >= s->cfg->tcp_max_clients || (c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx_rl(&s->rl, "tcp: %" PRIu64 " clients: refusing another", s->nclients);
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	addr_from_sockaddr(sa, (socklen_t)salen, &c->peer);
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	s->nclients++;
+	bufferevent_setcb(c->bev, tcp_read_cb, tcp_write_cb, tcp_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, TCP_OUT_HIGH / 2, 0);
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static int
+tcp_listen(struct dns_server *s)
+{
+	const struct config_addrs *listen = &s->cfg->listen;
+	char a[ADDR_STRLEN];
+
+	s->listeners = calloc(listen->n, sizeof(*s->listeners));
+	if (s->listeners == NULL)
+		return -1;
+	for (size_t i = 0; i < listen->n; i++) {
+		int fd = sock_bind(&listen->v[i], SOCK_STREAM, SOCK_F_LISTEN);
+
+		if (fd == -1) {
+			log_warn("cannot listen on %s", addr_str(&listen->v[i], a, sizeof(a)));
+			return -1;
+		}
+		s->listeners[i] =
+		    evconnlistener_new(s->base, tcp_accept_cb, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		if (s->listeners[i] == NULL) {
+			close(fd);
+			log_warnx("tcp: cannot watch %s", addr_str(&listen->v[i], a, sizeof(a)));
+			return -1;
+		}
+		s->nlisteners++;
+	}
+	return 0;
+}
+
+/* ---- the server ------------------------------------------------------- */
+
+struct dns_server *
+dns_server_new(struct event_base *base, const struct config_broker *cfg, struct zonestore *zs)
+{
+	struct dns_server *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->base = base;
+	s->cfg = cfg;
+	s->zs = zs;
+	s->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 60);
+	s->nworkers = cfg->threads;
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (s->workers == NULL || tcp_listen(s) == -1)
+		goto fail;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		w->srv = s;
+		w->id = i;
+		w->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 60);
+		if (worker_bind(w, &cfg->listen) == -1)
+			goto fail;
+	}
+	return s;
+fail:
+	dns_server_free(s);
+	return NULL;
+}
+
+int
+dns_server_start(struct dns_server *s)
+{
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		int e = pthread_create(&s->workers[i].tid, NULL, worker_main, &s->workers[i]);
+
+		if (e != 0) {
+			errno = e;
+			log_warn("cannot start query thread %u", i);
+			return -1;
+		}
+		s->workers[i].started = true;
+	}
+	return 0;
+}
+
+void
+dns_server_free(struct dns_server *s)
+{
+	if (s == NULL)
+		return;
+	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
+		if (s->workers[i].started) {
+			event_base_loopbreak(s->workers[i].base);
+			pthread_join(s->workers[i].tid, NULL);
+		}
+	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
+		worker_close(&s->workers[i]);
+	for (size_t i = 0; i < s->nlisteners; i++)
+		evconnlistener_free(s->listeners[i]);
+	free(s->listeners);
+	free(s->workers);
+	free(s);
+}
+
+static void
+add_stats(struct dns_counters *out, const struct answer_stats *st)
+{
+	for (int i = 0; i < ANSWER_NRCODES; i++)
+		out->rcode[i] += atomic_load_explicit(&st->rcode[i], memory_order_relaxed);
+	out->udp += atomic_load_explicit(&st->udp, memory_order_relaxed);
+	out->tcp += atomic_load_explicit(&st->tcp, memory_order_relaxed);
+	out->dropped += atomic_load_explicit(&st->dropped, memory_order_relaxed);
+	out->truncated += atomic_load_explicit(&st->truncated, memory_order_relaxed);
+	out->xfr += atomic_load_explicit(&st->xfr, memory_order_relaxed);
+}
+
+void
+dns_server_counters(const struct dns_server *s, struct dns_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		add_stats(out, &s->workers[i].stats);
+	add_stats(out, &s->tcp_stats);
+	out->xfr_refused = s->xfr_refused;
+	out->tcp_clients = s->nclients;
+}

@@ -1,0 +1,48 @@
+/*
+ * xfr.h - zone transfers out (AXFR over TCP, RFC 5936) and NOTIFY
+ * (RFC 1996) to the also-notify addresses when a zone's serial moves.
+ * Both run on the owner thread of the zone store (brokerd's main thread).
+ */
+#ifndef MXB_BROKER_XFR_H
+#define MXB_BROKER_XFR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct addr;
+struct config_broker;
+struct config_zone;
+struct dnsq;
+struct event_base;
+struct evbuffer;
+struct notifier;
+struct zone;
+
+#define XFR_MSG_TARGET  16000 /* bytes of RRs per AXFR message */
+#define NOTIFY_TRIES    5     /* sends before giving up on a secondary */
+#define NOTIFY_RETRY_MS 1000  /* first retry; doubled each time */
+
+/* True when `peer` may transfer the zone (allow-transfer; empty = nobody). */
+bool xfr_allowed(const struct config_zone *cz, const struct addr *peer);
+
+/*
+ * Append the AXFR answer to query q for zone z to out, as TCP messages with
+ * their two-byte length: SOA, every other RR, SOA.  An IXFR query gets the
+ * same (an AXFR-style IXFR answer, RFC 1995 section 4).  Returns 0 or -1.
+ */
+int xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out);
+
+/* A NOTIFY sender on `base` for the zones of `cfg` (borrowed, must outlive it). */
+struct notifier *notifier_new(struct event_base *base, const struct config_broker *cfg);
+void notifier_free(struct notifier *n);
+
+/* Send NOTIFY for z to its also-notify addresses, retrying until answered. */
+void notifier_zone_changed(struct notifier *n, const struct zone *z);
+
+/* Counters for /status and /metrics. */
+struct notifier_stats {
+	uint64_t sent, acked, failed;
+};
+void notifier_stats(const struct notifier *n, struct notifier_stats *out);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * zone.h - one authoritative zone, loaded from an RFC 1035 file with ldns
+ * and compiled into an immutable lookup structure with every answer
+ * prepared in wire format (prep.h).
+ *
+ * Threads: a compiled zone is never modified.  Any number of threads may
+ * call zone_answer and the getters at once; building and freeing happen on
+ * one thread (the zone store's owner), see zonestore.h for publication.
+ */
+#ifndef MXB_BROKER_ZONE_H
+#define MXB_BROKER_ZONE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ldns/ldns.h>
+
+struct prep;
+struct zone;
+
+/* Flags of an RRset (zone_with_rrset), kept across later updates. */
+#define ZONE_RRSET_ROTATE 0x01 /* round robin per answer (prep.h) */
+#define ZONE_RRSET_TRIM   0x02 /* trim to the UDP size, never TC */
+
+#define ZONE_MAX_INCLUDE_DEPTH 8
+#define ZONE_MAX_CNAME_CHAIN   8
+
+/*
+ * Load the zone `origin` (e.g. "mail.example.test") from `file`, following
+ * $INCLUDE (relative to the including file's folder), and compile it.
+ * Checks: one SOA at the apex, NS at the apex, no data outside the zone,
+ * CNAME alone at its name.  Returns NULL and writes "file:line: why" into
+ * err on failure.
+ */
+struct zone *zone_load(const char *origin, const char *file, char *err, size_t errlen);
+
+/* One RRset replacement for zone_apply. */
+struct zone_change {
+	const ldns_rdf *owner; /* absolute name inside the zone */
+	uint16_t type;
+	const ldns_rr_list *rrs; /* borrowed, cloned; NULL or empty deletes */
+	unsigned flags;          /* ZONE_RRSET_*, kept by later zone_apply */
+};
+
+/*
+ * A new zone equal to `old` with the `n` RRsets of `ch` replaced and the SOA
+ * serial set to `serial` (n may be 0: only the serial moves).  Returns NULL
+ * with "zone: why" in err when the result would be invalid (owner outside
+ * the zone, CNAME beside other data).  `old` is left untouched.  Cost:
+ * proportional to the whole zone (every answer is prepared again).
+ */
+struct zone *zone_apply(const struct zone *old, const struct zone_change *ch, size_t n,
+    uint32_t serial, char *err, size_t errlen);
+
+void zone_free(struct zone *z);
+
+/* Getters (borrowed). */
+const char *zone_name(const struct zone *z);                 /* no trailing dot */
+const uint8_t *zone_apex(const struct zone *z, size_t *len); /* lower-case wire */
+const char *zone_file(const struct zone *z);
+uint32_t zone_serial(const struct zone *z);
+size_t zone_rr_count(const struct zone *z); /* SOA included */
+size_t zone_name_count(const struct zone *z);
+/* The zone's RRs, SOA first, the rest in file order (for AXFR). */
+const ldns_rr_list *zone_rrs(const struct zone *z);
+const ldns_rr *zone_soa(const struct zone *z);
+
+/*
+ * The prepared answer for the lower-case wire name `qname` (which must lie
+ * in the zone) and `qtype`: an exact match, a referral, a wildcard answer,
+ * NODATA or NXDOMAIN.  Never NULL.  No allocation, no locks.
+ */
+const struct prep *zone_answer(
+    const struct zone *z, const uint8_t *qname, size_t qlen, uint16_t qtype);
+
+#endif

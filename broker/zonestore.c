@@ -1,0 +1,464 @@
+/* zonestore.c - publish zone snapshots to query threads; replace RRsets. */
+#include "broker/zonestore.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "broker/zone.h"
+#include "common/addr.h"
+#include "common/log.h"
+
+/* One reader's epoch, alone in its cache line; 0 = not reading. */
+struct reader {
+	_Atomic uint64_t epoch;
+	char pad[64 - sizeof(uint64_t)];
+};
+
+struct retired {
+	void *p;
+	void (*free_fn)(void *);
+	uint64_t epoch; /* the global epoch after the swap */
+};
+
+/* A replaced RRset, applied again after every reload. */
+struct overlay {
+	ldns_rdf *owner;
+	uint16_t type;
+	ldns_rr_list *rrs; /* NULL = deleted */
+	unsigned flags;
+};
+
+struct base_serial {
+	char *zone;
+	uint32_t serial; /* SOA serial of the file last loaded */
+};
+
+struct zonestore {
+	_Atomic(struct zsnap *) current;
+	_Atomic uint64_t epoch;
+	struct reader *readers;
+	unsigned nreaders;
+	struct retired *retired;
+	size_t nretired, capretired;
+	struct overlay *ov;
+	size_t nov;
+	struct base_serial *bases;
+	size_t nbases;
+	zonestore_change_fn change_fn;
+	void *change_arg;
+};
+
+static bool
+serial_gt(uint32_t a, uint32_t b)
+{
+	return a != b && (int32_t)(a - b) > 0; /* RFC 1982 */
+}
+
+struct zonestore *
+zonestore_new(unsigned nreaders)
+{
+	struct zonestore *zs = calloc(1, sizeof(*zs));
+	struct zsnap *empty = calloc(1, sizeof(*empty));
+
+	if (zs == NULL || empty == NULL ||
+	    posix_memalign((void **)&zs->readers, 64, (nreaders + 1) * sizeof(struct reader))) {
+		free(zs);
+		free(empty);
+		return NULL;
+	}
+	memset(zs->readers, 0, (nreaders + 1) * sizeof(struct reader));
+	zs->nreaders = nreaders;
+	atomic_init(&zs->epoch, 1);
+	atomic_init(&zs->current, empty);
+	return zs;
+}
+
+static void
+overlay_clear(struct overlay *o)
+{
+	ldns_rdf_deep_free(o->owner);
+	ldns_rr_list_deep_free(o->rrs);
+}
+
+void
+zonestore_free(struct zonestore *zs)
+{
+	struct zsnap *s;
+
+	if (zs == NULL)
+		return;
+	for (size_t i = 0; i < zs->nretired; i++)
+		zs->retired[i].free_fn(zs->retired[i].p);
+	s = atomic_load(&zs->current);
+	for (size_t i = 0; i < s->n; i++)
+		zone_free(s->zones[i]);
+	free(s);
+	for (size_t i = 0; i < zs->nov; i++)
+		overlay_clear(&zs->ov[i]);
+	for (size_t i = 0; i < zs->nbases; i++)
+		free(zs->bases[i].zone);
+	free(zs->bases);
+	free(zs->ov);
+	free(zs->retired);
+	free(zs->readers);
+	free(zs);
+}
+
+void
+zonestore_on_change(struct zonestore *zs, zonestore_change_fn fn, void *arg)
+{
+	zs->change_fn = fn;
+	zs->change_arg = arg;
+}
+
+const struct zsnap *
+zonestore_snapshot(const struct zonestore *zs)
+{
+	return atomic_load_explicit(&zs->current, memory_order_acquire);
+}
+
+const struct zone *
+zonestore_find(const struct zonestore *zs, const char *name)
+{
+	const struct zsnap *s = zonestore_snapshot(zs);
+
+	for (size_t i = 0; i < s->n; i++)
+		if (strcasecmp(zone_name(s->zones[i]), name) == 0)
+			return s->zones[i];
+	return NULL;
+}
+
+const struct zsnap *
+zonestore_enter(struct zonestore *zs, unsigned reader)
+{
+	uint64_t e = atomic_load(&zs->epoch);
+
+	/* seq_cst store then load: a reclaimer that saw us quiescent swapped first. */
+	atomic_store(&zs->readers[reader].epoch, e);
+	return atomic_load(&zs->current);
+}
+
+void
+zonestore_leave(struct zonestore *zs, unsigned reader)
+{
+	atomic_store_explicit(&zs->readers[reader].epoch, 0, memory_order_release);
+}
+
+/* Make room for `n` more retired objects, so that retiring cannot fail. */
+static int
+retire_reserve(struct zonestore *zs, size_t n)
+{
+	size_t cap = zs->capretired ? zs->capretired : 16;
+	struct retired *v;
+
+	while (cap < zs->nretired + n)
+		cap *= 2;
+	if (cap == zs->capretired)
+		return 0;
+	v = reallocarray(zs->retired, cap, sizeof(*v));
+	if (v == NULL)
+		return -1;
+	zs->retired = v;
+	zs->capretired = cap;
+	return 0;
+}
+
+static void
+retire(struct zonestore *zs, void *p, void (*fn)(void *), uint64_t epoch)
+{
+	zs->retired[zs->nretired].p = p;
+	zs->retired[zs->nretired].free_fn = fn;
+	zs->retired[zs->nretired].epoch = epoch;
+	zs->nretired++;
+}
+
+void
+zonestore_reclaim(struct zonestore *zs)
+{
+	uint64_t oldest = UINT64_MAX;
+	size_t k = 0;
+
+	for (unsigned i = 0; i < zs->nreaders; i++) {
+		uint64_t e = atomic_load(&zs->readers[i].epoch);
+
+		if (e != 0 && e < oldest)
+			oldest = e;
+	}
+	for (size_t i = 0; i < zs->nretired; i++) {
+		if (zs->retired[i].epoch <= oldest)
+			zs->retired[i].free_fn(zs->retired[i].p);
+		else
+			zs->retired[k++] = zs->retired[i];
+	}
+	zs->nretired = k;
+}
+
+size_t
+zonestore_pending(const struct zonestore *zs)
+{
+	return zs->nretired;
+}
+
+static void
+zone_free_cb(void *p)
+{
+	zone_free(p);
+}
+
+/* Swap in a snapshot where `z` replaces the zone of its name (or is added). */
+static int
+publish(struct zonestore *zs, struct zone *z)
+{
+	struct zsnap *old = atomic_load(&zs->current), *s;
+	struct zone *prev = NULL;
+	size_t n = old->n, at = old->n;
+	uint64_t e;
+
+	for (size_t i = 0; i < old->n; i++)
+		if (strcmp(zone_name(old->zones[i]), zone_name(z)) == 0)
+			at = i;
+	s = malloc(sizeof(*s) + (n + 1) * sizeof(s->zones[0]));
+	if (s == NULL || retire_reserve(zs, 2) == -1) {
+		free(s);
+		zone_free(z);
+		log_warnx("zone store: out of memory");
+		return -1;
+	}
+	memcpy(s->zones, old->zones, n * sizeof(s->zones[0]));
+	s->n = at == n ? n + 1 : n;
+	if (at < n)
+		prev = old->zones[at];
+	s->zones[at] = z;
+	atomic_store(&zs->current, s);
+	e = atomic_fetch_add(&zs->epoch, 1) + 1;
+	retire(zs, old, free, e);
+	if (prev != NULL)
+		retire(zs, prev, zone_free_cb, e);
+	if (zs->change_fn != NULL && (prev == NULL || zone_serial(prev) != zone_serial(z)))
+		zs->change_fn(z, prev != NULL ? zone_serial(prev) : 0, zs->change_arg);
+	zonestore_reclaim(zs);
+	return 0;
+}
+
+static bool
+owner_in(const struct overlay *o, const struct zone *z)
+{
+	ldns_rdf *apex = NULL;
+	bool in;
+
+	if (ldns_str2rdf_dname(&apex, zone_name(z)) != LDNS_STATUS_OK)
+		return false;
+	in = ldns_dname_compare(o->owner, apex) == 0 || ldns_dname_is_subdomain(o->owner, apex);
+	ldns_rdf_deep_free(apex);
+	return in;
+}
+
+static struct base_serial *
+base_of(struct zonestore *zs, const char *zone)
+{
+	struct base_serial *v;
+
+	for (size_t i = 0; i < zs->nbases; i++)
+		if (strcmp(zs->bases[i].zone, zone) == 0)
+			return &zs->bases[i];
+	v = reallocarray(zs->bases, zs->nbases + 1, sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	zs->bases = v;
+	v[zs->nbases].zone = strdup(zone);
+	v[zs->nbases].serial = 0;
+	if (v[zs->nbases].zone == NULL)
+		return NULL;
+	return &v[zs->nbases++];
+}
+
+/* The serial to serve for a reloaded file when our own changes sit on top. */
+static uint32_t
+overlay_serial(const struct zone *prev, uint32_t file_serial, uint32_t last_file)
+{
+	if (prev == NULL)
+		return file_serial;
+	if (file_serial == last_file)
+		return zone_serial(prev);
+	return serial_gt(file_serial, zone_serial(prev)) ? file_serial : zone_serial(prev) + 1;
+}
+
+int
+zonestore_set_zone(struct zonestore *zs, struct zone *z)
+{
+	struct zone_change ch[64];
+	const struct zone *prev = zonestore_find(zs, zone_name(z));
+	struct base_serial *b = base_of(zs, zone_name(z));
+	size_t n = 0;
+	uint32_t last = b != NULL ? b->serial : 0;
+	char err[512];
+	struct zone *merged;
+
+	if (b != NULL)
+		b->serial = zone_serial(z);
+	for (size_t i = 0; i < zs->nov && n < 64; i++)
+		if (owner_in(&zs->ov[i], z)) {
+			ch[n].owner = zs->ov[i].owner;
+			ch[n].type = zs->ov[i].type;
+			ch[n].rrs = zs->ov[i].rrs;
+			ch[n].flags = zs->ov[i].flags;
+			n++;
+		}
+	if (n == 0)
+		return publish(zs, z);
+	merged = zone_apply(z, ch, n, overlay_serial(prev, zone_serial(z), last), err, sizeof(err));
+	zone_free(z);
+	if (merged == NULL) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	return publish(zs, merged);
+}
+
+static const struct zone *
+zone_holding(const struct zonestore *zs, const ldns_rdf *owner)
+{
+	const struct zsnap *s = zonestore_snapshot(zs);
+	const struct zone *best = NULL;
+	size_t bestlen = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct overlay o = {.owner = (ldns_rdf *)owner};
+		size_t len = strlen(zone_name(s->zones[i]));
+
+		if (owner_in(&o, s->zones[i]) && (best == NULL || len > bestlen)) {
+			best = s->zones[i];
+			bestlen = len;
+		}
+	}
+	return best;
+}
+
+/* Remember (owner, type) -> rrs; takes ownership of owner and rrs. */
+static void
+overlay_set(struct zonestore *zs, ldns_rdf *owner, uint16_t type, ldns_rr_list *rrs, unsigned flags)
+{
+	struct overlay *v;
+
+	for (size_t i = 0; i < zs->nov; i++)
+		if (zs->ov[i].type == type && ldns_dname_compare(zs->ov[i].owner, owner) == 0) {
+			overlay_clear(&zs->ov[i]);
+			zs->ov[i] = (struct overlay){owner, type, rrs, flags};
+			return;
+		}
+	v = reallocarray(zs->ov, zs->nov + 1, sizeof(*v));
+	if (v == NULL) {
+		/* Served now; only a reload would forget it. */
+		log_warnx("zone store: out of memory remembering a replaced RRset");
+		ldns_rdf_deep_free(owner);
+		ldns_rr_list_deep_free(rrs);
+		return;
+	}
+	zs->ov = v;
+	zs->ov[zs->nov++] = (struct overlay){owner, type, rrs, flags};
+}
+
+int
+zonestore_replace_rrs(
+    struct zonestore *zs, const char *owner, uint16_t type, const ldns_rr_list *rrs, unsigned flags)
+{
+	ldns_rdf *name = NULL;
+	const struct zone *z;
+	struct zone_change ch;
+	struct zone *next;
+	char err[512];
+
+	if (ldns_str2rdf_dname(&name, owner) != LDNS_STATUS_OK) {
+		log_warnx("zone store: '%s' is not a domain name", owner);
+		return -1;
+	}
+	ldns_dname2canonical(name);
+	z = zone_holding(zs, name);
+	if (z == NULL) {
+		log_warnx("zone store: no zone holds %s", owner);
+		ldns_rdf_deep_free(name);
+		return -1;
+	}
+	for (size_t i = 0; rrs != NULL && i < ldns_rr_list_rr_count(rrs); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(rrs, i);
+
+		if ((uint16_t)ldns_rr_get_type(rr) != type ||
+		    ldns_dname_compare(ldns_rr_owner(rr), name) != 0) {
+			log_warnx("zone store: %s: records of another name or type", owner);
+			ldns_rdf_deep_free(name);
+			return -1;
+		}
+	}
+	ch = (struct zone_change){name, type, rrs, flags};
+	next = zone_apply(z, &ch, 1, zone_serial(z) + 1, err, sizeof(err));
+	if (next == NULL) {
+		log_warnx("%s", err);
+		ldns_rdf_deep_free(name);
+		return -1;
+	}
+	overlay_set(zs, name, type, rrs != NULL ? ldns_rr_list_clone(rrs) : NULL, flags);
+	return publish(zs, next);
+}
+
+static ldns_rr *
+addr_rr(const char *owner, uint16_t type, uint32_t ttl, const struct addr *a)
+{
+	const struct sockaddr *sa = addr_sa(a);
+	ldns_rr *rr = ldns_rr_new_frm_type((ldns_rr_type)type);
+	ldns_rdf *name = NULL, *data;
+
+	if (rr == NULL || ldns_str2rdf_dname(&name, owner) != LDNS_STATUS_OK) {
+		ldns_rr_free(rr);
+		return NULL;
+	}
+	ldns_dname2canonical(name);
+	if (type == LDNS_RR_TYPE_A)
+		data = ldns_rdf_new_frm_data(
+		    LDNS_RDF_TYPE_A, 4, &((const struct sockaddr_in *)sa)->sin_addr);
+	else
+		data = ldns_rdf_new_frm_data(
+		    LDNS_RDF_TYPE_AAAA, 16, &((const struct sockaddr_in6 *)sa)->sin6_addr);
+	ldns_rr_set_owner(rr, name);
+	ldns_rr_set_ttl(rr, ttl);
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+	if (data == NULL || !ldns_rr_push_rdf(rr, data)) {
+		ldns_rdf_deep_free(data);
+		ldns_rr_free(rr);
+		return NULL;
+	}
+	return rr;
+}
+
+int
+zonestore_replace_addrs(struct zonestore *zs, const char *owner, uint16_t type, uint32_t ttl,
+    const struct addr *addrs, size_t n, unsigned flags)
+{
+	int family = type == LDNS_RR_TYPE_A ? AF_INET : AF_INET6;
+	ldns_rr_list *l;
+	int rc;
+
+	if (type != LDNS_RR_TYPE_A && type != LDNS_RR_TYPE_AAAA) {
+		log_warnx("zone store: %s: only A and AAAA take addresses", owner);
+		return -1;
+	}
+	l = ldns_rr_list_new();
+	for (size_t i = 0; l != NULL && i < n; i++) {
+		ldns_rr *rr =
+		    addr_family(&addrs[i]) == family ? addr_rr(owner, type, ttl, &addrs[i]) : NULL;
+
+		if (rr == NULL || !ldns_rr_list_push_rr(l, rr)) {
+			log_warnx("zone store: %s: address %zu of the wrong family or no memory",
+			    owner, i);
+			ldns_rr_free(rr);
+			ldns_rr_list_deep_free(l);
+			return -1;
+		}
+	}
+	rc = zonestore_replace_rrs(zs, owner, type, l, flags);
+	ldns_rr_list_deep_free(l);
+	return rc;
+}
