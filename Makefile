@@ -45,7 +45,8 @@ MAINS     := $(foreach p,$(PROGS),$($(p)_MAIN))
 BINS      := $(addprefix $(BUILD)/bin/,$(PROGS))
 UNIT_BINS := $(foreach c,$(COMPONENTS),$(addprefix $(BUILD)/tests/,$($(c)_TESTS)))
 
-.PHONY: all deps test check check-unit check-asan check-integration demo \
+.PHONY: all deps test check check-unit check-asan check-asan-unit check-asan-integration \
+        check-integration demo \
         install clean style-check unit-bins $(PROGS)
 all: $(BINS)
 
@@ -96,6 +97,12 @@ FUZZ_BINS  := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
 FUZZ_config_LIBS := common
 FUZZ_metric_LIBS := metrics common
 FUZZ_lbcd_LIBS   := metrics common
+FUZZ_smtp_command_LIBS := smtp-relay common
+FUZZ_smtp_session_LIBS := smtp-relay common
+FUZZ_queue_LIBS        := smtp-relay common
+FUZZ_dnsmsg_LIBS       := resolver common
+FUZZ_socketmap_LIBS    := resolver common
+FUZZ_resolver_db_LIBS  := resolver common
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o \
@@ -127,11 +134,22 @@ check: test
 check-unit: $(UNIT_BINS)
 	@tests/tools/run-unit.sh $(BUILD)/tests
 
-check-asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
-	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' unit-bins
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    tests/tools/run-unit.sh build/asan/tests
+# The unit tests and the integration tests again, with every program and
+# test built with -fsanitize=address,undefined (leaks reported at exit).
+ASAN_MAKE = $(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all'
+ASAN_ENV  = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+
+check-asan: check-asan-unit check-asan-integration
+
+check-asan-unit:
+	@$(ASAN_MAKE) unit-bins
+	@$(ASAN_ENV) tests/tools/run-unit.sh build/asan/tests
+
+check-asan-integration:
+	@$(ASAN_MAKE) all
+	@$(ASAN_ENV) MXB_BIN=$(CURDIR)/build/asan/bin \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
 check-integration: all
 	@/usr/bin/python3 -m pytest -q tests/integration

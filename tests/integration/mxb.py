@@ -150,6 +150,7 @@ class Daemon:
                                      stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         self.returncode = None
+        self._term_sent = False
 
     @property
     def pid(self):
@@ -167,6 +168,8 @@ class Daemon:
             raise RuntimeError(f"{e}\n--- {self.name} log ---\n{self.log()}") from None
 
     def signal(self, sig):
+        if sig == signal.SIGTERM:
+            self._term_sent = True
         self.proc.send_signal(sig)
 
     def stop(self, timeout=10.0):
@@ -174,7 +177,10 @@ class Daemon:
         if self.returncode is not None:
             return self.returncode
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            # A second SIGTERM during shutdown would kill the daemon after
+            # its loop has given up the signal: send it once.
+            if not self._term_sent:
+                self.signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

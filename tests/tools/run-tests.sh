@@ -1,6 +1,7 @@
 #!/bin/sh
 # run-tests.sh - the whole suite behind `make test`:
-#   build, C unit tests, unit tests under ASan+UBSan, pytest integration tests.
+#   build, C unit tests, the same under ASan+UBSan, pytest integration tests
+#   against the normal programs and against ASan+UBSan builds of them.
 # Ends with one line "N passed, N failed" summing every stage.
 set -u
 cd "$(dirname "$0")/../.."
@@ -37,8 +38,9 @@ stage() {
 
 stage "build" $MAKE --no-print-directory all unit-bins
 stage "unit tests" tests/tools/run-unit.sh build/tests
-stage "unit tests under ASan+UBSan" $MAKE --no-print-directory check-asan
+stage "unit tests under ASan+UBSan" $MAKE --no-print-directory check-asan-unit
 stage "integration tests" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+stage "integration tests under ASan+UBSan" $MAKE --no-print-directory check-asan-integration
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
