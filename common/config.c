@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 
 #define CONFIG_MAX_FILE		(4 * 1024 * 1024)
@@ -414,42 +414,6 @@ parse_block(struct conv *cv, struct lexer *lx, struct cnode ***tail, bool top, i
 	}
 }
 
-static char *
-read_file(const char *path, size_t *len, char *why, size_t whylen)
-{
-	FILE *f = fopen(path, "re");
-	struct stat st;
-	char *buf;
-	size_t n;
-
-	if (f == NULL) {
-		snprintf(why, whylen, "%s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode)) {
-		snprintf(why, whylen, "not a regular file");
-		fclose(f);
-		return NULL;
-	}
-	buf = malloc(CONFIG_MAX_FILE + 1);
-	if (buf == NULL) {
-		fclose(f);
-		snprintf(why, whylen, "out of memory");
-		return NULL;
-	}
-	n = fread(buf, 1, CONFIG_MAX_FILE + 1, f);
-	if (ferror(f) || n > CONFIG_MAX_FILE) {
-		snprintf(why, whylen, "%s", ferror(f) ? strerror(errno) : "file too large");
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 static int
 parse_text(struct conv *cv, const char *file, const char *text, size_t len,
     struct cnode ***tail)
@@ -491,8 +455,10 @@ parse_file(struct conv *cv, const char *path, int line_from, const char *from,
 	full = path_join(cv->tmp, from ? cv->base_dir : NULL, path);
 	if (full == NULL)
 		return cv_error(cv, from ? from : path, line_from, "out of memory");
-	text = read_file(full, &len, why, sizeof(why));
+	text = file_read_all(full, CONFIG_MAX_FILE, &len);
 	if (text == NULL) {
+		snprintf(why, sizeof(why), "%s", errno == EINVAL ? "not a regular file" :
+		    errno == EFBIG ? "file too large" : strerror(errno));
 		if (from == NULL)
 			return cv_error(cv, full, 0, "cannot read: %s", why);
 		return cv_error(cv, from, line_from, "cannot read '%s': %s", full, why);
@@ -1454,6 +1420,7 @@ static const struct stmt relay_table[] = {
 	U("max-deliveries", config_relay, max_deliveries, 1, 10000),
 	U("max-deliveries-per-destination", config_relay, max_per_destination, 1, 10000),
 	P("remote-port", config_relay, remote_port),
+	T("hold-delivery", V_BOOL, config_relay, hold_delivery),
 	T("postmaster", V_STRING, config_relay, postmaster),
 	T("control-socket", V_PATH, config_relay, control_socket),
 	A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP),

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "common/fileio.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/status_http.h"
@@ -61,7 +62,7 @@ static void compute(struct agent *a);
 static int
 read_proc(struct agent *a, const char *path)
 {
-	if (sysstat_read_file(path, a->procbuf, sizeof(a->procbuf)) == -1) {
+	if (file_read_buf(path, a->procbuf, sizeof(a->procbuf)) == -1) {
 		log_warnx_rl(&a->rl, "metrics: %s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "metrics/sysstat.h"
 
 static int
@@ -84,7 +85,7 @@ drain_check(const char *path, char *reason, size_t len)
 	if (reason == NULL || len == 0)
 		return true;
 	reason[0] = '\0';
-	if (sysstat_read_file(path, buf, sizeof(buf)) == -1)
+	if (file_read_buf(path, buf, sizeof(buf)) == -1)
 		return true; /* too long or unreadable: still drained */
 	for (i = 0; buf[i] != '\0' && buf[i] != '\n' && i + 1 < len; i++)
 		reason[i] = (buf[i] >= 0x20 && buf[i] != 0x7f) ? buf[i] : '?';

@@ -132,36 +132,3 @@ sysstat_busy_percent(const struct cpu_times *prev, const struct cpu_times *cur)
 		return 100.0;
 	return 100.0 * (double)db / (double)dt;
 }
-
-long
-sysstat_read_file(const char *path, char *buf, size_t len)
-{
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd == -1)
-		return -1;
-	while (got + 1 < len) {
-		ssize_t r = read(fd, buf + got, len - 1 - got);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			int saved = errno;
-
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	if (got + 1 >= len) {
-		errno = EFBIG;
-		return -1;
-	}
-	buf[got] = '\0';
-	return (long)got;
-}

@@ -2,8 +2,8 @@
  * sysstat.h - the Linux figures the rating needs, parsed from /proc text.
  *
  * The parsers are pure functions over a NUL-terminated string, so unit tests
- * feed them fixed /proc/stat and /proc/meminfo contents; sysstat_read_file
- * is the only function here that touches the file system.
+ * feed them fixed /proc/stat and /proc/meminfo contents; the agent reads the
+ * files with file_read_buf (common/fileio.h).
  */
 #ifndef MXB_METRICS_SYSSTAT_H
 #define MXB_METRICS_SYSSTAT_H
@@ -41,10 +41,5 @@ int sysstat_parse_meminfo(const char *text, uint64_t *avail_bytes);
  */
 double sysstat_busy_percent(const struct cpu_times *prev, const struct cpu_times *cur);
 
-/*
- * Read a whole (small) file into buf and NUL-terminate it.  Returns the length,
- * or -1 with errno set (EFBIG when it does not fit).
- */
-long sysstat_read_file(const char *path, char *buf, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "metrics/sysstat.h"
 
@@ -147,7 +148,7 @@ view_load_key(const char *path, struct view_key *out, char *err, size_t errlen)
 		    cfg->metrics.key != NULL ? cfg->metrics.key : &cfg->keys[0], out, err, errlen);
 	} else if (cfg != NULL && cfg->nkeys > 1) {
 		snprintf(err, errlen, "%s: several keys and no metrics { key }: which one?", path);
-	} else if (sysstat_read_file(path, text, sizeof(text)) == -1) {
+	} else if (file_read_buf(path, text, sizeof(text)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 	} else if (decode_b64(text, out->secret, sizeof(out->secret), &out->key.secret_len) == -1) {
 		snprintf(

@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "resolver/dnsmsg.h"
 #include "resolver/hostsdb.h"
+
+#define HOSTSDB_MAX_FILE (64 * 1024 * 1024)
 
 struct hosts_entry {
 	char *name; /* lower case */
@@ -119,23 +122,18 @@ hostsdb_parse(const char *text)
 struct hostsdb *
 hostsdb_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	struct hostsdb *db = NULL;
-	char *text = NULL;
-	size_t cap = 0;
-	ssize_t len;
+	size_t len;
+	char *text = file_read_all(path, HOSTSDB_MAX_FILE, &len);
+	struct hostsdb *db;
 
-	if (f == NULL) {
+	if (text == NULL) {
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		return NULL;
 	}
-	len = getdelim(&text, &cap, '\0', f);
-	if (ferror(f))
-		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-	else if ((db = hostsdb_parse(len > 0 ? text : "")) == NULL)
+	db = hostsdb_parse(text);
+	if (db == NULL)
 		snprintf(err, errlen, "%s: out of memory", path);
 	free(text);
-	fclose(f);
 	return db;
 }
 

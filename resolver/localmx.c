@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "resolver/dnsmsg.h"
 #include "resolver/localmx.h"
 
 /* Longest line we accept: a domain, a number and a host name fit easily. */
 #define LOCALMX_LINE_MAX 1024
+#define LOCALMX_MAX_FILE (64 * 1024 * 1024)
 
 struct localmx {
 	struct localmx_entry *v; /* sorted by domain, then line */
@@ -128,23 +130,16 @@ fail:
 struct localmx *
 localmx_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	struct localmx *db = NULL;
-	char *text = NULL;
-	size_t cap = 0;
-	ssize_t len;
+	size_t len;
+	char *text = file_read_all(path, LOCALMX_MAX_FILE, &len);
+	struct localmx *db;
 
-	if (f == NULL) {
+	if (text == NULL) {
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		return NULL;
 	}
-	len = getdelim(&text, &cap, '\0', f);
-	if (ferror(f))
-		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-	else
-		db = localmx_parse(path, len > 0 ? text : "", err, errlen);
+	db = localmx_parse(path, text, err, errlen);
 	free(text);
-	fclose(f);
 	return db;
 }
 

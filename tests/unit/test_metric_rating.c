@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "metrics/rating.h"
 #include "metrics/sysstat.h"
 #include "tests/unit/tap.h"
@@ -185,11 +186,11 @@ test_read_file(void)
 {
 	char small[4], buf[SYSSTAT_BUF_MAX];
 
-	ok(sysstat_read_file("/proc/stat", buf, sizeof(buf)) > 0, "read the real /proc/stat");
+	ok(file_read_buf("/proc/stat", buf, sizeof(buf)) > 0, "read the real /proc/stat");
 	ok(sysstat_parse_stat(buf, NULL, NULL) == 0, "and parse it");
-	ok(sysstat_read_file("/proc/meminfo", small, sizeof(small)) == -1,
+	ok(file_read_buf("/proc/meminfo", small, sizeof(small)) == -1,
 	    "too small a buffer is an error");
-	ok(sysstat_read_file("/nonexistent/x", buf, sizeof(buf)) == -1, "missing file");
+	ok(file_read_buf("/nonexistent/x", buf, sizeof(buf)) == -1, "missing file");
 }
 
 int
