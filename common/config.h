@@ -188,6 +188,7 @@ struct config_relay {
 	unsigned max_deliveries;	/* concurrent, default 20 */
 	unsigned max_per_destination;	/* concurrent, default 4 */
 	uint16_t remote_port;		/* default 25 */
+	bool hold_delivery;		/* default no: queue only, deliver nothing */
 	char *postmaster;		/* default postmaster@<hostname> */
 	char *control_socket;		/* default <directory>/smtp-relayd.sock */
 	struct addr status_listen;	/* len 0 = none */

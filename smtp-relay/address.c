@@ -75,7 +75,8 @@ parse_literal(struct cursor *c, char *out, size_t outlen)
 	size_t len;
 	bool v6;
 
-	if (close == NULL)
+	/* inet_pton stops at a NUL: "[192.0.2.1\0junk]" must not pass. */
+	if (close == NULL || memchr(c->p, '\0', (size_t)(close - c->p)) != NULL)
 		return ADDRESS_ESYNTAX;
 	len = (size_t)(close - c->p) + 1;
 	if (len + 1 > outlen || len - 2 >= sizeof(text))

@@ -23,6 +23,8 @@ struct commit_job {
 	char *head;
 	struct evbuffer *body;
 	commit_done_fn done;	/* NULL once cancelled */
+	commit_run_fn run;	/* a generic job (commit_pool_run) when set */
+	commit_after_fn after;
 	void *arg;
 	int rc;
 	int err;
@@ -58,10 +60,16 @@ job_free(struct commit_job *job)
 static void
 job_run(struct commit_pool *p, struct commit_job *job)
 {
-	int n = evbuffer_peek(job->body, -1, NULL, NULL, 0);
-	struct iovec *iov = calloc((size_t)n + 1, sizeof(*iov));
+	int n;
+	struct iovec *iov;
 	int k = 0;
 
+	if (job->run != NULL) {
+		job->run(job->arg);
+		return;
+	}
+	n = evbuffer_peek(job->body, -1, NULL, NULL, 0);
+	iov = calloc((size_t)n + 1, sizeof(*iov));
 	if (iov == NULL) {
 		job->rc = -1;
 		job->err = ENOMEM;
@@ -120,7 +128,9 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&p->lock);
 	while ((job = TAILQ_FIRST(&ready)) != NULL) {
 		TAILQ_REMOVE(&ready, job, link);
-		if (job->done != NULL)
+		if (job->after != NULL)
+			job->after(job->arg);
+		else if (job->done != NULL)
 			job->done(job->rc, job->err, job->env, job->arg);
 		job_free(job);
 	}
@@ -177,6 +187,23 @@ commit_pool_submit(struct commit_pool *p, struct queue_env *env, char *head,
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	return job;
+}
+
+int
+commit_pool_run(struct commit_pool *p, commit_run_fn run, commit_after_fn after, void *arg)
+{
+	struct commit_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return -1;
+	job->run = run;
+	job->after = after;
+	job->arg = arg;
+	pthread_mutex_lock(&p->lock);
+	TAILQ_INSERT_TAIL(&p->todo, job, link);
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 void

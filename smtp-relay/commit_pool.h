@@ -38,6 +38,16 @@ struct commit_job *commit_pool_submit(struct commit_pool *p, struct queue_env *e
     char *head, struct evbuffer *body, commit_done_fn done, void *arg);
 
 /*
+ * Other disk work off the loop (delivery: queue_update, queue_remove,
+ * Maildir writes): run(arg) on a worker thread, then after(arg) on the
+ * loop's thread.  Jobs are not cancellable; arg must live until after()
+ * ran.  Returns 0, or -1 when out of memory (nothing runs then).
+ */
+typedef void (*commit_run_fn)(void *arg);
+typedef void (*commit_after_fn)(void *arg);
+int commit_pool_run(struct commit_pool *p, commit_run_fn run, commit_after_fn after, void *arg);
+
+/*
  * The caller goes away: done will not be called.  The commit itself still
  * completes (a message may be queued that its client never saw acknowledged;
  * it is never half-written).

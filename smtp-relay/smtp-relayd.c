@@ -13,6 +13,8 @@
 #include "common/status_http.h"
 #include "smtp-relay/address.h"
 #include "smtp-relay/control.h"
+#include "smtp-relay/delivery.h"
+#include "smtp-relay/maildir.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_server.h"
 
@@ -30,6 +32,7 @@ struct relayd {
 	struct smtp_server *server;
 	struct status_http *status;
 	struct control *control;
+	struct delivery *delivery;
 	uid_t uid;		/* (uid_t)-1: stay as we are */
 	gid_t gid;
 };
@@ -63,6 +66,7 @@ reload_cb(void *arg)
 		return;
 	}
 	smtp_server_reconfigure(d->server, &cfg->relay, p);
+	delivery_reconfigure(d->delivery, cfg);
 	config_free(d->cfg);
 	d->cfg = cfg;
 	log_info("reload: configuration reloaded (listen addresses need a restart)");
@@ -107,6 +111,43 @@ prepare_queue(struct relayd *d)
 	return 0;
 }
 
+/* /status and /metrics: the server's counters, then delivery's. */
+static void
+status_json(struct json_object *root, void *arg)
+{
+	struct relayd *d = arg;
+
+	smtp_server_status_json(root, d->server);
+	delivery_status_json(root, d->delivery);
+}
+
+static void
+status_metrics(struct evbuffer *out, void *arg)
+{
+	struct relayd *d = arg;
+
+	smtp_server_metrics(out, d->server);
+	delivery_metrics(out, d->delivery);
+}
+
+/* The queue runner: resolver files are read now, before the privilege drop. */
+static int
+setup_delivery(struct relayd *d)
+{
+	char err[1024];
+
+	if (maildir_prepare(d->cfg->relay.maildir_root, (int)d->uid, (int)d->gid) == -1)
+		return -1;
+	d->delivery = delivery_new(d->base, d->cfg, d->queue, smtp_server_pool(d->server),
+	    d->server, err, sizeof(err));
+	if (d->delivery == NULL) {
+		log_warnx("delivery: %s", err);
+		return -1;
+	}
+	smtp_server_set_queued(d->server, delivery_queued, d->delivery);
+	return 0;
+}
+
 static int
 setup(struct relayd *d)
 {
@@ -116,18 +157,19 @@ setup(struct relayd *d)
 	lookup_user(d);
 	if (prepare_queue(d) == -1 || (p = policy_new(r)) == NULL)
 		return -1;
-	if ((d->server = smtp_server_new(d->base, r, d->queue, p)) == NULL)
+	if ((d->server = smtp_server_new(d->base, r, d->queue, p)) == NULL ||
+	    setup_delivery(d) == -1)
 		return -1;
 	for (size_t i = 0; i < r->listen.n; i++)
 		if (smtp_server_listen(d->server, &r->listen.v[i]) == -1)
 			return -1;
 	if (r->status_listen.len != 0 && (d->status = status_http_new(d->base,
-	    &r->status_listen, relayd_info.name, smtp_server_status_json,
-	    smtp_server_metrics, d->server)) == NULL)
+	    &r->status_listen, relayd_info.name, status_json, status_metrics, d)) == NULL)
 		return -1;
 	if ((d->control = control_new(d->base, r->control_socket, d->queue, d->server,
 	    (int)d->uid, (int)d->gid)) == NULL)
 		return -1;
+	control_set_flush(d->control, delivery_flush, d->delivery);
 	return daemon_signals(d->base, reload_cb, d);
 }
 
@@ -161,14 +203,16 @@ main(int argc, char **argv)
 		goto done;
 	}
 	if (setup(&d) == -1 || daemon_drop_privileges(d.cfg) == -1 ||
-	    daemon_write_pidfile(d.cfg) == -1 || recover_queue(&d) == -1)
+	    daemon_write_pidfile(d.cfg) == -1 || recover_queue(&d) == -1 ||
+	    delivery_start(d.delivery) == -1)
 		goto done;
 	log_info("started (mxbroker %s)", MXB_VERSION);
 	event_base_dispatch(d.base);
 	rc = 0;
 done:
 	control_free(d.control);
-	smtp_server_free(d.server);
+	smtp_server_free(d.server);	/* first: its pool threads may hold delivery work */
+	delivery_free(d.delivery);
 	status_http_free(d.status);
 	queue_close(d.queue);
 	if (d.base != NULL)

@@ -45,6 +45,8 @@ struct smtp_server {
 	struct event *backoff;
 	unsigned open;
 	long queue_messages;
+	smtp_server_queued_fn queued;
+	void *queued_arg;
 	struct smtp_server_stats stats;
 	struct log_ratelimit accept_rl;
 };
@@ -228,6 +230,20 @@ smtp_server_queue_adjust(struct smtp_server *srv, long delta)
 	srv->queue_messages += delta;
 	if (srv->queue_messages < 0)
 		srv->queue_messages = 0;
+}
+
+void
+smtp_server_set_queued(struct smtp_server *srv, smtp_server_queued_fn fn, void *arg)
+{
+	srv->queued = fn;
+	srv->queued_arg = arg;
+}
+
+void
+smtp_server_message_queued(struct smtp_server *srv, const char *id)
+{
+	if (srv->queued != NULL)
+		srv->queued(id, srv->queued_arg);
 }
 
 const struct config_relay *

@@ -59,6 +59,13 @@ void smtp_server_free(struct smtp_server *srv);
 /* Number of messages in the queue as this process knows it; adjust by delta. */
 void smtp_server_queue_adjust(struct smtp_server *srv, long delta);
 
+/*
+ * Tell `fn` about every message committed from now on (delivery schedules
+ * it); called on the loop's thread right after the 250.  fn NULL: nobody.
+ */
+typedef void (*smtp_server_queued_fn)(const char *id, void *arg);
+void smtp_server_set_queued(struct smtp_server *srv, smtp_server_queued_fn fn, void *arg);
+
 /* /status and /metrics callbacks (status_json_fn, status_metrics_fn); arg = srv. */
 void smtp_server_status_json(struct json_object *root, void *arg);
 void smtp_server_metrics(struct evbuffer *out, void *arg);
@@ -69,6 +76,8 @@ const struct config_relay *smtp_server_relay(const struct smtp_server *srv);
 const struct policy *smtp_server_policy(const struct smtp_server *srv);
 struct commit_pool *smtp_server_pool(struct smtp_server *srv);
 struct smtp_server_stats *smtp_server_counters(struct smtp_server *srv);
+/* A message was committed with this ID: passed on to the queued hook. */
+void smtp_server_message_queued(struct smtp_server *srv, const char *id);
 /* A session ends: the server forgets it (the session frees itself). */
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
 

@@ -496,6 +496,7 @@ commit_done_cb(int rc, int err, const struct queue_env *env, void *arg)
 		log_info("smtp: %s: queued as %s: from=<%s> size=%" PRIu64 " nrcpt=%zu",
 		    s->client_host, env->id, env->sender, env->size, env->nrcpts);
 		reply(s, "250 2.0.0 Ok: queued as %s", env->id);
+		smtp_server_message_queued(s->srv, env->id);
 	}
 	session_enter_state(s, SMTP_STATE_IDLE);
 	bufferevent_enable(s->bev, EV_READ);

@@ -69,6 +69,7 @@ relay {
     relay-domains { "example.test"; };
     trusted-networks { 127.0.0.1/32; };
     max-sessions 200; max-sessions-per-client 200;
+    hold-delivery yes;    # measure accepting only
     status-listen 127.0.0.1 port $status_port;
 };
 EOF

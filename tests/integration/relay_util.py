@@ -33,6 +33,8 @@ class Relay:
                 f'    trusted-networks {{ 127.0.0.1/32; }};\n'
                 f'    status-listen 127.0.0.1 port {self.status_port};\n'
                 f'    {self.extra}\n'
+                # These tests look at the queue: nothing leaves it unless asked.
+                + ('' if 'hold-delivery' in self.extra else '    hold-delivery yes;\n')
                 + ('' if 'max-sessions-per-client' in self.extra
                    else '    max-sessions-per-client 50;\n') +
                 f'}};\n')

@@ -1,0 +1,1029 @@
+/*
+ * delivery.c - the queue runner: a run per due message, a job per
+ * destination domain (route, then SMTP addresses in order, or Maildir),
+ * then one settle step that writes the envelope (and a bounce) on a pool
+ * thread before the message is scheduled again.
+ */
+#include "smtp-relay/delivery.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+#include <json-c/json.h>
+
+#include "common/addr.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/status_http.h"
+#include "resolver/resolver.h"
+#include "smtp-relay/address.h"
+#include "smtp-relay/commit_pool.h"
+#include "smtp-relay/dsn.h"
+#include "smtp-relay/maildir.h"
+#include "smtp-relay/queue.h"
+#include "smtp-relay/scheduler.h"
+#include "smtp-relay/smtp_client.h"
+#include "smtp-relay/smtp_server.h"
+
+/* Hops counted one by one on /status; the rest add up under "other". */
+#define HOP_STATS_MAX 64
+#define DOMAIN_MAX 256
+
+enum outcome { OUT_NONE, OUT_DELIVERED, OUT_PERM, OUT_TEMP };
+
+/* One recipient attempted in this run. */
+struct rcpt_out {
+	size_t idx;			/* in env->rcpts */
+	enum outcome outcome;
+	char status[16];		/* "5.1.1" */
+	char *diag;			/* "550 5.1.1 ..." or a local reason */
+	char *remote;			/* the SMTP peer's host name, or NULL */
+};
+
+struct run;
+
+/* One destination domain of one message. */
+struct job {
+	struct run *run;
+	char domain[DOMAIN_MAX];	/* lower case; "" = local */
+	bool local;
+	size_t *outs;			/* indexes into run->out */
+	size_t nouts;
+	struct resolver_route *rt;
+	struct route_result *route;
+	size_t hop, addr;		/* the next address to try */
+	struct smtp_client *client;
+	size_t *open;			/* outs given to the client */
+	const char **names;
+	size_t nopen;
+	char hopname[DOMAIN_MAX];
+	char addrname[ADDR_STRLEN];
+	struct dest *dest;		/* the slot held, or NULL */
+	bool waiting;
+	TAILQ_ENTRY(job) wait;
+};
+
+/* One message in hand, from load to settle. */
+struct run {
+	struct delivery *d;
+	char id[QUEUE_ID_LEN + 1];
+	struct queue_env *env;
+	char *content;
+	size_t len;
+	struct rcpt_out *out;
+	size_t nout;
+	struct job **jobs;
+	size_t njobs, jobs_left;
+	char *maildir_root;		/* copied: a reload may come meanwhile */
+	time_t retry;			/* retry-interval, copied for the pool thread */
+	/* the settle step, filled on the pool thread */
+	struct queue_env *bounce;
+	char *bounce_content;
+	size_t bounce_len;
+	int bounce_rc, write_rc;
+	bool removed;			/* gone from the queue (by us or the operator) */
+	bool unlinked;			/* removed by us: the queue count drops */
+	LIST_ENTRY(run) link;
+};
+
+/* Concurrent connections to one destination domain. */
+struct dest {
+	char domain[DOMAIN_MAX];
+	unsigned active;
+	LIST_ENTRY(dest) link;
+};
+
+struct hop_stat {
+	char host[DOMAIN_MAX];
+	uint64_t delivered, deferred, failed;
+};
+
+struct delivery_stats {
+	uint64_t delivered, deferred, bounced;	/* recipients, final per run */
+	uint64_t attempts;			/* SMTP connections and Maildir writes */
+	uint64_t dsn_sent, dsn_dropped;		/* bounces queued; double bounces dropped */
+	uint64_t write_errors;
+};
+
+struct delivery {
+	struct event_base *base;
+	const struct config_relay *relay;
+	struct queue *queue;
+	struct commit_pool *pool;
+	struct smtp_server *srv;
+	struct resolver *resolver;
+	struct policy *policy;
+	struct scheduler *sched;
+	struct smtp_client_timeouts timeouts;
+	bool started;			/* the queue is scheduled (not held) */
+	unsigned conns;
+	TAILQ_HEAD(, job) waiting;
+	LIST_HEAD(, dest) dests;
+	LIST_HEAD(, run) runs;
+	struct delivery_stats st;
+	struct hop_stat hops[HOP_STATS_MAX + 1];	/* the last one: "other" */
+	size_t nhops;
+};
+
+static void job_try(struct job *j);
+static void job_done(struct job *j);
+static void dispatch(struct delivery *d);
+
+static struct hop_stat *
+hop_stat(struct delivery *d, const char *host)
+{
+	for (size_t i = 0; i < d->nhops; i++)
+		if (strcmp(d->hops[i].host, host) == 0)
+			return &d->hops[i];
+	if (d->nhops == HOP_STATS_MAX) {
+		snprintf(d->hops[HOP_STATS_MAX].host, DOMAIN_MAX, "other");
+		return &d->hops[HOP_STATS_MAX];
+	}
+	snprintf(d->hops[d->nhops].host, DOMAIN_MAX, "%s", host);
+	return &d->hops[d->nhops++];
+}
+
+static const char *
+outcome_name(enum outcome o)
+{
+	return o == OUT_DELIVERED ? "delivered" : o == OUT_PERM ? "failed" : "deferred";
+}
+
+/* Record one recipient's outcome at one hop and address, with its log line. */
+static void
+record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text,
+    const char *remote)
+{
+	struct run *r = j->run;
+	struct rcpt_out *out = &r->out[k];
+	struct hop_stat *hs = hop_stat(r->d, j->hopname[0] ? j->hopname : "-");
+	char *diag = strdup(text), *rem = remote != NULL ? strdup(remote) : NULL;
+
+	out->outcome = o;
+	dsn_status(code, text, out->status, sizeof(out->status));
+	free(out->diag);
+	free(out->remote);
+	out->diag = diag;
+	out->remote = rem;
+	if (o == OUT_DELIVERED)
+		hs->delivered++;
+	else if (o == OUT_PERM)
+		hs->failed++;
+	else
+		hs->deferred++;
+	log_info("delivery: %s: to=<%s> hop=%s addr=%s result=%s status=%s delay=%llds: %s",
+	    r->id, r->env->rcpts[out->idx].address, j->hopname[0] ? j->hopname : "-",
+	    j->addrname[0] ? j->addrname : "-", outcome_name(o), out->status,
+	    (long long)(time(NULL) - r->env->arrival), text);
+}
+
+static enum outcome
+outcome_of(unsigned code)
+{
+	return code / 100 == 2 ? OUT_DELIVERED : code / 100 == 5 ? OUT_PERM : OUT_TEMP;
+}
+
+/* ---- destinations and connection slots ---- */
+
+static struct dest *
+dest_get(struct delivery *d, const char *domain)
+{
+	struct dest *x;
+
+	LIST_FOREACH(x, &d->dests, link)
+		if (strcmp(x->domain, domain) == 0)
+			return x;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return NULL;
+	snprintf(x->domain, sizeof(x->domain), "%s", domain);
+	LIST_INSERT_HEAD(&d->dests, x, link);
+	return x;
+}
+
+static void
+slot_release(struct job *j)
+{
+	struct delivery *d = j->run->d;
+
+	if (j->dest == NULL)
+		return;
+	d->conns--;
+	if (--j->dest->active == 0) {
+		LIST_REMOVE(j->dest, link);
+		free(j->dest);
+	}
+	j->dest = NULL;
+	dispatch(d);
+}
+
+/* Start waiting jobs while there are connection slots, overall and per domain. */
+static void
+dispatch(struct delivery *d)
+{
+	struct job *j, *next;
+
+	for (j = TAILQ_FIRST(&d->waiting); j != NULL && d->conns < d->relay->max_deliveries;
+	    j = next) {
+		struct dest *x = dest_get(d, j->domain);
+
+		next = TAILQ_NEXT(j, wait);
+		if (x == NULL || x->active >= d->relay->max_per_destination)
+			continue;
+		TAILQ_REMOVE(&d->waiting, j, wait);
+		j->waiting = false;
+		j->dest = x;
+		x->active++;
+		d->conns++;
+		job_try(j);
+	}
+}
+
+/* ---- SMTP ---- */
+
+static void
+client_done_cb(const struct smtp_client_reply *res, void *arg)
+{
+	struct job *j = arg;
+	bool retry = false;
+
+	j->client = NULL;
+	for (size_t i = 0; i < j->nopen; i++) {
+		enum outcome o = res[i].code == 0 ? OUT_TEMP : outcome_of(res[i].code);
+
+		record(j, j->open[i], o, res[i].code, res[i].text,
+		    res[i].code != 0 ? j->hopname : NULL);
+		retry |= o == OUT_TEMP;
+	}
+	/* 4xx, refused or timed out: the next address, then the next hop. */
+	if (retry) {
+		job_try(j);
+		return;
+	}
+	slot_release(j);
+	job_done(j);
+}
+
+/* The next address of the route, or NULL when every one was tried. */
+static const struct addr *
+next_address(struct job *j)
+{
+	while (j->hop < j->route->nhops) {
+		struct route_hop *h = &j->route->hops[j->hop];
+
+		if (j->addr < h->naddrs) {
+			snprintf(j->hopname, sizeof(j->hopname), "%s", h->host);
+			return &h->addrs[j->addr++];
+		}
+		j->hop++;
+		j->addr = 0;
+	}
+	return NULL;
+}
+
+/* Recipients still open (never tried, or temporary so far) go to the next address. */
+static void
+job_try(struct job *j)
+{
+	struct run *r = j->run;
+	const struct addr *a;
+	struct addr to;
+	struct smtp_client_msg m = { 0 };
+
+	j->nopen = 0;
+	for (size_t i = 0; i < j->nouts; i++)
+		if (r->out[j->outs[i]].outcome == OUT_NONE || r->out[j->outs[i]].outcome == OUT_TEMP) {
+			j->open[j->nopen] = j->outs[i];
+			j->names[j->nopen++] = r->env->rcpts[r->out[j->outs[i]].idx].address;
+		}
+	if ((a = next_address(j)) == NULL) {
+		for (size_t i = 0; i < j->nopen; i++)
+			if (r->out[j->open[i]].outcome == OUT_NONE)
+				record(j, j->open[i], OUT_TEMP, 0,
+				    "451 4.4.4 no address to deliver to", NULL);
+		slot_release(j);
+		job_done(j);
+		return;
+	}
+	to = *a;
+	addr_set_port(&to, r->d->relay->remote_port);
+	addr_host_str(&to, j->addrname, sizeof(j->addrname));
+	m.helo = r->d->relay->hostname;
+	m.sender = r->env->sender;
+	m.rcpts = j->names;
+	m.nrcpts = j->nopen;
+	m.content = r->content;
+	m.len = r->len;
+	m.body_8bit = r->env->body_8bit;
+	r->d->st.attempts++;
+	if ((j->client = smtp_client_start(r->d->base, &to, &m, &r->d->timeouts, client_done_cb,
+	    j)) == NULL) {
+		for (size_t i = 0; i < j->nopen; i++)
+			record(j, j->open[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
+		slot_release(j);
+		job_done(j);
+	}
+}
+
+/* ---- routing ---- */
+
+/* The resolver said no: every recipient of the job gets its verdict. */
+static void
+route_failed(struct job *j, const struct route_result *res)
+{
+	char text[SMTP_CLIENT_TEXT_MAX];
+
+	snprintf(text, sizeof(text), "%u %s %s", res->smtp_code, res->dsn,
+	    res->reason != NULL ? res->reason : route_status_str(res->status));
+	for (size_t i = 0; i < j->nouts; i++)
+		record(j, j->outs[i], res->status == ROUTE_PERMFAIL ? OUT_PERM : OUT_TEMP,
+		    res->smtp_code, text, NULL);
+}
+
+static void local_start(struct job *j);
+
+static void
+route_cb(struct route_result *res, void *arg)
+{
+	struct job *j = arg;
+
+	j->rt = NULL;
+	switch (res->status) {
+	case ROUTE_OK:
+		j->route = res;
+		j->waiting = true;
+		TAILQ_INSERT_TAIL(&j->run->d->waiting, j, wait);
+		dispatch(j->run->d);
+		return;
+	case ROUTE_LOCAL:
+		resolver_result_free(res);
+		local_start(j);
+		return;
+	default:
+		route_failed(j, res);
+		resolver_result_free(res);
+		job_done(j);
+	}
+}
+
+/* ---- Maildir ---- */
+
+static const char *
+local_part(const char *address, char *buf, size_t len)
+{
+	const char *at = strrchr(address, '@');
+	size_t n = at != NULL ? (size_t)(at - address) : strlen(address);
+
+	snprintf(buf, len, "%.*s", (int)n, address);
+	return buf;
+}
+
+/* On a pool thread: one file per recipient.  Touches only this job's outs. */
+static void
+local_run(void *arg)
+{
+	struct job *j = arg;
+	struct run *r = j->run;
+
+	for (size_t i = 0; i < j->nouts; i++) {
+		struct rcpt_out *o = &r->out[j->outs[i]];
+		const char *rcpt = r->env->rcpts[o->idx].address;
+		char lp[ADDRESS_LOCAL_MAX + 8], user[MAILDIR_USER_MAX + 1], text[300];
+
+		if (maildir_user(local_part(rcpt, lp, sizeof(lp)), user, sizeof(user)) == -1) {
+			o->outcome = OUT_PERM;
+			o->diag = strdup("550 5.1.3 local part cannot name a mailbox");
+		} else if (maildir_deliver(r->maildir_root, user, r->env->sender, rcpt,
+		    r->content, r->len) == -1) {
+			snprintf(text, sizeof(text), "%s maildir %s/%s: %s",
+			    errno == ENOSPC || errno == EDQUOT ? "452 4.3.1" : "451 4.3.0",
+			    r->maildir_root, user, strerror(errno));
+			o->outcome = OUT_TEMP;
+			o->diag = strdup(text);
+		} else {
+			snprintf(text, sizeof(text), "250 2.0.0 delivered to maildir %s/%s/new",
+			    r->maildir_root, user);
+			o->outcome = OUT_DELIVERED;
+			o->diag = strdup(text);
+		}
+	}
+}
+
+/* Back on the loop: the log lines and counters. */
+static void
+local_after(void *arg)
+{
+	struct job *j = arg;
+
+	for (size_t i = 0; i < j->nouts; i++) {
+		struct rcpt_out *o = &j->run->out[j->outs[i]];
+		char *diag = o->diag;
+		enum outcome oc = o->outcome;
+		unsigned code = oc == OUT_DELIVERED ? 250 : oc == OUT_PERM ? 550 : 451;
+
+		o->diag = NULL;
+		record(j, j->outs[i], oc, code, diag != NULL ? diag : "451 4.3.0 out of memory",
+		    NULL);
+		free(diag);
+	}
+	job_done(j);
+}
+
+static void
+local_start(struct job *j)
+{
+	j->local = true;
+	snprintf(j->hopname, sizeof(j->hopname), "local");
+	snprintf(j->addrname, sizeof(j->addrname), "maildir");
+	j->run->d->st.attempts++;
+	if (commit_pool_run(j->run->d->pool, local_run, local_after, j) == -1) {
+		for (size_t i = 0; i < j->nouts; i++)
+			record(j, j->outs[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
+		job_done(j);
+	}
+}
+
+
+/* ---- runs: load, group, settle ---- */
+
+static void
+job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	if (j->rt != NULL)
+		resolver_route_cancel(j->rt);
+	if (j->client != NULL)
+		smtp_client_cancel(j->client);
+	if (j->waiting)
+		TAILQ_REMOVE(&j->run->d->waiting, j, wait);
+	if (j->dest != NULL) {
+		j->run->d->conns--;
+		if (--j->dest->active == 0) {
+			LIST_REMOVE(j->dest, link);
+			free(j->dest);
+		}
+	}
+	resolver_result_free(j->route);
+	free(j->outs);
+	free(j->open);
+	free(j->names);
+	free(j);
+}
+
+static void
+run_free(struct run *r)
+{
+	if (r == NULL)
+		return;
+	LIST_REMOVE(r, link);
+	for (size_t i = 0; i < r->njobs; i++)
+		job_free(r->jobs[i]);
+	for (size_t i = 0; i < r->nout; i++) {
+		free(r->out[i].diag);
+		free(r->out[i].remote);
+	}
+	free(r->jobs);
+	free(r->out);
+	queue_env_free(r->env);
+	queue_env_free(r->bounce);
+	free(r->bounce_content);
+	free(r->content);
+	free(r->maildir_root);
+	free(r);
+}
+
+/* Backoff: retry-interval doubled per attempt, at most max-retry-interval. */
+static time_t
+backoff(const struct config_relay *relay, unsigned attempts)
+{
+	time_t t = relay->retry_interval ? relay->retry_interval : 1;
+
+	for (unsigned i = 1; i < attempts && t < (time_t)relay->max_retry_interval; i++)
+		t *= 2;
+	return t < (time_t)relay->max_retry_interval ? t : (time_t)relay->max_retry_interval;
+}
+
+/* The earliest retry among pending recipients, or 0 when none is pending. */
+static time_t
+next_due(const struct queue_env *env)
+{
+	time_t next = 0;
+
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == QUEUE_RCPT_PENDING &&
+		    (next == 0 || env->rcpts[i].next_retry < next))
+			next = env->rcpts[i].next_retry;
+	return next > 0 ? next : 1;
+}
+
+static bool
+is_postmaster(const struct config_relay *relay, const char *address)
+{
+	char lp[ADDRESS_LOCAL_MAX + 8];
+
+	return strcasecmp(address, relay->postmaster) == 0 ||
+	    strcasecmp(local_part(address, lp, sizeof(lp)), "postmaster") == 0;
+}
+
+/* On a pool thread: the bounce first, then the envelope (or its removal). */
+static void
+settle_run(void *arg)
+{
+	struct run *r = arg;
+	struct queue *q = r->d->queue;
+
+	if (r->bounce != NULL) {
+		struct iovec iov = { r->bounce_content, r->bounce_len };
+
+		if ((r->bounce_rc = queue_commit(q, r->bounce, &iov, 1)) == -1) {
+			/* No bounce, no failure: the recipients wait and fail again. */
+			for (size_t i = 0; i < r->nout; i++) {
+				struct queue_rcpt *qr = &r->env->rcpts[r->out[i].idx];
+
+				if (qr->state == QUEUE_RCPT_FAILED) {
+					qr->state = QUEUE_RCPT_PENDING;
+					qr->next_retry = time(NULL) + r->retry;
+				}
+			}
+		}
+	}
+	if (queue_env_is_done(r->env)) {
+		enum queue_status st = queue_remove(q, r->id);
+
+		r->removed = st == QUEUE_OK || st == QUEUE_ENOTFOUND;
+		r->unlinked = st == QUEUE_OK;
+		r->write_rc = r->removed ? 0 : -1;
+	} else
+		r->write_rc = queue_update(q, r->env);
+}
+
+/* Back on the loop: count, log, schedule the bounce and the message's next run. */
+static void
+settle_after(void *arg)
+{
+	struct run *r = arg;
+	struct delivery *d = r->d;
+	time_t now = time(NULL);
+
+	if (r->bounce != NULL && r->bounce_rc == 0) {
+		d->st.dsn_sent++;
+		if (d->srv != NULL)
+			smtp_server_queue_adjust(d->srv, 1);
+		log_info("delivery: %s: report queued as %s to <%s>", r->id, r->bounce->id,
+		    r->bounce->rcpts[0].address);
+		if (scheduler_add(d->sched, r->bounce->id, 0) == -1)
+			log_warnx("delivery: %s: out of memory: scheduled at the next start",
+			    r->bounce->id);
+	}
+	for (size_t i = 0; i < r->nout; i++) {
+		enum queue_rcpt_state s = r->env->rcpts[r->out[i].idx].state;
+
+		if (s == QUEUE_RCPT_FAILED)
+			d->st.bounced++;
+		else if (s == QUEUE_RCPT_PENDING)
+			d->st.deferred++;
+		else
+			d->st.delivered++;
+	}
+	if (r->removed) {
+		if (d->srv != NULL && r->unlinked)
+			smtp_server_queue_adjust(d->srv, -1);
+		log_info("delivery: %s: removed: every recipient is final", r->id);
+		scheduler_done(d->sched, r->id, 0);
+	} else if (r->write_rc == -1) {
+		d->st.write_errors++;
+		scheduler_done(d->sched, r->id, now + (time_t)d->relay->retry_interval);
+	} else
+		scheduler_done(d->sched, r->id, next_due(r->env));
+	run_free(r);
+}
+
+/* The DSN for the recipients marked failed; NULL content when none is due. */
+static int
+make_bounce(struct run *r, struct dsn_rcpt *fails, size_t nfail, time_t now)
+{
+	const struct config_relay *relay = r->d->relay;
+	const char *to = r->env->sender[0] != '\0' ? r->env->sender : relay->postmaster;
+	bool all_pm = true;
+
+	for (size_t i = 0; i < nfail; i++)
+		all_pm &= is_postmaster(relay, fails[i].address);
+	/* Never bounce a bounce: a null-sender failure goes to postmaster, and
+	 * a failure to postmaster itself is only logged. */
+	if (r->env->sender[0] == '\0' && all_pm) {
+		r->d->st.dsn_dropped++;
+		log_warnx("delivery: %s: undeliverable mail to postmaster from <>: dropped", r->id);
+		return 0;
+	}
+	if ((r->bounce = queue_env_new()) == NULL ||
+	    queue_env_set(&r->bounce->sender, "") == -1 ||
+	    queue_env_set(&r->bounce->client_addr, "local") == -1 ||
+	    queue_env_add_rcpt(r->bounce, to, now) == -1)
+		return -1;
+	r->bounce->is_bounce = true;
+	r->bounce->arrival = now;
+	queue_id_new(r->bounce->id);
+	r->bounce_content = dsn_build(r->env, r->content, r->len, fails, nfail, relay->hostname,
+	    to, r->bounce->id, now, &r->bounce_len);
+	return r->bounce_content != NULL ? 0 : -1;
+}
+
+/*
+ * One recipient's outcome into the envelope.  A report line is added when
+ * it failed, or when it is deferred at its first attempt after
+ * delay-warning passed (a delay notice: once, with no state of its own).
+ */
+static void
+apply_outcome(struct run *r, const struct rcpt_out *o, time_t now, struct dsn_rcpt *rep,
+    size_t *nrep)
+{
+	const struct config_relay *relay = r->d->relay;
+	struct queue_rcpt *q = &r->env->rcpts[o->idx];
+	time_t age = now - r->env->arrival, dw = (time_t)relay->delay_warning;
+	bool warned = q->last_attempt != 0 && q->last_attempt - r->env->arrival >= dw;
+	const char *action = "failed";
+
+	q->attempts++;
+	q->last_attempt = now;
+	if (o->diag != NULL)
+		queue_env_set(&q->last_error, o->diag);
+	if (o->outcome == OUT_DELIVERED) {
+		q->state = QUEUE_RCPT_DELIVERED;
+		return;
+	}
+	if (o->outcome != OUT_PERM && age < (time_t)relay->queue_lifetime) {
+		q->next_retry = now + backoff(relay, q->attempts);
+		if (dw == 0 || age < dw || warned || r->env->sender[0] == '\0')
+			return;
+		action = "delayed";
+	} else
+		q->state = QUEUE_RCPT_FAILED;
+	if (rep != NULL)
+		rep[(*nrep)++] = (struct dsn_rcpt){ q->address, action, o->status, o->remote,
+			o->diag, now };
+}
+
+/* Every job is done: apply the outcomes to the envelope, then write (pool). */
+static void
+run_settle(struct run *r)
+{
+	const struct config_relay *relay = r->d->relay;
+	time_t now = time(NULL);
+	struct dsn_rcpt *fails = calloc(r->nout + 1, sizeof(*fails));
+	size_t nfail = 0;
+
+	for (size_t i = 0; i < r->nout; i++)
+		apply_outcome(r, &r->out[i], now, fails, &nfail);
+	if (nfail > 0 && make_bounce(r, fails, nfail, now) == -1) {
+		log_warnx("delivery: %s: out of memory building the bounce", r->id);
+		r->d->st.write_errors++;
+		for (size_t i = 0; i < r->nout; i++)
+			if (r->env->rcpts[r->out[i].idx].state == QUEUE_RCPT_FAILED) {
+				r->env->rcpts[r->out[i].idx].state = QUEUE_RCPT_PENDING;
+				r->env->rcpts[r->out[i].idx].next_retry = now + relay->retry_interval;
+			}
+		queue_env_free(r->bounce);
+		r->bounce = NULL;
+	}
+	free(fails);
+	r->retry = (time_t)relay->retry_interval;
+	if (commit_pool_run(r->d->pool, settle_run, settle_after, r) == -1) {
+		log_warnx("delivery: %s: out of memory: retried later", r->id);
+		scheduler_done(r->d->sched, r->id, now + (time_t)relay->retry_interval);
+		run_free(r);
+	}
+}
+
+static void
+job_done(struct job *j)
+{
+	struct run *r = j->run;
+
+	if (--r->jobs_left == 0)
+		run_settle(r);
+}
+
+/* The job for `domain` in this run ("" = local), made when missing. */
+static struct job *
+job_for(struct run *r, const char *domain, bool local)
+{
+	struct job *j;
+
+	for (size_t i = 0; i < r->njobs; i++)
+		if (strcmp(r->jobs[i]->domain, domain) == 0)
+			return r->jobs[i];
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->outs = calloc(r->nout, sizeof(size_t))) == NULL ||
+	    (j->open = calloc(r->nout, sizeof(size_t))) == NULL ||
+	    (j->names = calloc(r->nout, sizeof(char *))) == NULL) {
+		job_free(j);
+		return NULL;
+	}
+	j->run = r;
+	j->local = local;
+	snprintf(j->domain, sizeof(j->domain), "%s", domain);
+	r->jobs[r->njobs++] = j;
+	return j;
+}
+
+/* Group the due recipients by destination: local ones together, others by domain. */
+static int
+run_group(struct run *r)
+{
+	if ((r->jobs = calloc(r->nout, sizeof(*r->jobs))) == NULL)
+		return -1;
+	for (size_t i = 0; i < r->nout; i++) {
+		const char *addr = r->env->rcpts[r->out[i].idx].address;
+		const char *at = strrchr(addr, '@');
+		char domain[DOMAIN_MAX];
+		bool local;
+		struct job *j;
+
+		snprintf(domain, sizeof(domain), "%s", at != NULL ? at + 1 : "");
+		for (char *p = domain; *p != '\0'; p++)
+			*p = (char)((*p >= 'A' && *p <= 'Z') ? *p - 'A' + 'a' : *p);
+		local = domain[0] == '\0' || policy_is_local_domain(r->d->policy, domain);
+		if ((j = job_for(r, local ? "" : domain, local)) == NULL)
+			return -1;
+		j->outs[j->nouts++] = i;
+	}
+	return 0;
+}
+
+static void
+run_start_jobs(struct run *r)
+{
+	r->jobs_left = r->njobs;
+	for (size_t i = 0; i < r->njobs; i++) {
+		struct job *j = r->jobs[i];
+
+		if (j->local) {
+			local_start(j);
+			continue;
+		}
+		if ((j->rt = resolver_route(r->d->resolver, j->domain, 0, route_cb, j)) == NULL) {
+			for (size_t k = 0; k < j->nouts; k++)
+				record(j, j->outs[k], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
+			job_done(j);
+		}
+	}
+}
+
+/* Load the message; false (and the scheduler told) when there is nothing to do. */
+static bool
+run_load(struct run *r)
+{
+	struct delivery *d = r->d;
+	enum queue_status st = queue_load(d->queue, r->id, &r->env, &r->content, &r->len);
+
+	if (st == QUEUE_OK)
+		return true;
+	if (st == QUEUE_ECORRUPT && queue_move_corrupt(d->queue, r->id, "failed to load") == 0 &&
+	    d->srv != NULL)
+		smtp_server_queue_adjust(d->srv, -1);
+	if (st == QUEUE_EIO)
+		scheduler_done(d->sched, r->id, time(NULL) + (time_t)d->relay->retry_interval);
+	else
+		scheduler_done(d->sched, r->id, 0);
+	return false;
+}
+
+/* scheduler_run_fn: one message is due. */
+static void
+run_cb(const char *id, bool forced, void *arg)
+{
+	struct delivery *d = arg;
+	struct run *r = calloc(1, sizeof(*r));
+	time_t now = time(NULL);
+
+	if (r == NULL || (r->maildir_root = strdup(d->relay->maildir_root)) == NULL) {
+		free(r);
+		scheduler_done(d->sched, id, now + (time_t)d->relay->retry_interval);
+		return;
+	}
+	r->d = d;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	LIST_INSERT_HEAD(&d->runs, r, link);
+	if (!run_load(r)) {
+		run_free(r);
+		return;
+	}
+	if ((r->out = calloc(r->env->nrcpts, sizeof(*r->out))) == NULL)
+		goto later;
+	for (size_t i = 0; i < r->env->nrcpts; i++)
+		if (r->env->rcpts[i].state == QUEUE_RCPT_PENDING &&
+		    (forced || r->env->rcpts[i].next_retry <= now))
+			r->out[r->nout++].idx = i;
+	if (r->nout == 0 && !queue_env_is_done(r->env)) {
+		scheduler_done(d->sched, id, next_due(r->env));
+		run_free(r);
+		return;
+	}
+	if (run_group(r) == -1)
+		goto later;
+	if (r->njobs == 0)
+		run_settle(r);
+	else
+		run_start_jobs(r);
+	return;
+later:
+	log_warnx("delivery: %s: out of memory: retried later", id);
+	scheduler_done(d->sched, id, now + (time_t)d->relay->retry_interval);
+	run_free(r);
+}
+
+/* ---- the public side ---- */
+
+struct delivery *
+delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
+    struct commit_pool *pool, struct smtp_server *srv, char *err, size_t errlen)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+	const struct config_relay *relay = &cfg->relay;
+	struct resolver_local local = { relay->hostname,
+		(const char *const *)relay->local_aliases.v, relay->local_aliases.n,
+		relay->listen.v, relay->listen.n };
+
+	if (d == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->base = base;
+	d->relay = relay;
+	d->queue = q;
+	d->pool = pool;
+	d->srv = srv;
+	d->timeouts = smtp_client_default_timeouts;
+	TAILQ_INIT(&d->waiting);
+	LIST_INIT(&d->dests);
+	LIST_INIT(&d->runs);
+	if ((d->resolver = resolver_new(base, &cfg->resolver, &local, err, errlen)) == NULL ||
+	    (d->policy = policy_new(relay)) == NULL ||
+	    (d->sched = scheduler_new(base, relay->max_deliveries * 2, run_cb, d)) == NULL) {
+		if (d->resolver != NULL)
+			snprintf(err, errlen, "cannot set up delivery");
+		delivery_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void
+delivery_free(struct delivery *d)
+{
+	struct run *r;
+	struct dest *x;
+
+	if (d == NULL)
+		return;
+	while ((r = LIST_FIRST(&d->runs)) != NULL)
+		run_free(r);
+	while ((x = LIST_FIRST(&d->dests)) != NULL) {
+		LIST_REMOVE(x, link);
+		free(x);
+	}
+	scheduler_free(d->sched);
+	policy_free(d->policy);
+	resolver_free(d->resolver);
+	free(d);
+}
+
+static int
+schedule_cb(const char *id, void *arg)
+{
+	return scheduler_add(arg, id, 0) == -1 ? -1 : 0;
+}
+
+int
+delivery_start(struct delivery *d)
+{
+	if (d->relay->hold_delivery) {
+		log_info("delivery: held (hold-delivery yes): messages are queued, not delivered");
+		return 0;
+	}
+	if (queue_scan(d->queue, schedule_cb, d->sched) != 0) {
+		log_warnx("delivery: cannot schedule the queue");
+		return -1;
+	}
+	d->started = true;
+	log_info("delivery: %zu messages scheduled", scheduler_count(d->sched));
+	return 0;
+}
+
+void
+delivery_queued(const char *id, void *arg)
+{
+	struct delivery *d = arg;
+
+	if (d->started && scheduler_add(d->sched, id, 0) == -1)
+		log_warnx("delivery: %s: out of memory: scheduled at the next start", id);
+}
+
+int
+delivery_flush(const char *id, void *arg)
+{
+	struct delivery *d = arg;
+
+	if (!d->started) {
+		log_info("delivery: flush %s: ignored: hold-delivery yes", id != NULL ? id : "all");
+		return 0;
+	}
+	if (scheduler_flush(d->sched, id) == 0)
+		return 0;
+	errno = ENOENT;
+	return -1;
+}
+
+void
+delivery_reconfigure(struct delivery *d, const struct config *cfg)
+{
+	struct policy *p = policy_new(&cfg->relay);
+
+	d->relay = &cfg->relay;
+	if (p != NULL) {
+		policy_free(d->policy);
+		d->policy = p;
+	}
+	scheduler_set_max(d->sched, d->relay->max_deliveries * 2);
+	dispatch(d);
+	/* Released by a reload: schedule the whole queue now.  (Holding again
+	 * only takes effect at the next start.) */
+	if (!d->started && !d->relay->hold_delivery)
+		delivery_start(d);
+}
+
+static void
+add_u64(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+void
+delivery_status_json(struct json_object *root, void *arg)
+{
+	struct delivery *d = arg;
+	struct json_object *o = json_object_new_object(), *hops = json_object_new_object();
+
+	add_u64(o, "delivered", d->st.delivered);
+	add_u64(o, "deferred", d->st.deferred);
+	add_u64(o, "bounced", d->st.bounced);
+	add_u64(o, "attempts", d->st.attempts);
+	add_u64(o, "dsn_sent", d->st.dsn_sent);
+	add_u64(o, "dsn_dropped", d->st.dsn_dropped);
+	add_u64(o, "write_errors", d->st.write_errors);
+	add_u64(o, "scheduled", scheduler_count(d->sched));
+	add_u64(o, "active", scheduler_active(d->sched));
+	add_u64(o, "connections", d->conns);
+	for (size_t i = 0; i <= HOP_STATS_MAX; i++) {
+		struct hop_stat *h = &d->hops[i];
+		struct json_object *ho;
+
+		if (i >= d->nhops && (i < HOP_STATS_MAX || h->host[0] == '\0'))
+			continue;
+		ho = json_object_new_object();
+		add_u64(ho, "delivered", h->delivered);
+		add_u64(ho, "deferred", h->deferred);
+		add_u64(ho, "failed", h->failed);
+		json_object_object_add(hops, h->host, ho);
+	}
+	json_object_object_add(o, "hops", hops);
+	json_object_object_add(root, "delivery", o);
+}
+
+void
+delivery_metrics(struct evbuffer *out, void *arg)
+{
+	struct delivery *d = arg;
+	static const char *const names[] = { "delivered", "deferred", "failed" };
+	char labels[DOMAIN_MAX + 32];
+
+	prom_family(out, "relay_delivered_total", "counter", "Recipients delivered");
+	prom_sample_u64(out, "relay_delivered_total", NULL, d->st.delivered);
+	prom_family(out, "relay_deferred_total", "counter", "Recipient attempts deferred");
+	prom_sample_u64(out, "relay_deferred_total", NULL, d->st.deferred);
+	prom_family(out, "relay_bounced_total", "counter", "Recipients bounced");
+	prom_sample_u64(out, "relay_bounced_total", NULL, d->st.bounced);
+	prom_family(out, "relay_delivery_attempts_total", "counter",
+	    "SMTP connections and Maildir deliveries");
+	prom_sample_u64(out, "relay_delivery_attempts_total", NULL, d->st.attempts);
+	prom_family(out, "relay_hop_results_total", "counter", "Outcomes per next hop");
+	for (size_t i = 0; i <= HOP_STATS_MAX; i++) {
+		const struct hop_stat *h = &d->hops[i];
+		uint64_t v[3] = { h->delivered, h->deferred, h->failed };
+
+		if (i >= d->nhops && (i < HOP_STATS_MAX || h->host[0] == '\0'))
+			continue;
+		for (size_t k = 0; k < 3; k++) {
+			snprintf(labels, sizeof(labels), "hop=\"%s\",result=\"%s\"", h->host, names[k]);
+			prom_sample_u64(out, "relay_hop_results_total", labels, v[k]);
+		}
+	}
+}

@@ -1,0 +1,92 @@
+/*
+ * smtp_client.h - an asynchronous SMTP client (RFC 5321) for delivery: one
+ * connection to one address carrying one message to some recipients.
+ *
+ * EHLO with a HELO fallback, PIPELINING when offered (RFC 2920), SIZE
+ * declared (RFC 1870), BODY=8BITMIME when the message says so and the peer
+ * offers it, dot-stuffing, the timeouts of RFC 5321 §4.5.3.2.  A message
+ * marked 8BITMIME goes to a peer without 8BITMIME unchanged and without the
+ * BODY parameter (no MIME down-conversion: see docs/delivery.md).
+ *
+ * The outcome is one reply per recipient: code 2xx (delivered), 5xx
+ * (permanent), 4xx (temporary), or 0 when the connection failed, timed out
+ * or the peer broke the protocol (temporary: try the next address).
+ * Everything runs on the caller's event base; the callback runs from the
+ * loop, never from inside smtp_client_start.
+ */
+#ifndef MXB_SMTP_CLIENT_H
+#define MXB_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct addr;
+struct event_base;
+struct evbuffer;
+struct smtp_client;
+
+/* A reply line is at most 512 octets (RFC 5321 §4.5.3.1.5); we keep this much. */
+#define SMTP_CLIENT_TEXT_MAX 512
+/* Longer reply lines than this are a protocol error. */
+#define SMTP_CLIENT_LINE_MAX 4096
+
+/* Seconds; RFC 5321 §4.5.3.2 minimums, plus a connect timeout. */
+struct smtp_client_timeouts {
+	unsigned connect;	/* 30 */
+	unsigned greeting;	/* 300: initial 220 */
+	unsigned command;	/* 300: EHLO, MAIL, RCPT */
+	unsigned data;		/* 120: DATA initiation */
+	unsigned block;		/* 180: each data block sent */
+	unsigned dot;		/* 600: final reply after "." */
+};
+extern const struct smtp_client_timeouts smtp_client_default_timeouts;
+
+/* The message to send: all borrowed until the callback ran. */
+struct smtp_client_msg {
+	const char *helo;		/* our host name for EHLO/HELO */
+	const char *sender;		/* "" for <> */
+	const char *const *rcpts;	/* mailboxes without brackets */
+	size_t nrcpts;
+	const char *content;		/* canonical CRLF lines, not dot-stuffed */
+	size_t len;
+	bool body_8bit;			/* BODY=8BITMIME */
+};
+
+/* One recipient's outcome. */
+struct smtp_client_reply {
+	unsigned code;				/* 0: no SMTP answer (see above) */
+	char text[SMTP_CLIENT_TEXT_MAX];	/* "550 5.1.1 ..." or the local reason */
+};
+
+/* results[i] belongs to msg->rcpts[i]; borrowed for the call only. */
+typedef void (*smtp_client_done_fn)(const struct smtp_client_reply *results, void *arg);
+
+/*
+ * Connect to `to` (port set) and deliver.  Returns NULL when out of memory
+ * (the callback never runs then).  The client frees itself after the
+ * callback returned.
+ */
+struct smtp_client *smtp_client_start(struct event_base *base, const struct addr *to,
+    const struct smtp_client_msg *msg, const struct smtp_client_timeouts *t,
+    smtp_client_done_fn done, void *arg);
+
+/* Abandon the delivery: no callback; NULL is a no-op. */
+void smtp_client_cancel(struct smtp_client *c);
+
+/* ---- the parts below are exposed for unit tests ---- */
+
+/*
+ * Parse one reply line (no CRLF): "250-SIZE 100" or "250 ok".  Sets *code
+ * and *more (a '-' continuation).  Returns 0, or -1 when the line is not
+ * a reply line.  This is the one validating parser of peer input.
+ */
+int smtp_reply_line_parse(const char *line, size_t len, unsigned *code, bool *more);
+
+/* Append `len` octets of content to out, dot-stuffed, then ".\r\n" (a
+ * final CRLF is added when the content lacks one).  0 or -1. */
+int smtp_client_stuff(struct evbuffer *out, const char *content, size_t len);
+
+/* True when some octet of the content is outside US-ASCII. */
+bool smtp_client_has_8bit(const char *content, size_t len);
+
+#endif

@@ -1,0 +1,296 @@
+"""delivery: smtp-relayd routes queued mail with the resolver (NSD on
+loopback as the DNS) to SMTP sinks on 127.0.0.x (all on one port, the
+relay's remote-port), bounces with RFC 3464 reports, retries, and delivers
+local-alias domains into Maildir."""
+import os
+import re
+import time
+
+import pytest
+
+import mxb
+import resolver_util as ru
+from delivery_util import DeliveryRelay, Sink, parse, send
+
+# Each next hop has its own loopback address; nothing listens on MX1.
+MX1, MX2, MX3, MX4, SENDER_MX, GW = (f"127.0.0.{n}" for n in (21, 22, 23, 24, 25, 26))
+
+REMOTE = f"""
+@         MX 10 mx1
+@         MX 20 mx2
+mx1       A {MX1}
+mx2       A {MX2}
+tempfail  MX 10 mx3
+mx3       A {MX3}
+mixed     MX 10 mx4
+mx4       A {MX4}
+"""
+SENDER = f"""
+@         MX 10 mx
+mx        A {SENDER_MX}
+"""
+
+
+class World:
+    """NSD with remote.test and sender.test, a sink per next hop, the relay."""
+
+    def __init__(self, daemons, extra=""):
+        self.port = mxb.free_port()
+        self.dns = ru.start_nsd(daemons, {
+            "remote.test": ru.zone_text("remote.test", REMOTE),
+            "sender.test": ru.zone_text("sender.test", SENDER),
+        })
+        self.sinks = {h: Sink(h, self.port) for h in (MX2, MX3, MX4, SENDER_MX, GW)}
+        self.relay = DeliveryRelay(
+            daemons, self.dns, gateway=f"[{GW}]",
+            extra=f"remote-port {self.port}; retry-interval 1h; {extra}")
+
+    def close(self):
+        for s in self.sinks.values():
+            s.close()
+
+    def wait_empty(self, timeout=20):
+        mxb.wait_until(lambda: self.relay.queue_files() == [], timeout, "an empty queue",
+                       proc=self.relay.d.proc)
+
+
+@pytest.fixture
+def world(daemons):
+    w = World(daemons)
+    yield w
+    w.close()
+
+
+def log_lines(relay, qid):
+    return [l for l in relay.d.log().splitlines() if f"delivery: {qid}: to=" in l]
+
+
+def test_mx_fallback_delivers_exact_message(world):
+    sink = world.sinks[MX2]
+    qid = send(world.relay, "alice@sender.test", ["user@remote.test"], subject="fallback",
+               body="line one\r\n..leading dot\r\n...two dots\r\n")  # stuffed on the wire
+    msgs = sink.wait_messages(1, relay=world.relay)
+    world.wait_empty()
+    m = msgs[0]
+    assert m["sender"] == "alice@sender.test"
+    assert m["rcpts"] == ["user@remote.test"]
+    assert "SIZE=" in m["params"]
+    data = m["data"]
+    assert data.startswith(b"Received: from client.test")
+    assert f"id {qid}".encode() in data.split(b"\r\n\r\n")[0]
+    # The relay un-stuffs, queues, stuffs again; the sink un-stuffs.
+    assert data.endswith(b"\r\n\r\nline one\r\n.leading dot\r\n..two dots\r\n")
+    assert parse(data)["Subject"] == "fallback"
+    lines = log_lines(world.relay, qid)
+    assert any(f"hop=mx1.remote.test addr={MX1} result=deferred" in l for l in lines), lines
+    assert any(f"hop=mx2.remote.test addr={MX2} result=delivered" in l for l in lines), lines
+    assert all(re.search(r"delay=\d+s", l) for l in lines)
+    st = world.relay.delivery()
+    assert st["delivered"] == 1 and st["bounced"] == 0
+    assert st["hops"]["mx2.remote.test"]["delivered"] == 1
+    assert st["hops"]["mx1.remote.test"]["deferred"] == 1
+    assert world.relay.status()["queue"]["messages"] == 0
+
+
+def test_tempfail_deferred_then_flush_delivers(world):
+    sink = world.sinks[MX3]
+    sink.data_reply = "451 4.3.0 try again later"
+    qid = send(world.relay, "alice@sender.test", ["bob@tempfail.remote.test"])
+
+    def deferred():
+        rc = world.relay.ctl_json("show", qid)["recipients"][0]
+        return rc["attempts"] >= 1 and rc["state"] == "pending"
+    mxb.wait_until(deferred, 20, "a deferred recipient", proc=world.relay.d.proc)
+    rc = world.relay.ctl_json("show", qid)["recipients"][0]
+    assert rc["last_error"].startswith("451 4.3.0"), rc
+    assert rc["next_retry"] >= rc["last_attempt"] + 3600 - 5
+    assert sink.messages == []
+    assert world.relay.delivery()["deferred"] == 1
+    sink.data_reply = "250 2.0.0 fine now"
+    world.relay.ctl("flush", qid)
+    sink.wait_messages(1, relay=world.relay)
+    world.wait_empty()
+    assert world.relay.delivery()["delivered"] == 1
+
+
+def dsn_parts(data):
+    """(message/delivery-status per-recipient fields, the report message)."""
+    msg = parse(data)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = list(msg.iter_parts())
+    assert [p.get_content_type() for p in parts] == [
+        "text/plain", "message/delivery-status", "text/rfc822-headers"]
+    status = parts[1]
+    # email parses message/delivery-status as a list of header blocks.
+    blocks = status.get_payload()
+    return blocks, msg, parts
+
+
+def test_one_of_two_bounced_with_rfc3464_report(world):
+    good, bad = "good@mixed.remote.test", "bad@mixed.remote.test"
+    world.sinks[MX4].rcpt_replies[bad] = "550 5.1.1 <bad@mixed.remote.test>: no such user"
+    qid = send(world.relay, "alice@sender.test", [good, bad], subject="half")
+    msgs = world.sinks[MX4].wait_messages(1, relay=world.relay)
+    assert msgs[0]["rcpts"] == [good]
+    dsn = world.sinks[SENDER_MX].wait_messages(1, relay=world.relay)[0]
+    world.wait_empty()
+    assert dsn["sender"] == "" and dsn["rcpts"] == ["alice@sender.test"]
+    blocks, msg, parts = dsn_parts(dsn["data"])
+    assert msg["To"] == "alice@sender.test"
+    assert blocks[0]["Reporting-MTA"] == "dns; relay.test"
+    rcpt = blocks[1]
+    assert rcpt["Final-Recipient"] == f"rfc822; {bad}"
+    assert rcpt["Action"] == "failed"
+    assert rcpt["Status"] == "5.1.1"
+    assert rcpt["Remote-MTA"] == "dns; mx4.remote.test"
+    assert rcpt["Diagnostic-Code"].startswith("smtp; 550 5.1.1")
+    assert len(blocks) == 2
+    assert b"Subject: half" in parts[2].as_bytes()
+    assert f"id {qid}".encode() in parts[2].as_bytes()
+    st = world.relay.delivery()
+    assert st["delivered"] == 2 and st["bounced"] == 1 and st["dsn_sent"] == 1
+
+
+def test_gateway_and_local_maildir(world):
+    send(world.relay, "alice@sender.test", ["someone@outside.example"], subject="gw")
+    m = world.sinks[GW].wait_messages(1, relay=world.relay)[0]
+    assert m["rcpts"] == ["someone@outside.example"]
+    qid = send(world.relay, "alice@sender.test", ["Carol@mail.example.test"],
+               subject="local", body="for carol\r\n")
+    new = os.path.join(world.relay.maildir("carol"), "new")
+    mxb.wait_until(lambda: os.path.isdir(new) and os.listdir(new), 20, "a Maildir file",
+                   proc=world.relay.d.proc)
+    world.wait_empty()
+    files = os.listdir(new)
+    assert len(files) == 1
+    assert os.listdir(os.path.join(world.relay.maildir("carol"), "tmp")) == []
+    with open(os.path.join(new, files[0]), "rb") as f:
+        data = f.read()
+    assert data.startswith(b"Return-Path: <alice@sender.test>\nDelivered-To: Carol@mail.example.test\n")
+    assert b"\r\n" not in data
+    assert f"id {qid}".encode() in data
+    assert data.endswith(b"\n\nfor carol\n")
+    assert any("hop=local addr=maildir result=delivered" in l
+               for l in log_lines(world.relay, qid))
+
+
+def test_null_sender_failure_goes_to_postmaster(world):
+    bad = "bad@mixed.remote.test"
+    world.sinks[MX4].rcpt_replies[bad] = "550 5.1.1 no such user"
+    send(world.relay, "", [bad], subject="from-null")
+    new = os.path.join(world.relay.maildir("postmaster"), "new")
+    mxb.wait_until(lambda: os.path.isdir(new) and os.listdir(new), 20,
+                   "a report in postmaster's Maildir", proc=world.relay.d.proc)
+    world.wait_empty()
+    with open(os.path.join(new, os.listdir(new)[0]), "rb") as f:
+        data = f.read()
+    assert data.startswith(b"Return-Path: <>\n")
+    blocks, msg, _ = dsn_parts(data.replace(b"\n", b"\r\n"))
+    assert blocks[1]["Final-Recipient"] == f"rfc822; {bad}"
+    assert world.sinks[SENDER_MX].messages == []
+
+
+def test_route_failure_bounces_with_resolver_status(world):
+    send(world.relay, "alice@sender.test", ["x@nx.remote.test"], subject="nx")
+    dsn = world.sinks[SENDER_MX].wait_messages(1, relay=world.relay)[0]
+    world.wait_empty()
+    blocks, _, _ = dsn_parts(dsn["data"])
+    rcpt = blocks[1]
+    assert rcpt["Final-Recipient"] == "rfc822; x@nx.remote.test"
+    assert rcpt["Status"].startswith("5.")
+    assert "Remote-MTA" not in rcpt
+
+
+def test_queue_lifetime_gives_up(daemons):
+    w = World(daemons, extra="queue-lifetime 1s;")
+    try:
+        w.sinks[MX3].data_reply = "451 4.3.0 never"
+        t0 = time.time()
+        qid = send(w.relay, "alice@sender.test", ["bob@tempfail.remote.test"], subject="old")
+        mxb.wait_until(lambda: w.relay.ctl_json("show", qid)["recipients"][0]["attempts"] >= 1,
+                       20, "a first attempt", proc=w.relay.d.proc)
+        # Older than queue-lifetime: the next attempt is the last one.
+        mxb.wait_until(lambda: time.time() >= t0 + 2.1, 5, "the lifetime to pass")
+        w.relay.ctl("flush", qid)
+        dsn = w.sinks[SENDER_MX].wait_messages(1, relay=w.relay)[0]
+        w.wait_empty()
+        blocks, _, _ = dsn_parts(dsn["data"])
+        assert blocks[1]["Action"] == "failed"
+        assert blocks[1]["Status"] == "4.3.0"
+    finally:
+        w.close()
+
+
+def test_restart_reschedules_the_queue(world):
+    sink = world.sinks[MX3]
+    sink.data_reply = "451 4.3.0 not yet"
+    qid = send(world.relay, "alice@sender.test", ["bob@tempfail.remote.test"])
+    mxb.wait_until(lambda: world.relay.ctl_json("show", qid)["recipients"][0]["attempts"] >= 1,
+                   20, "a first attempt", proc=world.relay.d.proc)
+    world.relay.d.stop()
+    sink.data_reply = "250 2.0.0 ok"
+    world.relay.start()
+    world.relay.ctl("flush")
+    sink.wait_messages(1, relay=world.relay)
+    world.wait_empty()
+
+
+def test_hold_delivery_then_reload_releases(daemons):
+    w = World(daemons, extra="hold-delivery yes;")
+    try:
+        qid = send(w.relay, "alice@sender.test", ["user@remote.test"], subject="held")
+        world_extra = w.relay.extra
+        # Held: queued, never attempted, flush is a no-op.
+        w.relay.ctl("flush")
+        mxb.wait_until(lambda: "delivery: held" in w.relay.d.log(), 10, "the hold log line")
+        assert w.relay.ctl_json("show", qid)["recipients"][0]["attempts"] == 0
+        assert w.sinks[MX2].messages == []
+        w.relay.reload(world_extra.replace("hold-delivery yes;", "hold-delivery no;"))
+        w.sinks[MX2].wait_messages(1, relay=w.relay)
+        w.wait_empty()
+        assert w.relay.delivery()["delivered"] == 1
+    finally:
+        w.close()
+
+
+def test_8bitmime_to_a_peer_without_it_passes_unchanged(world):
+    sink = world.sinks[MX3]
+    sink.eightbit = False
+    sink.pipelining = False
+    body = "Subject: caf\u00e9\r\n\r\nna\u00efve \u00fcml\u00e4ut\r\n".encode("utf-8")
+    c = world.relay.connect()
+    c.cmd("EHLO client.test")
+    assert c.cmd("MAIL FROM:<alice@sender.test> BODY=8BITMIME")[0] == 250
+    assert c.cmd("RCPT TO:<bob@tempfail.remote.test>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(body + b".\r\n")
+    assert c.reply()[0] == 250
+    c.close()
+    m = sink.wait_messages(1, relay=world.relay)[0]
+    assert "BODY=" not in m["params"], m["params"]
+    assert m["data"].endswith(body)
+
+
+def test_delay_notice_once(daemons):
+    w = World(daemons, extra="delay-warning 1s;")
+    try:
+        w.sinks[MX3].data_reply = "451 4.3.0 busy"
+        t0 = time.time()
+        qid = send(w.relay, "alice@sender.test", ["bob@tempfail.remote.test"], subject="slow")
+        attempts = lambda: w.relay.ctl_json("show", qid)["recipients"][0]["attempts"]
+        mxb.wait_until(lambda: attempts() >= 1, 20, "a first attempt", proc=w.relay.d.proc)
+        assert w.sinks[SENDER_MX].messages == []  # younger than delay-warning
+        mxb.wait_until(lambda: time.time() >= t0 + 1.5, 5, "delay-warning to pass")
+        w.relay.ctl("flush", qid)
+        dsn = w.sinks[SENDER_MX].wait_messages(1, relay=w.relay)[0]
+        blocks, msg, _ = dsn_parts(dsn["data"])
+        assert msg["Subject"] == "Delayed Mail (still being retried)"
+        assert blocks[1]["Action"] == "delayed" and blocks[1]["Status"] == "4.3.0"
+        assert w.relay.ctl_json("show", qid)["recipients"][0]["state"] == "pending"
+        w.relay.ctl("flush", qid)
+        mxb.wait_until(lambda: attempts() >= 3, 20, "a third attempt", proc=w.relay.d.proc)
+        mxb.wait_until(lambda: w.relay.queue_files() == [qid], 10, "the notice delivered")
+        assert len(w.sinks[SENDER_MX].messages) == 1, "one notice only"
+    finally:
+        w.close()

@@ -1,0 +1,279 @@
+/*
+ * test_smtp_client.c - the reply parser, dot-stuffing, and whole
+ * conversations against a scripted server in the same event loop:
+ * PIPELINING, per-recipient results, HELO fallback, SIZE, refused connects.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "common/addr.h"
+#include "smtp-relay/smtp_client.h"
+#include "tests/unit/tap.h"
+
+static void
+test_parse(void)
+{
+	unsigned code;
+	bool more;
+
+	ok(smtp_reply_line_parse("250 ok", 6, &code, &more) == 0 && code == 250 && !more, "250");
+	ok(smtp_reply_line_parse("250-SIZE", 8, &code, &more) == 0 && more, "continuation");
+	ok(smtp_reply_line_parse("354", 3, &code, &more) == 0 && code == 354, "bare code");
+	ok(smtp_reply_line_parse("25 ok", 5, &code, &more) == -1, "two digits");
+	ok(smtp_reply_line_parse("650 x", 5, &code, &more) == -1, "class 6");
+	ok(smtp_reply_line_parse("250x", 4, &code, &more) == -1, "no separator");
+	ok(smtp_reply_line_parse("", 0, &code, &more) == -1, "empty");
+}
+
+static char *
+stuffed(const char *in)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+	char *out;
+
+	smtp_client_stuff(b, in, strlen(in));
+	n = evbuffer_get_length(b);
+	out = calloc(1, n + 1);
+	evbuffer_remove(b, out, n);
+	evbuffer_free(b);
+	return out;
+}
+
+static void
+test_stuff(void)
+{
+	static const char *const cases[][2] = {
+		{ "a\r\n", "a\r\n.\r\n" },
+		{ ".a\r\n", "..a\r\n.\r\n" },
+		{ "x\r\n.\r\n..\r\nb.c\r\n", "x\r\n..\r\n...\r\nb.c\r\n.\r\n" },
+		{ "no newline", "no newline\r\n.\r\n" },
+		{ "", ".\r\n" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *s = stuffed(cases[i][0]);
+
+		is_str(s, cases[i][1], "stuff case %zu", i);
+		free(s);
+	}
+	ok(!smtp_client_has_8bit("plain", 5), "7bit");
+	ok(smtp_client_has_8bit("caf\xc3\xa9", 5), "8bit");
+}
+
+/* ---- a scripted server ---- */
+
+struct server {
+	bool ehlo;		/* answer EHLO (else 502, HELO follows) */
+	bool pipelining;
+	const char *size;	/* "SIZE 100" or NULL */
+	char log[8192];		/* every line received, '|'-separated, data included */
+	bool in_data;
+	int replies_before_read;	/* to check pipelining: lines seen in one read */
+	int max_batch;
+};
+
+static void
+say(struct bufferevent *bev, const char *line)
+{
+	evbuffer_add_printf(bufferevent_get_output(bev), "%s\r\n", line);
+}
+
+static void
+serve_line(struct server *s, struct bufferevent *bev, const char *line)
+{
+	strncat(s->log, line, sizeof(s->log) - strlen(s->log) - 2);
+	strncat(s->log, "|", sizeof(s->log) - strlen(s->log) - 1);
+	if (s->in_data) {
+		if (strcmp(line, ".") == 0) {
+			s->in_data = false;
+			say(bev, "250 2.0.0 queued");
+		}
+		return;
+	}
+	if (strncmp(line, "EHLO", 4) == 0) {
+		if (!s->ehlo)
+			say(bev, "502 5.5.2 no");
+		else {
+			say(bev, "250-test.server");
+			if (s->size)
+				evbuffer_add_printf(bufferevent_get_output(bev), "250-%s\r\n", s->size);
+			say(bev, s->pipelining ? "250-PIPELINING\r\n250 8BITMIME" : "250 8BITMIME");
+		}
+	} else if (strncmp(line, "HELO", 4) == 0 || strncmp(line, "MAIL", 4) == 0)
+		say(bev, "250 ok");
+	else if (strncmp(line, "RCPT TO:<bad", 12) == 0)
+		say(bev, "550 5.1.1 no such user");
+	else if (strncmp(line, "RCPT TO:<later", 14) == 0)
+		say(bev, "451 4.2.0 greylisted");
+	else if (strncmp(line, "RCPT", 4) == 0)
+		say(bev, "250 ok");
+	else if (strcmp(line, "DATA") == 0) {
+		s->in_data = true;
+		say(bev, "354 go");
+	} else if (strcmp(line, "QUIT") == 0)
+		say(bev, "221 bye");
+	else
+		say(bev, "500 what");
+}
+
+static void
+server_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct server *s = arg;
+	char *line;
+	size_t len;
+	int batch = 0;
+
+	while ((line = evbuffer_readln(bufferevent_get_input(bev), &len,
+	    EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+		if (!s->in_data)
+			batch++;
+		serve_line(s, bev, line);
+		free(line);
+	}
+	if (batch > s->max_batch)
+		s->max_batch = batch;
+}
+
+static void
+server_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	bufferevent_free(bev);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+
+	(void)sa;
+	(void)len;
+	bufferevent_setcb(bev, server_read_cb, NULL, server_event_cb, arg);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	say(bev, "220 test.server ESMTP");
+}
+
+struct outcome {
+	bool done;
+	size_t n;			/* recipients in the message */
+	struct smtp_client_reply res[4];
+	struct event_base *base;
+};
+
+static void
+done_cb(const struct smtp_client_reply *res, void *arg)
+{
+	struct outcome *o = arg;
+
+	memcpy(o->res, res, sizeof(o->res[0]) * o->n);
+	o->done = true;
+	event_base_loopexit(o->base, &(struct timeval){ 0, 100000 });
+}
+
+/* Deliver msg to a fresh scripted server; fills o. */
+static void
+converse(struct server *srv, const struct smtp_client_msg *m, struct outcome *o, bool listen)
+{
+	struct event_base *base = event_base_new();
+	struct addr a;
+	struct evconnlistener *l = NULL;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	if (listen)
+		l = evconnlistener_new_bind(base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE |
+		    LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sin, sizeof(sin));
+	if (l != NULL) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl);
+		addr_from_sockaddr((struct sockaddr *)&ss, sl, &a);
+	} else {
+		addr_parse("127.0.0.1", 1, &a);	/* nothing listens on port 1 */
+	}
+	memset(o, 0, sizeof(*o));
+	o->base = base;
+	o->n = m->nrcpts;
+	ok(smtp_client_start(base, &a, m, NULL, done_cb, o) != NULL, "client started");
+	event_base_dispatch(base);
+	if (l != NULL)
+		evconnlistener_free(l);
+	event_base_free(base);
+}
+
+static void
+test_conversations(void)
+{
+	static const char *const rcpts[] = { "good@x.test", "bad@x.test", "later@x.test" };
+	static const char content[] = "Subject: t\r\n\r\n.dot\r\nend\r\n";
+	struct smtp_client_msg m = { "relay.test", "s@x.test", rcpts, 3, content,
+		sizeof(content) - 1, true };
+	struct server srv = { .ehlo = true, .pipelining = true, .size = "SIZE 1000" };
+	struct outcome o;
+
+	converse(&srv, &m, &o, true);
+	ok(o.done, "pipelined: done");
+	is_int(o.res[0].code, 250, "good: 250");
+	is_str(o.res[0].text, "250 2.0.0 queued", "good: the final reply");
+	is_int(o.res[1].code, 550, "bad: 550");
+	is_str(o.res[1].text, "550 5.1.1 no such user", "bad: text");
+	is_int(o.res[2].code, 451, "later: 451");
+	ok(strstr(srv.log, "MAIL FROM:<s@x.test> SIZE=25 BODY=8BITMIME|") != NULL,
+	    "SIZE and BODY declared: %s", srv.log);
+	ok(strstr(srv.log, "DATA|Subject: t||..dot|end|.|QUIT|") != NULL, "dot-stuffed body");
+	ok(srv.max_batch >= 5, "MAIL, 3 RCPT and DATA in one batch (%d)", srv.max_batch);
+
+	memset(&srv, 0, sizeof(srv));
+	srv.ehlo = false;
+	converse(&srv, &m, &o, true);
+	is_int(o.res[0].code, 250, "HELO fallback: delivered");
+	ok(strstr(srv.log, "EHLO relay.test|HELO relay.test|MAIL FROM:<s@x.test>|") != NULL,
+	    "HELO after 502, no ESMTP parameters: %s", srv.log);
+	ok(srv.max_batch == 1, "lock-step without PIPELINING");
+
+	memset(&srv, 0, sizeof(srv));
+	srv.ehlo = true;
+	srv.size = "SIZE 10";
+	converse(&srv, &m, &o, true);
+	is_int(o.res[0].code, 552, "over the peer's SIZE: 552");
+	ok(strstr(srv.log, "MAIL") == NULL, "nothing sent");
+
+	{
+		static const char *const bad[] = { "bad@x.test" };
+		struct smtp_client_msg m2 = m;
+
+		m2.rcpts = bad;
+		m2.nrcpts = 1;
+		memset(&srv, 0, sizeof(srv));
+		srv.ehlo = true;
+		converse(&srv, &m2, &o, true);
+		is_int(o.res[0].code, 550, "the only recipient refused");
+		ok(strstr(srv.log, "DATA") == NULL, "no DATA without recipients");
+	}
+
+	converse(&srv, &m, &o, false);
+	ok(o.done, "refused: done");
+	is_int(o.res[0].code, 0, "refused: code 0");
+	ok(strstr(o.res[0].text, "127.0.0.1:1") != NULL, "refused: names the peer: %s",
+	    o.res[0].text);
+}
+
+int
+main(void)
+{
+	test_parse();
+	test_stuff();
+	test_conversations();
+	return tap_done();
+}
