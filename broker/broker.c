@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "broker/cluster.h"
 #include "broker/server.h"
 #include "broker/xfr.h"
 #include "broker/zone.h"
@@ -26,6 +27,8 @@ struct broker {
 	struct notifier *notifier;
 	struct status_http *status;
 	struct event *reclaim;
+	struct clusters *clusters;
+	struct config *reloaded; /* the clusters' configuration after a reload */
 	uint64_t reloads, reload_failures;
 };
 
@@ -52,7 +55,7 @@ static const char *const rcode_names[ANSWER_NRCODES] = {
 int
 broker_check_zones(const struct config *cfg)
 {
-	int rc = 0;
+	int rc = clusters_check_config(cfg);
 
 	for (size_t i = 0; i < cfg->broker.nzones; i++) {
 		const struct config_zone *cz = &cfg->broker.zones[i];
@@ -108,10 +111,39 @@ load_zones(struct broker *b)
 	return 0;
 }
 
+/*
+ * Clusters follow the file: read it again and hand the new configuration
+ * to the clusters (members and clusters added and removed).  Zones and
+ * listen addresses keep the configuration brokerd started with.
+ */
+static void
+reload_clusters(struct broker *b)
+{
+	char err[1024];
+	struct config *cfg = config_load(b->cfg->path, err, sizeof(err));
+
+	if (cfg == NULL || clusters_check_config(cfg) == -1) {
+		b->reload_failures++;
+		log_warnx("reload: %s; clusters keep the previous configuration",
+		    cfg == NULL ? err : "invalid cluster key");
+		config_free(cfg);
+		return;
+	}
+	if (clusters_reload(b->clusters, cfg) == -1) {
+		b->reload_failures++;
+		config_free(cfg);
+		return;
+	}
+	config_free(b->reloaded);
+	b->reloaded = cfg;
+}
+
 void
 broker_reload(struct broker *b)
 {
 	b->reloads++;
+	if (b->clusters != NULL)
+		reload_clusters(b);
 	for (size_t i = 0; i < b->cfg->broker.nzones; i++) {
 		const struct config_zone *cz = &b->cfg->broker.zones[i];
 		const struct zone *old = zonestore_find(b->zs, cz->name);
@@ -167,6 +199,8 @@ status_json_cb(struct json_object *root, void *arg)
 	json_object_object_add(root, "reloads", json_object_new_int64((int64_t)b->reloads));
 	json_object_object_add(
 	    root, "reload_failures", json_object_new_int64((int64_t)b->reload_failures));
+	if (b->clusters != NULL)
+		clusters_status_json(b->clusters, root);
 }
 
 static void
@@ -214,6 +248,8 @@ status_metrics_cb(struct evbuffer *out, void *arg)
 		prom_sample_u64(out, "dns_notify_total", "result=\"acked\"", ns.acked);
 		prom_sample_u64(out, "dns_notify_total", "result=\"failed\"", ns.failed);
 	}
+	if (b->clusters != NULL)
+		clusters_metrics(b->clusters, out);
 }
 
 struct broker *
@@ -241,6 +277,10 @@ broker_new(struct event_base *base, const struct config *cfg)
 	zonestore_on_change(b->zs, changed_cb, b);
 	b->reclaim = event_new(base, -1, EV_PERSIST, reclaim_cb, b->zs);
 	if (b->notifier == NULL || b->reclaim == NULL || event_add(b->reclaim, &tv) == -1)
+		goto fail;
+	/* After the zones: saved cluster answers are published into them. */
+	if (clusters_check_config(cfg) == -1 ||
+	    (b->clusters = clusters_new(base, cfg, b->zs)) == NULL)
 		goto fail;
 	/* With no zone there is nothing to answer: no DNS sockets are opened. */
 	if (cfg->broker.nzones == 0)
@@ -270,6 +310,8 @@ broker_free(struct broker *b)
 {
 	if (b == NULL)
 		return;
+	clusters_free(b->clusters);
+	config_free(b->reloaded);
 	dns_server_free(b->server);
 	if (b->reclaim != NULL)
 		event_free(b->reclaim);

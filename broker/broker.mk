@@ -3,3 +3,4 @@ broker_DEPS := broker metrics common
 PROGS += brokerd
 brokerd_MAIN := broker/brokerd.c
 broker_TESTS += test_zone test_dnsq
+broker_TESTS += test_ranker test_updater test_cluster

@@ -362,46 +362,77 @@ overlay_set(struct zonestore *zs, ldns_rdf *owner, uint16_t type, ldns_rr_list *
 	zs->ov[zs->nov++] = (struct overlay){owner, type, rrs, flags};
 }
 
+/* Check one RRset of a batch; its owner, canonical, goes to *name. */
+static int
+batch_check(const struct zonestore_rrset *set, ldns_rdf **name)
+{
+	const ldns_rr_list *rrs = set->rrs;
+
+	*name = NULL;
+	if (ldns_str2rdf_dname(name, set->owner) != LDNS_STATUS_OK) {
+		log_warnx("zone store: '%s' is not a domain name", set->owner);
+		return -1;
+	}
+	ldns_dname2canonical(*name);
+	for (size_t i = 0; rrs != NULL && i < ldns_rr_list_rr_count(rrs); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(rrs, i);
+
+		if ((uint16_t)ldns_rr_get_type(rr) != set->type ||
+		    ldns_dname_compare(ldns_rr_owner(rr), *name) != 0) {
+			log_warnx("zone store: %s: records of another name or type", set->owner);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+zonestore_replace_batch(struct zonestore *zs, const struct zonestore_rrset *sets, size_t n)
+{
+	struct zone_change ch[ZONESTORE_BATCH_MAX];
+	ldns_rdf *names[ZONESTORE_BATCH_MAX] = {NULL};
+	const struct zone *z = NULL;
+	struct zone *next = NULL;
+	char err[512];
+	size_t i;
+
+	if (n == 0 || n > ZONESTORE_BATCH_MAX)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (batch_check(&sets[i], &names[i]) == -1)
+			goto fail;
+		if (i > 0 && zone_holding(zs, names[i]) != z) {
+			log_warnx("zone store: %s and %s lie in different zones", sets[0].owner,
+			    sets[i].owner);
+			goto fail;
+		}
+		if ((z = zone_holding(zs, names[i])) == NULL) {
+			log_warnx("zone store: no zone holds %s", sets[i].owner);
+			goto fail;
+		}
+		ch[i] = (struct zone_change){names[i], sets[i].type, sets[i].rrs, sets[i].flags};
+	}
+	if ((next = zone_apply(z, ch, n, zone_serial(z) + 1, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		goto fail;
+	}
+	for (i = 0; i < n; i++)
+		overlay_set(zs, names[i], sets[i].type,
+		    sets[i].rrs != NULL ? ldns_rr_list_clone(sets[i].rrs) : NULL, sets[i].flags);
+	return publish(zs, next);
+fail:
+	for (i = 0; i < n; i++)
+		ldns_rdf_deep_free(names[i]);
+	return -1;
+}
+
 int
 zonestore_replace_rrs(
     struct zonestore *zs, const char *owner, uint16_t type, const ldns_rr_list *rrs, unsigned flags)
 {
-	ldns_rdf *name = NULL;
-	const struct zone *z;
-	struct zone_change ch;
-	struct zone *next;
-	char err[512];
+	struct zonestore_rrset set = {owner, type, rrs, flags};
 
-	if (ldns_str2rdf_dname(&name, owner) != LDNS_STATUS_OK) {
-		log_warnx("zone store: '%s' is not a domain name", owner);
-		return -1;
-	}
-	ldns_dname2canonical(name);
-	z = zone_holding(zs, name);
-	if (z == NULL) {
-		log_warnx("zone store: no zone holds %s", owner);
-		ldns_rdf_deep_free(name);
-		return -1;
-	}
-	for (size_t i = 0; rrs != NULL && i < ldns_rr_list_rr_count(rrs); i++) {
-		const ldns_rr *rr = ldns_rr_list_rr(rrs, i);
-
-		if ((uint16_t)ldns_rr_get_type(rr) != type ||
-		    ldns_dname_compare(ldns_rr_owner(rr), name) != 0) {
-			log_warnx("zone store: %s: records of another name or type", owner);
-			ldns_rdf_deep_free(name);
-			return -1;
-		}
-	}
-	ch = (struct zone_change){name, type, rrs, flags};
-	next = zone_apply(z, &ch, 1, zone_serial(z) + 1, err, sizeof(err));
-	if (next == NULL) {
-		log_warnx("%s", err);
-		ldns_rdf_deep_free(name);
-		return -1;
-	}
-	overlay_set(zs, name, type, rrs != NULL ? ldns_rr_list_clone(rrs) : NULL, flags);
-	return publish(zs, next);
+	return zonestore_replace_batch(zs, &set, 1);
 }
 
 static ldns_rr *
@@ -433,17 +464,16 @@ addr_rr(const char *owner, uint16_t type, uint32_t ttl, const struct addr *a)
 	return rr;
 }
 
-int
-zonestore_replace_addrs(struct zonestore *zs, const char *owner, uint16_t type, uint32_t ttl,
-    const struct addr *addrs, size_t n, unsigned flags)
+ldns_rr_list *
+zonestore_addr_rrs(
+    const char *owner, uint16_t type, uint32_t ttl, const struct addr *addrs, size_t n)
 {
 	int family = type == LDNS_RR_TYPE_A ? AF_INET : AF_INET6;
 	ldns_rr_list *l;
-	int rc;
 
 	if (type != LDNS_RR_TYPE_A && type != LDNS_RR_TYPE_AAAA) {
 		log_warnx("zone store: %s: only A and AAAA take addresses", owner);
-		return -1;
+		return NULL;
 	}
 	l = ldns_rr_list_new();
 	for (size_t i = 0; l != NULL && i < n; i++) {
@@ -455,9 +485,21 @@ zonestore_replace_addrs(struct zonestore *zs, const char *owner, uint16_t type, 
 			    owner, i);
 			ldns_rr_free(rr);
 			ldns_rr_list_deep_free(l);
-			return -1;
+			return NULL;
 		}
 	}
+	return l;
+}
+
+int
+zonestore_replace_addrs(struct zonestore *zs, const char *owner, uint16_t type, uint32_t ttl,
+    const struct addr *addrs, size_t n, unsigned flags)
+{
+	ldns_rr_list *l = zonestore_addr_rrs(owner, type, ttl, addrs, n);
+	int rc;
+
+	if (l == NULL)
+		return -1;
 	rc = zonestore_replace_rrs(zs, owner, type, l, flags);
 	ldns_rr_list_deep_free(l);
 	return rc;

@@ -81,6 +81,29 @@ int zonestore_replace_addrs(struct zonestore *zs, const char *owner, uint16_t ty
 int zonestore_replace_rrs(struct zonestore *zs, const char *owner, uint16_t type,
     const ldns_rr_list *rrs, unsigned flags);
 
+/*
+ * Several RRsets of one zone replaced at once, as zonestore_replace_rrs
+ * does for one: one rebuild, one serial bump, one NOTIFY (a cluster's A,
+ * AAAA and status TXT change together).  Every owner must lie in the same
+ * zone; n is 1..ZONESTORE_BATCH_MAX.  0 or -1 (logged, nothing changed).
+ */
+#define ZONESTORE_BATCH_MAX 8
+struct zonestore_rrset {
+	const char *owner;
+	uint16_t type;
+	const ldns_rr_list *rrs; /* borrowed (cloned); NULL or empty deletes */
+	unsigned flags;          /* ZONE_RRSET_* */
+};
+int zonestore_replace_batch(struct zonestore *zs, const struct zonestore_rrset *sets, size_t n);
+
+/*
+ * The A or AAAA records (class IN, `ttl`) of `owner` for n addresses of the
+ * type's family, for zonestore_replace_batch and RFC 2136 updates; NULL
+ * (logged) on a wrong family or no memory.  Free with ldns_rr_list_deep_free.
+ */
+ldns_rr_list *zonestore_addr_rrs(
+    const char *owner, uint16_t type, uint32_t ttl, const struct addr *addrs, size_t n);
+
 /* The current snapshot, for the owner thread (borrowed until it changes). */
 const struct zsnap *zonestore_snapshot(const struct zonestore *zs);
 

@@ -1,0 +1,1336 @@
+/* cluster.c - poll members, rank them, publish the answer, fail over. */
+#include "broker/cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <ldns/ldns.h>
+
+#include "broker/healthcheck.h"
+#include "broker/ranker.h"
+#include "broker/statefile.h"
+#include "broker/updater.h"
+#include "broker/zone.h"
+#include "broker/zonestore.h"
+#include "common/addr.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/status_http.h"
+#include "metrics/poll.h"
+
+#define TICK_MS_MAX           250 /* poll scheduler tick, at most */
+#define TICK_MS_MIN           10
+#define LOG_LINE_MAX          1024
+#define FAM_V4                0
+#define FAM_V6                1
+#define CLUSTER_VERIFY_MIN_MS 60000 /* masters compared at least this far apart */
+
+enum member_state {
+	MEMBER_UNKNOWN, /* not yet decided since start */
+	MEMBER_UP,
+	MEMBER_DOWN,
+};
+
+/* Why a member is, or is not, in the answer. */
+enum member_why {
+	WHY_ANSWER,  /* published */
+	WHY_RANK,    /* eligible but ranked below max-members */
+	WHY_UNKNOWN, /* no verdict yet */
+	WHY_DOWN,    /* its agent stopped answering */
+	WHY_DRAINED, /* `drain` in the configuration */
+	WHY_AGENT,   /* its agent reports draining */
+	WHY_HEALTH,  /* the service check fails */
+};
+
+static const char *const why_names[] = {
+    "in-answer",
+    "ranked-out",
+    "unknown",
+    "down",
+    "drained",
+    "agent-draining",
+    "health-failed",
+};
+static const char *const state_names[] = {"unknown", "up", "down"};
+
+struct cluster;
+
+struct member {
+	struct cluster *cl;
+	struct config_member cm;
+	struct addr agent;  /* check address, metric port */
+	struct addr target; /* check address, health-check port */
+	enum member_state state, hstate;
+	unsigned misses, goods, hfails, hgoods;
+	bool pending;
+	uint32_t handle;
+	bool agent_drain;
+	int32_t rating, smoothed;
+	struct metric_values last;
+	unsigned rtt_us;
+	time_t last_reply;
+	uint64_t polls, replies, timeouts, refusals;
+	char error[64];
+	struct healthcheck *hc;
+	char hwhy[HEALTHCHECK_WHY_LEN];
+	bool published;
+	enum member_why why;
+	size_t rank; /* 1-based within its family, 0 = not ranked */
+};
+
+/* The published set of one family. */
+struct pubset {
+	struct addr *v;
+	size_t n;
+	bool managed;  /* the cluster has members or a failover of this family */
+	bool failover; /* the failover address is what is published */
+	bool held;     /* all down, no failover: the last set is kept */
+};
+
+struct cluster {
+	struct clusters *cs;
+	const struct config_cluster *cfg;
+	char *name;
+	char *status_name; /* _status.<name> */
+	struct member *m;
+	size_t n;
+	/* ranking scratch, n entries each */
+	struct ranker_member *rm;
+	size_t *idx, *order;
+	int64_t *scores;
+	struct event *tick, *refresh;
+	uint64_t cycle_start;
+	size_t cursor;
+	unsigned timeout_ms;
+	struct pubset pub[2];
+	bool in_zone;
+	bool warm;      /* warming up: not every member has a verdict yet */
+	size_t unknown; /* members without a verdict (count_unknown) */
+	bool restored;  /* the answer came from the state file */
+	uint64_t warm_until;
+	uint64_t table_hash;
+	struct updater *up;
+	uint64_t verify_at; /* next comparison with the masters */
+	uint64_t changes;
+	time_t last_change_at;
+	char last_change[LOG_LINE_MAX];
+};
+
+struct clusters {
+	struct event_base *base;
+	const struct config *cfg;
+	struct zonestore *zs;
+	struct metric_poller *poller;
+	unsigned poller_cap;
+	struct statefile *sf;
+	struct cluster **v;
+	size_t n;
+	struct log_ratelimit rl;
+};
+
+static void cluster_refresh(struct cluster *cl);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+fam_index(const struct addr *a)
+{
+	return addr_family(a) == AF_INET ? FAM_V4 : FAM_V6;
+}
+
+static const char *
+fam_type(int f)
+{
+	return f == FAM_V4 ? "A" : "AAAA";
+}
+
+static const struct addr *
+failover_of(const struct cluster *cl, int f)
+{
+	const struct addr *a = f == FAM_V4 ? &cl->cfg->failover4 : &cl->cfg->failover6;
+
+	return a->len != 0 ? a : NULL;
+}
+
+/* Append to a fixed buffer; silently truncates (log lines). */
+static void bprintf(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+bprintf(char *buf, size_t cap, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	if (len + 1 >= cap)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, cap - len, fmt, ap);
+	va_end(ap);
+}
+
+static void
+set_list(char *buf, size_t cap, const struct addr *v, size_t n)
+{
+	char a[ADDR_STRLEN];
+
+	bprintf(buf, cap, "{");
+	for (size_t i = 0; i < n; i++)
+		bprintf(buf, cap, "%s%s", i ? ", " : "", addr_host_str(&v[i], a, sizeof(a)));
+	bprintf(buf, cap, "}");
+}
+
+static bool
+set_has(const struct addr *v, size_t n, const struct addr *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (addr_equal_host(&v[i], a))
+			return true;
+	return false;
+}
+
+static bool
+set_equal(const struct addr *a, size_t na, const struct addr *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!set_has(b, nb, &a[i]))
+			return false;
+	return true;
+}
+
+static bool
+name_in_zone(const char *name, const char *zone)
+{
+	size_t ln = strlen(name), lz = strlen(zone);
+
+	if (ln == lz)
+		return strcasecmp(name, zone) == 0;
+	return ln > lz && name[ln - lz - 1] == '.' && strcasecmp(name + ln - lz, zone) == 0;
+}
+
+static struct member *
+member_find(struct cluster *cl, const struct addr *a)
+{
+	for (size_t i = 0; i < cl->n; i++)
+		if (addr_equal_host(&cl->m[i].cm.addr, a))
+			return &cl->m[i];
+	return NULL;
+}
+
+static bool
+member_eligible(const struct member *m)
+{
+	return m->state == MEMBER_UP && !m->cm.drain && !m->agent_drain &&
+	    (m->cl->cfg->health == CONFIG_HEALTH_NONE || m->hstate == MEMBER_UP);
+}
+
+/* Why m is out, before ranking; WHY_ANSWER when it may be published. */
+static enum member_why
+member_exclusion(const struct member *m)
+{
+	if (m->cm.drain)
+		return WHY_DRAINED;
+	if (m->state == MEMBER_UNKNOWN)
+		return WHY_UNKNOWN;
+	if (m->state == MEMBER_DOWN)
+		return WHY_DOWN;
+	if (m->agent_drain)
+		return WHY_AGENT;
+	if (m->cl->cfg->health != CONFIG_HEALTH_NONE && m->hstate != MEMBER_UP)
+		return WHY_HEALTH;
+	return WHY_ANSWER;
+}
+
+static void
+why_text(const struct member *m, char *buf, size_t len)
+{
+	switch (m->why) {
+	case WHY_ANSWER:
+		snprintf(buf, len, "rank %zu, rating %.3f", m->rank, m->smoothed / 1000.0);
+		break;
+	case WHY_RANK:
+		snprintf(
+		    buf, len, "rank %zu, below max-members %u", m->rank, m->cl->cfg->max_members);
+		break;
+	case WHY_UNKNOWN: snprintf(buf, len, "no verdict yet"); break;
+	case WHY_DOWN:
+		snprintf(buf, len, "down: %u polls unanswered (%s)", m->misses,
+		    m->error[0] ? m->error : "timeout");
+		break;
+	case WHY_DRAINED: snprintf(buf, len, "drained by the configuration"); break;
+	case WHY_AGENT: snprintf(buf, len, "its agent reports draining"); break;
+	case WHY_HEALTH:
+		snprintf(
+		    buf, len, "health check failed: %s", m->hwhy[0] ? m->hwhy : "no result yet");
+		break;
+	}
+}
+
+/* ---- polling and health checks ----------------------------------------- */
+
+static void
+member_set_state(struct member *m, enum member_state s, const char *why)
+{
+	char a[ADDR_STRLEN];
+
+	if (m->state == s)
+		return;
+	if (m->state == MEMBER_UNKNOWN && m->cl->unknown > 0)
+		m->cl->unknown--;
+	if (s == MEMBER_DOWN || m->state != MEMBER_UNKNOWN || log_get_level() >= LOG_LEVEL_DEBUG)
+		log_info("cluster %s: member %s %s: %s", m->cl->name,
+		    addr_host_str(&m->cm.addr, a, sizeof(a)), state_names[s], why);
+	m->state = s;
+}
+
+static void
+member_good(struct member *m, const struct metric_values *v, unsigned rtt_us)
+{
+	char why[64];
+	bool drain = (v->flags & METRIC_F_DRAINING) != 0;
+	char a[ADDR_STRLEN];
+
+	m->replies++;
+	m->misses = 0;
+	m->goods++;
+	m->error[0] = '\0';
+	m->smoothed =
+	    m->last_reply != 0 ? (int32_t)(((int64_t)m->rating + v->rating) / 2) : v->rating;
+	m->rating = v->rating;
+	m->last = *v;
+	m->rtt_us = rtt_us;
+	m->last_reply = time(NULL);
+	if (drain != m->agent_drain)
+		log_info("cluster %s: member %s %s by its agent", m->cl->name,
+		    addr_host_str(&m->cm.addr, a, sizeof(a)),
+		    drain ? "draining" : "no longer draining");
+	m->agent_drain = drain;
+	if (m->goods >= m->cl->cfg->rise) {
+		snprintf(why, sizeof(why), "answered, rating %.3f", v->rating / 1000.0);
+		member_set_state(m, MEMBER_UP, why);
+	}
+}
+
+static void
+member_miss(struct member *m, const char *error)
+{
+	char why[128];
+
+	snprintf(m->error, sizeof(m->error), "%s", error);
+	m->goods = 0;
+	m->misses++;
+	if (m->misses >= m->cl->cfg->fall) {
+		snprintf(why, sizeof(why), "%u polls unanswered (%s)", m->misses, error);
+		member_set_state(m, MEMBER_DOWN, why);
+	}
+}
+
+/* Members still without a verdict (drained ones are never polled). */
+static size_t
+count_unknown(const struct cluster *cl)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cl->n; i++)
+		n += cl->m[i].state == MEMBER_UNKNOWN && !cl->m[i].cm.drain;
+	return n;
+}
+
+/* Every member has a verdict, or the deadline passed: the warm-up is over. */
+static void
+end_warmup_if_ready(struct cluster *cl)
+{
+	if (cl->warm && (cl->unknown == 0 || now_ms() >= cl->warm_until)) {
+		cl->warm = false;
+		cluster_refresh(cl);
+	}
+}
+
+static void
+poll_cb(const struct metric_poll_result *res, void *arg)
+{
+	struct member *m = arg;
+
+	m->pending = false;
+	switch (res->status) {
+	case METRIC_POLL_OK: member_good(m, &res->values, res->rtt_us); break;
+	case METRIC_POLL_TIMEOUT:
+		m->timeouts++;
+		member_miss(m, res->discarded ? "timeout; invalid replies discarded" : "timeout");
+		break;
+	case METRIC_POLL_REFUSED:
+		m->refusals++;
+		member_miss(m, "refused by the agent");
+		break;
+	}
+	end_warmup_if_ready(m->cl);
+}
+
+static void
+health_cb(bool ok, const char *why, void *arg)
+{
+	struct member *m = arg;
+	char a[ADDR_STRLEN];
+	enum member_state old = m->hstate;
+
+	snprintf(m->hwhy, sizeof(m->hwhy), "%s", why);
+	if (ok) {
+		m->hfails = 0;
+		if (++m->hgoods >= m->cl->cfg->rise)
+			m->hstate = MEMBER_UP;
+	} else {
+		m->hgoods = 0;
+		if (++m->hfails >= m->cl->cfg->fall)
+			m->hstate = MEMBER_DOWN;
+	}
+	if (old != m->hstate && (old != MEMBER_UNKNOWN || m->hstate == MEMBER_DOWN))
+		log_info("cluster %s: member %s health check %s%s%s", m->cl->name,
+		    addr_host_str(&m->cm.addr, a, sizeof(a)),
+		    m->hstate == MEMBER_UP ? "passes" : "fails", ok ? "" : ": ", why);
+}
+
+static void
+member_poll(struct member *m)
+{
+	struct cluster *cl = m->cl;
+	struct metric_poll_target t;
+
+	if (m->cm.drain)
+		return; /* the operator took it out: no traffic, not a failure */
+	if (cl->cfg->health != CONFIG_HEALTH_NONE && m->hc != NULL &&
+	    !healthcheck_is_running(m->hc))
+		healthcheck_start(m->hc, cl->cfg->health, &m->target, cl->timeout_ms);
+	if (m->pending)
+		return; /* still waiting: its timeout is shorter than the interval */
+	memset(&t, 0, sizeof(t));
+	t.agent = m->agent;
+	t.proto = cl->cfg->protocol == CONFIG_PROTO_LBCD ? METRIC_POLL_LBCD : METRIC_POLL_NATIVE;
+	t.key = t.proto == METRIC_POLL_NATIVE ? cl->cfg->key : NULL;
+	t.timeout_ms = cl->timeout_ms;
+	m->polls++;
+	if (metric_poll_start(cl->cs->poller, &t, poll_cb, m, &m->handle) == -1) {
+		log_warnx_rl(
+		    &cl->cs->rl, "cluster %s: cannot poll a member: %s", cl->name, strerror(errno));
+		member_miss(m, "send failed");
+		return;
+	}
+	m->pending = true;
+}
+
+/*
+ * Spread the polls of one interval evenly: member i is due at
+ * cycle_start + i * interval / n.  Late ticks catch up, never burst more
+ * than what fell due.
+ */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster *cl = arg;
+	uint64_t now = now_ms(), interval = (uint64_t)cl->cfg->polling_interval * 1000;
+	size_t target;
+
+	(void)fd;
+	(void)what;
+	if (now - cl->cycle_start >= interval) {
+		while (cl->cursor < cl->n)
+			member_poll(&cl->m[cl->cursor++]);
+		cl->cycle_start =
+		    now - cl->cycle_start >= 2 * interval ? now : cl->cycle_start + interval;
+		cl->cursor = 0;
+	}
+	target = (size_t)((uint64_t)cl->n * (now - cl->cycle_start) / interval) + 1;
+	if (target > cl->n)
+		target = cl->n;
+	while (cl->cursor < target)
+		member_poll(&cl->m[cl->cursor++]);
+	if (cl->warm)
+		end_warmup_if_ready(cl);
+}
+
+static void
+member_stop(struct member *m)
+{
+	if (m->pending)
+		metric_poll_cancel(m->cl->cs->poller, m->handle);
+	m->pending = false;
+	healthcheck_free(m->hc);
+	m->hc = NULL;
+}
+
+/* ---- ranking and publishing -------------------------------------------- */
+
+/*
+ * Rank the members of family f; the chosen addresses go to out (room for
+ * max-members), best first.  Sets every member's rank and why.
+ */
+static size_t
+rank_family(struct cluster *cl, int f, struct addr *out)
+{
+	size_t nf = 0, chosen;
+
+	for (size_t i = 0; i < cl->n; i++) {
+		struct member *m = &cl->m[i];
+
+		if (fam_index(&m->cm.addr) != f)
+			continue;
+		cl->idx[nf] = i;
+		cl->rm[nf] = (struct ranker_member){
+		    m->smoothed, m->cm.weight, member_eligible(m), m->published};
+		nf++;
+	}
+	chosen = ranker_rank(cl->rm, nf, cl->cfg->policy, cl->cfg->hysteresis, cl->cfg->max_members,
+	    cl->order, cl->scores);
+	for (size_t r = 0; r < nf; r++) {
+		struct member *m = &cl->m[cl->idx[cl->order[r]]];
+
+		m->why = member_exclusion(m);
+		m->rank = m->why == WHY_ANSWER ? r + 1 : 0;
+		if (m->why == WHY_ANSWER && r >= chosen)
+			m->why = WHY_RANK;
+		if (r < chosen)
+			out[r] = m->cm.addr;
+	}
+	return chosen;
+}
+
+/* Say what changed in family f and why, e.g. "+127.0.0.12 (rank 2, ...)". */
+static void
+log_change(struct cluster *cl, int f, const struct addr *next, size_t nn)
+{
+	const struct pubset *p = &cl->pub[f];
+	char line[LOG_LINE_MAX] = "", why[160], a[ADDR_STRLEN];
+
+	bprintf(line, sizeof(line), "%s set now ", fam_type(f));
+	set_list(line, sizeof(line), next, nn);
+	bprintf(line, sizeof(line), " (was ");
+	set_list(line, sizeof(line), p->v, p->n);
+	bprintf(line, sizeof(line), "):");
+	for (size_t i = 0; i < nn; i++) {
+		const struct member *m = member_find(cl, &next[i]);
+
+		if (set_has(p->v, p->n, &next[i]))
+			continue;
+		if (m != NULL)
+			why_text(m, why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "failover: no member is up");
+		bprintf(
+		    line, sizeof(line), " +%s (%s);", addr_host_str(&next[i], a, sizeof(a)), why);
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		const struct member *m = member_find(cl, &p->v[i]);
+
+		if (set_has(next, nn, &p->v[i]))
+			continue;
+		if (m != NULL)
+			why_text(m, why, sizeof(why));
+		else if (failover_of(cl, f) != NULL &&
+		    addr_equal_host(failover_of(cl, f), &p->v[i]))
+			snprintf(why, sizeof(why), "failover no longer needed");
+		else
+			snprintf(why, sizeof(why), "no longer a member");
+		bprintf(
+		    line, sizeof(line), " -%s (%s);", addr_host_str(&p->v[i], a, sizeof(a)), why);
+	}
+	log_info("cluster %s: %s", cl->name, line);
+	snprintf(cl->last_change, sizeof(cl->last_change), "%s", line);
+	cl->last_change_at = time(NULL);
+	cl->changes++;
+}
+
+static void
+update_published_flags(struct cluster *cl)
+{
+	for (size_t i = 0; i < cl->n; i++) {
+		struct member *m = &cl->m[i];
+		const struct pubset *p = &cl->pub[fam_index(&m->cm.addr)];
+
+		m->published = set_has(p->v, p->n, &m->cm.addr);
+	}
+}
+
+/* All down in family f: the failover address, else keep the last set. */
+static size_t
+all_down(struct cluster *cl, int f, struct addr *next)
+{
+	const struct addr *fo = failover_of(cl, f);
+	struct pubset *p = &cl->pub[f];
+	char line[LOG_LINE_MAX] = "";
+
+	if (fo != NULL) {
+		next[0] = *fo;
+		return 1;
+	}
+	if (p->n > 0 && !p->held) {
+		set_list(line, sizeof(line), p->v, p->n);
+		log_warnx("cluster %s: no member is up and no failover address: keeping the last "
+		          "published %s set %s",
+		    cl->name, fam_type(f), line);
+		p->held = true;
+	}
+	return 0;
+}
+
+/* Recompute family f; true when its published set changed. */
+static bool
+refresh_family(struct cluster *cl, int f, struct addr *next)
+{
+	struct pubset *p = &cl->pub[f];
+	size_t nn = rank_family(cl, f, next);
+
+	if (cl->warm && (cl->restored || nn == 0))
+		return false; /* keep what we have until the first verdicts */
+	if (nn == 0 && (nn = all_down(cl, f, next)) == 0)
+		return false;
+	p->held = false;
+	if (set_equal(next, nn, p->v, p->n))
+		return false;
+	log_change(cl, f, next, nn);
+	memcpy(p->v, next, nn * sizeof(*next));
+	p->n = nn;
+	p->failover = failover_of(cl, f) != NULL && member_find(cl, &next[0]) == NULL;
+	if (cl->cs->sf != NULL)
+		statefile_set(cl->cs->sf, cl->name, f == FAM_V4 ? AF_INET : AF_INET6, p->v, p->n);
+	return true;
+}
+
+/* Rows of the TXT table: by family, ranked members first, by rank. */
+static int
+row_cmp(const void *pa, const void *pb)
+{
+	const struct member *a = *(const struct member *const *)pa;
+	const struct member *b = *(const struct member *const *)pb;
+	int fa = fam_index(&a->cm.addr), fb = fam_index(&b->cm.addr);
+	size_t ra = a->rank ? a->rank : SIZE_MAX, rb = b->rank ? b->rank : SIZE_MAX;
+
+	if (fa != fb)
+		return fa - fb;
+	if (ra != rb)
+		return ra < rb ? -1 : 1;
+	return a < b ? -1 : a > b;
+}
+
+static ldns_rr *
+txt_rr(const char *owner, const char *text)
+{
+	char buf[512];
+	ldns_rr *rr = NULL;
+
+	snprintf(buf, sizeof(buf), "%s. 0 IN TXT \"%s\"", owner, text);
+	if (ldns_rr_new_frm_str(&rr, buf, 0, NULL, NULL) != LDNS_STATUS_OK)
+		return NULL;
+	return rr;
+}
+
+static void
+push_txt(ldns_rr_list *l, const char *owner, const char *text)
+{
+	ldns_rr *rr = txt_rr(owner, text);
+
+	if (rr != NULL && !ldns_rr_list_push_rr(l, rr))
+		ldns_rr_free(rr);
+}
+
+/* A hash of what the table shows, ratings excluded (they move constantly). */
+static uint64_t
+table_hash(const struct cluster *cl)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < cl->n; i++) {
+		const struct member *m = &cl->m[i];
+		/* Rows past the table's end do not show their rank. */
+		uint64_t rank = m->rank <= CLUSTER_TXT_ROWS ? m->rank : 0;
+		uint64_t v[3] = {rank, (uint64_t)m->why, m->published};
+
+		for (size_t k = 0; k < sizeof(v); k++)
+			h = (h ^ ((const uint8_t *)v)[k]) * 1099511628211ULL;
+	}
+	for (int f = 0; f < 2; f++)
+		h = (h ^ cl->pub[f].n) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * The ranked table as TXT records at _status.<cluster>: a header row, then one
+ * row per member ("rank 1 127.0.0.13 in-answer up rating=90.000 weight=1").
+ * Published only when ranks, states or the answer change, so the zone
+ * serial does not move for rating noise; the ratings shown are those of
+ * that moment (GET /status is always current).
+ */
+static ldns_rr_list *
+build_table(struct cluster *cl)
+{
+	struct member **rows = calloc(cl->n, sizeof(*rows));
+	ldns_rr_list *l = ldns_rr_list_new();
+	char text[256] = "", a[ADDR_STRLEN];
+	size_t nrows = cl->n < CLUSTER_TXT_ROWS ? cl->n : CLUSTER_TXT_ROWS;
+
+	if (rows == NULL || l == NULL) {
+		free(rows);
+		ldns_rr_list_free(l);
+		return NULL;
+	}
+	for (size_t i = 0; i < cl->n; i++)
+		rows[i] = &cl->m[i];
+	qsort(rows, cl->n, sizeof(*rows), row_cmp);
+	bprintf(text, sizeof(text), "cluster %s policy %s max-members %u members %zu answer ",
+	    cl->name, cl->cfg->policy == CONFIG_POLICY_WEIGHTED ? "weighted" : "ranked",
+	    cl->cfg->max_members, cl->n);
+	for (int f = 0; f < 2; f++)
+		if (cl->pub[f].managed) {
+			bprintf(text, sizeof(text), "%s ", fam_type(f));
+			set_list(text, sizeof(text), cl->pub[f].v, cl->pub[f].n);
+		}
+	push_txt(l, cl->status_name, text);
+	for (size_t i = 0; i < nrows; i++) {
+		const struct member *m = rows[i];
+
+		snprintf(text, sizeof(text), "rank %zu %s %s %s rating=%.3f weight=%u", m->rank,
+		    addr_host_str(&m->cm.addr, a, sizeof(a)), why_names[m->why],
+		    state_names[m->state], m->smoothed / 1000.0, m->cm.weight);
+		push_txt(l, cl->status_name, text);
+	}
+	free(rows);
+	return l;
+}
+
+/*
+ * Put what changed into the zone in one step: the A and/or AAAA set of the
+ * families in fam[] and the status table when it changed; one rebuild, one
+ * serial bump, one NOTIFY.
+ */
+static void
+publish_zone(struct cluster *cl, const bool fam[2])
+{
+	struct zonestore_rrset sets[3];
+	ldns_rr_list *lists[3] = {NULL, NULL, NULL};
+	uint64_t h = table_hash(cl);
+	size_t n = 0;
+
+	if (!cl->in_zone)
+		return;
+	for (int f = 0; f < 2; f++) {
+		uint16_t type = f == FAM_V4 ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA;
+
+		if (!fam[f] || cl->pub[f].n == 0 ||
+		    (lists[n] = zonestore_addr_rrs(
+		         cl->name, type, cl->cfg->dns_ttl, cl->pub[f].v, cl->pub[f].n)) == NULL)
+			continue;
+		sets[n] = (struct zonestore_rrset){
+		    cl->name, type, lists[n], ZONE_RRSET_ROTATE | ZONE_RRSET_TRIM};
+		n++;
+	}
+	if (h != cl->table_hash && (lists[n] = build_table(cl)) != NULL) {
+		sets[n] = (struct zonestore_rrset){cl->status_name, LDNS_RR_TYPE_TXT, lists[n], 0};
+		n++;
+	}
+	if (n > 0 && zonestore_replace_batch(cl->cs->zs, sets, n) == 0)
+		cl->table_hash = h;
+	for (size_t i = 0; i < n; i++)
+		ldns_rr_list_deep_free(lists[i]);
+}
+
+/* How often the masters are compared when nothing changed. */
+static uint64_t
+verify_period(const struct cluster *cl)
+{
+	uint64_t ms = (uint64_t)cl->cfg->dns_refresh * 10 * 1000;
+
+	return ms < CLUSTER_VERIFY_MIN_MS ? CLUSTER_VERIFY_MIN_MS : ms;
+}
+
+/*
+ * Hand the published sets to the updater.  A family with nothing published
+ * yet is left alone on the master: an empty set is never pushed.
+ */
+static void
+push_masters(struct cluster *cl)
+{
+	const struct pubset *p = cl->pub;
+
+	if (p[0].n > 0 || p[1].n > 0)
+		updater_set(cl->up, p[0].v, p[0].n, p[0].n > 0, p[1].v, p[1].n, p[1].n > 0,
+		    cl->cfg->dns_ttl);
+	cl->verify_at = now_ms() + verify_period(cl);
+}
+
+static void
+cluster_refresh(struct cluster *cl)
+{
+	struct addr *next = calloc(cl->cfg->max_members + 1, sizeof(*next));
+	bool fam[2] = {false, false}, changed;
+
+	if (next == NULL) {
+		log_warnx("cluster %s: out of memory ranking", cl->name);
+		return;
+	}
+	for (int f = 0; f < 2; f++)
+		fam[f] = cl->pub[f].managed && refresh_family(cl, f, next);
+	free(next);
+	changed = fam[0] || fam[1];
+	update_published_flags(cl);
+	publish_zone(cl, fam);
+	if (changed) {
+		if (cl->cs->sf != NULL)
+			statefile_save(cl->cs->sf);
+		cl->restored = false;
+	}
+	/* Masters are compared on every change, and now and then anyway, so a
+	 * primary that lost our records (reloaded its file) gets them back. */
+	if (cl->up != NULL && (changed || now_ms() >= cl->verify_at))
+		push_masters(cl);
+}
+
+static void
+refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	cluster_refresh(arg);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void
+cluster_free(struct cluster *cl)
+{
+	if (cl == NULL)
+		return;
+	for (size_t i = 0; i < cl->n; i++)
+		member_stop(&cl->m[i]);
+	if (cl->tick != NULL)
+		event_free(cl->tick);
+	if (cl->refresh != NULL)
+		event_free(cl->refresh);
+	updater_free(cl->up);
+	for (int f = 0; f < 2; f++)
+		free(cl->pub[f].v);
+	free(cl->m);
+	free(cl->rm);
+	free(cl->idx);
+	free(cl->order);
+	free(cl->scores);
+	free(cl->status_name);
+	free(cl->name);
+	free(cl);
+}
+
+static bool
+cluster_in_zone(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->broker.nzones; i++)
+		if (name_in_zone(name, cfg->broker.zones[i].name))
+			return true;
+	return false;
+}
+
+/* Members from the configuration; state carried over from `old`. */
+static int
+build_members(struct cluster *cl, const struct cluster *old)
+{
+	const struct config_cluster *cc = cl->cfg;
+
+	for (size_t i = 0; i < cl->n; i++) {
+		struct member *m = &cl->m[i];
+		const struct member *prev =
+		    old != NULL ? member_find((struct cluster *)old, &cc->members[i].addr) : NULL;
+
+		if (prev != NULL) {
+			*m = *prev;
+			m->pending = false;
+		}
+		m->cl = cl;
+		m->cm = cc->members[i];
+		m->agent = m->cm.check;
+		addr_set_port(&m->agent, cc->metric_port);
+		m->target = m->cm.check;
+		addr_set_port(&m->target, cc->health_port);
+		m->hc = NULL;
+		if (prev == NULL || !addr_equal_host(&prev->cm.check, &m->cm.check)) {
+			m->hstate = MEMBER_UNKNOWN;
+			m->hfails = m->hgoods = 0;
+		}
+		if (cc->health != CONFIG_HEALTH_NONE &&
+		    (m->hc = healthcheck_new(cl->cs->base, health_cb, m)) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/* The published sets: carried over from `old`, else from the state file. */
+static void
+restore_sets(struct cluster *cl, const struct cluster *old)
+{
+	size_t cap = cl->cfg->max_members;
+	bool restored[2] = {false, false};
+
+	for (int f = 0; f < 2; f++) {
+		struct pubset *p = &cl->pub[f];
+		size_t n = 0;
+
+		if (old != NULL) {
+			n = old->pub[f].n < cap ? old->pub[f].n : cap;
+			memcpy(p->v, old->pub[f].v, n * sizeof(*p->v));
+		} else if (cl->cs->sf != NULL && p->managed) {
+			n = statefile_get(
+			    cl->cs->sf, cl->name, f == FAM_V4 ? AF_INET : AF_INET6, p->v, cap);
+			cl->restored |= n > 0;
+		}
+		p->n = n;
+		if (old == NULL && n > 0) {
+			char line[LOG_LINE_MAX] = "";
+
+			set_list(line, sizeof(line), p->v, n);
+			log_info("cluster %s: answering the saved %s set %s until the first polls "
+			         "return",
+			    cl->name, fam_type(f), line);
+			restored[f] = true;
+		}
+	}
+	publish_zone(cl, restored);
+}
+
+static int
+cluster_timers(struct cluster *cl)
+{
+	uint64_t interval = (uint64_t)cl->cfg->polling_interval * 1000;
+	uint64_t tick = cl->n ? interval / cl->n : interval;
+	struct timeval tv, rv = {cl->cfg->dns_refresh, 0};
+
+	tick = tick < TICK_MS_MIN ? TICK_MS_MIN : tick > TICK_MS_MAX ? TICK_MS_MAX : tick;
+	tv.tv_sec = (time_t)(tick / 1000);
+	tv.tv_usec = (suseconds_t)(tick % 1000) * 1000;
+	cl->tick = event_new(cl->cs->base, -1, EV_PERSIST, tick_cb, cl);
+	cl->refresh = event_new(cl->cs->base, -1, EV_PERSIST, refresh_cb, cl);
+	if (cl->tick == NULL || cl->refresh == NULL || event_add(cl->tick, &tv) == -1 ||
+	    event_add(cl->refresh, &rv) == -1)
+		return -1;
+	return 0;
+}
+
+static struct cluster *
+cluster_new(struct clusters *cs, const struct config_cluster *cc, const struct cluster *old)
+{
+	struct cluster *cl = calloc(1, sizeof(*cl));
+	size_t cap = cc->max_members;
+	uint64_t interval = (uint64_t)cc->polling_interval * 1000;
+
+	if (cl == NULL)
+		return NULL;
+	cl->cs = cs;
+	cl->cfg = cc;
+	cl->n = cc->nmembers;
+	cl->name = strdup(cc->name);
+	if (cl->name != NULL &&
+	    asprintf(&cl->status_name, "%s.%s", CLUSTER_STATUS_LABEL, cc->name) == -1)
+		cl->status_name = NULL;
+	cl->m = calloc(cl->n, sizeof(*cl->m));
+	cl->rm = calloc(cl->n, sizeof(*cl->rm));
+	cl->idx = calloc(cl->n, sizeof(*cl->idx));
+	cl->order = calloc(cl->n, sizeof(*cl->order));
+	cl->scores = calloc(cl->n, sizeof(*cl->scores));
+	cl->pub[0].v = calloc(cap, sizeof(struct addr));
+	cl->pub[1].v = calloc(cap, sizeof(struct addr));
+	if (cl->name == NULL || cl->status_name == NULL || cl->m == NULL || cl->rm == NULL ||
+	    cl->idx == NULL || cl->order == NULL || cl->scores == NULL || cl->pub[0].v == NULL ||
+	    cl->pub[1].v == NULL || build_members(cl, old) == -1)
+		goto fail;
+	cl->timeout_ms = interval * 3 / 4 < CLUSTER_TIMEOUT_MAX ? (unsigned)(interval * 3 / 4)
+	                                                        : CLUSTER_TIMEOUT_MAX;
+	cl->in_zone = cluster_in_zone(cs->cfg, cc->name);
+	for (size_t i = 0; i < cl->n; i++)
+		cl->pub[fam_index(&cl->m[i].cm.addr)].managed = true;
+	cl->pub[FAM_V4].managed |= cc->failover4.len != 0;
+	cl->pub[FAM_V6].managed |= cc->failover6.len != 0;
+	cl->warm = old != NULL ? old->warm : true;
+	cl->unknown = count_unknown(cl);
+	cl->warm_until = now_ms() + (uint64_t)cc->fall * interval + 1000;
+	cl->cycle_start = now_ms();
+	if (old != NULL) {
+		cl->changes = old->changes;
+		cl->last_change_at = old->last_change_at;
+		memcpy(cl->last_change, old->last_change, sizeof(cl->last_change));
+		cl->warm_until = old->warm_until;
+		cl->table_hash = old->table_hash;
+	}
+	if (cc->masters.n > 0 &&
+	    (cl->up = updater_new(cs->base, cc->name, &cc->masters, cc->key)) == NULL)
+		goto fail;
+	restore_sets(cl, old);
+	update_published_flags(cl);
+	if (cl->up != NULL)
+		push_masters(cl);
+	if (!cl->in_zone && cc->masters.n == 0)
+		log_warnx("cluster %s: in no zone brokerd serves and no masters: the answer is "
+		          "computed but published nowhere",
+		    cc->name);
+	if (cluster_timers(cl) == -1)
+		goto fail;
+	return cl;
+fail:
+	log_warnx("cluster %s: cannot start: out of memory", cc->name);
+	cluster_free(cl);
+	return NULL;
+}
+
+static size_t
+total_members(const struct config *cfg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->nclusters; i++)
+		n += cfg->clusters[i].nmembers;
+	return n;
+}
+
+/* Room for two polls per member (one late, one new) and some slack. */
+static unsigned
+poller_size(const struct config *cfg)
+{
+	size_t n = total_members(cfg) * 2 + 64;
+
+	return n > METRIC_POLLER_MAX ? METRIC_POLLER_MAX : (unsigned)n;
+}
+
+int
+clusters_check_config(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nclusters; i++) {
+		const struct config_cluster *cc = &cfg->clusters[i];
+
+		if (cc->key != NULL && cc->protocol == CONFIG_PROTO_NATIVE &&
+		    cc->key->algorithm != CONFIG_HMAC_SHA256) {
+			fprintf(stderr,
+			    "%s:%d: cluster '%s': key '%s' must be hmac-sha256 to sign "
+			    "metric polls (it is %s)\n",
+			    cfg->path, cc->line, cc->name, cc->key->name, cc->key->algorithm_name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct clusters *
+clusters_new(struct event_base *base, const struct config *cfg, struct zonestore *zs)
+{
+	struct clusters *cs = calloc(1, sizeof(*cs));
+
+	if (cs == NULL)
+		return NULL;
+	cs->base = base;
+	cs->cfg = cfg;
+	cs->zs = zs;
+	cs->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 10);
+	if (cfg->nclusters == 0)
+		return cs;
+	cs->sf = statefile_load(cfg->broker.state_file);
+	cs->poller_cap = poller_size(cfg);
+	cs->poller = metric_poller_new(base, cs->poller_cap, NULL, NULL);
+	cs->v = calloc(cfg->nclusters, sizeof(*cs->v));
+	if (cs->sf == NULL || cs->poller == NULL || cs->v == NULL)
+		goto fail;
+	for (size_t i = 0; i < cfg->nclusters; i++) {
+		if ((cs->v[i] = cluster_new(cs, &cfg->clusters[i], NULL)) == NULL)
+			goto fail;
+		cs->n++;
+		log_info("cluster %s: %zu members, polling every %u s, answer every %u s",
+		    cfg->clusters[i].name, cfg->clusters[i].nmembers,
+		    cfg->clusters[i].polling_interval, cfg->clusters[i].dns_refresh);
+	}
+	return cs;
+fail:
+	clusters_free(cs);
+	return NULL;
+}
+
+static struct cluster *
+cluster_find_in(struct cluster *const *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] != NULL && strcmp(v[i]->name, name) == 0)
+			return v[i];
+	return NULL;
+}
+
+/* A poller large enough for cfg; polls of the old one must be cancelled. */
+static int
+resize_poller(struct clusters *cs, const struct config *cfg)
+{
+	unsigned want = poller_size(cfg);
+	struct metric_poller *p;
+
+	if (cs->poller != NULL && want <= cs->poller_cap)
+		return 0;
+	if ((p = metric_poller_new(cs->base, want, NULL, NULL)) == NULL)
+		return -1;
+	metric_poller_free(cs->poller);
+	cs->poller = p;
+	cs->poller_cap = want;
+	return 0;
+}
+
+int
+clusters_reload(struct clusters *cs, const struct config *cfg)
+{
+	struct cluster **v = calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof(*v));
+	const struct config *oldcfg = cs->cfg;
+	size_t n = 0;
+
+	if (v == NULL)
+		return -1;
+	if (cs->sf == NULL && (cs->sf = statefile_load(cfg->broker.state_file)) == NULL)
+		goto fail;
+	cs->cfg = cfg;
+	for (; n < cfg->nclusters; n++)
+		if ((v[n] = cluster_new(cs, &cfg->clusters[n],
+		         cluster_find_in(cs->v, cs->n, cfg->clusters[n].name))) == NULL)
+			goto fail;
+	for (size_t i = 0; i < cs->n; i++) {
+		if (cluster_find_in(v, n, cs->v[i]->name) == NULL)
+			log_info("cluster %s: removed; its records stay as last published",
+			    cs->v[i]->name);
+		cluster_free(cs->v[i]); /* cancels its polls on the current poller */
+	}
+	free(cs->v);
+	cs->v = v;
+	cs->n = n;
+	if (resize_poller(cs, cfg) == -1)
+		log_warnx("clusters: cannot grow the poller: some polls will fail");
+	log_info("clusters: %zu clusters, %zu members after reload", n, total_members(cfg));
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		cluster_free(v[i]);
+	free(v);
+	cs->cfg = oldcfg;
+	return -1;
+}
+
+void
+clusters_free(struct clusters *cs)
+{
+	if (cs == NULL)
+		return;
+	for (size_t i = 0; i < cs->n; i++)
+		cluster_free(cs->v[i]);
+	free(cs->v);
+	metric_poller_free(cs->poller);
+	statefile_free(cs->sf);
+	free(cs);
+}
+
+/* ---- /status and /metrics ------------------------------------------------ */
+
+static void
+jadd(struct json_object *o, const char *k, struct json_object *v)
+{
+	json_object_object_add(o, k, v);
+}
+
+static struct json_object *
+json_set(const struct addr *v, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+	char buf[ADDR_STRLEN];
+
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(
+		    a, json_object_new_string(addr_host_str(&v[i], buf, sizeof(buf))));
+	return a;
+}
+
+static struct json_object *
+member_json(const struct member *m, time_t now)
+{
+	struct json_object *o = json_object_new_object(), *in = json_object_new_object();
+	char buf[ADDR_STRLEN], why[160];
+
+	jadd(o, "address", json_object_new_string(addr_host_str(&m->cm.addr, buf, sizeof(buf))));
+	jadd(o, "check", json_object_new_string(addr_str(&m->agent, buf, sizeof(buf))));
+	jadd(o, "state", json_object_new_string(state_names[m->state]));
+	jadd(o, "operator", json_object_new_string(m->cm.drain ? "drained" : "active"));
+	jadd(o, "agent_draining", json_object_new_boolean(m->agent_drain));
+	if (m->cl->cfg->health != CONFIG_HEALTH_NONE) {
+		jadd(o, "health", json_object_new_string(state_names[m->hstate]));
+		jadd(o, "health_detail", json_object_new_string(m->hwhy));
+	}
+	jadd(o, "eligible", json_object_new_boolean(member_eligible(m)));
+	jadd(o, "published", json_object_new_boolean(m->published));
+	jadd(o, "rank", json_object_new_int64((int64_t)m->rank));
+	jadd(o, "why", json_object_new_string(why_names[m->why]));
+	why_text(m, why, sizeof(why));
+	jadd(o, "reason", json_object_new_string(why));
+	jadd(o, "rating", json_object_new_double(m->rating / 1000.0));
+	jadd(o, "rating_smoothed", json_object_new_double(m->smoothed / 1000.0));
+	jadd(o, "weight", json_object_new_int((int)m->cm.weight));
+	jadd(in, "availability", json_object_new_double(m->last.availability / 1000.0));
+	jadd(in, "workload", json_object_new_double(m->last.workload / 1000.0));
+	jadd(in, "penalty", json_object_new_double(m->last.penalty / 1000.0));
+	jadd(in, "load", json_object_new_double(m->last.load / 1000.0));
+	jadd(in, "cpu_rating", json_object_new_int(m->last.cpu_rating));
+	jadd(in, "sessions", json_object_new_int64(m->last.sessions));
+	jadd(in, "capacity", json_object_new_int64(m->last.capacity));
+	jadd(in, "flags", json_object_new_int(m->last.flags));
+	jadd(o, "inputs", in);
+	jadd(o, "last_reply", json_object_new_int64((int64_t)m->last_reply));
+	jadd(o, "last_reply_age_seconds",
+	    m->last_reply ? json_object_new_int64((int64_t)(now - m->last_reply)) : NULL);
+	jadd(o, "rtt_us", json_object_new_int64(m->rtt_us));
+	jadd(o, "consecutive_misses", json_object_new_int64(m->misses));
+	jadd(o, "last_error", json_object_new_string(m->error));
+	jadd(o, "polls", json_object_new_int64((int64_t)m->polls));
+	jadd(o, "replies", json_object_new_int64((int64_t)m->replies));
+	jadd(o, "timeouts", json_object_new_int64((int64_t)m->timeouts));
+	return o;
+}
+
+static struct json_object *
+cluster_json(const struct cluster *cl, time_t now)
+{
+	struct json_object *o = json_object_new_object(), *pub = json_object_new_object();
+	struct json_object *fo = json_object_new_object(), *ms = json_object_new_array();
+
+	jadd(o, "name", json_object_new_string(cl->name));
+	jadd(o, "in_zone", json_object_new_boolean(cl->in_zone));
+	jadd(o, "status_name", cl->in_zone ? json_object_new_string(cl->status_name) : NULL);
+	jadd(o, "policy",
+	    json_object_new_string(
+	        cl->cfg->policy == CONFIG_POLICY_WEIGHTED ? "weighted" : "ranked"));
+	jadd(o, "max_members", json_object_new_int((int)cl->cfg->max_members));
+	jadd(o, "polling_interval", json_object_new_int((int)cl->cfg->polling_interval));
+	jadd(o, "dns_refresh", json_object_new_int((int)cl->cfg->dns_refresh));
+	jadd(o, "warming_up", json_object_new_boolean(cl->warm));
+	jadd(o, "restored_from_state_file", json_object_new_boolean(cl->restored));
+	for (int f = 0; f < 2; f++)
+		if (cl->pub[f].managed) {
+			jadd(pub, fam_type(f), json_set(cl->pub[f].v, cl->pub[f].n));
+			jadd(fo, fam_type(f),
+			    json_object_new_string(cl->pub[f].failover ? "failover"
+			            : cl->pub[f].held                  ? "all-down-kept-last"
+			                                               : "members"));
+		}
+	jadd(o, "published", pub);
+	jadd(o, "answer_source", fo);
+	jadd(o, "changes", json_object_new_int64((int64_t)cl->changes));
+	jadd(o, "last_change", json_object_new_string(cl->last_change));
+	jadd(o, "last_change_time", json_object_new_int64((int64_t)cl->last_change_at));
+	if (cl->up != NULL) {
+		struct updater_stats us;
+		struct json_object *u = json_object_new_object();
+
+		updater_get_stats(cl->up, &us);
+		jadd(u, "in_sync", json_object_new_boolean(us.in_sync));
+		jadd(u, "rounds", json_object_new_int64((int64_t)us.rounds));
+		jadd(u, "updates", json_object_new_int64((int64_t)us.updates));
+		jadd(u, "updates_ok", json_object_new_int64((int64_t)us.updates_ok));
+		jadd(u, "failures", json_object_new_int64((int64_t)us.failures));
+		jadd(u, "last_error", json_object_new_string(us.last_error));
+		jadd(o, "masters", u);
+	}
+	for (size_t i = 0; i < cl->n; i++)
+		json_object_array_add(ms, member_json(&cl->m[i], now));
+	jadd(o, "members", ms);
+	return o;
+}
+
+void
+clusters_status_json(struct clusters *cs, struct json_object *root)
+{
+	struct json_object *a = json_object_new_array();
+	struct metric_poller_stats ps;
+	struct json_object *p;
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < cs->n; i++)
+		json_object_array_add(a, cluster_json(cs->v[i], now));
+	jadd(root, "clusters", a);
+	if (cs->poller == NULL)
+		return;
+	metric_poller_stats(cs->poller, &ps);
+	p = json_object_new_object();
+	jadd(p, "sent", json_object_new_int64((int64_t)ps.sent));
+	jadd(p, "answered", json_object_new_int64((int64_t)ps.answered));
+	jadd(p, "refused", json_object_new_int64((int64_t)ps.refused));
+	jadd(p, "timeouts", json_object_new_int64((int64_t)ps.timeouts));
+	jadd(p, "discarded", json_object_new_int64((int64_t)ps.discarded));
+	jadd(p, "unmatched", json_object_new_int64((int64_t)ps.unmatched));
+	jadd(p, "send_errors", json_object_new_int64((int64_t)ps.send_errors));
+	jadd(p, "outstanding", json_object_new_int64(ps.outstanding));
+	jadd(root, "poller", p);
+}
+
+static void
+metrics_cluster(struct evbuffer *out, const struct cluster *cl, const char *family)
+{
+	char labels[512], a[ADDR_STRLEN];
+
+	for (size_t i = 0; i < cl->n; i++) {
+		const struct member *m = &cl->m[i];
+
+		snprintf(labels, sizeof(labels), "cluster=\"%s\",member=\"%s\"", cl->name,
+		    addr_host_str(&m->cm.addr, a, sizeof(a)));
+		if (strcmp(family, "cluster_member_up") == 0)
+			prom_sample_u64(out, family, labels, m->state == MEMBER_UP);
+		else if (strcmp(family, "cluster_member_published") == 0)
+			prom_sample_u64(out, family, labels, m->published);
+		else if (strcmp(family, "cluster_member_rating") == 0)
+			prom_sample(out, family, labels, m->smoothed / 1000.0);
+		else
+			prom_sample_u64(out, family, labels, m->polls);
+	}
+}
+
+void
+clusters_metrics(struct clusters *cs, struct evbuffer *out)
+{
+	static const char *const fams[][3] = {
+	    {"cluster_member_up", "gauge", "1 when the member's agent answers."},
+	    {"cluster_member_published", "gauge", "1 when the member is in the answer."},
+	    {"cluster_member_rating", "gauge", "The member's smoothed rating."},
+	    {"cluster_member_polls_total", "counter", "Polls sent to the member."},
+	};
+	struct metric_poller_stats ps;
+	char labels[300];
+
+	prom_family(out, "cluster_changes_total", "counter", "Changes of the published set.");
+	for (size_t i = 0; i < cs->n; i++) {
+		snprintf(labels, sizeof(labels), "cluster=\"%s\"", cs->v[i]->name);
+		prom_sample_u64(out, "cluster_changes_total", labels, cs->v[i]->changes);
+	}
+	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		prom_family(out, fams[f][0], fams[f][1], fams[f][2]);
+		for (size_t i = 0; i < cs->n; i++)
+			metrics_cluster(out, cs->v[i], fams[f][0]);
+	}
+	if (cs->poller == NULL)
+		return;
+	metric_poller_stats(cs->poller, &ps);
+	prom_family(out, "broker_polls_total", "counter", "Metric polls by outcome.");
+	prom_sample_u64(out, "broker_polls_total", "result=\"answered\"", ps.answered);
+	prom_sample_u64(out, "broker_polls_total", "result=\"refused\"", ps.refused);
+	prom_sample_u64(out, "broker_polls_total", "result=\"timeout\"", ps.timeouts);
+	prom_family(out, "broker_poll_replies_discarded_total", "counter",
+	    "Replies that failed validation (forged, unsigned, stale).");
+	prom_sample_u64(out, "broker_poll_replies_discarded_total", NULL, ps.discarded);
+}

@@ -1,0 +1,71 @@
+/*
+ * cluster.h - load brokering: every `cluster` of the configuration, its
+ * members polled (metrics/poll.h) and health-checked, ranked (ranker.h)
+ * every dns-refresh, and the answer published into the zone store (serial
+ * bump, NOTIFY), to the `masters` (updater.h) and to the state file
+ * (statefile.h).
+ *
+ * A member carries three layers of state:
+ *   operator  active, or drained by `drain` in the configuration, or by its
+ *             agent (metricd --drain: the reply's draining flag);
+ *   health    unknown, up or down: down after `fall` unanswered polls in a
+ *             row, up after `rise` answered ones; with `health-check` the
+ *             service port must also pass (same fall/rise counts);
+ *   load      the rating of the last reply (thousandths), smoothed as the
+ *             mean of the last two replies.
+ * A drained member leaves the answer but is not down.  Every member's place
+ * (in the answer, or why not) is kept for /status, the TXT table and the
+ * logs.
+ *
+ * The ranked table is also served over DNS as TXT records at
+ * CLUSTER_STATUS_LABEL.<cluster name> (e.g. _status.smtp.mail.example.test)
+ * when the cluster lies in a zone brokerd serves.
+ *
+ * Main thread only (the zone store's owner thread).
+ */
+#ifndef MXB_BROKER_CLUSTER_H
+#define MXB_BROKER_CLUSTER_H
+
+struct clusters;
+struct config;
+struct event_base;
+struct evbuffer;
+struct json_object;
+struct zonestore;
+
+#define CLUSTER_STATUS_LABEL "_status" /* TXT table: _status.<cluster> */
+#define CLUSTER_TXT_ROWS     64        /* members listed in the TXT table */
+#define CLUSTER_TIMEOUT_MAX  5000      /* ms: longest poll/check timeout */
+
+/*
+ * Check what the configuration reader cannot: a cluster polled with our
+ * protocol and a key needs an hmac-sha256 key.  Prints "file:line: ..." on
+ * stderr; returns 0 or -1.  Used by `brokerd -t` and at start.
+ */
+int clusters_check_config(const struct config *cfg);
+
+/*
+ * Start brokering every cluster of cfg (borrowed: must stay valid until
+ * clusters_reload replaces it or clusters_free).  Published sets saved in
+ * cfg->broker.state_file are published again at once.  NULL on error
+ * (logged).
+ */
+struct clusters *clusters_new(
+    struct event_base *base, const struct config *cfg, struct zonestore *zs);
+
+/*
+ * Switch to a new configuration (same borrowing rule; the old one may be
+ * freed when this returns): clusters and members are added and removed;
+ * unchanged members keep their state, so the answer does not move.
+ * Returns 0 or -1 (the old configuration then stays in use).
+ */
+int clusters_reload(struct clusters *cs, const struct config *cfg);
+
+/* Add "clusters" to a /status document, and the metric families. */
+void clusters_status_json(struct clusters *cs, struct json_object *root);
+void clusters_metrics(struct clusters *cs, struct evbuffer *out);
+
+/* Stop polling and free; the zone keeps the last published sets. */
+void clusters_free(struct clusters *cs);
+
+#endif
