@@ -38,6 +38,7 @@ struct answer_result {
 struct answer_stats {
 	_Atomic uint64_t rcode[ANSWER_NRCODES];
 	_Atomic uint64_t udp, tcp, dropped, truncated, xfr;
+	_Atomic uint64_t rrl_dropped, rrl_slipped; /* response rate limiting */
 };
 
 static inline void

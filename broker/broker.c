@@ -191,6 +191,10 @@ status_json_cb(struct json_object *root, void *arg)
 	json_object_object_add(q, "tcp", json_object_new_int64((int64_t)c.tcp));
 	json_object_object_add(q, "dropped", json_object_new_int64((int64_t)c.dropped));
 	json_object_object_add(q, "truncated", json_object_new_int64((int64_t)c.truncated));
+	json_object_object_add(q, "rate_limited_dropped",
+	    json_object_new_int64((int64_t)c.rrl_dropped));
+	json_object_object_add(q, "rate_limited_slipped",
+	    json_object_new_int64((int64_t)c.rrl_slipped));
 	json_object_object_add(q, "axfr", json_object_new_int64((int64_t)c.xfr));
 	json_object_object_add(q, "axfr_refused", json_object_new_int64((int64_t)c.xfr_refused));
 	json_object_object_add(q, "by_rcode", rc);
@@ -226,6 +230,10 @@ status_metrics_cb(struct evbuffer *out, void *arg)
 	prom_sample_u64(out, "dns_dropped_total", NULL, c.dropped);
 	prom_family(out, "dns_truncated_total", "counter", "UDP answers sent with TC.");
 	prom_sample_u64(out, "dns_truncated_total", NULL, c.truncated);
+	prom_family(out, "dns_rate_limited_total", "counter",
+	    "UDP answers held back by response rate limiting, by action.");
+	prom_sample_u64(out, "dns_rate_limited_total", "action=\"drop\"", c.rrl_dropped);
+	prom_sample_u64(out, "dns_rate_limited_total", "action=\"slip\"", c.rrl_slipped);
 	prom_family(out, "dns_axfr_total", "counter", "Zone transfers asked for, by result.");
 	prom_sample_u64(out, "dns_axfr_total", "result=\"served\"", c.xfr - c.xfr_refused);
 	prom_sample_u64(out, "dns_axfr_total", "result=\"refused\"", c.xfr_refused);

@@ -4,3 +4,4 @@ PROGS += brokerd
 brokerd_MAIN := broker/brokerd.c
 broker_TESTS += test_zone test_dnsq
 broker_TESTS += test_ranker test_updater test_cluster
+broker_TESTS += test_rrl

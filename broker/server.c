@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "broker/rrl.h"
 #include "broker/xfr.h"
 #include "broker/zone.h"
 #include "broker/zonestore.h"
@@ -48,6 +50,7 @@ struct worker {
 	size_t nsocks;
 	struct log_ratelimit rl;
 	struct answer_stats stats;
+	struct rrl *rrl; /* NULL: no rate limit */
 	struct mmsghdr in[SERVER_UDP_BATCH], out[SERVER_UDP_BATCH];
 	struct iovec iov_in[SERVER_UDP_BATCH], iov_out[SERVER_UDP_BATCH];
 	struct sockaddr_storage from[SERVER_UDP_BATCH];
@@ -101,6 +104,41 @@ udp_reply_control(struct msghdr *out, struct msghdr *in)
 	out->msg_controllen = CMSG_SPACE(c->cmsg_len - CMSG_LEN(0));
 }
 
+static uint64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Response rate limiting of the reply in wbuf[m] to query i: false when it
+ * must not be sent; a slipped reply is rewritten as an empty one with TC.
+ */
+static bool
+udp_rate_limit(struct worker *w, unsigned i, unsigned m, struct answer_result *res,
+    uint64_t now_ms)
+{
+	switch (rrl_check(w->rrl, (const struct sockaddr *)&w->from[i], now_ms)) {
+	case RRL_SEND:
+		return true;
+	case RRL_SLIP:
+		res->len = answer_empty(&res->q, w->rbuf[i], res->rcode, w->wbuf[m],
+		    sizeof(w->wbuf[m]));
+		if (res->len == 0)
+			break;
+		w->wbuf[m][2] |= 0x02; /* TC: ask again over TCP */
+		answer_count(&w->stats.rrl_slipped);
+		return true;
+	case RRL_DROP:
+		break;
+	}
+	answer_count(&w->stats.rrl_dropped);
+	return false;
+}
+
 static unsigned
 udp_answer_batch(struct udp_sock *us, unsigned n)
 {
@@ -109,12 +147,16 @@ udp_answer_batch(struct udp_sock *us, unsigned n)
 	const struct zsnap *snap = zonestore_enter(s->zs, w->id);
 	unsigned m = 0;
 
+	uint64_t now_ms = w->rrl != NULL ? monotonic_ms() : 0;
+
 	for (unsigned i = 0; i < n; i++) {
 		struct answer_result res;
 		struct msghdr *h = &w->out[m].msg_hdr;
 
 		if (answer_query(snap->zones, snap->n, w->rbuf[i], w->in[i].msg_len, false,
 		        w->wbuf[m], sizeof(w->wbuf[m]), &res, &w->stats) != ANSWER_REPLY)
+			continue;
+		if (w->rrl != NULL && !udp_rate_limit(w, i, m, &res, now_ms))
 			continue;
 		w->iov_out[m].iov_base = w->wbuf[m];
 		w->iov_out[m].iov_len = res.len;
@@ -256,6 +298,11 @@ worker_bind(struct worker *w, const struct config_addrs *listen)
 {
 	w->base = event_base_new();
 	w->socks = calloc(listen->n, sizeof(*w->socks));
+	if (w->srv->cfg->rrl.responses_per_second != 0 &&
+	    (w->rrl = rrl_new(&w->srv->cfg->rrl)) == NULL) {
+		log_warnx("udp: out of memory for the rate-limit table");
+		return -1;
+	}
 	if (w->base == NULL || w->socks == NULL) {
 		log_warnx("udp: out of memory");
 		return -1;
@@ -280,6 +327,7 @@ worker_close(struct worker *w)
 			close(w->socks[i].fd);
 	}
 	free(w->socks);
+	rrl_free(w->rrl);
 	if (w->base != NULL)
 		event_base_free(w->base);
 }
@@ -524,6 +572,8 @@ add_stats(struct dns_counters *out, const struct answer_stats *st)
 	out->tcp += atomic_load_explicit(&st->tcp, memory_order_relaxed);
 	out->dropped += atomic_load_explicit(&st->dropped, memory_order_relaxed);
 	out->truncated += atomic_load_explicit(&st->truncated, memory_order_relaxed);
+	out->rrl_dropped += atomic_load_explicit(&st->rrl_dropped, memory_order_relaxed);
+	out->rrl_slipped += atomic_load_explicit(&st->rrl_slipped, memory_order_relaxed);
 	out->xfr += atomic_load_explicit(&st->xfr, memory_order_relaxed);
 }
 

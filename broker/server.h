@@ -25,6 +25,7 @@ struct dns_counters {
 	uint64_t rcode[ANSWER_NRCODES];
 	uint64_t udp, tcp, dropped, truncated;
 	uint64_t xfr, xfr_refused;
+	uint64_t rrl_dropped, rrl_slipped;
 	uint64_t tcp_clients; /* open now */
 };
 

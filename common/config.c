@@ -1165,6 +1165,26 @@ broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 	return 0;
 }
 
+static const struct stmt rrl_table[] = {
+	U("responses-per-second", config_rrl, responses_per_second, 0, 1000000),
+	U("slip", config_rrl, slip, 0, 10),
+	U("ipv4-prefix-length", config_rrl, ipv4_prefix, 8, 32),
+	U("ipv6-prefix-length", config_rrl, ipv6_prefix, 16, 128),
+	U("table-size", config_rrl, table_size, 64, 16777216),
+	END
+};
+
+static int
+broker_rrl_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
+{
+	struct config_broker *b = obj;
+
+	(void)s;
+	if (need_block(cv, n, 0) == -1)
+		return -1;
+	return conv_block(cv, n->children, "in rate-limit", rrl_table, &b->rrl);
+}
+
 static const struct stmt broker_table[] = {
 	A("listen", V_ADDRS, config_broker, listen, CONFIG_PORT_DNS),
 	U("threads", config_broker, threads, 1, 64),
@@ -1173,6 +1193,7 @@ static const struct stmt broker_table[] = {
 	U("tcp-max-clients", config_broker, tcp_max_clients, 1, 100000),
 	T("state-file", V_PATH, config_broker, state_file),
 	C("zone", broker_zone_cb, true),
+	C("rate-limit", broker_rrl_cb, false),
 	END
 };
 
@@ -1491,6 +1512,10 @@ set_defaults(struct config *cfg)
 	cfg->broker.threads = 1;
 	cfg->broker.tcp_idle_timeout = 10;
 	cfg->broker.tcp_max_clients = 1000;
+	cfg->broker.rrl.slip = 2;
+	cfg->broker.rrl.ipv4_prefix = 24;
+	cfg->broker.rrl.ipv6_prefix = 56;
+	cfg->broker.rrl.table_size = 16384;
 	cfg->metrics.compute_interval = 10;
 	cfg->metrics.capacity = 100;
 	cfg->resolver.timeout = 5;

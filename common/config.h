@@ -79,6 +79,15 @@ struct config_zone {
 	int line;		/* where the zone statement begins */
 };
 
+/* Response rate limiting of UDP answers (broker { rate-limit { } }). */
+struct config_rrl {
+	unsigned responses_per_second;	/* per client prefix; 0 = off (default) */
+	unsigned slip;			/* every Nth limited answer goes out TC; 0 = never; default 2 */
+	unsigned ipv4_prefix;		/* default 24 */
+	unsigned ipv6_prefix;		/* default 56 */
+	unsigned table_size;		/* prefixes tracked per UDP thread, default 16384 */
+};
+
 struct config_broker {
 	bool present;
 	struct config_addrs listen;	/* default 0.0.0.0 and :: port 53 */
@@ -87,6 +96,7 @@ struct config_broker {
 	unsigned tcp_idle_timeout;	/* seconds, default 10 */
 	unsigned tcp_max_clients;	/* default 1000 */
 	char *state_file;		/* default <directory>/brokerd.state */
+	struct config_rrl rrl;
 	struct config_zone *zones;
 	size_t nzones;
 };
