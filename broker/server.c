@@ -23,6 +23,7 @@
 #include "broker/zonestore.h"
 #include "common/addr.h"
 #include "common/config.h"
+#include "common/listener.h"
 #include "common/log.h"
 
 #define UDP_ROUNDS    8 /* batches per wake-up before yielding to the loop */
@@ -71,7 +72,7 @@ struct dns_server {
 	struct zonestore *zs;
 	struct worker *workers;
 	unsigned nworkers;
-	struct evconnlistener **listeners;
+	struct listener **listeners;
 	size_t nlisteners;
 	struct answer_stats tcp_stats;
 	uint64_t xfr_refused;
@@ -472,25 +473,14 @@ static int
 tcp_listen(struct dns_server *s)
 {
 	const struct config_addrs *listen = &s->cfg->listen;
-	char a[ADDR_STRLEN];
 
 	s->listeners = calloc(listen->n, sizeof(*s->listeners));
 	if (s->listeners == NULL)
 		return -1;
 	for (size_t i = 0; i < listen->n; i++) {
-		int fd = sock_bind(&listen->v[i], SOCK_STREAM, SOCK_F_LISTEN);
-
-		if (fd == -1) {
-			log_warn("cannot listen on %s", addr_str(&listen->v[i], a, sizeof(a)));
+		s->listeners[i] = listener_new(s->base, &listen->v[i], tcp_accept_cb, s, "dns");
+		if (s->listeners[i] == NULL)
 			return -1;
-		}
-		s->listeners[i] =
-		    evconnlistener_new(s->base, tcp_accept_cb, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-		if (s->listeners[i] == NULL) {
-			close(fd);
-			log_warnx("tcp: cannot watch %s", addr_str(&listen->v[i], a, sizeof(a)));
-			return -1;
-		}
 		s->nlisteners++;
 	}
 	return 0;
@@ -557,7 +547,7 @@ dns_server_free(struct dns_server *s)
 	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
 		worker_close(&s->workers[i]);
 	for (size_t i = 0; i < s->nlisteners; i++)
-		evconnlistener_free(s->listeners[i]);
+		listener_free(s->listeners[i]);
 	free(s->listeners);
 	free(s->workers);
 	free(s);
