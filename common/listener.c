@@ -80,7 +80,8 @@ listener_new(struct event_base *base, const struct addr *a, evconnlistener_cb cb
 		log_warn("%s: cannot listen on %s", what, where);
 		goto fail;
 	}
-	l->l = evconnlistener_new(base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	/* Backlog 0: sock_bind already listens with its own backlog. */
+	l->l = evconnlistener_new(base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (l->l == NULL) {
 		log_warnx("%s: %s: cannot watch the socket", what, where);
 		close(fd);

@@ -15,6 +15,7 @@
 
 #include "common/addr.h"
 #include "common/config.h"
+#include "common/listener.h"
 #include "common/log.h"
 #include "common/status_http.h"
 #include "smtp-relay/address.h"
@@ -22,7 +23,6 @@
 #include "smtp-relay/smtp_session.h"
 
 /* Pause accepting this long when out of descriptors. */
-#define SMTP_ACCEPT_BACKOFF_SEC 1
 
 struct session_entry {
 	struct smtp_session *s;
@@ -31,7 +31,7 @@ struct session_entry {
 };
 
 struct listener_entry {
-	struct evconnlistener *l;
+	struct listener *l;
 	SLIST_ENTRY(listener_entry) link;
 };
 
@@ -42,13 +42,11 @@ struct smtp_server {
 	struct commit_pool *pool;
 	TAILQ_HEAD(, session_entry) sessions;
 	SLIST_HEAD(, listener_entry) listeners;
-	struct event *backoff;
 	unsigned open;
 	long queue_messages;
 	smtp_server_queued_fn queued;
 	void *queued_arg;
 	struct smtp_server_stats stats;
-	struct log_ratelimit accept_rl;
 };
 
 struct smtp_server *
@@ -56,7 +54,6 @@ smtp_server_new(struct event_base *base, const struct config_relay *relay, struc
     struct policy *p)
 {
 	struct smtp_server *srv = calloc(1, sizeof(*srv));
-	struct log_ratelimit rl = LOG_RATELIMIT_INIT(5, 60);
 
 	if (srv == NULL) {
 		log_warnx("smtp: out of memory");
@@ -66,7 +63,6 @@ smtp_server_new(struct event_base *base, const struct config_relay *relay, struc
 	srv->base = base;
 	srv->relay = relay;
 	srv->policy = p;
-	srv->accept_rl = rl;
 	TAILQ_INIT(&srv->sessions);
 	SLIST_INIT(&srv->listeners);
 	if ((srv->pool = commit_pool_new(base, q, COMMIT_POOL_THREADS)) == NULL) {
@@ -133,57 +129,21 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	srv->stats.connections++;
 }
 
-static void
-backoff_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_server *srv = arg;
-	struct listener_entry *le;
-
-	(void)fd;
-	(void)what;
-	SLIST_FOREACH(le, &srv->listeners, link)
-		evconnlistener_enable(le->l);
-}
-
-/* accept() failed (EMFILE, ENFILE, ENOBUFS...): pause instead of spinning. */
-static void
-accept_error_cb(struct evconnlistener *l, void *arg)
-{
-	struct smtp_server *srv = arg;
-	struct timeval tv = { SMTP_ACCEPT_BACKOFF_SEC, 0 };
-	struct listener_entry *le;
-
-	(void)l;
-	log_warnx_rl(&srv->accept_rl, "smtp: accept: %s",
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	SLIST_FOREACH(le, &srv->listeners, link)
-		evconnlistener_disable(le->l);
-	if (srv->backoff == NULL)
-		srv->backoff = evtimer_new(srv->base, backoff_cb, srv);
-	if (srv->backoff != NULL)
-		evtimer_add(srv->backoff, &tv);
-}
-
 int
 smtp_server_listen(struct smtp_server *srv, const struct addr *a)
 {
 	char buf[ADDR_STRLEN];
-	struct listener_entry *le;
-	int fd = sock_bind(a, SOCK_STREAM, SOCK_F_LISTEN);
+	struct listener_entry *le = calloc(1, sizeof(*le));
 
-	if (fd == -1) {
-		log_warn("smtp: cannot listen on %s", addr_str(a, buf, sizeof(buf)));
+	if (le == NULL) {
+		log_warnx("smtp: out of memory");
 		return -1;
 	}
-	if ((le = calloc(1, sizeof(*le))) == NULL ||
-	    (le->l = evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, 0,
-	    fd)) == NULL) {
-		log_warnx("smtp: %s: cannot create the listener", addr_str(a, buf, sizeof(buf)));
+	le->l = listener_new(srv->base, a, accept_cb, srv, "smtp");
+	if (le->l == NULL) {
 		free(le);
-		close(fd);
 		return -1;
 	}
-	evconnlistener_set_error_cb(le->l, accept_error_cb);
 	SLIST_INSERT_HEAD(&srv->listeners, le, link);
 	log_info("smtp: listening on %s", addr_str(a, buf, sizeof(buf)));
 	return 0;
@@ -208,7 +168,7 @@ smtp_server_free(struct smtp_server *srv)
 		return;
 	while ((le = SLIST_FIRST(&srv->listeners)) != NULL) {
 		SLIST_REMOVE_HEAD(&srv->listeners, link);
-		evconnlistener_free(le->l);
+		listener_free(le->l);
 		free(le);
 	}
 	while ((e = TAILQ_FIRST(&srv->sessions)) != NULL) {
@@ -218,8 +178,6 @@ smtp_server_free(struct smtp_server *srv)
 	}
 	/* Sessions first: they cancel their jobs, then the pool finishes them. */
 	commit_pool_free(srv->pool);
-	if (srv->backoff != NULL)
-		event_free(srv->backoff);
 	policy_free(srv->policy);
 	free(srv);
 }
