@@ -46,7 +46,7 @@ BINS      := $(addprefix $(BUILD)/bin/,$(PROGS))
 UNIT_BINS := $(foreach c,$(COMPONENTS),$(addprefix $(BUILD)/tests/,$($(c)_TESTS)))
 
 .PHONY: all deps test check check-unit check-asan check-asan-unit check-asan-integration \
-        check-integration demo \
+        check-integration check-valgrind demo \
         install clean style-check unit-bins $(PROGS)
 all: $(BINS)
 
@@ -97,9 +97,9 @@ FUZZ_BINS  := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
 FUZZ_config_LIBS := common
 FUZZ_metric_LIBS := metrics common
 FUZZ_lbcd_LIBS   := metrics common
-FUZZ_smtp_command_LIBS := smtp-relay common
-FUZZ_smtp_session_LIBS := smtp-relay common
-FUZZ_queue_LIBS        := smtp-relay common
+FUZZ_smtp_command_LIBS := smtp-relay resolver common
+FUZZ_smtp_session_LIBS := smtp-relay resolver common
+FUZZ_queue_LIBS        := smtp-relay resolver common
 FUZZ_dnsmsg_LIBS       := resolver common
 FUZZ_socketmap_LIBS    := resolver common
 FUZZ_resolver_db_LIBS  := resolver common
@@ -150,6 +150,10 @@ check-asan-integration:
 	@$(ASAN_MAKE) all
 	@$(ASAN_ENV) MXB_BIN=$(CURDIR)/build/asan/bin \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+# The daemons' integration tests under valgrind: no errors, no definite leaks.
+check-valgrind: all
+	@tests/tools/check-valgrind.sh
 
 check-integration: all
 	@/usr/bin/python3 -m pytest -q tests/integration

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -96,6 +98,8 @@ daemon_load_config(const struct prog_info *info, const struct daemon_opts *opts,
 	}
 	log_init(info->name, opts->debug ? LOG_LEVEL_DEBUG :
 	    (enum log_level)cfg->options.log_level, cfg->options.syslog);
+	/* Whatever the daemon creates (queue, Maildir, sockets, pid file) is ours alone. */
+	umask(077);
 	return cfg;
 }
 
@@ -143,37 +147,79 @@ daemon_signals(struct event_base *base, void (*reload_cb)(void *), void *arg)
 	return 0;
 }
 
+/* MXB_ALLOW_ROOT=1: the escape hatch for test fixtures and containers. */
+static bool
+root_allowed(void)
+{
+	const char *v = getenv(DAEMON_ALLOW_ROOT_ENV);
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+/*
+ * Descriptors: every session, query and queue file needs one, and the soft
+ * limit is often 1024 while the hard one is far higher.  Raise soft to hard
+ * so the configured session limits, not EMFILE, decide; when accept() still
+ * runs out the servers pause accepting (never spin).
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the descriptor limit");
+	else
+		log_debug("descriptor limit raised to %llu", (unsigned long long)rl.rlim_cur);
+}
+
 int
 daemon_drop_privileges(const struct config *cfg)
 {
 	const char *user = cfg->options.user;
 	struct passwd *pw;
+	gid_t gid;
 
+	umask(077);
+	raise_nofile();
 	if (geteuid() != 0)
 		return 0;
 	if (user == NULL) {
-		/* Hardening (issue "privilege drop") may turn this into a refusal. */
-		log_warnx("running as root: set options { user \"NAME\"; } to drop "
-		    "privileges after binding");
-		return 0;
+		if (root_allowed()) {
+			log_warnx("running as root (" DAEMON_ALLOW_ROOT_ENV "=1): not for "
+			    "production");
+			return 0;
+		}
+		log_warnx("refusing to run as root: set options { user \"NAME\"; } (e.g. "
+		    "user \"mxbroker\";) so privileges are dropped after binding, or start "
+		    "the daemon as that user");
+		return -1;
 	}
-	pw = getpwnam(user);
-	if (pw == NULL) {
+	if ((pw = getpwnam(user)) == NULL) {
 		log_warnx("options: user '%s' does not exist (create it, e.g. "
 		    "useradd --system %s)", user, user);
 		return -1;
 	}
-	if (setgroups(1, &pw->pw_gid) == -1 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	if (pw->pw_uid == 0 && !root_allowed()) {
+		log_warnx("refusing to run as root: options { user \"%s\"; } is uid 0", user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1) {
 		log_warn("cannot switch to user '%s'", user);
 		return -1;
 	}
-	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1 ||
+	    (gid != 0 && (setgid(0) != -1 || setegid(0) != -1)))) {
 		log_warnx("could regain root after switching to '%s'", user);
 		return -1;
 	}
-	log_info("running as user %s (uid %u)", user, (unsigned)pw->pw_uid);
+	log_info("running as user %s (uid %u, gid %u)", user, (unsigned)pw->pw_uid,
+	    (unsigned)gid);
 	return 0;
 }
 

@@ -40,7 +40,8 @@ void prog_usage(const struct prog_info *info, bool error);
  * Load and validate the configuration, set up logging from it; on error print
  * "file:line: message" and exit 1.  With opts->check_only print
  * "<file>: configuration OK" and exit 0 after `check` (may be NULL) passes;
- * `check` returns 0 or -1 after printing its own file:line error.
+ * `check` returns 0 or -1 after printing its own file:line error.  Sets the
+ * umask to 077: files and folders a daemon creates are 0600 / 0700.
  */
 struct config *daemon_load_config(const struct prog_info *info,
     const struct daemon_opts *opts, int (*check)(const struct config *));
@@ -51,11 +52,18 @@ struct config *daemon_load_config(const struct prog_info *info,
  */
 int daemon_signals(struct event_base *base, void (*reload_cb)(void *), void *arg);
 
+/* Set to "1" to let a daemon started as root without options { user } stay root. */
+#define DAEMON_ALLOW_ROOT_ENV "MXB_ALLOW_ROOT"
+
 /*
- * When running as root: with options.user set, switch to that user (setgroups,
- * setresgid, setresuid) and confirm root cannot be regained; without it,
- * warn and stay root.  When not root, a no-op.  Returns 0 or -1 (logged).  Call after binding,
- * before reading any network input.
+ * The privilege model (docs/hardening.md).  Sets the umask to 077 and
+ * raises the soft RLIMIT_NOFILE to the hard limit.  When
+ * running as root: with options.user set, switch to that user (setgroups,
+ * setresgid, setresuid) and confirm root cannot be regained; without it (or
+ * with a user that is uid 0) refuse: log why and how to fix it, return -1 -
+ * unless MXB_ALLOW_ROOT=1 is in the environment (tests, containers), which
+ * only warns.  When not root, nothing more.  Returns 0 or -1 (logged).
+ * Call after binding, before reading any network input.
  */
 int daemon_drop_privileges(const struct config *cfg);
 

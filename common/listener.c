@@ -1,117 +1,143 @@
-/* listener.c - TCP listeners that back off when accept() fails. */
+/* listener.c - TCP listeners that pause when accept() fails. */
 #include "common/listener.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "common/log.h"
 
-#define LISTENER_BACKOFF_SEC 1
+/*
+ * Guarded listeners.  libevent hands the error callback only the accept
+ * callback's argument, so the guard is found by the listener pointer in a
+ * short list (a handful of listeners per process), under a lock because
+ * some programs run listeners on several threads.
+ */
+#define GUARD_PAUSE_SEC 1
 
-struct listener {
+struct listener_guard {
 	struct evconnlistener *l;
-	evconnlistener_cb cb;	/* the owner's */
-	void *arg;
-	struct event *backoff;
+	struct event *resume;
+	char what[64];
 	struct log_ratelimit rl;
-	char what[16];
-	int enabled;		/* what the owner wants */
+	struct listener_guard *next;
 };
 
+static pthread_mutex_t guards_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct listener_guard *guards;
+
 static void
-backoff_cb(evutil_socket_t fd, short what, void *arg)
+guard_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct listener *l = arg;
+	struct listener_guard *g = arg;
 
 	(void)fd;
 	(void)what;
-	if (l->enabled)
-		evconnlistener_enable(l->l);
-}
-
-/* Both callbacks get this struct; the owner's callback gets its own arg. */
-static void
-accept_cb(struct evconnlistener *el, evutil_socket_t fd, struct sockaddr *sa, int len,
-    void *arg)
-{
-	struct listener *l = arg;
-
-	l->cb(el, fd, sa, len, l->arg);
+	evconnlistener_enable(g->l);
 }
 
 static void
-error_cb(struct evconnlistener *el, void *arg)
+guard_error_cb(struct evconnlistener *l, void *arg)
 {
-	struct listener *l = arg;
-	struct timeval tv = { LISTENER_BACKOFF_SEC, 0 };
+	struct timeval tv = { GUARD_PAUSE_SEC, 0 };
+	int err = EVUTIL_SOCKET_ERROR();
+	struct listener_guard *g;
 
-	log_warnx_rl(&l->rl, "%s: accept: %s: pausing for %d s", l->what,
-	    strerror(errno), LISTENER_BACKOFF_SEC);
-	evconnlistener_disable(el);
-	evtimer_add(l->backoff, &tv);
+	(void)arg;
+	pthread_mutex_lock(&guards_lock);
+	for (g = guards; g != NULL && g->l != l; g = g->next)
+		;
+	pthread_mutex_unlock(&guards_lock);
+	evconnlistener_disable(l);
+	if (g == NULL)
+		return;
+	log_warnx_rl(&g->rl, "%s: accept: %s: pausing for %ds", g->what,
+	    evutil_socket_error_to_string(err), GUARD_PAUSE_SEC);
+	evtimer_add(g->resume, &tv);
 }
 
-struct listener *
+int
+listener_guard(struct evconnlistener *l, const char *what)
+{
+	struct listener_guard *g = calloc(1, sizeof(*g));
+	struct log_ratelimit rl = LOG_RATELIMIT_INIT(5, 60);
+
+	if (g == NULL || (g->resume = evtimer_new(evconnlistener_get_base(l),
+	    guard_resume_cb, g)) == NULL) {
+		free(g);
+		log_warnx("%s: out of memory", what);
+		return -1;
+	}
+	g->l = l;
+	g->rl = rl;
+	snprintf(g->what, sizeof(g->what), "%s", what);
+	pthread_mutex_lock(&guards_lock);
+	g->next = guards;
+	guards = g;
+	pthread_mutex_unlock(&guards_lock);
+	evconnlistener_set_error_cb(l, guard_error_cb);
+	return 0;
+}
+
+void
+listener_unguard(struct evconnlistener *l)
+{
+	struct listener_guard **pp, *g = NULL;
+
+	pthread_mutex_lock(&guards_lock);
+	for (pp = &guards; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->l == l) {
+			g = *pp;
+			*pp = g->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&guards_lock);
+	if (g == NULL)
+		return;
+	evconnlistener_set_error_cb(l, NULL);
+	event_free(g->resume);
+	free(g);
+}
+
+struct evconnlistener *
 listener_new(struct event_base *base, const struct addr *a, evconnlistener_cb cb, void *arg,
     const char *what)
 {
-	struct listener *l = calloc(1, sizeof(*l));
 	char where[ADDR_STRLEN];
-	int fd;
+	struct evconnlistener *l;
+	int fd = sock_bind(a, SOCK_STREAM, SOCK_F_LISTEN);
 
 	addr_str(a, where, sizeof(where));
-	if (l == NULL || (l->backoff = evtimer_new(base, backoff_cb, l)) == NULL) {
-		log_warnx("%s: %s: out of memory", what, where);
-		free(l);
-		return NULL;
-	}
-	snprintf(l->what, sizeof(l->what), "%s", what);
-	l->cb = cb;
-	l->arg = arg;
-	l->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1, 60);
-	l->enabled = 1;
-	fd = sock_bind(a, SOCK_STREAM, SOCK_F_LISTEN);
 	if (fd == -1) {
 		log_warn("%s: cannot listen on %s", what, where);
-		goto fail;
+		return NULL;
 	}
 	/* Backlog 0: sock_bind already listens with its own backlog. */
-	l->l = evconnlistener_new(base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
-	if (l->l == NULL) {
+	l = evconnlistener_new(base, cb, arg, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	if (l == NULL) {
 		log_warnx("%s: %s: cannot watch the socket", what, where);
 		close(fd);
-		goto fail;
+		return NULL;
 	}
-	evconnlistener_set_error_cb(l->l, error_cb);
+	if (listener_guard(l, what) == -1) {
+		evconnlistener_free(l);
+		return NULL;
+	}
 	return l;
-fail:
-	listener_free(l);
-	return NULL;
 }
 
 void
-listener_enable(struct listener *l, int on)
-{
-	l->enabled = on;
-	if (on)
-		evconnlistener_enable(l->l);
-	else
-		evconnlistener_disable(l->l);
-}
-
-void
-listener_free(struct listener *l)
+listener_free(struct evconnlistener *l)
 {
 	if (l == NULL)
 		return;
-	if (l->l != NULL)
-		evconnlistener_free(l->l);
-	if (l->backoff != NULL)
-		event_free(l->backoff);
-	free(l);
+	listener_unguard(l);
+	evconnlistener_free(l);
 }

@@ -13,10 +13,12 @@
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 
+#include "common/listener.h"
 #include "common/log.h"
 
 struct status_http {
 	struct evhttp *http;
+	struct evconnlistener *listener;	/* evhttp's, guarded */
 	struct addr bound;
 	char program[32];
 	time_t started;
@@ -129,6 +131,7 @@ status_http_new(struct event_base *base, const struct addr *listen, const char *
     status_json_fn json_cb, status_metrics_fn metrics_cb, void *arg)
 {
 	struct status_http *sh = calloc(1, sizeof(*sh));
+	struct evhttp_bound_socket *bound;
 	char where[ADDR_STRLEN];
 	int fd;
 
@@ -150,11 +153,15 @@ status_http_new(struct event_base *base, const struct addr *listen, const char *
 	if (sock_local_addr(fd, &sh->bound) == -1)
 		sh->bound = *listen;
 	sh->http = evhttp_new(base);
-	if (sh->http == NULL || evhttp_accept_socket_with_handle(sh->http, fd) == NULL) {
+	if (sh->http == NULL || (bound = evhttp_accept_socket_with_handle(sh->http, fd)) == NULL) {
 		log_warnx("status: %s: cannot start the HTTP server", where);
 		close(fd);
 		goto fail;
 	}
+	/* Out of descriptors, evhttp's listener would spin: pause it instead. */
+	if (listener_guard(evhttp_bound_socket_get_listener(bound), "status") == -1)
+		goto fail;
+	sh->listener = evhttp_bound_socket_get_listener(bound);
 	evhttp_set_allowed_methods(sh->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_timeout(sh->http, 10);
@@ -178,6 +185,8 @@ status_http_free(struct status_http *sh)
 {
 	if (sh == NULL)
 		return;
+	if (sh->listener != NULL)
+		listener_unguard(sh->listener);
 	if (sh->http != NULL)
 		evhttp_free(sh->http);
 	free(sh);

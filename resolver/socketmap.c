@@ -11,12 +11,15 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "common/listener.h"
 #include "common/log.h"
 #include "resolver/resolver.h"
 #include "resolver/routefmt.h"
 #include "resolver/socketmap.h"
 
 #define SOCKETMAP_NAME "mxroute"
+/* Replies waiting for a client before its requests are no longer read. */
+#define SOCKETMAP_OUTPUT_HIGH (64 * 1024)
 
 struct sm_conn {
 	struct socketmap *sm;
@@ -118,45 +121,62 @@ key_is_routable(const char *key)
 	return d[0] == '[' || (d[0] != '.' && d[0] != '\0' && strchr(d, '.') != NULL);
 }
 
-/* Answer the next complete request in the input, one at a time. */
+/*
+ * Answer the complete requests in the input, one at a time, in a loop (a
+ * recursion per pipelined request overflowed the stack).  Input is read
+ * only while it can be answered: not while a lookup is in flight, not while
+ * more than SOCKETMAP_OUTPUT_HIGH of replies wait for a client that does not
+ * read them; so a connection holds at most one request and that much output.
+ */
 static void
 conn_process(struct sm_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
 	char name[64], key[SOCKETMAP_REQUEST_MAX + 1];
-	size_t len = evbuffer_get_length(in);
+	size_t len;
 	const char *buf;
 	int used;
 
-	if (c->route != NULL || len == 0)
-		return;
-	if (len > SOCKETMAP_REQUEST_MAX + 8)
-		len = SOCKETMAP_REQUEST_MAX + 8;
-	buf = (const char *)evbuffer_pullup(in, (ssize_t)len);
-	used = socketmap_parse_request(buf, len, name, sizeof(name), key, sizeof(key));
-	if (used == 0)
-		return;
-	if (used < 0) {
-		log_warnx_rl(&c->sm->rl, "socketmap: malformed request: closing");
-		conn_free(c);
-		return;
+	while (c->route == NULL && evbuffer_get_length(out) < SOCKETMAP_OUTPUT_HIGH &&
+	    (len = evbuffer_get_length(in)) > 0) {
+		if (len > SOCKETMAP_REQUEST_MAX + 8)
+			len = SOCKETMAP_REQUEST_MAX + 8;
+		buf = (const char *)evbuffer_pullup(in, (ssize_t)len);
+		used = socketmap_parse_request(buf, len, name, sizeof(name), key, sizeof(key));
+		if (used == 0)
+			break;
+		if (used < 0) {
+			log_warnx_rl(&c->sm->rl, "socketmap: malformed request: closing");
+			conn_free(c);
+			return;
+		}
+		evbuffer_drain(in, (size_t)used);
+		if (strcmp(name, SOCKETMAP_NAME) != 0)
+			conn_reply(c, "PERM unknown map name (only \"" SOCKETMAP_NAME "\")");
+		else if (!key_is_routable(key))
+			conn_reply(c, "NOTFOUND ");
+		else if ((c->route = resolver_route(c->sm->r, key, 0, route_cb, c)) == NULL)
+			conn_reply(c, "TEMP out of memory");
+		else
+			snprintf(c->key, sizeof(c->key), "%s", key);
 	}
-	evbuffer_drain(in, (size_t)used);
-	if (strcmp(name, SOCKETMAP_NAME) != 0) {
-		conn_reply(c, "PERM unknown map name (only \"" SOCKETMAP_NAME "\")");
-	} else if (!key_is_routable(key)) {
-		conn_reply(c, "NOTFOUND ");
-	} else if ((c->route = resolver_route(c->sm->r, key, 0, route_cb, c)) == NULL) {
-		conn_reply(c, "TEMP out of memory");
-	} else {
-		snprintf(c->key, sizeof(c->key), "%s", key);
-		return;
-	}
-	conn_process(c);
+	if (c->route != NULL || evbuffer_get_length(out) >= SOCKETMAP_OUTPUT_HIGH)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
 }
 
 static void
 read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_process(arg);
+}
+
+/* The replies were written: take the next requests. */
+static void
+write_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	conn_process(arg);
@@ -192,7 +212,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		free(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_set_timeouts(c->bev, &idle, &idle);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->next = sm->conns;
@@ -231,6 +251,13 @@ socketmap_new(struct event_base *base, struct resolver *r, const struct addr *li
 		free(sm);
 		return NULL;
 	}
+	/* Out of descriptors: pause accepting, do not spin. */
+	if (listener_guard(sm->listener, "socketmap") == -1) {
+		snprintf(err, errlen, "socketmap: out of memory");
+		evconnlistener_free(sm->listener);
+		free(sm);
+		return NULL;
+	}
 	return sm;
 }
 
@@ -255,6 +282,7 @@ socketmap_free(struct socketmap *sm)
 		return;
 	while (sm->conns != NULL)
 		conn_free(sm->conns);
+	listener_unguard(sm->listener);
 	evconnlistener_free(sm->listener);
 	free(sm);
 }

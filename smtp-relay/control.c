@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 #include <json-c/json.h>
 
+#include "common/listener.h"
 #include "common/log.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_server.h"
@@ -228,6 +229,10 @@ control_new(struct event_base *base, const char *path, struct queue *q,
 		control_free(c);
 		return NULL;
 	}
+	if (listener_guard(c->listener, "control") == -1) {
+		control_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -237,7 +242,7 @@ control_free(struct control *c)
 	if (c == NULL)
 		return;
 	if (c->listener != NULL) {
-		evconnlistener_free(c->listener);
+		listener_free(c->listener);
 		unlink(c->path);
 	}
 	free(c->path);
