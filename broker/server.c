@@ -72,7 +72,7 @@ struct dns_server {
 	struct zonestore *zs;
 	struct worker *workers;
 	unsigned nworkers;
-	struct listener **listeners;
+	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct answer_stats tcp_stats;
 	uint64_t xfr_refused;

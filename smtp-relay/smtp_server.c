@@ -31,7 +31,7 @@ struct session_entry {
 };
 
 struct listener_entry {
-	struct listener *l;
+	struct evconnlistener *l;
 	SLIST_ENTRY(listener_entry) link;
 };
 
