@@ -191,10 +191,10 @@ status_json_cb(struct json_object *root, void *arg)
 	json_object_object_add(q, "tcp", json_object_new_int64((int64_t)c.tcp));
 	json_object_object_add(q, "dropped", json_object_new_int64((int64_t)c.dropped));
 	json_object_object_add(q, "truncated", json_object_new_int64((int64_t)c.truncated));
-	json_object_object_add(q, "rate_limited_dropped",
-	    json_object_new_int64((int64_t)c.rrl_dropped));
-	json_object_object_add(q, "rate_limited_slipped",
-	    json_object_new_int64((int64_t)c.rrl_slipped));
+	json_object_object_add(
+	    q, "rate_limited_dropped", json_object_new_int64((int64_t)c.rrl_dropped));
+	json_object_object_add(
+	    q, "rate_limited_slipped", json_object_new_int64((int64_t)c.rrl_slipped));
 	json_object_object_add(q, "axfr", json_object_new_int64((int64_t)c.xfr));
 	json_object_object_add(q, "axfr_refused", json_object_new_int64((int64_t)c.xfr_refused));
 	json_object_object_add(q, "by_rcode", rc);

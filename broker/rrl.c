@@ -9,14 +9,14 @@
 
 #include "common/config.h"
 
-#define RRL_PROBE 8		/* slots looked at before one is reused */
-#define RRL_SCALE 1000		/* tokens are kept in thousandths */
+#define RRL_PROBE 8    /* slots looked at before one is reused */
+#define RRL_SCALE 1000 /* tokens are kept in thousandths */
 
 struct rrl_entry {
-	uint64_t key[2];	/* masked prefix; key[0] also holds the family */
-	uint64_t last_ms;	/* last refill */
-	int64_t tokens;		/* thousandths of a response */
-	uint32_t over;		/* responses over the rate, for the slip count */
+	uint64_t key[2];  /* masked prefix; key[0] also holds the family */
+	uint64_t last_ms; /* last refill */
+	int64_t tokens;   /* thousandths of a response */
+	uint32_t over;    /* responses over the rate, for the slip count */
 	bool used;
 };
 
@@ -77,7 +77,7 @@ mask_bytes(uint8_t *b, size_t len, unsigned bits)
 static bool
 prefix_key(const struct rrl *r, const struct sockaddr *sa, uint64_t key[2])
 {
-	uint8_t b[16] = { 0 };
+	uint8_t b[16] = {0};
 
 	if (sa->sa_family == AF_INET) {
 		memcpy(b, &((const struct sockaddr_in *)sa)->sin_addr, 4);

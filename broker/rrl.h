@@ -25,9 +25,9 @@ struct config_rrl;
 struct rrl;
 
 enum rrl_action {
-	RRL_SEND,	/* within the rate: answer */
-	RRL_SLIP,	/* over it: send an empty truncated reply instead */
-	RRL_DROP,	/* over it: send nothing */
+	RRL_SEND, /* within the rate: answer */
+	RRL_SLIP, /* over it: send an empty truncated reply instead */
+	RRL_DROP, /* over it: send nothing */
 };
 
 /* A table for one thread; NULL when out of memory.  cfg is copied. */

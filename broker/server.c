@@ -119,22 +119,19 @@ monotonic_ms(void)
  * must not be sent; a slipped reply is rewritten as an empty one with TC.
  */
 static bool
-udp_rate_limit(struct worker *w, unsigned i, unsigned m, struct answer_result *res,
-    uint64_t now_ms)
+udp_rate_limit(struct worker *w, unsigned i, unsigned m, struct answer_result *res, uint64_t now_ms)
 {
 	switch (rrl_check(w->rrl, (const struct sockaddr *)&w->from[i], now_ms)) {
-	case RRL_SEND:
-		return true;
+	case RRL_SEND: return true;
 	case RRL_SLIP:
-		res->len = answer_empty(&res->q, w->rbuf[i], res->rcode, w->wbuf[m],
-		    sizeof(w->wbuf[m]));
+		res->len =
+		    answer_empty(&res->q, w->rbuf[i], res->rcode, w->wbuf[m], sizeof(w->wbuf[m]));
 		if (res->len == 0)
 			break;
 		w->wbuf[m][2] |= 0x02; /* TC: ask again over TCP */
 		answer_count(&w->stats.rrl_slipped);
 		return true;
-	case RRL_DROP:
-		break;
+	case RRL_DROP: break;
 	}
 	answer_count(&w->stats.rrl_dropped);
 	return false;

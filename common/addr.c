@@ -187,7 +187,7 @@ prefix_match(const uint8_t *net, const uint8_t *addr, unsigned prefix)
 bool
 cidr_match(const struct cidr *c, const struct addr *a)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	size_t len;
 	const uint8_t *p = addr_bytes(a, &len);
 

@@ -42,9 +42,9 @@ const char *addr_str(const struct addr *a, char *buf, size_t len);
 
 /* An address prefix such as 10.0.0.0/8 or 2001:db8::/32: a plain value. */
 struct cidr {
-	int family;		/* AF_INET or AF_INET6 */
-	uint8_t bytes[16];	/* network order, host bits cleared */
-	unsigned prefix;	/* 0..32 or 0..128 */
+	int family;        /* AF_INET or AF_INET6 */
+	uint8_t bytes[16]; /* network order, host bits cleared */
+	unsigned prefix;   /* 0..32 or 0..128 */
 };
 
 /*
@@ -58,8 +58,8 @@ bool cidr_match(const struct cidr *c, const struct addr *a);
 const char *cidr_str(const struct cidr *c, char *buf, size_t len);
 
 enum sock_flags {
-	SOCK_F_REUSEPORT = 1 << 0,	/* SO_REUSEPORT, for one socket per thread */
-	SOCK_F_LISTEN = 1 << 1,		/* listen() a stream socket */
+	SOCK_F_REUSEPORT = 1 << 0, /* SO_REUSEPORT, for one socket per thread */
+	SOCK_F_LISTEN = 1 << 1,    /* listen() a stream socket */
 };
 
 /*

@@ -24,10 +24,10 @@
 #include "common/fileio.h"
 #include "common/log.h"
 
-#define CONFIG_MAX_FILE		(4 * 1024 * 1024)
-#define CONFIG_MAX_INCLUDE	8
-#define CONFIG_MAX_MEMBERS	10000
-#define CONFIG_MAX_WORDS	64
+#define CONFIG_MAX_FILE    (4 * 1024 * 1024)
+#define CONFIG_MAX_INCLUDE 8
+#define CONFIG_MAX_MEMBERS 10000
+#define CONFIG_MAX_WORDS   64
 
 /* ---- arena ------------------------------------------------------------ */
 
@@ -115,13 +115,13 @@ arena_push(struct config_arena *a, void *vp, size_t *n, size_t elem)
 
 struct conv {
 	struct config *cfg;
-	struct config_arena *tmp;	/* the statement tree; freed after */
+	struct config_arena *tmp; /* the statement tree; freed after */
 	char *err;
 	size_t errlen;
 	bool failed;
 	int include_depth;
-	const char *base_dir;		/* for relative includes and paths */
-	char **paths[64];		/* path fields to resolve at the end */
+	const char *base_dir; /* for relative includes and paths */
+	char **paths[64];     /* path fields to resolve at the end */
 	size_t npaths;
 	struct keyref {
 		const char *name, *file;
@@ -192,8 +192,7 @@ lex_skip(struct lexer *lx)
 				lx->p++;
 			}
 			if (lx->p + 1 >= lx->end)
-				return cv_error(lx->cv, lx->file, start,
-				    "unterminated /* comment");
+				return cv_error(lx->cv, lx->file, start, "unterminated /* comment");
 			lx->p += 2;
 		} else
 			break;
@@ -228,8 +227,8 @@ is_word_char(const struct lexer *lx, const char *p)
 {
 	char c = *p;
 
-	if (isspace((unsigned char)c) || c == '{' || c == '}' || c == ';' ||
-	    c == '"' || c == '#' || c == '\0')
+	if (isspace((unsigned char)c) || c == '{' || c == '}' || c == ';' || c == '"' || c == '#' ||
+	    c == '\0')
 		return false;
 	if (c == '/' && p + 1 < lx->end && (p[1] == '/' || p[1] == '*'))
 		return false;
@@ -250,9 +249,18 @@ lex_next(struct lexer *lx, struct token *t)
 		return;
 	}
 	switch (*lx->p) {
-	case '{': t->type = TOK_LBRACE; lx->p++; return;
-	case '}': t->type = TOK_RBRACE; lx->p++; return;
-	case ';': t->type = TOK_SEMI; lx->p++; return;
+	case '{':
+		t->type = TOK_LBRACE;
+		lx->p++;
+		return;
+	case '}':
+		t->type = TOK_RBRACE;
+		lx->p++;
+		return;
+	case ';':
+		t->type = TOK_SEMI;
+		lx->p++;
+		return;
 	case '"': lex_string(lx, t); return;
 	default: break;
 	}
@@ -287,8 +295,8 @@ struct cnode {
 	struct cnode *next;
 };
 
-static int parse_file(struct conv *cv, const char *path, int line_from,
-    const char *from, struct cnode ***tail);
+static int parse_file(
+    struct conv *cv, const char *path, int line_from, const char *from, struct cnode ***tail);
 
 /* Undo the escapes of a quoted string. */
 static char *
@@ -307,8 +315,8 @@ unescape(struct config_arena *a, const char *s, size_t len)
 	return out;
 }
 
-static int parse_block(struct conv *cv, struct lexer *lx, struct cnode ***tail,
-    bool top, int open_line);
+static int parse_block(
+    struct conv *cv, struct lexer *lx, struct cnode ***tail, bool top, int open_line);
 
 static int
 node_add_word(struct conv *cv, struct lexer *lx, struct cnode *n, const struct token *t)
@@ -322,7 +330,7 @@ node_add_word(struct conv *cv, struct lexer *lx, struct cnode *n, const struct t
 		return cv_error(cv, lx->file, t->line, "out of memory");
 	w->quoted = t->type == TOK_STRING;
 	w->text = w->quoted ? unescape(cv->tmp, t->text, t->len)
-			    : arena_strndup(cv->tmp, t->text, t->len);
+	                    : arena_strndup(cv->tmp, t->text, t->len);
 	w->line = t->line;
 	return w->text == NULL ? cv_error(cv, lx->file, t->line, "out of memory") : 0;
 }
@@ -365,8 +373,8 @@ parse_statement(struct conv *cv, struct lexer *lx, struct token *first, struct c
 		} else {
 			const struct cword *last = &n->words[n->nwords - 1];
 
-			return cv_error(cv, lx->file, last->line,
-			    "missing ';' after '%s'", last->text);
+			return cv_error(
+			    cv, lx->file, last->line, "missing ';' after '%s'", last->text);
 		}
 		lex_next(lx, &t);
 	}
@@ -384,8 +392,7 @@ parse_block(struct conv *cv, struct lexer *lx, struct cnode ***tail, bool top, i
 	for (;;) {
 		lex_next(lx, &t);
 		switch (t.type) {
-		case TOK_ERROR:
-			return -1;
+		case TOK_ERROR: return -1;
 		case TOK_EOF:
 			if (top)
 				return 0;
@@ -394,12 +401,9 @@ parse_block(struct conv *cv, struct lexer *lx, struct cnode ***tail, bool top, i
 			if (!top)
 				return 0;
 			return cv_error(cv, lx->file, t.line, "unexpected '}'");
-		case TOK_SEMI:
-			continue;	/* an empty statement is harmless */
-		case TOK_LBRACE:
-			return cv_error(cv, lx->file, t.line, "unexpected '{'");
-		default:
-			break;
+		case TOK_SEMI: continue; /* an empty statement is harmless */
+		case TOK_LBRACE: return cv_error(cv, lx->file, t.line, "unexpected '{'");
+		default: break;
 		}
 		if (parse_statement(cv, lx, &t, &n) == -1)
 			return -1;
@@ -415,10 +419,9 @@ parse_block(struct conv *cv, struct lexer *lx, struct cnode ***tail, bool top, i
 }
 
 static int
-parse_text(struct conv *cv, const char *file, const char *text, size_t len,
-    struct cnode ***tail)
+parse_text(struct conv *cv, const char *file, const char *text, size_t len, struct cnode ***tail)
 {
-	struct lexer lx = { cv, file, text, text + len, 1 };
+	struct lexer lx = {cv, file, text, text + len, 1};
 
 	if (memchr(text, '\0', len) != NULL)
 		return cv_error(cv, file, 1, "file contains a NUL byte");
@@ -442,8 +445,7 @@ path_join(struct config_arena *a, const char *dir, const char *path)
 }
 
 static int
-parse_file(struct conv *cv, const char *path, int line_from, const char *from,
-    struct cnode ***tail)
+parse_file(struct conv *cv, const char *path, int line_from, const char *from, struct cnode ***tail)
 {
 	char why[128];
 	char *text, *full;
@@ -457,8 +459,10 @@ parse_file(struct conv *cv, const char *path, int line_from, const char *from,
 		return cv_error(cv, from ? from : path, line_from, "out of memory");
 	text = file_read_all(full, CONFIG_MAX_FILE, &len);
 	if (text == NULL) {
-		snprintf(why, sizeof(why), "%s", errno == EINVAL ? "not a regular file" :
-		    errno == EFBIG ? "file too large" : strerror(errno));
+		snprintf(why, sizeof(why), "%s",
+		    errno == EINVAL      ? "not a regular file"
+		        : errno == EFBIG ? "file too large"
+		                         : strerror(errno));
 		if (from == NULL)
 			return cv_error(cv, full, 0, "cannot read: %s", why);
 		return cv_error(cv, from, line_from, "cannot read '%s': %s", full, why);
@@ -531,37 +535,36 @@ config_parse_size(const char *s, uint64_t *out)
 }
 
 enum vtype {
-	V_UINT,		/* integer in [min, max] */
-	V_DURATION,	/* seconds in [min, max] */
-	V_SIZE,		/* bytes (uint64_t) in [min, max] */
+	V_UINT,     /* integer in [min, max] */
+	V_DURATION, /* seconds in [min, max] */
+	V_SIZE,     /* bytes (uint64_t) in [min, max] */
 	V_BOOL,
-	V_STRING,	/* char *, quoted or bare */
-	V_PATH,		/* char *, resolved against the directory */
-	V_DOMAIN,	/* char *, lower case, no trailing dot */
-	V_PORT,		/* uint16_t */
-	V_ADDR,		/* struct addr: ADDR [port N] */
-	V_ADDRS,	/* struct config_addrs: one inline or a { } list */
-	V_CIDRS,	/* struct config_cidrs: { } list, any, none */
-	V_DOMAINS,	/* struct config_strings of domain names */
-	V_STRINGS,	/* struct config_strings */
-	V_ENUM,		/* int index into names */
-	V_KEYREF,	/* const struct config_key * */
+	V_STRING,  /* char *, quoted or bare */
+	V_PATH,    /* char *, resolved against the directory */
+	V_DOMAIN,  /* char *, lower case, no trailing dot */
+	V_PORT,    /* uint16_t */
+	V_ADDR,    /* struct addr: ADDR [port N] */
+	V_ADDRS,   /* struct config_addrs: one inline or a { } list */
+	V_CIDRS,   /* struct config_cidrs: { } list, any, none */
+	V_DOMAINS, /* struct config_strings of domain names */
+	V_STRINGS, /* struct config_strings */
+	V_ENUM,    /* int index into names */
+	V_KEYREF,  /* const struct config_key * */
 	V_CUSTOM,
 };
 
 struct stmt;
-typedef int (*stmt_fn)(struct conv *, const struct cnode *, void *obj,
-    const struct stmt *);
+typedef int (*stmt_fn)(struct conv *, const struct cnode *, void *obj, const struct stmt *);
 
 struct stmt {
 	const char *name;
 	enum vtype type;
 	size_t off;
-	unsigned long long min, max;	/* V_UINT, V_DURATION, V_SIZE */
-	uint16_t port;			/* V_ADDR, V_ADDRS default port */
-	const char *const *names;	/* V_ENUM, NULL-terminated */
-	stmt_fn fn;			/* V_CUSTOM */
-	bool repeat;			/* may appear more than once */
+	unsigned long long min, max; /* V_UINT, V_DURATION, V_SIZE */
+	uint16_t port;               /* V_ADDR, V_ADDRS default port */
+	const char *const *names;    /* V_ENUM, NULL-terminated */
+	stmt_fn fn;                  /* V_CUSTOM */
+	bool repeat;                 /* may appear more than once */
 };
 
 #define FIELD(obj, off, type) ((type *)((char *)(obj) + (off)))
@@ -581,10 +584,10 @@ need_args(struct conv *cv, const struct cnode *n, size_t nargs)
 		const struct cword *last = &n->words[nargs], *extra = &n->words[nargs + 1];
 
 		if (extra->line != last->line)
-			return cv_error(cv, n->file, last->line, "missing ';' after '%s'",
-			    last->text);
-		return cv_error(cv, n->file, extra->line,
-		    "unexpected '%s' after the value of '%s'", extra->text, name);
+			return cv_error(
+			    cv, n->file, last->line, "missing ';' after '%s'", last->text);
+		return cv_error(cv, n->file, extra->line, "unexpected '%s' after the value of '%s'",
+		    extra->text, name);
 	}
 	return 0;
 }
@@ -597,15 +600,16 @@ need_block(struct conv *cv, const struct cnode *n, size_t nargs)
 	if (!n->has_block)
 		return cv_error(cv, n->file, n->line, "'%s' needs a { } block", name);
 	if (n->nwords - 1 != nargs)
-		return cv_error(cv, n->file, n->line, nargs == 0 ?
-		    "'%s' takes no value before its block" :
-		    "'%s' needs a quoted name before its block", name);
+		return cv_error(cv, n->file, n->line,
+		    nargs == 0 ? "'%s' takes no value before its block"
+		               : "'%s' needs a quoted name before its block",
+		    name);
 	return 0;
 }
 
 static int
-parse_uint_word(struct conv *cv, const struct cnode *n, const struct cword *w,
-    const struct stmt *s, unsigned long long *out)
+parse_uint_word(struct conv *cv, const struct cnode *n, const struct cword *w, const struct stmt *s,
+    unsigned long long *out)
 {
 	unsigned long long v = 0;
 	unsigned d;
@@ -634,13 +638,12 @@ parse_uint_word(struct conv *cv, const struct cnode *n, const struct cword *w,
 			goto bad;
 	}
 	if (v < s->min || v > s->max)
-		return cv_error(cv, n->file, w->line,
-		    "'%s' %s is out of range (%llu..%llu)", s->name, w->text, s->min, s->max);
+		return cv_error(cv, n->file, w->line, "'%s' %s is out of range (%llu..%llu)",
+		    s->name, w->text, s->min, s->max);
 	*out = v;
 	return 0;
 bad:
-	return cv_error(cv, n->file, w->line, "'%s' wants %s, not '%s'", s->name, kind,
-	    w->text);
+	return cv_error(cv, n->file, w->line, "'%s' wants %s, not '%s'", s->name, kind, w->text);
 }
 
 static bool
@@ -689,19 +692,18 @@ domain_normalize(struct conv *cv, const char *s)
  * port takes `defport`.
  */
 static int
-parse_addr_words(struct conv *cv, const struct cnode *n, size_t from, size_t to,
-    uint16_t defport, struct addr *out)
+parse_addr_words(struct conv *cv, const struct cnode *n, size_t from, size_t to, uint16_t defport,
+    struct addr *out)
 {
 	const struct cword *w = &n->words[from];
 	unsigned long long port = defport;
-	static const struct stmt port_stmt = { "port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false };
+	static const struct stmt port_stmt = {"port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false};
 
 	if (from >= to)
-		return cv_error(cv, n->file, n->line, "'%s' needs an address",
-		    n->words[0].text);
+		return cv_error(cv, n->file, n->line, "'%s' needs an address", n->words[0].text);
 	if (w->quoted || addr_parse(w->text, 0, out) == -1)
-		return cv_error(cv, n->file, w->line,
-		    "'%s' is not an IPv4 or IPv6 address", w->text);
+		return cv_error(
+		    cv, n->file, w->line, "'%s' is not an IPv4 or IPv6 address", w->text);
 	if (to - from == 1)
 		goto done;
 	if (to - from == 3 && strcmp(n->words[from + 1].text, "port") == 0) {
@@ -712,8 +714,8 @@ parse_addr_words(struct conv *cv, const struct cnode *n, size_t from, size_t to,
 	if (n->words[from + 1].line != w->line)
 		return cv_error(cv, n->file, w->line, "missing ';' after '%s'", w->text);
 	return cv_error(cv, n->file, n->words[from + 1].line,
-	    "unexpected '%s' after address %s (expected 'port N' or ';')",
-	    n->words[from + 1].text, w->text);
+	    "unexpected '%s' after address %s (expected 'port N' or ';')", n->words[from + 1].text,
+	    w->text);
 done:
 	addr_set_port(out, (uint16_t)port);
 	return 0;
@@ -728,8 +730,8 @@ for_each_entry(struct conv *cv, const struct cnode *n,
 		return -1;
 	for (const struct cnode *c = n->children; c != NULL; c = c->next) {
 		if (c->has_block)
-			return cv_error(cv, c->file, c->line, "unexpected { } block in '%s'",
-			    n->words[0].text);
+			return cv_error(
+			    cv, c->file, c->line, "unexpected { } block in '%s'", n->words[0].text);
 		if (fn(cv, c, arg) == -1)
 			return -1;
 	}
@@ -778,7 +780,8 @@ cidrs_entry(struct conv *cv, const struct cnode *c, void *arg)
 	if (c->words[0].quoted || cidr_parse(text, p) == -1)
 		return cv_error(cv, c->file, c->words[0].line,
 		    "'%s' is not an address or prefix (like 192.0.2.0/24 or 2001:db8::/32)"
-		    " with host bits clear", text);
+		    " with host bits clear",
+		    text);
 	return 0;
 }
 
@@ -801,8 +804,8 @@ strings_entry(struct conv *cv, const struct cnode *c, void *arg)
 	if (sa->domain) {
 		*p = domain_normalize(cv, c->words[0].text);
 		if (*p == NULL)
-			return cv_error(cv, c->file, c->line, "'%s' is not a domain name",
-			    c->words[0].text);
+			return cv_error(
+			    cv, c->file, c->line, "'%s' is not a domain name", c->words[0].text);
 		return 0;
 	}
 	*p = arena_strndup(cv->cfg->arena, c->words[0].text, strlen(c->words[0].text));
@@ -832,17 +835,17 @@ conv_enum(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *
 	for (int k = 0; s->names[k] != NULL; k++) {
 		size_t used = strlen(choices);
 
-		snprintf(choices + used, sizeof(choices) - used, "%s%s", k ? ", " : "",
-		    s->names[k]);
+		snprintf(
+		    choices + used, sizeof(choices) - used, "%s%s", k ? ", " : "", s->names[k]);
 	}
-	return cv_error(cv, n->file, w->line, "'%s' wants one of %s, not '%s'", s->name,
-	    choices, w->text);
+	return cv_error(
+	    cv, n->file, w->line, "'%s' wants one of %s, not '%s'", s->name, choices, w->text);
 }
 
 static int
 conv_bool(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
-	static const char *const names[] = { "no", "yes", "false", "true", "off", "on", NULL };
+	static const char *const names[] = {"no", "yes", "false", "true", "off", "on", NULL};
 	int i = enum_index(names, n->words[1].text);
 
 	if (i < 0)
@@ -873,8 +876,8 @@ path_add(struct conv *cv, const struct cnode *n, char **slot)
 	if (cv->npaths >= sizeof(cv->paths) / sizeof(cv->paths[0]))
 		return cv_error(cv, n->file, n->line, "too many paths");
 	if (n->words[1].text[0] == '\0')
-		return cv_error(cv, n->file, n->line, "'%s' wants a non-empty path",
-		    n->words[0].text);
+		return cv_error(
+		    cv, n->file, n->line, "'%s' wants a non-empty path", n->words[0].text);
 	cv->paths[cv->npaths++] = slot;
 	return 0;
 }
@@ -888,10 +891,12 @@ conv_scalar(struct conv *cv, const struct cnode *n, void *obj, const struct stmt
 
 	if (s->type == V_ADDR) {
 		if (n->has_block)
-			return cv_error(cv, n->file, n->line, "'%s' takes one address, not a "
-			    "{ } list", s->name);
-		return parse_addr_words(cv, n, 1, n->nwords, s->port,
-		    FIELD(obj, s->off, struct addr));
+			return cv_error(cv, n->file, n->line,
+			    "'%s' takes one address, not a "
+			    "{ } list",
+			    s->name);
+		return parse_addr_words(
+		    cv, n, 1, n->nwords, s->port, FIELD(obj, s->off, struct addr));
 	}
 	if (need_args(cv, n, 1) == -1)
 		return -1;
@@ -913,17 +918,14 @@ conv_scalar(struct conv *cv, const struct cnode *n, void *obj, const struct stmt
 			return -1;
 		*FIELD(obj, s->off, uint16_t) = (uint16_t)v;
 		return 0;
-	case V_BOOL:
-		return conv_bool(cv, n, obj, s);
-	case V_ENUM:
-		return conv_enum(cv, n, obj, s);
-	case V_KEYREF:
-		return keyref_add(cv, n, FIELD(obj, s->off, const struct config_key *));
+	case V_BOOL: return conv_bool(cv, n, obj, s);
+	case V_ENUM: return conv_enum(cv, n, obj, s);
+	case V_KEYREF: return keyref_add(cv, n, FIELD(obj, s->off, const struct config_key *));
 	case V_DOMAIN:
 		*FIELD(obj, s->off, char *) = domain_normalize(cv, text);
 		if (*FIELD(obj, s->off, char *) == NULL)
-			return cv_error(cv, n->file, n->words[1].line,
-			    "'%s' is not a domain name", text);
+			return cv_error(
+			    cv, n->file, n->words[1].line, "'%s' is not a domain name", text);
 		return 0;
 	case V_STRING:
 	case V_PATH:
@@ -931,23 +933,22 @@ conv_scalar(struct conv *cv, const struct cnode *n, void *obj, const struct stmt
 		if (s->type == V_PATH)
 			return path_add(cv, n, FIELD(obj, s->off, char *));
 		return 0;
-	default:
-		return cv_error(cv, n->file, n->line, "internal: bad statement type");
+	default: return cv_error(cv, n->file, n->line, "internal: bad statement type");
 	}
 }
 
 static int
 conv_value(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
-	struct addrs_arg aa = { FIELD(obj, s->off, struct config_addrs), s->port };
-	struct strings_arg sa = { FIELD(obj, s->off, struct config_strings), s->type == V_DOMAINS };
+	struct addrs_arg aa = {FIELD(obj, s->off, struct config_addrs), s->port};
+	struct strings_arg sa = {FIELD(obj, s->off, struct config_strings), s->type == V_DOMAINS};
 
 	switch (s->type) {
 	case V_ADDRS:
-		aa.list->n = 0;		/* replaces the default */
+		aa.list->n = 0; /* replaces the default */
 		if (!n->has_block) {
-			struct addr *a = arena_push(cv->cfg->arena, &aa.list->v, &aa.list->n,
-			    sizeof(*a));
+			struct addr *a =
+			    arena_push(cv->cfg->arena, &aa.list->v, &aa.list->n, sizeof(*a));
 
 			if (a == NULL)
 				return cv_error(cv, n->file, n->line, "out of memory");
@@ -958,19 +959,16 @@ conv_value(struct conv *cv, const struct cnode *n, void *obj, const struct stmt 
 		FIELD(obj, s->off, struct config_cidrs)->n = 0;
 		return for_each_entry(cv, n, cidrs_entry, FIELD(obj, s->off, struct config_cidrs));
 	case V_DOMAINS:
-	case V_STRINGS:
-		return for_each_entry(cv, n, strings_entry, &sa);
-	case V_CUSTOM:
-		return s->fn(cv, n, obj, s);
-	default:
-		return conv_scalar(cv, n, obj, s);
+	case V_STRINGS: return for_each_entry(cv, n, strings_entry, &sa);
+	case V_CUSTOM: return s->fn(cv, n, obj, s);
+	default: return conv_scalar(cv, n, obj, s);
 	}
 }
 
 /* Convert the statements of one block with its table. */
 static int
-conv_block(struct conv *cv, const struct cnode *first, const char *where,
-    const struct stmt *table, void *obj)
+conv_block(struct conv *cv, const struct cnode *first, const char *where, const struct stmt *table,
+    void *obj)
 {
 	int seen[64];
 	size_t ntable = 0;
@@ -989,8 +987,8 @@ conv_block(struct conv *cv, const struct cnode *first, const char *where,
 			if (strcmp(table[i].name, name) == 0)
 				break;
 		if (i == ntable)
-			return cv_error(cv, n->file, n->line, "unknown statement '%s' %s",
-			    name, where);
+			return cv_error(
+			    cv, n->file, n->line, "unknown statement '%s' %s", name, where);
 		if (seen[i] && !table[i].repeat)
 			return cv_error(cv, n->file, n->line,
 			    "'%s' given twice %s (first on line %d)", name, where, seen[i]);
@@ -1004,29 +1002,52 @@ conv_block(struct conv *cv, const struct cnode *first, const char *where,
 /* ---- statement tables ------------------------------------------------- */
 
 #define OFF(type, field) offsetof(struct type, field)
-#define U(name, type, field, lo, hi) { name, V_UINT, OFF(type, field), lo, hi, 0, NULL, NULL, false }
-#define D(name, type, field, lo, hi) { name, V_DURATION, OFF(type, field), lo, hi, 0, NULL, NULL, false }
-#define Z(name, type, field, lo, hi) { name, V_SIZE, OFF(type, field), lo, hi, 0, NULL, NULL, false }
-#define T(name, vt, type, field) { name, vt, OFF(type, field), 0, 0, 0, NULL, NULL, false }
-#define A(name, vt, type, field, port) { name, vt, OFF(type, field), 0, 0, port, NULL, NULL, false }
-#define E(name, type, field, names) { name, V_ENUM, OFF(type, field), 0, 0, 0, names, NULL, false }
-#define P(name, type, field) { name, V_PORT, OFF(type, field), 1, 65535, 0, NULL, NULL, false }
-#define C(name, fn, rep) { name, V_CUSTOM, 0, 0, 0, 0, NULL, fn, rep }
-#define END { NULL, 0, 0, 0, 0, 0, NULL, NULL, false }
+#define U(name, type, field, lo, hi)                                                               \
+	{                                                                                          \
+		name, V_UINT, OFF(type, field), lo, hi, 0, NULL, NULL, false                       \
+	}
+#define D(name, type, field, lo, hi)                                                               \
+	{                                                                                          \
+		name, V_DURATION, OFF(type, field), lo, hi, 0, NULL, NULL, false                   \
+	}
+#define Z(name, type, field, lo, hi)                                                               \
+	{                                                                                          \
+		name, V_SIZE, OFF(type, field), lo, hi, 0, NULL, NULL, false                       \
+	}
+#define T(name, vt, type, field)                                                                   \
+	{                                                                                          \
+		name, vt, OFF(type, field), 0, 0, 0, NULL, NULL, false                             \
+	}
+#define A(name, vt, type, field, port)                                                             \
+	{                                                                                          \
+		name, vt, OFF(type, field), 0, 0, port, NULL, NULL, false                          \
+	}
+#define E(name, type, field, names)                                                                \
+	{                                                                                          \
+		name, V_ENUM, OFF(type, field), 0, 0, 0, names, NULL, false                        \
+	}
+#define P(name, type, field)                                                                       \
+	{                                                                                          \
+		name, V_PORT, OFF(type, field), 1, 65535, 0, NULL, NULL, false                     \
+	}
+#define C(name, fn, rep)                                                                           \
+	{                                                                                          \
+		name, V_CUSTOM, 0, 0, 0, 0, NULL, fn, rep                                          \
+	}
+#define END                                                                                        \
+	{                                                                                          \
+		NULL, 0, 0, 0, 0, 0, NULL, NULL, false                                             \
+	}
 
-static const char *const log_levels[] = { "error", "warning", "info", "debug", NULL };
+static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 
-static const struct stmt options_table[] = {
-	T("directory", V_PATH, config_options, directory),
-	T("user", V_STRING, config_options, user),
-	T("pid-file", V_PATH, config_options, pid_file),
-	T("syslog", V_BOOL, config_options, syslog),
-	E("log-level", config_options, log_level, log_levels),
-	END
-};
+static const struct stmt options_table[] = {T("directory", V_PATH, config_options, directory),
+    T("user", V_STRING, config_options, user), T("pid-file", V_PATH, config_options, pid_file),
+    T("syslog", V_BOOL, config_options, syslog),
+    E("log-level", config_options, log_level, log_levels), END};
 
-static const char *const hmac_names[] = { "hmac-md5", "hmac-sha1", "hmac-sha224",
-	"hmac-sha256", "hmac-sha384", "hmac-sha512", NULL };
+static const char *const hmac_names[] = {
+    "hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512", NULL};
 
 struct key_build {
 	struct config_key *key;
@@ -1050,7 +1071,7 @@ static int
 key_algorithm_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
 	struct key_build *kb = obj;
-	static const struct stmt alg = { "algorithm", V_ENUM, 0, 0, 0, 0, hmac_names, NULL, false };
+	static const struct stmt alg = {"algorithm", V_ENUM, 0, 0, 0, 0, hmac_names, NULL, false};
 	int idx = 0;
 
 	(void)s;
@@ -1063,10 +1084,7 @@ key_algorithm_cb(struct conv *cv, const struct cnode *n, void *obj, const struct
 }
 
 static const struct stmt key_table[] = {
-	C("algorithm", key_algorithm_cb, false),
-	C("secret", key_secret_cb, false),
-	END
-};
+    C("algorithm", key_algorithm_cb, false), C("secret", key_secret_cb, false), END};
 
 /* Decode base64 into the arena; -1 when it is not base64 or is empty. */
 static int
@@ -1100,7 +1118,7 @@ static int
 top_key_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
 	struct config *cfg = obj;
-	struct key_build kb = { 0 };
+	struct key_build kb = {0};
 
 	(void)s;
 	if (need_block(cv, n, 1) == -1)
@@ -1114,8 +1132,8 @@ top_key_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt 
 		    n->words[1].text);
 	for (size_t i = 0; i + 1 < cfg->nkeys; i++)
 		if (strcmp(cfg->keys[i].name, kb.key->name) == 0)
-			return cv_error(cv, n->file, n->line, "key '%s' defined twice",
-			    kb.key->name);
+			return cv_error(
+			    cv, n->file, n->line, "key '%s' defined twice", kb.key->name);
 	if (conv_block(cv, n->children, "in key", key_table, &kb) == -1)
 		return -1;
 	if (!kb.has_algorithm)
@@ -1126,16 +1144,14 @@ top_key_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt 
 	if (base64_decode(cfg->arena, kb.secret_text, &kb.key->secret, &kb.key->secret_len) == -1)
 		return cv_error(cv, n->file, n->line,
 		    "key '%s': secret is not base64 (generate one with: "
-		    "openssl rand -base64 32)", kb.key->name);
+		    "openssl rand -base64 32)",
+		    kb.key->name);
 	return 0;
 }
 
-static const struct stmt zone_table[] = {
-	T("file", V_PATH, config_zone, file),
-	A("allow-transfer", V_CIDRS, config_zone, allow_transfer, 0),
-	A("also-notify", V_ADDRS, config_zone, also_notify, CONFIG_PORT_DNS),
-	END
-};
+static const struct stmt zone_table[] = {T("file", V_PATH, config_zone, file),
+    A("allow-transfer", V_CIDRS, config_zone, allow_transfer, 0),
+    A("also-notify", V_ADDRS, config_zone, also_notify, CONFIG_PORT_DNS), END};
 
 static int
 broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1152,8 +1168,8 @@ broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 	z->line = n->line;
 	z->name = domain_normalize(cv, n->words[1].text);
 	if (z->name == NULL)
-		return cv_error(cv, n->file, n->line, "zone name '%s' is not a domain name",
-		    n->words[1].text);
+		return cv_error(
+		    cv, n->file, n->line, "zone name '%s' is not a domain name", n->words[1].text);
 	for (size_t i = 0; i + 1 < b->nzones; i++)
 		if (strcmp(b->zones[i].name, z->name) == 0)
 			return cv_error(cv, n->file, n->line,
@@ -1166,13 +1182,10 @@ broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 }
 
 static const struct stmt rrl_table[] = {
-	U("responses-per-second", config_rrl, responses_per_second, 0, 1000000),
-	U("slip", config_rrl, slip, 0, 10),
-	U("ipv4-prefix-length", config_rrl, ipv4_prefix, 8, 32),
-	U("ipv6-prefix-length", config_rrl, ipv6_prefix, 16, 128),
-	U("table-size", config_rrl, table_size, 64, 16777216),
-	END
-};
+    U("responses-per-second", config_rrl, responses_per_second, 0, 1000000),
+    U("slip", config_rrl, slip, 0, 10), U("ipv4-prefix-length", config_rrl, ipv4_prefix, 8, 32),
+    U("ipv6-prefix-length", config_rrl, ipv6_prefix, 16, 128),
+    U("table-size", config_rrl, table_size, 64, 16777216), END};
 
 static int
 broker_rrl_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1186,16 +1199,13 @@ broker_rrl_cb(struct conv *cv, const struct cnode *n, void *obj, const struct st
 }
 
 static const struct stmt broker_table[] = {
-	A("listen", V_ADDRS, config_broker, listen, CONFIG_PORT_DNS),
-	U("threads", config_broker, threads, 1, 64),
-	A("status-listen", V_ADDR, config_broker, status_listen, CONFIG_PORT_BROKER_HTTP),
-	D("tcp-idle-timeout", config_broker, tcp_idle_timeout, 1, 3600),
-	U("tcp-max-clients", config_broker, tcp_max_clients, 1, 100000),
-	T("state-file", V_PATH, config_broker, state_file),
-	C("zone", broker_zone_cb, true),
-	C("rate-limit", broker_rrl_cb, false),
-	END
-};
+    A("listen", V_ADDRS, config_broker, listen, CONFIG_PORT_DNS),
+    U("threads", config_broker, threads, 1, 64),
+    A("status-listen", V_ADDR, config_broker, status_listen, CONFIG_PORT_BROKER_HTTP),
+    D("tcp-idle-timeout", config_broker, tcp_idle_timeout, 1, 3600),
+    U("tcp-max-clients", config_broker, tcp_max_clients, 1, 100000),
+    T("state-file", V_PATH, config_broker, state_file), C("zone", broker_zone_cb, true),
+    C("rate-limit", broker_rrl_cb, false), END};
 
 /* One member: ADDR [weight N] [drain] [check ADDR]. */
 static int
@@ -1203,7 +1213,7 @@ member_entry(struct conv *cv, const struct cnode *c, void *arg)
 {
 	struct config_cluster *cl = arg;
 	struct config_member *m;
-	static const struct stmt weight = { "weight", V_UINT, 0, 1, 1000, 0, NULL, NULL, false };
+	static const struct stmt weight = {"weight", V_UINT, 0, 1, 1000, 0, NULL, NULL, false};
 	unsigned long long v;
 	size_t i = 1;
 
@@ -1220,8 +1230,8 @@ member_entry(struct conv *cv, const struct cnode *c, void *arg)
 		const struct cword *w = &c->words[i];
 
 		if (w->line != c->words[i - 1].line)
-			return cv_error(cv, c->file, c->words[i - 1].line,
-			    "missing ';' after '%s'", c->words[i - 1].text);
+			return cv_error(cv, c->file, c->words[i - 1].line, "missing ';' after '%s'",
+			    c->words[i - 1].text);
 		if (strcmp(w->text, "drain") == 0) {
 			m->drain = true;
 			i++;
@@ -1237,12 +1247,13 @@ member_entry(struct conv *cv, const struct cnode *c, void *arg)
 		} else
 			return cv_error(cv, c->file, w->line,
 			    "unexpected '%s' in member %s (expected weight N, drain or "
-			    "check ADDR)", w->text, c->words[0].text);
+			    "check ADDR)",
+			    w->text, c->words[0].text);
 	}
 	for (size_t k = 0; k + 1 < cl->nmembers; k++)
 		if (addr_equal_host(&cl->members[k].addr, &m->addr))
-			return cv_error(cv, c->file, c->line, "member %s listed twice",
-			    c->words[0].text);
+			return cv_error(
+			    cv, c->file, c->line, "member %s listed twice", c->words[0].text);
 	return 0;
 }
 
@@ -1268,8 +1279,8 @@ cluster_failover_cb(struct conv *cv, const struct cnode *n, void *obj, const str
 		return cv_error(cv, n->file, n->line, "'failover' takes an address, no port");
 	slot = addr_family(&a) == AF_INET ? &cl->failover4 : &cl->failover6;
 	if (slot->len != 0)
-		return cv_error(cv, n->file, n->line,
-		    "'failover' given twice for the same address family");
+		return cv_error(
+		    cv, n->file, n->line, "'failover' given twice for the same address family");
 	*slot = a;
 	return 0;
 }
@@ -1277,9 +1288,10 @@ cluster_failover_cb(struct conv *cv, const struct cnode *n, void *obj, const str
 static int
 cluster_health_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
-	static const char *const kinds[] = { "none", "tcp", "smtp", NULL };
-	static const struct stmt kind = { "health-check", V_ENUM, 0, 0, 0, 0, kinds, NULL, false };
-	static const struct stmt port = { "health-check port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false };
+	static const char *const kinds[] = {"none", "tcp", "smtp", NULL};
+	static const struct stmt kind = {"health-check", V_ENUM, 0, 0, 0, 0, kinds, NULL, false};
+	static const struct stmt port = {
+	    "health-check port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false};
 	struct config_cluster *cl = obj;
 	unsigned long long v;
 	int idx = 0;
@@ -1295,27 +1307,20 @@ cluster_health_cb(struct conv *cv, const struct cnode *n, void *obj, const struc
 	return 0;
 }
 
-static const char *const protocols[] = { "native", "lbcd", NULL };
-static const char *const policies[] = { "ranked", "weighted", NULL };
+static const char *const protocols[] = {"native", "lbcd", NULL};
+static const char *const policies[] = {"ranked", "weighted", NULL};
 
-static const struct stmt cluster_table[] = {
-	U("dns-ttl", config_cluster, dns_ttl, 0, 604800),
-	D("dns-refresh", config_cluster, dns_refresh, 1, 86400),
-	D("polling-interval", config_cluster, polling_interval, 1, 86400),
-	U("max-members", config_cluster, max_members, 1, 1000),
-	A("masters", V_ADDRS, config_cluster, masters, CONFIG_PORT_DNS),
-	C("members", cluster_members_cb, false),
-	C("failover", cluster_failover_cb, true),
-	P("metric-port", config_cluster, metric_port),
-	T("key", V_KEYREF, config_cluster, key),
-	E("protocol", config_cluster, protocol, protocols),
-	C("health-check", cluster_health_cb, false),
-	U("hysteresis", config_cluster, hysteresis, 0, 1000),
-	E("policy", config_cluster, policy, policies),
-	U("fall", config_cluster, fall, 1, 100),
-	U("rise", config_cluster, rise, 1, 100),
-	END
-};
+static const struct stmt cluster_table[] = {U("dns-ttl", config_cluster, dns_ttl, 0, 604800),
+    D("dns-refresh", config_cluster, dns_refresh, 1, 86400),
+    D("polling-interval", config_cluster, polling_interval, 1, 86400),
+    U("max-members", config_cluster, max_members, 1, 1000),
+    A("masters", V_ADDRS, config_cluster, masters, CONFIG_PORT_DNS),
+    C("members", cluster_members_cb, false), C("failover", cluster_failover_cb, true),
+    P("metric-port", config_cluster, metric_port), T("key", V_KEYREF, config_cluster, key),
+    E("protocol", config_cluster, protocol, protocols), C("health-check", cluster_health_cb, false),
+    U("hysteresis", config_cluster, hysteresis, 0, 1000),
+    E("policy", config_cluster, policy, policies), U("fall", config_cluster, fall, 1, 100),
+    U("rise", config_cluster, rise, 1, 100), END};
 
 static int
 top_cluster_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1350,25 +1355,23 @@ top_cluster_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 	if (cl->nmembers == 0)
 		return cv_error(cv, n->file, n->line, "cluster '%s' needs 'members'", cl->name);
 	if (cl->metric_port == 0)
-		cl->metric_port = cl->protocol == CONFIG_PROTO_LBCD ? CONFIG_PORT_LBCD
-								    : CONFIG_PORT_METRICS;
+		cl->metric_port =
+		    cl->protocol == CONFIG_PROTO_LBCD ? CONFIG_PORT_LBCD : CONFIG_PORT_METRICS;
 	return 0;
 }
 
 static const struct stmt metrics_table[] = {
-	A("listen", V_ADDRS, config_metrics, listen, CONFIG_PORT_METRICS),
-	A("http-listen", V_ADDR, config_metrics, http_listen, CONFIG_PORT_METRICS_HTTP),
-	A("lbcd-listen", V_ADDR, config_metrics, lbcd_listen, CONFIG_PORT_LBCD),
-	D("compute-interval", config_metrics, compute_interval, 1, 300),
-	U("cpu-rating", config_metrics, cpu_rating, 0, 100),
-	U("capacity", config_metrics, capacity, 1, 1000000),
-	U("sessions", config_metrics, sessions, 0, 1000000),
-	Z("memory-goal", config_metrics, memory_goal, 0, 1ULL << 50),
-	A("relay-status", V_ADDR, config_metrics, relay_status, CONFIG_PORT_RELAY_HTTP),
-	T("key", V_KEYREF, config_metrics, key),
-	T("drain-file", V_PATH, config_metrics, drain_file),
-	END
-};
+    A("listen", V_ADDRS, config_metrics, listen, CONFIG_PORT_METRICS),
+    A("http-listen", V_ADDR, config_metrics, http_listen, CONFIG_PORT_METRICS_HTTP),
+    A("lbcd-listen", V_ADDR, config_metrics, lbcd_listen, CONFIG_PORT_LBCD),
+    D("compute-interval", config_metrics, compute_interval, 1, 300),
+    U("cpu-rating", config_metrics, cpu_rating, 0, 100),
+    U("capacity", config_metrics, capacity, 1, 1000000),
+    U("sessions", config_metrics, sessions, 0, 1000000),
+    Z("memory-goal", config_metrics, memory_goal, 0, 1ULL << 50),
+    A("relay-status", V_ADDR, config_metrics, relay_status, CONFIG_PORT_RELAY_HTTP),
+    T("key", V_KEYREF, config_metrics, key), T("drain-file", V_PATH, config_metrics, drain_file),
+    END};
 
 static int
 resolver_gateway_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1391,7 +1394,8 @@ resolver_gateway_cb(struct conv *cv, const struct cnode *n, void *obj, const str
 			goto bad;
 		if (strncasecmp(lit, "ipv6:", 5) == 0)
 			lit += 5;
-		snprintf(inner, sizeof(inner), "%.*s", (int)(len - 2 - (size_t)(lit - text - 1)), lit);
+		snprintf(
+		    inner, sizeof(inner), "%.*s", (int)(len - 2 - (size_t)(lit - text - 1)), lit);
 		if (addr_parse(inner, 0, &a) == -1)
 			goto bad;
 		r->gateway = arena_strndup(cv->cfg->arena, text, len);
@@ -1403,50 +1407,44 @@ resolver_gateway_cb(struct conv *cv, const struct cnode *n, void *obj, const str
 bad:
 	return cv_error(cv, n->file, n->words[1].line,
 	    "'gateway' wants a host name or an address literal like \"[192.0.2.1]\", "
-	    "not '%s'", text);
+	    "not '%s'",
+	    text);
 }
 
 static const struct stmt resolver_table[] = {
-	A("nameservers", V_ADDRS, config_resolver, nameservers, CONFIG_PORT_DNS),
-	T("local-mx", V_PATH, config_resolver, local_mx),
-	T("hosts", V_PATH, config_resolver, hosts),
-	T("zones", V_DOMAINS, config_resolver, zones),
-	C("gateway", resolver_gateway_cb, false),
-	D("timeout", config_resolver, timeout, 1, 300),
-	U("attempts", config_resolver, attempts, 1, 10),
-	U("cache-size", config_resolver, cache_size, 0, 10000000),
-	END
-};
+    A("nameservers", V_ADDRS, config_resolver, nameservers, CONFIG_PORT_DNS),
+    T("local-mx", V_PATH, config_resolver, local_mx), T("hosts", V_PATH, config_resolver, hosts),
+    T("zones", V_DOMAINS, config_resolver, zones), C("gateway", resolver_gateway_cb, false),
+    D("timeout", config_resolver, timeout, 1, 300), U("attempts", config_resolver, attempts, 1, 10),
+    U("cache-size", config_resolver, cache_size, 0, 10000000), END};
 
 static const struct stmt relay_table[] = {
-	A("listen", V_ADDRS, config_relay, listen, CONFIG_PORT_SMTP),
-	T("hostname", V_DOMAIN, config_relay, hostname),
-	T("local-aliases", V_DOMAINS, config_relay, local_aliases),
-	T("local-aliases-file", V_PATH, config_relay, local_aliases_file),
-	T("relay-domains", V_DOMAINS, config_relay, relay_domains),
-	T("trusted-networks", V_CIDRS, config_relay, trusted_networks),
-	T("queue-directory", V_PATH, config_relay, queue_directory),
-	T("maildir-root", V_PATH, config_relay, maildir_root),
-	T("users", V_STRINGS, config_relay, users),
-	Z("max-message-size", config_relay, max_message_size, 1024, 1ULL << 32),
-	U("max-recipients", config_relay, max_recipients, 1, 100000),
-	U("max-sessions", config_relay, max_sessions, 1, 100000),
-	U("max-sessions-per-client", config_relay, max_sessions_per_client, 1, 100000),
-	D("command-timeout", config_relay, command_timeout, 1, 3600),
-	D("data-timeout", config_relay, data_timeout, 1, 7200),
-	D("retry-interval", config_relay, retry_interval, 1, 7 * 86400),
-	D("max-retry-interval", config_relay, max_retry_interval, 1, 30 * 86400),
-	D("queue-lifetime", config_relay, queue_lifetime, 1, 365 * 86400),
-	D("delay-warning", config_relay, delay_warning, 0, 365 * 86400),
-	U("max-deliveries", config_relay, max_deliveries, 1, 10000),
-	U("max-deliveries-per-destination", config_relay, max_per_destination, 1, 10000),
-	P("remote-port", config_relay, remote_port),
-	T("hold-delivery", V_BOOL, config_relay, hold_delivery),
-	T("postmaster", V_STRING, config_relay, postmaster),
-	T("control-socket", V_PATH, config_relay, control_socket),
-	A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP),
-	END
-};
+    A("listen", V_ADDRS, config_relay, listen, CONFIG_PORT_SMTP),
+    T("hostname", V_DOMAIN, config_relay, hostname),
+    T("local-aliases", V_DOMAINS, config_relay, local_aliases),
+    T("local-aliases-file", V_PATH, config_relay, local_aliases_file),
+    T("relay-domains", V_DOMAINS, config_relay, relay_domains),
+    T("trusted-networks", V_CIDRS, config_relay, trusted_networks),
+    T("queue-directory", V_PATH, config_relay, queue_directory),
+    T("maildir-root", V_PATH, config_relay, maildir_root),
+    T("users", V_STRINGS, config_relay, users),
+    Z("max-message-size", config_relay, max_message_size, 1024, 1ULL << 32),
+    U("max-recipients", config_relay, max_recipients, 1, 100000),
+    U("max-sessions", config_relay, max_sessions, 1, 100000),
+    U("max-sessions-per-client", config_relay, max_sessions_per_client, 1, 100000),
+    D("command-timeout", config_relay, command_timeout, 1, 3600),
+    D("data-timeout", config_relay, data_timeout, 1, 7200),
+    D("retry-interval", config_relay, retry_interval, 1, 7 * 86400),
+    D("max-retry-interval", config_relay, max_retry_interval, 1, 30 * 86400),
+    D("queue-lifetime", config_relay, queue_lifetime, 1, 365 * 86400),
+    D("delay-warning", config_relay, delay_warning, 0, 365 * 86400),
+    U("max-deliveries", config_relay, max_deliveries, 1, 10000),
+    U("max-deliveries-per-destination", config_relay, max_per_destination, 1, 10000),
+    P("remote-port", config_relay, remote_port),
+    T("hold-delivery", V_BOOL, config_relay, hold_delivery),
+    T("postmaster", V_STRING, config_relay, postmaster),
+    T("control-socket", V_PATH, config_relay, control_socket),
+    A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP), END};
 
 /* options, broker, metrics, resolver, relay: a block with no name, once. */
 static int
@@ -1458,17 +1456,17 @@ top_section_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 		const char *name;
 		const struct stmt *table;
 		size_t off;
-		size_t present_off;	/* (size_t)-1: no `present` flag */
+		size_t present_off; /* (size_t)-1: no `present` flag */
 	} sections[] = {
-		{ "options", options_table, offsetof(struct config, options), (size_t)-1 },
-		{ "broker", broker_table, offsetof(struct config, broker),
-		  offsetof(struct config_broker, present) },
-		{ "metrics", metrics_table, offsetof(struct config, metrics),
-		  offsetof(struct config_metrics, present) },
-		{ "resolver", resolver_table, offsetof(struct config, resolver),
-		  offsetof(struct config_resolver, present) },
-		{ "relay", relay_table, offsetof(struct config, relay),
-		  offsetof(struct config_relay, present) },
+	    {"options", options_table, offsetof(struct config, options), (size_t)-1},
+	    {"broker", broker_table, offsetof(struct config, broker),
+	        offsetof(struct config_broker, present)},
+	    {"metrics", metrics_table, offsetof(struct config, metrics),
+	        offsetof(struct config_metrics, present)},
+	    {"resolver", resolver_table, offsetof(struct config, resolver),
+	        offsetof(struct config_resolver, present)},
+	    {"relay", relay_table, offsetof(struct config, relay),
+	        offsetof(struct config_relay, present)},
 	};
 	char where[32];
 
@@ -1489,16 +1487,10 @@ top_section_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 	return cv_error(cv, n->file, n->line, "internal: no section '%s'", name);
 }
 
-static const struct stmt top_table[] = {
-	C("options", top_section_cb, false),
-	C("key", top_key_cb, true),
-	C("broker", top_section_cb, false),
-	C("cluster", top_cluster_cb, true),
-	C("metrics", top_section_cb, false),
-	C("resolver", top_section_cb, false),
-	C("relay", top_section_cb, false),
-	END
-};
+static const struct stmt top_table[] = {C("options", top_section_cb, false),
+    C("key", top_key_cb, true), C("broker", top_section_cb, false),
+    C("cluster", top_cluster_cb, true), C("metrics", top_section_cb, false),
+    C("resolver", top_section_cb, false), C("relay", top_section_cb, false), END};
 
 /* ---- defaults, cross-references, entry points ------------------------- */
 
@@ -1545,7 +1537,7 @@ set_defaults(struct config *cfg)
 static int
 default_addrs(struct config *cfg, struct config_addrs *list, uint16_t port)
 {
-	static const char *const any[] = { "0.0.0.0", "::" };
+	static const char *const any[] = {"0.0.0.0", "::"};
 
 	if (list->n != 0)
 		return 0;
@@ -1562,7 +1554,7 @@ default_addrs(struct config *cfg, struct config_addrs *list, uint16_t port)
 static int
 default_cidrs(struct config *cfg, struct config_cidrs *list)
 {
-	static const char *const local[] = { "127.0.0.0/8", "::1" };
+	static const char *const local[] = {"127.0.0.0/8", "::1"};
 
 	if (list->n != 0)
 		return 0;
@@ -1626,7 +1618,8 @@ resolve_keyrefs(struct conv *cv)
 		if (*k->slot == NULL)
 			return cv_error(cv, k->file, k->line,
 			    "key '%s' is not defined (add: key \"%s\" { algorithm "
-			    "hmac-sha256; secret \"...\"; };)", k->name, k->name);
+			    "hmac-sha256; secret \"...\"; };)",
+			    k->name, k->name);
 	}
 	return 0;
 }
@@ -1651,11 +1644,11 @@ resolve_paths(struct conv *cv)
 }
 
 static struct config *
-config_build(const char *name, const char *text, size_t len, const char *base_dir,
-    char *err, size_t errlen)
+config_build(
+    const char *name, const char *text, size_t len, const char *base_dir, char *err, size_t errlen)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
-	struct conv cv = { 0 };
+	struct conv cv = {0};
 	struct cnode *tree = NULL, **tail = &tree;
 
 	if (cfg == NULL || (cfg->arena = calloc(1, sizeof(*cfg->arena))) == NULL ||

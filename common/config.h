@@ -22,13 +22,13 @@
 #include "common/addr.h"
 
 /* Default ports for address statements written without `port N`. */
-#define CONFIG_PORT_DNS		53
-#define CONFIG_PORT_METRICS	4331
-#define CONFIG_PORT_LBCD	4330
-#define CONFIG_PORT_BROKER_HTTP	8053
+#define CONFIG_PORT_DNS          53
+#define CONFIG_PORT_METRICS      4331
+#define CONFIG_PORT_LBCD         4330
+#define CONFIG_PORT_BROKER_HTTP  8053
 #define CONFIG_PORT_METRICS_HTTP 8431
-#define CONFIG_PORT_RELAY_HTTP	8025
-#define CONFIG_PORT_SMTP	25
+#define CONFIG_PORT_RELAY_HTTP   8025
+#define CONFIG_PORT_SMTP         25
 
 struct config_addrs {
 	struct addr *v;
@@ -46,11 +46,11 @@ struct config_strings {
 };
 
 struct config_options {
-	char *directory;	/* absolute; default: the config file's folder */
-	char *user;		/* NULL = do not change user */
-	char *pid_file;		/* NULL = none */
-	bool syslog;		/* default no: log to stderr */
-	int log_level;		/* enum log_level, default info */
+	char *directory; /* absolute; default: the config file's folder */
+	char *user;      /* NULL = do not change user */
+	char *pid_file;  /* NULL = none */
+	bool syslog;     /* default no: log to stderr */
+	int log_level;   /* enum log_level, default info */
 };
 
 enum config_hmac {
@@ -63,149 +63,149 @@ enum config_hmac {
 };
 
 struct config_key {
-	char *name;		/* lower case, as a DNS name for TSIG */
+	char *name; /* lower case, as a DNS name for TSIG */
 	enum config_hmac algorithm;
-	const char *algorithm_name;	/* "hmac-sha256", ... */
-	char *secret_b64;	/* as written, for ldns TSIG */
-	uint8_t *secret;	/* decoded */
+	const char *algorithm_name; /* "hmac-sha256", ... */
+	char *secret_b64;           /* as written, for ldns TSIG */
+	uint8_t *secret;            /* decoded */
 	size_t secret_len;
 };
 
 struct config_zone {
-	char *name;		/* lower case, no trailing dot */
-	char *file;		/* absolute */
-	struct config_cidrs allow_transfer;	/* empty = nobody */
-	struct config_addrs also_notify;	/* default port 53 */
-	int line;		/* where the zone statement begins */
+	char *name;                         /* lower case, no trailing dot */
+	char *file;                         /* absolute */
+	struct config_cidrs allow_transfer; /* empty = nobody */
+	struct config_addrs also_notify;    /* default port 53 */
+	int line;                           /* where the zone statement begins */
 };
 
 /* Response rate limiting of UDP answers (broker { rate-limit { } }). */
 struct config_rrl {
-	unsigned responses_per_second;	/* per client prefix; 0 = off (default) */
-	unsigned slip;			/* every Nth limited answer goes out TC; 0 = never; default 2 */
-	unsigned ipv4_prefix;		/* default 24 */
-	unsigned ipv6_prefix;		/* default 56 */
-	unsigned table_size;		/* prefixes tracked per UDP thread, default 16384 */
+	unsigned responses_per_second; /* per client prefix; 0 = off (default) */
+	unsigned slip;        /* every Nth limited answer goes out TC; 0 = never; default 2 */
+	unsigned ipv4_prefix; /* default 24 */
+	unsigned ipv6_prefix; /* default 56 */
+	unsigned table_size;  /* prefixes tracked per UDP thread, default 16384 */
 };
 
 struct config_broker {
 	bool present;
-	struct config_addrs listen;	/* default 0.0.0.0 and :: port 53 */
-	unsigned threads;		/* 1..64, default 1 */
-	struct addr status_listen;	/* len 0 = no status endpoint */
-	unsigned tcp_idle_timeout;	/* seconds, default 10 */
-	unsigned tcp_max_clients;	/* default 1000 */
-	char *state_file;		/* default <directory>/brokerd.state */
+	struct config_addrs listen; /* default 0.0.0.0 and :: port 53 */
+	unsigned threads;           /* 1..64, default 1 */
+	struct addr status_listen;  /* len 0 = no status endpoint */
+	unsigned tcp_idle_timeout;  /* seconds, default 10 */
+	unsigned tcp_max_clients;   /* default 1000 */
+	char *state_file;           /* default <directory>/brokerd.state */
 	struct config_rrl rrl;
 	struct config_zone *zones;
 	size_t nzones;
 };
 
 enum config_cluster_protocol {
-	CONFIG_PROTO_NATIVE,	/* metricd poll protocol */
-	CONFIG_PROTO_LBCD,	/* lbcd v3 */
+	CONFIG_PROTO_NATIVE, /* metricd poll protocol */
+	CONFIG_PROTO_LBCD,   /* lbcd v3 */
 };
 
 enum config_health {
 	CONFIG_HEALTH_NONE,
-	CONFIG_HEALTH_TCP,	/* a TCP connect must succeed */
-	CONFIG_HEALTH_SMTP,	/* the peer must send a 220 banner */
+	CONFIG_HEALTH_TCP,  /* a TCP connect must succeed */
+	CONFIG_HEALTH_SMTP, /* the peer must send a 220 banner */
 };
 
 enum config_policy {
-	CONFIG_POLICY_RANKED,	/* top max-members by rating */
-	CONFIG_POLICY_WEIGHTED,	/* rating scaled by weight */
+	CONFIG_POLICY_RANKED,   /* top max-members by rating */
+	CONFIG_POLICY_WEIGHTED, /* rating scaled by weight */
 };
 
 struct config_member {
-	struct addr addr;	/* answered address, port 0 */
-	struct addr check;	/* polled/checked address; = addr unless `check` */
-	unsigned weight;	/* 1..1000, default 1 */
-	bool drain;		/* operator-drained: never published */
+	struct addr addr;  /* answered address, port 0 */
+	struct addr check; /* polled/checked address; = addr unless `check` */
+	unsigned weight;   /* 1..1000, default 1 */
+	bool drain;        /* operator-drained: never published */
 };
 
 struct config_cluster {
-	char *name;		/* lower case, no trailing dot */
-	unsigned dns_ttl;	/* default 45, 0 allowed */
-	unsigned dns_refresh;	/* seconds, default 30 */
-	unsigned polling_interval;	/* seconds, default 30 */
-	unsigned max_members;	/* default 3 */
-	struct config_addrs masters;	/* RFC 2136 primaries, default port 53 */
+	char *name;                  /* lower case, no trailing dot */
+	unsigned dns_ttl;            /* default 45, 0 allowed */
+	unsigned dns_refresh;        /* seconds, default 30 */
+	unsigned polling_interval;   /* seconds, default 30 */
+	unsigned max_members;        /* default 3 */
+	struct config_addrs masters; /* RFC 2136 primaries, default port 53 */
 	struct config_member *members;
 	size_t nmembers;
-	struct addr failover4;	/* len 0 = none */
-	struct addr failover6;	/* len 0 = none */
-	uint16_t metric_port;	/* default 4331 (native) or 4330 (lbcd) */
-	const struct config_key *key;	/* NULL = unsigned polls */
+	struct addr failover4;        /* len 0 = none */
+	struct addr failover6;        /* len 0 = none */
+	uint16_t metric_port;         /* default 4331 (native) or 4330 (lbcd) */
+	const struct config_key *key; /* NULL = unsigned polls */
 	enum config_cluster_protocol protocol;
 	enum config_health health;
 	uint16_t health_port;
-	unsigned hysteresis;	/* rating points, default 0 */
+	unsigned hysteresis; /* rating points, default 0 */
 	enum config_policy policy;
-	unsigned fall;		/* unanswered polls before down, default 3 */
-	unsigned rise;		/* good polls before up, default 1 */
+	unsigned fall; /* unanswered polls before down, default 3 */
+	unsigned rise; /* good polls before up, default 1 */
 	int line;
 };
 
 struct config_metrics {
 	bool present;
-	struct config_addrs listen;	/* default 0.0.0.0 and :: port 4331 */
-	struct addr http_listen;	/* len 0 = none */
-	struct addr lbcd_listen;	/* len 0 = do not answer lbcd */
-	unsigned compute_interval;	/* 1..300, default 10 */
-	unsigned cpu_rating;		/* 0..100, default 0 = derive */
-	unsigned capacity;		/* default 100 */
-	unsigned sessions;		/* configured sessions, default 0 */
-	uint64_t memory_goal;		/* bytes, default 0 */
-	struct addr relay_status;	/* len 0 = none */
+	struct config_addrs listen; /* default 0.0.0.0 and :: port 4331 */
+	struct addr http_listen;    /* len 0 = none */
+	struct addr lbcd_listen;    /* len 0 = do not answer lbcd */
+	unsigned compute_interval;  /* 1..300, default 10 */
+	unsigned cpu_rating;        /* 0..100, default 0 = derive */
+	unsigned capacity;          /* default 100 */
+	unsigned sessions;          /* configured sessions, default 0 */
+	uint64_t memory_goal;       /* bytes, default 0 */
+	struct addr relay_status;   /* len 0 = none */
 	const struct config_key *key;
-	char *drain_file;		/* default <directory>/metricd.drain */
+	char *drain_file; /* default <directory>/metricd.drain */
 };
 
 struct config_resolver {
 	bool present;
-	struct config_addrs nameservers;	/* empty = /etc/resolv.conf */
-	char *local_mx;			/* NULL = none */
-	char *hosts;			/* default /etc/hosts */
-	struct config_strings zones;	/* lower case */
-	char *gateway;			/* NULL = none; "[192.0.2.1]" literal */
-	unsigned timeout;		/* seconds, default 5 */
-	unsigned attempts;		/* default 2 */
-	unsigned cache_size;		/* entries, default 10000 */
+	struct config_addrs nameservers; /* empty = /etc/resolv.conf */
+	char *local_mx;                  /* NULL = none */
+	char *hosts;                     /* default /etc/hosts */
+	struct config_strings zones;     /* lower case */
+	char *gateway;                   /* NULL = none; "[192.0.2.1]" literal */
+	unsigned timeout;                /* seconds, default 5 */
+	unsigned attempts;               /* default 2 */
+	unsigned cache_size;             /* entries, default 10000 */
 };
 
 struct config_relay {
 	bool present;
-	struct config_addrs listen;	/* default 0.0.0.0 and :: port 25 */
-	char *hostname;			/* default: gethostname() */
-	struct config_strings local_aliases;	/* lower case */
+	struct config_addrs listen;          /* default 0.0.0.0 and :: port 25 */
+	char *hostname;                      /* default: gethostname() */
+	struct config_strings local_aliases; /* lower case */
 	char *local_aliases_file;
 	struct config_strings relay_domains;
-	struct config_cidrs trusted_networks;	/* default 127.0.0.0/8, ::1 */
-	char *queue_directory;		/* default <directory>/spool */
-	char *maildir_root;		/* default <directory>/mail */
-	struct config_strings users;	/* empty = any local part */
-	uint64_t max_message_size;	/* default 10M */
-	unsigned max_recipients;	/* default 100 */
-	unsigned max_sessions;		/* default 100 */
-	unsigned max_sessions_per_client;	/* default 10 */
-	unsigned command_timeout;	/* default 300 s (RFC 5321 4.5.3.2) */
-	unsigned data_timeout;		/* default 600 s */
-	unsigned retry_interval;	/* default 30m */
-	unsigned max_retry_interval;	/* default 4h */
-	unsigned queue_lifetime;	/* default 5d */
-	unsigned delay_warning;		/* default 0 = no delay notices */
-	unsigned max_deliveries;	/* concurrent, default 20 */
-	unsigned max_per_destination;	/* concurrent, default 4 */
-	uint16_t remote_port;		/* default 25 */
-	bool hold_delivery;		/* default no: queue only, deliver nothing */
-	char *postmaster;		/* default postmaster@<hostname> */
-	char *control_socket;		/* default <directory>/smtp-relayd.sock */
-	struct addr status_listen;	/* len 0 = none */
+	struct config_cidrs trusted_networks; /* default 127.0.0.0/8, ::1 */
+	char *queue_directory;                /* default <directory>/spool */
+	char *maildir_root;                   /* default <directory>/mail */
+	struct config_strings users;          /* empty = any local part */
+	uint64_t max_message_size;            /* default 10M */
+	unsigned max_recipients;              /* default 100 */
+	unsigned max_sessions;                /* default 100 */
+	unsigned max_sessions_per_client;     /* default 10 */
+	unsigned command_timeout;             /* default 300 s (RFC 5321 4.5.3.2) */
+	unsigned data_timeout;                /* default 600 s */
+	unsigned retry_interval;              /* default 30m */
+	unsigned max_retry_interval;          /* default 4h */
+	unsigned queue_lifetime;              /* default 5d */
+	unsigned delay_warning;               /* default 0 = no delay notices */
+	unsigned max_deliveries;              /* concurrent, default 20 */
+	unsigned max_per_destination;         /* concurrent, default 4 */
+	uint16_t remote_port;                 /* default 25 */
+	bool hold_delivery;                   /* default no: queue only, deliver nothing */
+	char *postmaster;                     /* default postmaster@<hostname> */
+	char *control_socket;                 /* default <directory>/smtp-relayd.sock */
+	struct addr status_listen;            /* len 0 = none */
 };
 
 struct config {
-	char *path;			/* the file given to config_load */
+	char *path; /* the file given to config_load */
 	struct config_options options;
 	struct config_key *keys;
 	size_t nkeys;
@@ -215,7 +215,7 @@ struct config {
 	struct config_metrics metrics;
 	struct config_resolver resolver;
 	struct config_relay relay;
-	struct config_arena *arena;	/* private: owns all of the above */
+	struct config_arena *arena; /* private: owns all of the above */
 };
 
 /*
@@ -227,8 +227,7 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 
 /* Same, from a string; `name` is used as the file name in messages and
  * relative paths resolve against the current directory. */
-struct config *config_load_string(const char *name, const char *text,
-    char *err, size_t errlen);
+struct config *config_load_string(const char *name, const char *text, char *err, size_t errlen);
 
 void config_free(struct config *cfg);
 

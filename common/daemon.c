@@ -47,12 +47,12 @@ void
 daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 't' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 't'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -96,8 +96,8 @@ daemon_load_config(const struct prog_info *info, const struct daemon_opts *opts,
 		config_free(cfg);
 		exit(0);
 	}
-	log_init(info->name, opts->debug ? LOG_LEVEL_DEBUG :
-	    (enum log_level)cfg->options.log_level, cfg->options.syslog);
+	log_init(info->name, opts->debug ? LOG_LEVEL_DEBUG : (enum log_level)cfg->options.log_level,
+	    cfg->options.syslog);
 	/* Whatever the daemon creates (queue, Maildir, sockets, pid file) is ours alone. */
 	umask(077);
 	return cfg;
@@ -131,7 +131,7 @@ daemon_signals(struct event_base *base, void (*reload_cb)(void *), void *arg)
 	/* Static storage: nothing to free, nothing for LeakSanitizer to report. */
 	static struct signal_ctx ctx;
 	static struct event events[3];
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 
 	ctx.base = base;
 	ctx.reload_cb = reload_cb;
@@ -190,17 +190,18 @@ daemon_drop_privileges(const struct config *cfg)
 	if (user == NULL) {
 		if (root_allowed()) {
 			log_warnx("running as root (" DAEMON_ALLOW_ROOT_ENV "=1): not for "
-			    "production");
+			          "production");
 			return 0;
 		}
 		log_warnx("refusing to run as root: set options { user \"NAME\"; } (e.g. "
-		    "user \"mxbroker\";) so privileges are dropped after binding, or start "
-		    "the daemon as that user");
+		          "user \"mxbroker\";) so privileges are dropped after binding, or start "
+		          "the daemon as that user");
 		return -1;
 	}
 	if ((pw = getpwnam(user)) == NULL) {
 		log_warnx("options: user '%s' does not exist (create it, e.g. "
-		    "useradd --system %s)", user, user);
+		          "useradd --system %s)",
+		    user, user);
 		return -1;
 	}
 	if (pw->pw_uid == 0 && !root_allowed()) {
@@ -213,13 +214,13 @@ daemon_drop_privileges(const struct config *cfg)
 		log_warn("cannot switch to user '%s'", user);
 		return -1;
 	}
-	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1 ||
-	    (gid != 0 && (setgid(0) != -1 || setegid(0) != -1)))) {
+	if (pw->pw_uid != 0 &&
+	    (setuid(0) != -1 || seteuid(0) != -1 ||
+	        (gid != 0 && (setgid(0) != -1 || setegid(0) != -1)))) {
 		log_warnx("could regain root after switching to '%s'", user);
 		return -1;
 	}
-	log_info("running as user %s (uid %u, gid %u)", user, (unsigned)pw->pw_uid,
-	    (unsigned)gid);
+	log_info("running as user %s (uid %u, gid %u)", user, (unsigned)pw->pw_uid, (unsigned)gid);
 	return 0;
 }
 

@@ -15,23 +15,22 @@ struct event_base;
 
 /* What a program tells daemon_args about itself. */
 struct prog_info {
-	const char *name;	/* "brokerd" */
-	const char *summary;	/* one line: what it does */
-	const char *usage;	/* options beyond the common ones, already formatted */
+	const char *name;    /* "brokerd" */
+	const char *summary; /* one line: what it does */
+	const char *usage;   /* options beyond the common ones, already formatted */
 };
 
 struct daemon_opts {
-	const char *config_path;	/* -c, default DAEMON_DEFAULT_CONFIG */
-	bool check_only;		/* -t */
-	bool debug;			/* -d: log level debug */
+	const char *config_path; /* -c, default DAEMON_DEFAULT_CONFIG */
+	bool check_only;         /* -t */
+	bool debug;              /* -d: log level debug */
 };
 
 /*
  * Parse the common daemon options; prints help or version and exits 0, or a
  * usage error and exits 64.  Non-option arguments are a usage error.
  */
-void daemon_args(int argc, char **argv, const struct prog_info *info,
-    struct daemon_opts *opts);
+void daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts);
 
 /* Print "usage: ..." for info to stdout (help) or stderr (error). */
 void prog_usage(const struct prog_info *info, bool error);
@@ -43,8 +42,8 @@ void prog_usage(const struct prog_info *info, bool error);
  * `check` returns 0 or -1 after printing its own file:line error.  Sets the
  * umask to 077: files and folders a daemon creates are 0600 / 0700.
  */
-struct config *daemon_load_config(const struct prog_info *info,
-    const struct daemon_opts *opts, int (*check)(const struct config *));
+struct config *daemon_load_config(const struct prog_info *info, const struct daemon_opts *opts,
+    int (*check)(const struct config *));
 
 /*
  * SIGTERM and SIGINT end the loop of `base`; SIGHUP calls reload_cb (when not

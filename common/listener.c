@@ -45,7 +45,7 @@ guard_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void
 guard_error_cb(struct evconnlistener *l, void *arg)
 {
-	struct timeval tv = { GUARD_PAUSE_SEC, 0 };
+	struct timeval tv = {GUARD_PAUSE_SEC, 0};
 	int err = EVUTIL_SOCKET_ERROR();
 	struct listener_guard *g;
 
@@ -68,8 +68,8 @@ listener_guard(struct evconnlistener *l, const char *what)
 	struct listener_guard *g = calloc(1, sizeof(*g));
 	struct log_ratelimit rl = LOG_RATELIMIT_INIT(5, 60);
 
-	if (g == NULL || (g->resume = evtimer_new(evconnlistener_get_base(l),
-	    guard_resume_cb, g)) == NULL) {
+	if (g == NULL ||
+	    (g->resume = evtimer_new(evconnlistener_get_base(l), guard_resume_cb, g)) == NULL) {
 		free(g);
 		log_warnx("%s: out of memory", what);
 		return -1;

@@ -13,7 +13,7 @@ static const char *log_progname = "mxbroker";
 static enum log_level log_level = LOG_LEVEL_INFO;
 static bool log_syslog;
 
-static const char *const level_names[] = { "error", "warning", "info", "debug" };
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 void
 log_init(const char *progname, enum log_level level, bool use_syslog)
@@ -45,7 +45,7 @@ log_get_level(void)
 static void __attribute__((format(printf, 3, 0)))
 log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	char msg[2048];
 	int n;
 
@@ -63,19 +63,41 @@ log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 		    level == LOG_LEVEL_DEBUG ? "debug: " : "", msg);
 }
 
-#define LOG_BODY(level, errnum)                                                \
-	do {                                                                   \
-		va_list ap;                                                    \
-		va_start(ap, fmt);                                             \
-		log_vwrite((level), (errnum), fmt, ap);                        \
-		va_end(ap);                                                    \
+#define LOG_BODY(level, errnum)                                                                    \
+	do {                                                                                       \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		log_vwrite((level), (errnum), fmt, ap);                                            \
+		va_end(ap);                                                                        \
 	} while (0)
 
-void log_warn(const char *fmt, ...) { int e = errno; LOG_BODY(LOG_LEVEL_WARN, e); errno = e; }
-void log_warnx(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_WARN, 0); }
-void log_err(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_ERR, 0); }
-void log_info(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_INFO, 0); }
-void log_debug(const char *fmt, ...) { LOG_BODY(LOG_LEVEL_DEBUG, 0); }
+void
+log_warn(const char *fmt, ...)
+{
+	int e = errno;
+	LOG_BODY(LOG_LEVEL_WARN, e);
+	errno = e;
+}
+void
+log_warnx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_WARN, 0);
+}
+void
+log_err(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_ERR, 0);
+}
+void
+log_info(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_INFO, 0);
+}
+void
+log_debug(const char *fmt, ...)
+{
+	LOG_BODY(LOG_LEVEL_DEBUG, 0);
+}
 
 void
 fatal(const char *fmt, ...)

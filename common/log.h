@@ -47,7 +47,10 @@ struct log_ratelimit {
 	unsigned printed;
 	unsigned suppressed;
 };
-#define LOG_RATELIMIT_INIT(burst_, interval_) { (interval_), (burst_), 0, 0, 0 }
+#define LOG_RATELIMIT_INIT(burst_, interval_)                                                      \
+	{                                                                                          \
+		(interval_), (burst_), 0, 0, 0                                                     \
+	}
 
 void log_warnx_rl(struct log_ratelimit *rl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

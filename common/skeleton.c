@@ -10,8 +10,7 @@
 #include "common/status_http.h"
 
 int
-skeleton_run(const struct prog_info *info, const struct config *cfg,
-    const struct addr *status)
+skeleton_run(const struct prog_info *info, const struct config *cfg, const struct addr *status)
 {
 	struct event_base *base = event_base_new();
 	struct status_http *sh = NULL;

@@ -12,7 +12,6 @@ struct prog_info;
 
 /* Serve GET /status and /metrics on `status` (when its len is non-zero)
  * until SIGTERM; returns the exit status. */
-int skeleton_run(const struct prog_info *info, const struct config *cfg,
-    const struct addr *status);
+int skeleton_run(const struct prog_info *info, const struct config *cfg, const struct addr *status);
 
 #endif

@@ -18,7 +18,7 @@
 
 struct status_http {
 	struct evhttp *http;
-	struct evconnlistener *listener;	/* evhttp's, guarded */
+	struct evconnlistener *listener; /* evhttp's, guarded */
 	struct addr bound;
 	char program[32];
 	time_t started;
@@ -30,8 +30,8 @@ struct status_http {
 void
 prom_family(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
-	evbuffer_add_printf(out, "# HELP mxbroker_%s %s\n# TYPE mxbroker_%s %s\n", name,
-	    help, name, type);
+	evbuffer_add_printf(
+	    out, "# HELP mxbroker_%s %s\n# TYPE mxbroker_%s %s\n", name, help, name, type);
 }
 
 void
@@ -72,12 +72,12 @@ serve_status(struct status_http *sh, struct evhttp_request *req, struct evbuffer
 	json_object_object_add(root, "program", json_object_new_string(sh->program));
 	json_object_object_add(root, "version", json_object_new_string(MXB_VERSION));
 	json_object_object_add(root, "pid", json_object_new_int((int)getpid()));
-	json_object_object_add(root, "uptime_seconds",
-	    json_object_new_int64((int64_t)(time(NULL) - sh->started)));
+	json_object_object_add(
+	    root, "uptime_seconds", json_object_new_int64((int64_t)(time(NULL) - sh->started)));
 	if (sh->json_cb != NULL)
 		sh->json_cb(root, sh->arg);
-	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = json_object_to_json_string_ext(
+	    root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	evbuffer_add(body, text, strlen(text));
 	evbuffer_add(body, "\n", 1);
 	json_object_put(root);
@@ -89,8 +89,7 @@ serve_metrics(struct status_http *sh, struct evhttp_request *req, struct evbuffe
 {
 	char labels[96];
 
-	snprintf(labels, sizeof(labels), "program=\"%s\",version=\"%s\"", sh->program,
-	    MXB_VERSION);
+	snprintf(labels, sizeof(labels), "program=\"%s\",version=\"%s\"", sh->program, MXB_VERSION);
 	prom_family(body, "build_info", "gauge", "Program and version; always 1.");
 	prom_sample(body, "build_info", labels, 1);
 	prom_family(body, "start_time_seconds", "gauge", "Unix time the daemon started.");
@@ -162,8 +161,9 @@ status_http_new(struct event_base *base, const struct addr *listen, const char *
 	if (listener_guard(evhttp_bound_socket_get_listener(bound), "status") == -1)
 		goto fail;
 	sh->listener = evhttp_bound_socket_get_listener(bound);
-	evhttp_set_allowed_methods(sh->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_allowed_methods(sh->http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+	        EVHTTP_REQ_DELETE);
 	evhttp_set_timeout(sh->http, 10);
 	evhttp_set_max_headers_size(sh->http, 8192);
 	evhttp_set_max_body_size(sh->http, 0);

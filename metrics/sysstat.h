@@ -41,5 +41,4 @@ int sysstat_parse_meminfo(const char *text, uint64_t *avail_bytes);
  */
 double sysstat_busy_percent(const struct cpu_times *prev, const struct cpu_times *cur);
 
-
 #endif

@@ -196,7 +196,7 @@ parse_mailbox(struct cursor *c, struct address *out)
 enum address_status
 address_parse(const char *text, size_t len, struct address *out)
 {
-	struct cursor c = { text, text + len };
+	struct cursor c = {text, text + len};
 	enum address_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -237,7 +237,7 @@ bool
 address_domain_valid(const char *domain)
 {
 	char out[ADDRESS_DOMAIN_MAX + 1];
-	struct cursor c = { domain, domain + strlen(domain) };
+	struct cursor c = {domain, domain + strlen(domain)};
 
 	return parse_domain(&c, out, sizeof(out)) == ADDRESS_OK && c.p == c.end;
 }
@@ -245,7 +245,7 @@ address_domain_valid(const char *domain)
 /* ---- policy ---- */
 
 struct policy {
-	struct config_strings local;	/* owned copies, lower case */
+	struct config_strings local; /* owned copies, lower case */
 	struct config_strings relay;
 	struct cidr *trusted;
 	size_t ntrusted;
@@ -322,19 +322,19 @@ static int
 policy_copy(struct policy *p, const struct config_relay *r)
 {
 	for (size_t i = 0; i < r->local_aliases.n; i++)
-		if (strings_add(&p->local, r->local_aliases.v[i],
-		    strlen(r->local_aliases.v[i])) == -1)
+		if (strings_add(&p->local, r->local_aliases.v[i], strlen(r->local_aliases.v[i])) ==
+		    -1)
 			return -1;
 	for (size_t i = 0; i < r->relay_domains.n; i++)
-		if (strings_add(&p->relay, r->relay_domains.v[i],
-		    strlen(r->relay_domains.v[i])) == -1)
+		if (strings_add(&p->relay, r->relay_domains.v[i], strlen(r->relay_domains.v[i])) ==
+		    -1)
 			return -1;
 	if (r->trusted_networks.n > 0) {
 		p->trusted = calloc(r->trusted_networks.n, sizeof(*p->trusted));
 		if (p->trusted == NULL)
 			return -1;
-		memcpy(p->trusted, r->trusted_networks.v,
-		    r->trusted_networks.n * sizeof(*p->trusted));
+		memcpy(
+		    p->trusted, r->trusted_networks.v, r->trusted_networks.n * sizeof(*p->trusted));
 		p->ntrusted = r->trusted_networks.n;
 	}
 	p->hostname = strdup(r->hostname != NULL ? r->hostname : "localhost");
@@ -345,7 +345,7 @@ struct policy *
 policy_new(const struct config_relay *r)
 {
 	struct policy *p = calloc(1, sizeof(*p));
-	struct config_strings users = { NULL, 0 };
+	struct config_strings users = {NULL, 0};
 
 	if (p == NULL)
 		goto fail;
@@ -437,8 +437,8 @@ is_local_user(const struct policy *p, const char *local)
 enum policy_verdict
 policy_check_rcpt(const struct policy *p, const struct address *rcpt, bool trusted)
 {
-	bool tricks = (rcpt->flags & (ADDRESS_F_ROUTE | ADDRESS_F_ROUTING |
-	    ADDRESS_F_LITERAL)) != 0;
+	bool tricks =
+	    (rcpt->flags & (ADDRESS_F_ROUTE | ADDRESS_F_ROUTING | ADDRESS_F_LITERAL)) != 0;
 
 	if (rcpt->flags & ADDRESS_F_BARE)
 		return POLICY_LOCAL;

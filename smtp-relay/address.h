@@ -21,31 +21,31 @@ struct addr;
 struct config_relay;
 
 /* RFC 5321 4.5.3.1: local part 64, domain 255, path 256 octets. */
-#define ADDRESS_LOCAL_MAX	64
-#define ADDRESS_DOMAIN_MAX	255
-#define ADDRESS_PATH_MAX	256
+#define ADDRESS_LOCAL_MAX  64
+#define ADDRESS_DOMAIN_MAX 255
+#define ADDRESS_PATH_MAX   256
 
 /* Features of a parsed address (bit set in address.flags). */
 enum address_flag {
-	ADDRESS_F_ROUTE = 1 << 0,	/* "@a,@b:" source route was given (and dropped) */
-	ADDRESS_F_QUOTED = 1 << 1,	/* the local part was a quoted string */
-	ADDRESS_F_ROUTING = 1 << 2,	/* local part holds '@', '%' or '!' */
-	ADDRESS_F_LITERAL = 1 << 3,	/* domain is an address literal "[...]" */
-	ADDRESS_F_BARE = 1 << 4,	/* no domain: only "<postmaster>" is allowed */
+	ADDRESS_F_ROUTE = 1 << 0,   /* "@a,@b:" source route was given (and dropped) */
+	ADDRESS_F_QUOTED = 1 << 1,  /* the local part was a quoted string */
+	ADDRESS_F_ROUTING = 1 << 2, /* local part holds '@', '%' or '!' */
+	ADDRESS_F_LITERAL = 1 << 3, /* domain is an address literal "[...]" */
+	ADDRESS_F_BARE = 1 << 4,    /* no domain: only "<postmaster>" is allowed */
 };
 
 /* A parsed mailbox: a plain value. */
 struct address {
-	char local[ADDRESS_LOCAL_MAX + 1];	/* as written (quoted form kept) */
-	char domain[ADDRESS_DOMAIN_MAX + 1];	/* lower case; "" for <> and <postmaster> */
-	unsigned flags;				/* enum address_flag */
+	char local[ADDRESS_LOCAL_MAX + 1];   /* as written (quoted form kept) */
+	char domain[ADDRESS_DOMAIN_MAX + 1]; /* lower case; "" for <> and <postmaster> */
+	unsigned flags;                      /* enum address_flag */
 };
 
 enum address_status {
 	ADDRESS_OK = 0,
-	ADDRESS_NULL,		/* "<>": valid only as a sender */
-	ADDRESS_ESYNTAX,	/* not a valid path */
-	ADDRESS_ETOOLONG,	/* over a length limit */
+	ADDRESS_NULL,     /* "<>": valid only as a sender */
+	ADDRESS_ESYNTAX,  /* not a valid path */
+	ADDRESS_ETOOLONG, /* over a length limit */
 };
 
 /*
@@ -67,11 +67,11 @@ bool address_domain_valid(const char *domain);
 
 /* The relay policy: what the server answers to one recipient. */
 enum policy_verdict {
-	POLICY_LOCAL,		/* a local-alias domain (or postmaster): accept */
-	POLICY_RELAY,		/* a relay domain, or a trusted client: accept */
-	POLICY_DENY_RELAY,	/* 550 5.7.1 relaying denied */
-	POLICY_DENY_ROUTING,	/* 550 5.7.1 sender-specified routing refused */
-	POLICY_UNKNOWN_USER,	/* 550 5.1.1 not a local user */
+	POLICY_LOCAL,        /* a local-alias domain (or postmaster): accept */
+	POLICY_RELAY,        /* a relay domain, or a trusted client: accept */
+	POLICY_DENY_RELAY,   /* 550 5.7.1 relaying denied */
+	POLICY_DENY_ROUTING, /* 550 5.7.1 sender-specified routing refused */
+	POLICY_UNKNOWN_USER, /* 550 5.1.1 not a local user */
 };
 
 struct policy;
@@ -93,8 +93,8 @@ bool policy_is_trusted(const struct policy *p, const struct addr *client);
  * postmaster; anything with a source route, routing characters in the local
  * part or an address literal is refused for them whatever the domain.
  */
-enum policy_verdict policy_check_rcpt(const struct policy *p, const struct address *rcpt,
-    bool trusted);
+enum policy_verdict policy_check_rcpt(
+    const struct policy *p, const struct address *rcpt, bool trusted);
 
 /* True for a domain in local-aliases (or the relay's own hostname). */
 bool policy_is_local_domain(const struct policy *p, const char *domain);

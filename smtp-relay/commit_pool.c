@@ -22,8 +22,8 @@ struct commit_job {
 	struct queue_env *env;
 	char *head;
 	struct evbuffer *body;
-	commit_done_fn done;	/* NULL once cancelled */
-	commit_run_fn run;	/* a generic job (commit_pool_run) when set */
+	commit_done_fn done; /* NULL once cancelled */
+	commit_run_fn run;   /* a generic job (commit_pool_run) when set */
 	commit_after_fn after;
 	void *arg;
 	int rc;
@@ -37,12 +37,12 @@ struct commit_pool {
 	struct queue *queue;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct job_list todo;	/* waiting for a thread */
-	struct job_list done;	/* waiting for the loop */
+	struct job_list todo; /* waiting for a thread */
+	struct job_list done; /* waiting for the loop */
 	bool stopping;
 	pthread_t *threads;
 	unsigned nthreads;
-	int efd;		/* eventfd: wakes the loop when `done` grows */
+	int efd; /* eventfd: wakes the loop when `done` grows */
 	struct event *ev;
 };
 
@@ -170,8 +170,8 @@ commit_pool_new(struct event_base *base, struct queue *q, unsigned nthreads)
 }
 
 struct commit_job *
-commit_pool_submit(struct commit_pool *p, struct queue_env *env, char *head,
-    struct evbuffer *body, commit_done_fn done, void *arg)
+commit_pool_submit(struct commit_pool *p, struct queue_env *env, char *head, struct evbuffer *body,
+    commit_done_fn done, void *arg)
 {
 	struct commit_job *job = calloc(1, sizeof(*job));
 

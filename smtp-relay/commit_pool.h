@@ -25,8 +25,7 @@ struct commit_job;
 typedef void (*commit_done_fn)(int rc, int err, const struct queue_env *env, void *arg);
 
 /* Start `nthreads` threads committing into q (borrowed).  NULL (logged) on failure. */
-struct commit_pool *commit_pool_new(struct event_base *base, struct queue *q,
-    unsigned nthreads);
+struct commit_pool *commit_pool_new(struct event_base *base, struct queue *q, unsigned nthreads);
 
 /*
  * Commit `env` with content = `head` (may be NULL) followed by `body`.  The
@@ -34,8 +33,8 @@ struct commit_pool *commit_pool_new(struct event_base *base, struct queue *q,
  * later on the loop thread unless the job is cancelled.  Returns the job, or
  * NULL when out of memory (nothing taken over then).
  */
-struct commit_job *commit_pool_submit(struct commit_pool *p, struct queue_env *env,
-    char *head, struct evbuffer *body, commit_done_fn done, void *arg);
+struct commit_job *commit_pool_submit(struct commit_pool *p, struct queue_env *env, char *head,
+    struct evbuffer *body, commit_done_fn done, void *arg);
 
 /*
  * Other disk work off the loop (delivery: queue_update, queue_remove,

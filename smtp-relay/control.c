@@ -23,7 +23,7 @@
 #include "smtp-relay/smtp_server.h"
 
 #define CONTROL_TIMEOUT_SEC 10
-#define CONTROL_REPLY_MAX (1 << 20)
+#define CONTROL_REPLY_MAX   (1 << 20)
 
 struct control {
 	struct evconnlistener *listener;
@@ -147,10 +147,9 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-    void *arg)
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
-	struct timeval tv = { CONTROL_TIMEOUT_SEC, 0 };
+	struct timeval tv = {CONTROL_TIMEOUT_SEC, 0};
 	struct bufferevent *bev;
 
 	(void)sa;
@@ -203,8 +202,8 @@ bind_socket(const char *path, int uid, int gid)
 }
 
 struct control *
-control_new(struct event_base *base, const char *path, struct queue *q,
-    struct smtp_server *srv, int uid, int gid)
+control_new(struct event_base *base, const char *path, struct queue *q, struct smtp_server *srv,
+    int uid, int gid)
 {
 	struct control *c = calloc(1, sizeof(*c));
 	int fd;
@@ -261,7 +260,7 @@ control_set_flush(struct control *c, control_flush_fn fn, void *arg)
 static int
 connect_socket(const char *path, int timeout_sec)
 {
-	struct timeval tv = { timeout_sec, 0 };
+	struct timeval tv = {timeout_sec, 0};
 	struct sockaddr_un sun;
 	int fd, saved;
 

@@ -35,17 +35,17 @@
 
 /* Hops counted one by one on /status; the rest add up under "other". */
 #define HOP_STATS_MAX 64
-#define DOMAIN_MAX 256
+#define DOMAIN_MAX    256
 
 enum outcome { OUT_NONE, OUT_DELIVERED, OUT_PERM, OUT_TEMP };
 
 /* One recipient attempted in this run. */
 struct rcpt_out {
-	size_t idx;			/* in env->rcpts */
+	size_t idx; /* in env->rcpts */
 	enum outcome outcome;
-	char status[16];		/* "5.1.1" */
-	char *diag;			/* "550 5.1.1 ..." or a local reason */
-	char *remote;			/* the SMTP peer's host name, or NULL */
+	char status[16]; /* "5.1.1" */
+	char *diag;      /* "550 5.1.1 ..." or a local reason */
+	char *remote;    /* the SMTP peer's host name, or NULL */
 };
 
 struct run;
@@ -53,20 +53,20 @@ struct run;
 /* One destination domain of one message. */
 struct job {
 	struct run *run;
-	char domain[DOMAIN_MAX];	/* lower case; "" = local */
+	char domain[DOMAIN_MAX]; /* lower case; "" = local */
 	bool local;
-	size_t *outs;			/* indexes into run->out */
+	size_t *outs; /* indexes into run->out */
 	size_t nouts;
 	struct resolver_route *rt;
 	struct route_result *route;
-	size_t hop, addr;		/* the next address to try */
+	size_t hop, addr; /* the next address to try */
 	struct smtp_client *client;
-	size_t *open;			/* outs given to the client */
+	size_t *open; /* outs given to the client */
 	const char **names;
 	size_t nopen;
 	char hopname[DOMAIN_MAX];
 	char addrname[ADDR_STRLEN];
-	struct dest *dest;		/* the slot held, or NULL */
+	struct dest *dest; /* the slot held, or NULL */
 	bool waiting;
 	TAILQ_ENTRY(job) wait;
 };
@@ -82,15 +82,15 @@ struct run {
 	size_t nout;
 	struct job **jobs;
 	size_t njobs, jobs_left;
-	char *maildir_root;		/* copied: a reload may come meanwhile */
-	time_t retry;			/* retry-interval, copied for the pool thread */
+	char *maildir_root; /* copied: a reload may come meanwhile */
+	time_t retry;       /* retry-interval, copied for the pool thread */
 	/* the settle step, filled on the pool thread */
 	struct queue_env *bounce;
 	char *bounce_content;
 	size_t bounce_len;
 	int bounce_rc, write_rc;
-	bool removed;			/* gone from the queue (by us or the operator) */
-	bool unlinked;			/* removed by us: the queue count drops */
+	bool removed;  /* gone from the queue (by us or the operator) */
+	bool unlinked; /* removed by us: the queue count drops */
 	LIST_ENTRY(run) link;
 };
 
@@ -107,9 +107,9 @@ struct hop_stat {
 };
 
 struct delivery_stats {
-	uint64_t delivered, deferred, bounced;	/* recipients, final per run */
-	uint64_t attempts;			/* SMTP connections and Maildir writes */
-	uint64_t dsn_sent, dsn_dropped;		/* bounces queued; double bounces dropped */
+	uint64_t delivered, deferred, bounced; /* recipients, final per run */
+	uint64_t attempts;                     /* SMTP connections and Maildir writes */
+	uint64_t dsn_sent, dsn_dropped;        /* bounces queued; double bounces dropped */
 	uint64_t write_errors;
 };
 
@@ -123,13 +123,13 @@ struct delivery {
 	struct policy *policy;
 	struct scheduler *sched;
 	struct smtp_client_timeouts timeouts;
-	bool started;			/* the queue is scheduled (not held) */
+	bool started; /* the queue is scheduled (not held) */
 	unsigned conns;
 	TAILQ_HEAD(, job) waiting;
 	LIST_HEAD(, dest) dests;
 	LIST_HEAD(, run) runs;
 	struct delivery_stats st;
-	struct hop_stat hops[HOP_STATS_MAX + 1];	/* the last one: "other" */
+	struct hop_stat hops[HOP_STATS_MAX + 1]; /* the last one: "other" */
 	size_t nhops;
 };
 
@@ -159,8 +159,7 @@ outcome_name(enum outcome o)
 
 /* Record one recipient's outcome at one hop and address, with its log line. */
 static void
-record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text,
-    const char *remote)
+record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text, const char *remote)
 {
 	struct run *r = j->run;
 	struct rcpt_out *out = &r->out[k];
@@ -179,8 +178,8 @@ record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text,
 		hs->failed++;
 	else
 		hs->deferred++;
-	log_info("delivery: %s: to=<%s> hop=%s addr=%s result=%s status=%s delay=%llds: %s",
-	    r->id, r->env->rcpts[out->idx].address, j->hopname[0] ? j->hopname : "-",
+	log_info("delivery: %s: to=<%s> hop=%s addr=%s result=%s status=%s delay=%llds: %s", r->id,
+	    r->env->rcpts[out->idx].address, j->hopname[0] ? j->hopname : "-",
 	    j->addrname[0] ? j->addrname : "-", outcome_name(o), out->status,
 	    (long long)(time(NULL) - r->env->arrival), text);
 }
@@ -199,8 +198,8 @@ dest_get(struct delivery *d, const char *domain)
 	struct dest *x;
 
 	LIST_FOREACH(x, &d->dests, link)
-		if (strcmp(x->domain, domain) == 0)
-			return x;
+	if (strcmp(x->domain, domain) == 0)
+		return x;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
 	snprintf(x->domain, sizeof(x->domain), "%s", domain);
@@ -231,7 +230,7 @@ dispatch(struct delivery *d)
 	struct job *j, *next;
 
 	for (j = TAILQ_FIRST(&d->waiting); j != NULL && d->conns < d->relay->max_deliveries;
-	    j = next) {
+	     j = next) {
 		struct dest *x = dest_get(d, j->domain);
 
 		next = TAILQ_NEXT(j, wait);
@@ -295,11 +294,12 @@ job_try(struct job *j)
 	struct run *r = j->run;
 	const struct addr *a;
 	struct addr to;
-	struct smtp_client_msg m = { 0 };
+	struct smtp_client_msg m = {0};
 
 	j->nopen = 0;
 	for (size_t i = 0; i < j->nouts; i++)
-		if (r->out[j->outs[i]].outcome == OUT_NONE || r->out[j->outs[i]].outcome == OUT_TEMP) {
+		if (r->out[j->outs[i]].outcome == OUT_NONE ||
+		    r->out[j->outs[i]].outcome == OUT_TEMP) {
 			j->open[j->nopen] = j->outs[i];
 			j->names[j->nopen++] = r->env->rcpts[r->out[j->outs[i]].idx].address;
 		}
@@ -323,8 +323,8 @@ job_try(struct job *j)
 	m.len = r->len;
 	m.body_8bit = r->env->body_8bit;
 	r->d->st.attempts++;
-	if ((j->client = smtp_client_start(r->d->base, &to, &m, &r->d->timeouts, client_done_cb,
-	    j)) == NULL) {
+	if ((j->client = smtp_client_start(
+	         r->d->base, &to, &m, &r->d->timeouts, client_done_cb, j)) == NULL) {
 		for (size_t i = 0; i < j->nopen; i++)
 			record(j, j->open[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
 		slot_release(j);
@@ -400,8 +400,8 @@ local_run(void *arg)
 		if (maildir_user(local_part(rcpt, lp, sizeof(lp)), user, sizeof(user)) == -1) {
 			o->outcome = OUT_PERM;
 			o->diag = strdup("550 5.1.3 local part cannot name a mailbox");
-		} else if (maildir_deliver(r->maildir_root, user, r->env->sender, rcpt,
-		    r->content, r->len) == -1) {
+		} else if (maildir_deliver(r->maildir_root, user, r->env->sender, rcpt, r->content,
+		               r->len) == -1) {
 			snprintf(text, sizeof(text), "%s maildir %s/%s: %s",
 			    errno == ENOSPC || errno == EDQUOT ? "452 4.3.1" : "451 4.3.0",
 			    r->maildir_root, user, strerror(errno));
@@ -429,8 +429,8 @@ local_after(void *arg)
 		unsigned code = oc == OUT_DELIVERED ? 250 : oc == OUT_PERM ? 550 : 451;
 
 		o->diag = NULL;
-		record(j, j->outs[i], oc, code, diag != NULL ? diag : "451 4.3.0 out of memory",
-		    NULL);
+		record(
+		    j, j->outs[i], oc, code, diag != NULL ? diag : "451 4.3.0 out of memory", NULL);
 		free(diag);
 	}
 	job_done(j);
@@ -449,7 +449,6 @@ local_start(struct job *j)
 		job_done(j);
 	}
 }
-
 
 /* ---- runs: load, group, settle ---- */
 
@@ -541,7 +540,7 @@ settle_run(void *arg)
 	struct queue *q = r->d->queue;
 
 	if (r->bounce != NULL) {
-		struct iovec iov = { r->bounce_content, r->bounce_len };
+		struct iovec iov = {r->bounce_content, r->bounce_len};
 
 		if ((r->bounce_rc = queue_commit(q, r->bounce, &iov, 1)) == -1) {
 			/* No bounce, no failure: the recipients wait and fail again. */
@@ -623,16 +622,15 @@ make_bounce(struct run *r, struct dsn_rcpt *fails, size_t nfail, time_t now)
 		log_warnx("delivery: %s: undeliverable mail to postmaster from <>: dropped", r->id);
 		return 0;
 	}
-	if ((r->bounce = queue_env_new()) == NULL ||
-	    queue_env_set(&r->bounce->sender, "") == -1 ||
+	if ((r->bounce = queue_env_new()) == NULL || queue_env_set(&r->bounce->sender, "") == -1 ||
 	    queue_env_set(&r->bounce->client_addr, "local") == -1 ||
 	    queue_env_add_rcpt(r->bounce, to, now) == -1)
 		return -1;
 	r->bounce->is_bounce = true;
 	r->bounce->arrival = now;
 	queue_id_new(r->bounce->id);
-	r->bounce_content = dsn_build(r->env, r->content, r->len, fails, nfail, relay->hostname,
-	    to, r->bounce->id, now, &r->bounce_len);
+	r->bounce_content = dsn_build(r->env, r->content, r->len, fails, nfail, relay->hostname, to,
+	    r->bounce->id, now, &r->bounce_len);
 	return r->bounce_content != NULL ? 0 : -1;
 }
 
@@ -642,8 +640,8 @@ make_bounce(struct run *r, struct dsn_rcpt *fails, size_t nfail, time_t now)
  * delay-warning passed (a delay notice: once, with no state of its own).
  */
 static void
-apply_outcome(struct run *r, const struct rcpt_out *o, time_t now, struct dsn_rcpt *rep,
-    size_t *nrep)
+apply_outcome(
+    struct run *r, const struct rcpt_out *o, time_t now, struct dsn_rcpt *rep, size_t *nrep)
 {
 	const struct config_relay *relay = r->d->relay;
 	struct queue_rcpt *q = &r->env->rcpts[o->idx];
@@ -667,8 +665,8 @@ apply_outcome(struct run *r, const struct rcpt_out *o, time_t now, struct dsn_rc
 	} else
 		q->state = QUEUE_RCPT_FAILED;
 	if (rep != NULL)
-		rep[(*nrep)++] = (struct dsn_rcpt){ q->address, action, o->status, o->remote,
-			o->diag, now };
+		rep[(*nrep)++] =
+		    (struct dsn_rcpt){q->address, action, o->status, o->remote, o->diag, now};
 }
 
 /* Every job is done: apply the outcomes to the envelope, then write (pool). */
@@ -688,7 +686,8 @@ run_settle(struct run *r)
 		for (size_t i = 0; i < r->nout; i++)
 			if (r->env->rcpts[r->out[i].idx].state == QUEUE_RCPT_FAILED) {
 				r->env->rcpts[r->out[i].idx].state = QUEUE_RCPT_PENDING;
-				r->env->rcpts[r->out[i].idx].next_retry = now + relay->retry_interval;
+				r->env->rcpts[r->out[i].idx].next_retry =
+				    now + relay->retry_interval;
 			}
 		queue_env_free(r->bounce);
 		r->bounce = NULL;
@@ -848,9 +847,8 @@ delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	const struct config_relay *relay = &cfg->relay;
-	struct resolver_local local = { relay->hostname,
-		(const char *const *)relay->local_aliases.v, relay->local_aliases.n,
-		relay->listen.v, relay->listen.n };
+	struct resolver_local local = {relay->hostname, (const char *const *)relay->local_aliases.v,
+	    relay->local_aliases.n, relay->listen.v, relay->listen.n};
 
 	if (d == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -1002,7 +1000,7 @@ void
 delivery_metrics(struct evbuffer *out, void *arg)
 {
 	struct delivery *d = arg;
-	static const char *const names[] = { "delivered", "deferred", "failed" };
+	static const char *const names[] = {"delivered", "deferred", "failed"};
 	char labels[DOMAIN_MAX + 32];
 
 	prom_family(out, "relay_delivered_total", "counter", "Recipients delivered");
@@ -1017,12 +1015,13 @@ delivery_metrics(struct evbuffer *out, void *arg)
 	prom_family(out, "relay_hop_results_total", "counter", "Outcomes per next hop");
 	for (size_t i = 0; i <= HOP_STATS_MAX; i++) {
 		const struct hop_stat *h = &d->hops[i];
-		uint64_t v[3] = { h->delivered, h->deferred, h->failed };
+		uint64_t v[3] = {h->delivered, h->deferred, h->failed};
 
 		if (i >= d->nhops && (i < HOP_STATS_MAX || h->host[0] == '\0'))
 			continue;
 		for (size_t k = 0; k < 3; k++) {
-			snprintf(labels, sizeof(labels), "hop=\"%s\",result=\"%s\"", h->host, names[k]);
+			snprintf(
+			    labels, sizeof(labels), "hop=\"%s\",result=\"%s\"", h->host, names[k]);
 			prom_sample_u64(out, "relay_hop_results_total", labels, v[k]);
 		}
 	}

@@ -35,9 +35,8 @@ struct delivery;
  * for the queue size shown on /status (may be NULL).  Nothing runs before
  * delivery_start.  Returns NULL with err filled in.
  */
-struct delivery *delivery_new(struct event_base *base, const struct config *cfg,
-    struct queue *q, struct commit_pool *pool, struct smtp_server *srv,
-    char *err, size_t errlen);
+struct delivery *delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
+    struct commit_pool *pool, struct smtp_server *srv, char *err, size_t errlen);
 
 /* Stop: cancels routes and connections in flight (no further writes are
  * started; a crash-equivalent for the messages in hand).  NULL is a no-op. */

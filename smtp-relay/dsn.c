@@ -75,21 +75,23 @@ header_len(const char *content, size_t len)
 static void
 write_human(FILE *f, const struct dsn_rcpt *rcpts, size_t n, const char *mta)
 {
-	fprintf(f, "This is the mail system at host %s.\r\n\r\n"
+	fprintf(f,
+	    "This is the mail system at host %s.\r\n\r\n"
 	    "Your message could not be delivered to the recipients below, or is\r\n"
-	    "still waiting for them. Its headers are attached.\r\n\r\n", mta);
+	    "still waiting for them. Its headers are attached.\r\n\r\n",
+	    mta);
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "<%s> (%s): %s%s%s\r\n", rcpts[i].address,
-		    strcmp(rcpts[i].action, "delayed") == 0 ?
-		    "delayed, still being retried" : "could not be delivered",
+		    strcmp(rcpts[i].action, "delayed") == 0 ? "delayed, still being retried"
+		                                            : "could not be delivered",
 		    rcpts[i].remote_mta != NULL ? rcpts[i].remote_mta : "",
 		    rcpts[i].remote_mta != NULL ? " said: " : "",
 		    rcpts[i].diagnostic != NULL ? rcpts[i].diagnostic : rcpts[i].status);
 }
 
 static void
-write_status(FILE *f, const struct queue_env *env, const struct dsn_rcpt *rcpts, size_t n,
-    const char *mta)
+write_status(
+    FILE *f, const struct queue_env *env, const struct dsn_rcpt *rcpts, size_t n, const char *mta)
 {
 	char date[64];
 
@@ -100,8 +102,10 @@ write_status(FILE *f, const struct queue_env *env, const struct dsn_rcpt *rcpts,
 	for (size_t i = 0; i < n; i++) {
 		const struct dsn_rcpt *r = &rcpts[i];
 
-		fprintf(f, "\r\nFinal-Recipient: rfc822; %s\r\nOriginal-Recipient: rfc822; %s\r\n"
-		    "Action: %s\r\nStatus: %s\r\n", r->address, r->address, r->action, r->status);
+		fprintf(f,
+		    "\r\nFinal-Recipient: rfc822; %s\r\nOriginal-Recipient: rfc822; %s\r\n"
+		    "Action: %s\r\nStatus: %s\r\n",
+		    r->address, r->address, r->action, r->status);
 		if (r->remote_mta != NULL)
 			fprintf(f, "Remote-MTA: dns; %s\r\n", r->remote_mta);
 		if (r->diagnostic != NULL)
@@ -115,8 +119,8 @@ write_status(FILE *f, const struct queue_env *env, const struct dsn_rcpt *rcpts,
 
 char *
 dsn_build(const struct queue_env *env, const char *content, size_t len,
-    const struct dsn_rcpt *rcpts, size_t nrcpts, const char *mta, const char *to,
-    const char *id, time_t now, size_t *outlen)
+    const struct dsn_rcpt *rcpts, size_t nrcpts, const char *mta, const char *to, const char *id,
+    time_t now, size_t *outlen)
 {
 	char date[64], *buf = NULL;
 	size_t size = 0;
@@ -129,21 +133,29 @@ dsn_build(const struct queue_env *env, const char *content, size_t len,
 		delayed &= strcmp(rcpts[i].action, "delayed") == 0;
 	dsn_date(now, date, sizeof(date));
 	fprintf(f, "Received: by %s (mxbroker) id %s; %s\r\n", mta, id, date);
-	fprintf(f, "Date: %s\r\nFrom: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+	fprintf(f,
+	    "Date: %s\r\nFrom: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
 	    "To: <%s>\r\nSubject: %s\r\nMessage-ID: <%s.dsn@%s>\r\nAuto-Submitted: auto-replied\r\n"
 	    "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status;\r\n"
 	    "\tboundary=\"%s/%s\"\r\n\r\n"
-	    "This is a MIME-encapsulated message.\r\n\r\n", date, mta, to,
+	    "This is a MIME-encapsulated message.\r\n\r\n",
+	    date, mta, to,
 	    delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender",
 	    id, mta, id, mta);
-	fprintf(f, "--%s/%s\r\nContent-Description: Notification\r\n"
-	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n", id, mta);
+	fprintf(f,
+	    "--%s/%s\r\nContent-Description: Notification\r\n"
+	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
+	    id, mta);
 	write_human(f, rcpts, nrcpts, mta);
-	fprintf(f, "\r\n--%s/%s\r\nContent-Description: Delivery report\r\n"
-	    "Content-Type: message/delivery-status\r\n\r\n", id, mta);
+	fprintf(f,
+	    "\r\n--%s/%s\r\nContent-Description: Delivery report\r\n"
+	    "Content-Type: message/delivery-status\r\n\r\n",
+	    id, mta);
 	write_status(f, env, rcpts, nrcpts, mta);
-	fprintf(f, "\r\n--%s/%s\r\nContent-Description: Undelivered Message Headers\r\n"
-	    "Content-Type: text/rfc822-headers\r\n\r\n", id, mta);
+	fprintf(f,
+	    "\r\n--%s/%s\r\nContent-Description: Undelivered Message Headers\r\n"
+	    "Content-Type: text/rfc822-headers\r\n\r\n",
+	    id, mta);
 	fwrite(content, 1, header_len(content, len), f);
 	fprintf(f, "\r\n--%s/%s--\r\n", id, mta);
 	if (ferror(f)) {

@@ -15,12 +15,12 @@ struct queue_env;
 
 /* One recipient in a report. */
 struct dsn_rcpt {
-	const char *address;		/* the recipient as queued */
-	const char *action;		/* "failed" or "delayed" */
-	const char *status;		/* "5.1.1" */
-	const char *remote_mta;		/* host name, or NULL (no SMTP peer) */
-	const char *diagnostic;		/* "550 5.1.1 ..." (SMTP) or NULL */
-	time_t last_attempt;		/* 0 = none */
+	const char *address;    /* the recipient as queued */
+	const char *action;     /* "failed" or "delayed" */
+	const char *status;     /* "5.1.1" */
+	const char *remote_mta; /* host name, or NULL (no SMTP peer) */
+	const char *diagnostic; /* "550 5.1.1 ..." (SMTP) or NULL */
+	time_t last_attempt;    /* 0 = none */
 };
 
 /*
@@ -40,8 +40,8 @@ const char *dsn_status(unsigned code, const char *reply, char *out, size_t outle
  * memory.
  */
 char *dsn_build(const struct queue_env *env, const char *content, size_t len,
-    const struct dsn_rcpt *rcpts, size_t nrcpts, const char *mta, const char *to,
-    const char *id, time_t now, size_t *outlen);
+    const struct dsn_rcpt *rcpts, size_t nrcpts, const char *mta, const char *to, const char *id,
+    time_t now, size_t *outlen);
 
 /* Format an RFC 5322 date ("Sun, 22 Nov 2026 00:54:39 +0000"); returns buf. */
 const char *dsn_date(time_t t, char *buf, size_t len);

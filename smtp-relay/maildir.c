@@ -49,8 +49,7 @@ open_box(const char *root, const char *user)
 		return -1;
 	if (mkdir_at(rootfd, user) == 0 &&
 	    (fd = openat(rootfd, user, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1 &&
-	    (mkdir_at(fd, "tmp") == -1 || mkdir_at(fd, "new") == -1 ||
-	    mkdir_at(fd, "cur") == -1)) {
+	    (mkdir_at(fd, "tmp") == -1 || mkdir_at(fd, "new") == -1 || mkdir_at(fd, "cur") == -1)) {
 		int e = errno;
 
 		close(fd);
@@ -83,8 +82,7 @@ static int
 write_message(int fd, const char *sender, const char *rcpt, const char *content, size_t len)
 {
 	char head[1024];
-	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", sender,
-	    rcpt);
+	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", sender, rcpt);
 	size_t start = 0;
 
 	if (n < 0 || (size_t)n >= sizeof(head) || write_all(fd, head, (size_t)n) == -1)

@@ -29,8 +29,8 @@ int maildir_user(const char *local, char *out, size_t outlen);
  * lines are stored with LF endings as Maildir readers expect.  Returns 0,
  * or -1 with errno set (nothing is left in new/ then).
  */
-int maildir_deliver(const char *root, const char *user, const char *sender,
-    const char *rcpt, const char *content, size_t len);
+int maildir_deliver(const char *root, const char *user, const char *sender, const char *rcpt,
+    const char *content, size_t len);
 
 /* Create the root folder (0700) and, when uid is not -1, give it to uid/gid.
  * Called before privileges are dropped.  0 or -1 (logged). */

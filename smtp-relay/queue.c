@@ -17,9 +17,9 @@
 
 #include "common/log.h"
 
-#define QUEUE_MAGIC	"MXBQ1"
-#define QUEUE_TRAILER_LEN 13	/* "END xxxxxxxx\n" */
-#define QUEUE_HEADER_MAX 64
+#define QUEUE_MAGIC       "MXBQ1"
+#define QUEUE_TRAILER_LEN 13 /* "END xxxxxxxx\n" */
+#define QUEUE_HEADER_MAX  64
 /* A sanity bound for envelopes: 100,000 recipients of 256 octets and state. */
 #define QUEUE_ENVELOPE_MAX (64u << 20)
 
@@ -30,7 +30,7 @@ struct queue {
 	int corruptfd;
 };
 
-static const char *const rcpt_state_names[] = { "pending", "delivered", "failed" };
+static const char *const rcpt_state_names[] = {"pending", "delivered", "failed"};
 
 const char *
 queue_strerror(enum queue_status st)
@@ -250,8 +250,7 @@ rcpt_to_json(const struct queue_rcpt *r)
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "address", json_object_new_string(r->address));
-	json_object_object_add(o, "state",
-	    json_object_new_string(queue_rcpt_state_name(r->state)));
+	json_object_object_add(o, "state", json_object_new_string(queue_rcpt_state_name(r->state)));
 	json_object_object_add(o, "attempts", json_object_new_int64(r->attempts));
 	json_object_object_add(o, "next_retry", json_object_new_int64(r->next_retry));
 	json_object_object_add(o, "last_attempt", json_object_new_int64(r->last_attempt));
@@ -274,8 +273,8 @@ queue_env_to_json(const struct queue_env *env)
 	    json_object_new_string(env->client_addr ? env->client_addr : "local"));
 	json_object_object_add(client, "helo", json_str_or_null(env->client_helo));
 	json_object_object_add(o, "client", client);
-	json_object_object_add(o, "body",
-	    json_object_new_string(env->body_8bit ? "8BITMIME" : "7BIT"));
+	json_object_object_add(
+	    o, "body", json_object_new_string(env->body_8bit ? "8BITMIME" : "7BIT"));
 	json_object_object_add(o, "bounce", json_object_new_boolean(env->is_bounce));
 	json_object_object_add(o, "size", json_object_new_int64((int64_t)env->size));
 	for (size_t i = 0; i < env->nrcpts; i++)
@@ -317,10 +316,11 @@ rcpt_from_json(struct json_object *o, struct queue_rcpt *r)
 	int64_t attempts, next, last;
 	bool good = false;
 
-	if (!json_object_is_type(o, json_type_object) || !get_str(o, "address", false,
-	    &r->address) || r->address[0] == '\0' || !get_str(o, "state", false, &state) ||
-	    !get_int(o, "attempts", 0, &attempts) || attempts > UINT32_MAX ||
-	    !get_int(o, "next_retry", 0, &next) || !get_int(o, "last_attempt", 0, &last) ||
+	if (!json_object_is_type(o, json_type_object) ||
+	    !get_str(o, "address", false, &r->address) || r->address[0] == '\0' ||
+	    !get_str(o, "state", false, &state) || !get_int(o, "attempts", 0, &attempts) ||
+	    attempts > UINT32_MAX || !get_int(o, "next_retry", 0, &next) ||
+	    !get_int(o, "last_attempt", 0, &last) ||
 	    !get_str(o, "last_error", true, &r->last_error))
 		goto done;
 	for (unsigned i = 0; i < 3; i++)
@@ -351,11 +351,9 @@ env_fields_from_json(struct json_object *o, struct queue_env *env)
 	    json_object_object_get_ex(o, "client", &client) &&
 	    json_object_is_type(client, json_type_object) &&
 	    get_str(client, "address", false, &env->client_addr) &&
-	    get_str(client, "helo", true, &env->client_helo) &&
-	    get_str(o, "body", false, &body) &&
+	    get_str(client, "helo", true, &env->client_helo) && get_str(o, "body", false, &body) &&
 	    (strcmp(body, "7BIT") == 0 || strcmp(body, "8BITMIME") == 0) &&
-	    json_object_object_get_ex(o, "bounce", &v) &&
-	    json_object_is_type(v, json_type_boolean);
+	    json_object_object_get_ex(o, "bounce", &v) && json_object_is_type(v, json_type_boolean);
 	if (good) {
 		memcpy(env->id, id, QUEUE_ID_LEN + 1);
 		env->arrival = (time_t)arrival;
@@ -376,8 +374,7 @@ queue_env_from_json(struct json_object *o)
 	size_t n;
 
 	if (env == NULL || !json_object_is_type(o, json_type_object) ||
-	    !env_fields_from_json(o, env) ||
-	    !json_object_object_get_ex(o, "recipients", &rcpts) ||
+	    !env_fields_from_json(o, env) || !json_object_object_get_ex(o, "recipients", &rcpts) ||
 	    !json_object_is_type(rcpts, json_type_array))
 		goto fail;
 	n = json_object_array_length(rcpts);
@@ -437,8 +434,8 @@ rename_into_queue(struct queue *q, const char *id, bool replace)
  * into queue/ and fsync queue/.  The envelope's size must be right.
  */
 static int
-write_file(struct queue *q, const struct queue_env *env, const struct iovec *iov,
-    int iovcnt, bool replace)
+write_file(
+    struct queue *q, const struct queue_env *env, const struct iovec *iov, int iovcnt, bool replace)
 {
 	struct json_object *obj = queue_env_to_json(env);
 	const char *json = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
@@ -541,8 +538,7 @@ parse_header(const char *buf, size_t len, uint64_t *envlen, uint64_t *clen)
 
 /* Validate a whole file in memory; sets why on failure. */
 static struct queue_env *
-parse_file(const char *id, const char *buf, size_t len, size_t *content_off,
-    const char **why)
+parse_file(const char *id, const char *buf, size_t len, size_t *content_off, const char **why)
 {
 	uint64_t envlen, clen;
 	size_t hlen = parse_header(buf, len, &envlen, &clen);
@@ -568,8 +564,7 @@ parse_file(const char *id, const char *buf, size_t len, size_t *content_off,
 	if ((tok = json_tokener_new()) == NULL)
 		return NULL;
 	obj = json_tokener_parse_ex(tok, buf + hlen, (int)envlen);
-	env = json_tokener_get_error(tok) == json_tokener_success ?
-	    queue_env_from_json(obj) : NULL;
+	env = json_tokener_get_error(tok) == json_tokener_success ? queue_env_from_json(obj) : NULL;
 	json_object_put(obj);
 	json_tokener_free(tok);
 	if (env != NULL && (strcmp(env->id, id) != 0 || env->size != clen)) {
@@ -610,8 +605,8 @@ read_file(struct queue *q, const char *id, char **buf, size_t *len)
 
 /* Load and validate; *why is set for QUEUE_ECORRUPT. */
 static enum queue_status
-load(struct queue *q, const char *id, struct queue_env **env_out, char **content,
-    size_t *clen, const char **why)
+load(struct queue *q, const char *id, struct queue_env **env_out, char **content, size_t *clen,
+    const char **why)
 {
 	enum queue_status st;
 	size_t len, off;
@@ -661,8 +656,8 @@ queue_update(struct queue *q, const struct queue_env *env)
 		return -1;
 	queue_env_free(old);
 	if (env->size != clen) {
-		log_warnx("queue: %s: update: envelope size %" PRIu64 " != content %zu",
-		    env->id, env->size, clen);
+		log_warnx("queue: %s: update: envelope size %" PRIu64 " != content %zu", env->id,
+		    env->size, clen);
 		free(content);
 		return -1;
 	}
@@ -862,7 +857,7 @@ int
 queue_recover(struct queue *q, bool repair, unsigned tmp_min_age, struct queue_recovery *out,
     void (*each)(const char *kind, const char *name, const char *why, void *arg), void *arg)
 {
-	struct recover_ctx rc = { q, repair, out, each, arg };
+	struct recover_ctx rc = {q, repair, out, each, arg};
 	struct dirent *de;
 	DIR *d;
 

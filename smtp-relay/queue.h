@@ -26,44 +26,44 @@
 #include <time.h>
 
 /* 16 lower-case hex digits: microseconds of arrival << 12 | a sequence. */
-#define QUEUE_ID_LEN	16
+#define QUEUE_ID_LEN         16
 #define QUEUE_FORMAT_VERSION 1
 
 enum queue_rcpt_state {
-	QUEUE_RCPT_PENDING,	/* not yet delivered; retried at next_retry */
-	QUEUE_RCPT_DELIVERED,	/* final: the next hop said 2xx */
-	QUEUE_RCPT_FAILED,	/* final: permanent failure or give-up; bounce committed */
+	QUEUE_RCPT_PENDING,   /* not yet delivered; retried at next_retry */
+	QUEUE_RCPT_DELIVERED, /* final: the next hop said 2xx */
+	QUEUE_RCPT_FAILED,    /* final: permanent failure or give-up; bounce committed */
 };
 
 /* One recipient and its own delivery state: a plain value. */
 struct queue_rcpt {
-	char *address;		/* "local@domain" or "postmaster"; owned by the envelope */
+	char *address; /* "local@domain" or "postmaster"; owned by the envelope */
 	enum queue_rcpt_state state;
-	unsigned attempts;	/* delivery attempts so far */
-	time_t next_retry;	/* not before this time (pending only) */
-	time_t last_attempt;	/* 0 = never */
-	char *last_error;	/* NULL or the last diagnostic, e.g. "451 4.4.1 ..." */
+	unsigned attempts;   /* delivery attempts so far */
+	time_t next_retry;   /* not before this time (pending only) */
+	time_t last_attempt; /* 0 = never */
+	char *last_error;    /* NULL or the last diagnostic, e.g. "451 4.4.1 ..." */
 };
 
 /* The envelope of one message.  Strings are owned by the envelope. */
 struct queue_env {
-	char id[QUEUE_ID_LEN + 1];	/* "" until committed */
+	char id[QUEUE_ID_LEN + 1]; /* "" until committed */
 	time_t arrival;
-	char *sender;		/* "" for the null sender <> */
-	char *client_addr;	/* "192.0.2.1" or "local" for mail made here */
-	char *client_helo;	/* NULL when unknown */
-	bool body_8bit;		/* MAIL FROM ... BODY=8BITMIME */
-	bool is_bounce;		/* a delivery status notification made here */
-	uint64_t size;		/* content octets (set by queue_commit / load) */
+	char *sender;      /* "" for the null sender <> */
+	char *client_addr; /* "192.0.2.1" or "local" for mail made here */
+	char *client_helo; /* NULL when unknown */
+	bool body_8bit;    /* MAIL FROM ... BODY=8BITMIME */
+	bool is_bounce;    /* a delivery status notification made here */
+	uint64_t size;     /* content octets (set by queue_commit / load) */
 	struct queue_rcpt *rcpts;
 	size_t nrcpts;
 };
 
 enum queue_status {
 	QUEUE_OK = 0,
-	QUEUE_ENOTFOUND,	/* no such message */
-	QUEUE_ECORRUPT,		/* the file is damaged (and was not moved) */
-	QUEUE_EIO,		/* a system call failed (errno kept) */
+	QUEUE_ENOTFOUND, /* no such message */
+	QUEUE_ECORRUPT,  /* the file is damaged (and was not moved) */
+	QUEUE_EIO,       /* a system call failed (errno kept) */
 };
 
 const char *queue_strerror(enum queue_status st);
@@ -80,13 +80,13 @@ const char *queue_dir(const struct queue *q);
 
 /* What queue_recover found; also what `smtp-relayctl analyze` reports. */
 struct queue_recovery {
-	size_t messages;	/* good files in queue/ (orphans not counted) */
+	size_t messages; /* good files in queue/ (orphans not counted) */
 	size_t recipients_pending;
-	size_t stale;		/* tmp/ leftovers (never acknowledged): removed */
-	size_t damaged;		/* files in queue/ that fail validation: to corrupt/ */
-	size_t orphans;		/* every recipient final but the file is left: removed */
-	size_t stray;		/* names in queue/ that are not queue IDs: to corrupt/ */
-	size_t corrupt_total;	/* files in corrupt/ afterwards */
+	size_t stale;         /* tmp/ leftovers (never acknowledged): removed */
+	size_t damaged;       /* files in queue/ that fail validation: to corrupt/ */
+	size_t orphans;       /* every recipient final but the file is left: removed */
+	size_t stray;         /* names in queue/ that are not queue IDs: to corrupt/ */
+	size_t corrupt_total; /* files in corrupt/ afterwards */
 };
 
 /*
@@ -99,10 +99,8 @@ struct queue_recovery {
  * a kind ("stale", "damaged", "orphan", "stray"), the name and a reason.
  * Returns 0 or -1 (logged).
  */
-int queue_recover(struct queue *q, bool repair, unsigned tmp_min_age,
-    struct queue_recovery *out,
-    void (*each)(const char *kind, const char *name, const char *why, void *arg),
-    void *arg);
+int queue_recover(struct queue *q, bool repair, unsigned tmp_min_age, struct queue_recovery *out,
+    void (*each)(const char *kind, const char *name, const char *why, void *arg), void *arg);
 
 /* Call cb for every committed queue ID (order unspecified); a non-zero
  * return from cb stops the scan and is returned.  -1 on a read error. */
@@ -123,8 +121,7 @@ void queue_id_new(char id[QUEUE_ID_LEN + 1]);
  * is durable: written, fsynced, renamed into queue/, directory fsynced.
  * On -1 nothing is left behind and errno tells why (ENOSPC, EDQUOT, EIO...).
  */
-int queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov,
-    int iovcnt);
+int queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt);
 
 /*
  * Load a message.  *env_out gets a new envelope (queue_env_free); when

@@ -27,8 +27,9 @@ struct ctl {
 static void
 print_json(const struct ctl *c, struct json_object *o)
 {
-	fprintf(c->opts->out, "%s\n", json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	fprintf(c->opts->out, "%s\n",
+	    json_object_to_json_string_ext(
+	        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static void
@@ -50,8 +51,8 @@ print_env(const struct ctl *c, const struct queue_env *env)
 	char when[32], next[32];
 
 	format_time(env->arrival, when, sizeof(when));
-	fprintf(c->opts->out, "%s %8" PRIu64 " %s <%s>%s\n", env->id, env->size, when,
-	    env->sender, env->is_bounce ? " (bounce)" : "");
+	fprintf(c->opts->out, "%s %8" PRIu64 " %s <%s>%s\n", env->id, env->size, when, env->sender,
+	    env->is_bounce ? " (bounce)" : "");
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 
@@ -95,7 +96,7 @@ list_one(const char *id, void *arg)
 static int
 cmd_list(struct ctl *c, int argc, char **argv)
 {
-	struct list_ctx lc = { c, json_object_new_array(), json_object_new_array(), 0 };
+	struct list_ctx lc = {c, json_object_new_array(), json_object_new_array(), 0};
 	struct json_object *o;
 	int rc = RELAYCTL_EXIT_FAIL;
 
@@ -115,7 +116,8 @@ cmd_list(struct ctl *c, int argc, char **argv)
 		print_json(c, o);
 		json_object_put(o);
 	} else {
-		fprintf(c->opts->out, "-- %zu message%s in the queue\n", lc.n, lc.n == 1 ? "" : "s");
+		fprintf(
+		    c->opts->out, "-- %zu message%s in the queue\n", lc.n, lc.n == 1 ? "" : "s");
 	}
 	rc = 0;
 done:
@@ -204,8 +206,8 @@ cmd_remove(struct ctl *c, int argc, char **argv)
 		return rc;
 	}
 	if (!daemon_absent(errno)) {
-		fprintf(stderr, "smtp-relayctl: %s: %s\n", c->relay->control_socket,
-		    strerror(errno));
+		fprintf(
+		    stderr, "smtp-relayctl: %s: %s\n", c->relay->control_socket, strerror(errno));
 		return RELAYCTL_EXIT_UNAVAILABLE;
 	}
 	/* No daemon: nobody else touches the queue, remove the file here. */
@@ -263,14 +265,14 @@ recovery_json(const struct queue_recovery *rec)
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "messages", json_object_new_int64((int64_t)rec->messages));
-	json_object_object_add(o, "recipients_pending",
-	    json_object_new_int64((int64_t)rec->recipients_pending));
+	json_object_object_add(
+	    o, "recipients_pending", json_object_new_int64((int64_t)rec->recipients_pending));
 	json_object_object_add(o, "stale", json_object_new_int64((int64_t)rec->stale));
 	json_object_object_add(o, "damaged", json_object_new_int64((int64_t)rec->damaged));
 	json_object_object_add(o, "orphans", json_object_new_int64((int64_t)rec->orphans));
 	json_object_object_add(o, "stray", json_object_new_int64((int64_t)rec->stray));
-	json_object_object_add(o, "corrupt_total",
-	    json_object_new_int64((int64_t)rec->corrupt_total));
+	json_object_object_add(
+	    o, "corrupt_total", json_object_new_int64((int64_t)rec->corrupt_total));
 	return o;
 }
 
@@ -297,10 +299,11 @@ print_analysis(struct ctl *c, const struct queue_recovery *rec, struct json_obje
 		fprintf(c->opts->out, "%-8s %s: %s\n", json_object_get_string(k),
 		    json_object_get_string(nm), json_object_get_string(w));
 	}
-	fprintf(c->opts->out, "%zu messages (%zu recipients pending); %zu stale, %zu damaged, "
-	    "%zu orphans, %zu stray%s; %zu files in corrupt/\n", rec->messages,
-	    rec->recipients_pending, rec->stale, rec->damaged, rec->orphans, rec->stray,
-	    c->opts->repair ? " (repaired)" : "", rec->corrupt_total);
+	fprintf(c->opts->out,
+	    "%zu messages (%zu recipients pending); %zu stale, %zu damaged, "
+	    "%zu orphans, %zu stray%s; %zu files in corrupt/\n",
+	    rec->messages, rec->recipients_pending, rec->stale, rec->damaged, rec->orphans,
+	    rec->stray, c->opts->repair ? " (repaired)" : "", rec->corrupt_total);
 }
 
 static int
@@ -315,13 +318,13 @@ cmd_analyze(struct ctl *c, int argc, char **argv)
 	if (argc != 1) {
 		fprintf(stderr, "smtp-relayctl: analyze takes no operand\n");
 		rc = RELAYCTL_EXIT_USAGE;
-	} else if (queue_recover(c->queue, c->opts->repair, min_age, &rec, analyze_finding,
-	    findings) == 0) {
+	} else if (queue_recover(
+	               c->queue, c->opts->repair, min_age, &rec, analyze_finding, findings) == 0) {
 		rc = 0;
 		if (c->opts->json) {
 			o = recovery_json(&rec);
-			json_object_object_add(o, "repaired",
-			    json_object_new_boolean(c->opts->repair));
+			json_object_object_add(
+			    o, "repaired", json_object_new_boolean(c->opts->repair));
 			json_object_object_add(o, "findings", json_object_get(findings));
 			print_json(c, o);
 			json_object_put(o);
@@ -382,7 +385,7 @@ stats_json(const struct stats_ctx *sc)
 static int
 cmd_stats(struct ctl *c, int argc, char **argv)
 {
-	struct stats_ctx sc = { c->queue, 0, 0, { 0, 0, 0 }, 0, 0 };
+	struct stats_ctx sc = {c->queue, 0, 0, {0, 0, 0}, 0, 0};
 	struct json_object *o = json_object_new_object(), *d;
 
 	(void)argv;
@@ -398,11 +401,13 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 	if (c->opts->json)
 		print_json(c, o);
 	else {
-		fprintf(c->opts->out, "queue: %zu messages, %" PRIu64 " bytes, recipients: "
-		    "%zu pending, %zu delivered, %zu failed; %zu damaged\n", sc.messages,
-		    sc.bytes, sc.rcpt[0], sc.rcpt[1], sc.rcpt[2], sc.damaged);
-		fprintf(c->opts->out, "daemon: %s\n", d != NULL ?
-		    json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN) : "not running");
+		fprintf(c->opts->out,
+		    "queue: %zu messages, %" PRIu64 " bytes, recipients: "
+		    "%zu pending, %zu delivered, %zu failed; %zu damaged\n",
+		    sc.messages, sc.bytes, sc.rcpt[0], sc.rcpt[1], sc.rcpt[2], sc.damaged);
+		fprintf(c->opts->out, "daemon: %s\n",
+		    d != NULL ? json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN)
+		              : "not running");
 	}
 	json_object_put(o);
 	return 0;
@@ -412,19 +417,19 @@ static const struct command {
 	const char *name;
 	int (*fn)(struct ctl *, int, char **);
 } commands[] = {
-	{ "list", cmd_list },
-	{ "show", cmd_show },
-	{ "remove", cmd_remove },
-	{ "flush", cmd_flush },
-	{ "analyze", cmd_analyze },
-	{ "stats", cmd_stats },
+    {"list", cmd_list},
+    {"show", cmd_show},
+    {"remove", cmd_remove},
+    {"flush", cmd_flush},
+    {"analyze", cmd_analyze},
+    {"stats", cmd_stats},
 };
 
 int
-relayctl_run(const struct config_relay *relay, const struct relayctl_opts *opts, int argc,
-    char **argv)
+relayctl_run(
+    const struct config_relay *relay, const struct relayctl_opts *opts, int argc, char **argv)
 {
-	struct ctl c = { relay, opts, NULL };
+	struct ctl c = {relay, opts, NULL};
 	int rc;
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -14,14 +14,14 @@
 struct config_relay;
 
 /* Exit statuses besides 0 (sysexits.h values where one fits). */
-#define RELAYCTL_EXIT_FAIL	1	/* the command failed (no such message...) */
-#define RELAYCTL_EXIT_USAGE	64
-#define RELAYCTL_EXIT_UNAVAILABLE 69	/* flush: the daemon does not answer */
+#define RELAYCTL_EXIT_FAIL        1 /* the command failed (no such message...) */
+#define RELAYCTL_EXIT_USAGE       64
+#define RELAYCTL_EXIT_UNAVAILABLE 69 /* flush: the daemon does not answer */
 
 struct relayctl_opts {
 	bool json;
-	bool repair;		/* analyze --repair */
-	FILE *out;		/* normally stdout */
+	bool repair; /* analyze --repair */
+	FILE *out;   /* normally stdout */
 };
 
 /*
@@ -29,7 +29,7 @@ struct relayctl_opts {
  * Errors are written to stderr as "smtp-relayctl: ..."; returns the exit
  * status.
  */
-int relayctl_run(const struct config_relay *relay, const struct relayctl_opts *opts,
-    int argc, char **argv);
+int relayctl_run(
+    const struct config_relay *relay, const struct relayctl_opts *opts, int argc, char **argv);
 
 #endif

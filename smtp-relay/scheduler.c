@@ -15,10 +15,10 @@
 struct entry {
 	char id[QUEUE_ID_LEN + 1];
 	time_t due;
-	size_t slot;		/* index in the heap, or NOT_IN_HEAP (running) */
-	bool forced;		/* flushed: run regardless of next_retry */
-	bool again;		/* flushed while running */
-	struct entry *next;	/* hash chain */
+	size_t slot;        /* index in the heap, or NOT_IN_HEAP (running) */
+	bool forced;        /* flushed: run regardless of next_retry */
+	bool again;         /* flushed while running */
+	struct entry *next; /* hash chain */
 };
 
 struct scheduler {
@@ -193,7 +193,7 @@ pump(struct scheduler *s)
 	s->in_pump = false;
 	evtimer_del(s->timer);
 	if (s->nheap > 0 && s->active < s->max_active) {
-		struct timeval tv = { s->heap[0]->due > now ? s->heap[0]->due - now : 0, 0 };
+		struct timeval tv = {s->heap[0]->due > now ? s->heap[0]->due - now : 0, 0};
 
 		evtimer_add(s->timer, &tv);
 	}

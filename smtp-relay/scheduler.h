@@ -23,8 +23,8 @@ struct scheduler;
 typedef void (*scheduler_run_fn)(const char *id, bool forced, void *arg);
 
 /* NULL when out of memory. */
-struct scheduler *scheduler_new(struct event_base *base, unsigned max_active,
-    scheduler_run_fn run, void *arg);
+struct scheduler *scheduler_new(
+    struct event_base *base, unsigned max_active, scheduler_run_fn run, void *arg);
 void scheduler_free(struct scheduler *s);
 
 /* Change how many may run at once (a reload). */

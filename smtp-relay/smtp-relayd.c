@@ -19,10 +19,10 @@
 #include "smtp-relay/smtp_server.h"
 
 static const struct prog_info relayd_info = {
-	"smtp-relayd",
-	"A minimal relay SMTP server with a crash-safe queue, retries, bounces\n"
-	"and local Maildir delivery.",
-	NULL,
+    "smtp-relayd",
+    "A minimal relay SMTP server with a crash-safe queue, retries, bounces\n"
+    "and local Maildir delivery.",
+    NULL,
 };
 
 struct relayd {
@@ -33,7 +33,7 @@ struct relayd {
 	struct status_http *status;
 	struct control *control;
 	struct delivery *delivery;
-	uid_t uid;		/* (uid_t)-1: stay as we are */
+	uid_t uid; /* (uid_t)-1: stay as we are */
 	gid_t gid;
 };
 
@@ -95,7 +95,7 @@ lookup_user(struct relayd *d)
 static int
 prepare_queue(struct relayd *d)
 {
-	static const char *const sub[] = { "", "/tmp", "/queue", "/corrupt" };
+	static const char *const sub[] = {"", "/tmp", "/queue", "/corrupt"};
 	const char *dir = d->cfg->relay.queue_directory;
 	char path[4096];
 
@@ -138,8 +138,8 @@ setup_delivery(struct relayd *d)
 
 	if (maildir_prepare(d->cfg->relay.maildir_root, (int)d->uid, (int)d->gid) == -1)
 		return -1;
-	d->delivery = delivery_new(d->base, d->cfg, d->queue, smtp_server_pool(d->server),
-	    d->server, err, sizeof(err));
+	d->delivery = delivery_new(
+	    d->base, d->cfg, d->queue, smtp_server_pool(d->server), d->server, err, sizeof(err));
 	if (d->delivery == NULL) {
 		log_warnx("delivery: %s", err);
 		return -1;
@@ -163,11 +163,12 @@ setup(struct relayd *d)
 	for (size_t i = 0; i < r->listen.n; i++)
 		if (smtp_server_listen(d->server, &r->listen.v[i]) == -1)
 			return -1;
-	if (r->status_listen.len != 0 && (d->status = status_http_new(d->base,
-	    &r->status_listen, relayd_info.name, status_json, status_metrics, d)) == NULL)
+	if (r->status_listen.len != 0 &&
+	    (d->status = status_http_new(d->base, &r->status_listen, relayd_info.name, status_json,
+	         status_metrics, d)) == NULL)
 		return -1;
-	if ((d->control = control_new(d->base, r->control_socket, d->queue, d->server,
-	    (int)d->uid, (int)d->gid)) == NULL)
+	if ((d->control = control_new(d->base, r->control_socket, d->queue, d->server, (int)d->uid,
+	         (int)d->gid)) == NULL)
 		return -1;
 	control_set_flush(d->control, delivery_flush, d->delivery);
 	return daemon_signals(d->base, reload_cb, d);
@@ -182,7 +183,7 @@ recover_queue(struct relayd *d)
 	if (queue_recover(d->queue, true, 0, &rec, NULL, NULL) == -1)
 		return -1;
 	log_info("queue: %s: %zu messages, %zu recipients pending; removed %zu stale, "
-	    "%zu orphans; moved %zu damaged and %zu stray files to corrupt/",
+	         "%zu orphans; moved %zu damaged and %zu stray files to corrupt/",
 	    d->cfg->relay.queue_directory, rec.messages, rec.recipients_pending, rec.stale,
 	    rec.orphans, rec.damaged, rec.stray);
 	smtp_server_queue_adjust(d->server, (long)rec.messages);
@@ -193,7 +194,7 @@ int
 main(int argc, char **argv)
 {
 	struct daemon_opts opts;
-	struct relayd d = { 0 };
+	struct relayd d = {0};
 	int rc = 1;
 
 	daemon_args(argc, argv, &relayd_info, &opts);
@@ -211,7 +212,7 @@ main(int argc, char **argv)
 	rc = 0;
 done:
 	control_free(d.control);
-	smtp_server_free(d.server);	/* first: its pool threads may hold delivery work */
+	smtp_server_free(d.server); /* first: its pool threads may hold delivery work */
 	delivery_free(d.delivery);
 	status_http_free(d.status);
 	queue_close(d.queue);

@@ -15,28 +15,33 @@
 #include "common/addr.h"
 
 const struct smtp_client_timeouts smtp_client_default_timeouts = {
-	.connect = 30, .greeting = 300, .command = 300, .data = 120, .block = 180, .dot = 600,
+    .connect = 30,
+    .greeting = 300,
+    .command = 300,
+    .data = 120,
+    .block = 180,
+    .dot = 600,
 };
 
 enum client_state {
-	C_CONNECT,	/* waiting for the TCP connection */
-	C_GREETING,	/* waiting for 220 */
+	C_CONNECT,  /* waiting for the TCP connection */
+	C_GREETING, /* waiting for 220 */
 	C_EHLO,
 	C_HELO,
-	C_TXN,		/* MAIL, RCPT..., DATA replies (pipelined or not) */
-	C_DOT,		/* the content went out: waiting for the final reply */
-	C_QUIT,		/* results handed over: closing */
+	C_TXN,  /* MAIL, RCPT..., DATA replies (pipelined or not) */
+	C_DOT,  /* the content went out: waiting for the final reply */
+	C_QUIT, /* results handed over: closing */
 };
 
 struct smtp_client {
 	struct bufferevent *bev;
-	struct event *later;		/* reports a failure from the loop */
+	struct event *later; /* reports a failure from the loop */
 	struct smtp_client_msg msg;
 	struct smtp_client_timeouts t;
 	smtp_client_done_fn done;
 	void *arg;
 	enum client_state state;
-	int connect_errno;		/* a connect that failed at once */
+	int connect_errno; /* a connect that failed at once */
 	char peer[ADDR_STRLEN];
 	/* what EHLO offered */
 	bool pipelining, eightbit, has_size;
@@ -48,7 +53,7 @@ struct smtp_client {
 	/* the transaction: command 0 = MAIL, 1..n = RCPT, n + 1 = DATA */
 	size_t sent, answered;
 	bool mail_failed;
-	bool discard;			/* "." sent only to end DATA; ignore its reply */
+	bool discard; /* "." sent only to end DATA; ignore its reply */
 	size_t naccepted;
 	bool *accepted;
 	bool *decided;
@@ -115,7 +120,7 @@ copy_text(char *dst, size_t size, const char *src, size_t len)
 static void
 set_timeouts(struct smtp_client *c, unsigned rd, unsigned wr)
 {
-	struct timeval r = { (time_t)rd, 0 }, w = { (time_t)wr, 0 };
+	struct timeval r = {(time_t)rd, 0}, w = {(time_t)wr, 0};
 
 	bufferevent_set_timeouts(c->bev, rd ? &r : NULL, wr ? &w : NULL);
 }
@@ -152,7 +157,7 @@ quit_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 free_later(struct smtp_client *c)
 {
-	struct timeval now = { 0, 0 };
+	struct timeval now = {0, 0};
 
 	c->state = C_QUIT;
 	if (c->bev != NULL) {
@@ -213,8 +218,10 @@ later_cb(evutil_socket_t fd, short what, void *arg)
 static int
 send_line(struct smtp_client *c, const char *prefix, const char *value, const char *params)
 {
-	return evbuffer_add_printf(bufferevent_get_output(c->bev), "%s%s%s\r\n", prefix, value,
-	    params) < 0 ? -1 : 0;
+	return evbuffer_add_printf(
+	           bufferevent_get_output(c->bev), "%s%s%s\r\n", prefix, value, params) < 0
+	    ? -1
+	    : 0;
 }
 
 /* Command k of the transaction (0 = MAIL, 1..n = RCPT, n + 1 = DATA). */
@@ -375,16 +382,13 @@ handle_reply(struct smtp_client *c)
 			break;
 		start_txn(c);
 		return;
-	case C_TXN:
-		txn_reply(c);
-		return;
+	case C_TXN: txn_reply(c); return;
 	case C_DOT:
 		if (!c->discard)
 			decide_rest(c, c->code, c->text, true);
 		finish(c, true);
 		return;
-	default:
-		return;
+	default: return;
 	}
 	/* The greeting, EHLO or HELO failed: this host will not take mail now. */
 	{
@@ -477,9 +481,8 @@ client_free(struct smtp_client *c)
 }
 
 struct smtp_client *
-smtp_client_start(struct event_base *base, const struct addr *to,
-    const struct smtp_client_msg *msg, const struct smtp_client_timeouts *t,
-    smtp_client_done_fn done, void *arg)
+smtp_client_start(struct event_base *base, const struct addr *to, const struct smtp_client_msg *msg,
+    const struct smtp_client_timeouts *t, smtp_client_done_fn done, void *arg)
 {
 	struct smtp_client *c = calloc(1, sizeof(*c));
 	size_t n = msg->nrcpts;
@@ -500,9 +503,9 @@ smtp_client_start(struct event_base *base, const struct addr *to,
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	set_timeouts(c, 0, c->t.connect);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)(uintptr_t)addr_sa(to),
-	    (int)to->len) == -1) {
-		struct timeval now = { 0, 0 };
+	if (bufferevent_socket_connect(
+	        c->bev, (struct sockaddr *)(uintptr_t)addr_sa(to), (int)to->len) == -1) {
+		struct timeval now = {0, 0};
 
 		/* Reported from the loop, as promised. */
 		c->connect_errno = errno;

@@ -32,30 +32,30 @@ struct smtp_client;
 
 /* Seconds; RFC 5321 §4.5.3.2 minimums, plus a connect timeout. */
 struct smtp_client_timeouts {
-	unsigned connect;	/* 30 */
-	unsigned greeting;	/* 300: initial 220 */
-	unsigned command;	/* 300: EHLO, MAIL, RCPT */
-	unsigned data;		/* 120: DATA initiation */
-	unsigned block;		/* 180: each data block sent */
-	unsigned dot;		/* 600: final reply after "." */
+	unsigned connect;  /* 30 */
+	unsigned greeting; /* 300: initial 220 */
+	unsigned command;  /* 300: EHLO, MAIL, RCPT */
+	unsigned data;     /* 120: DATA initiation */
+	unsigned block;    /* 180: each data block sent */
+	unsigned dot;      /* 600: final reply after "." */
 };
 extern const struct smtp_client_timeouts smtp_client_default_timeouts;
 
 /* The message to send: all borrowed until the callback ran. */
 struct smtp_client_msg {
-	const char *helo;		/* our host name for EHLO/HELO */
-	const char *sender;		/* "" for <> */
-	const char *const *rcpts;	/* mailboxes without brackets */
+	const char *helo;         /* our host name for EHLO/HELO */
+	const char *sender;       /* "" for <> */
+	const char *const *rcpts; /* mailboxes without brackets */
 	size_t nrcpts;
-	const char *content;		/* canonical CRLF lines, not dot-stuffed */
+	const char *content; /* canonical CRLF lines, not dot-stuffed */
 	size_t len;
-	bool body_8bit;			/* BODY=8BITMIME */
+	bool body_8bit; /* BODY=8BITMIME */
 };
 
 /* One recipient's outcome. */
 struct smtp_client_reply {
-	unsigned code;				/* 0: no SMTP answer (see above) */
-	char text[SMTP_CLIENT_TEXT_MAX];	/* "550 5.1.1 ..." or the local reason */
+	unsigned code;                   /* 0: no SMTP answer (see above) */
+	char text[SMTP_CLIENT_TEXT_MAX]; /* "550 5.1.1 ..." or the local reason */
 };
 
 /* results[i] belongs to msg->rcpts[i]; borrowed for the call only. */

@@ -8,11 +8,11 @@
 #include <strings.h>
 
 enum arg_kind {
-	ARG_NONE,	/* nothing may follow the verb */
-	ARG_ANY,	/* optional free text */
-	ARG_REQUIRED,	/* free text, at least one character */
-	ARG_MAIL,	/* FROM:<path> [params] */
-	ARG_RCPT,	/* TO:<path> [params] */
+	ARG_NONE,     /* nothing may follow the verb */
+	ARG_ANY,      /* optional free text */
+	ARG_REQUIRED, /* free text, at least one character */
+	ARG_MAIL,     /* FROM:<path> [params] */
+	ARG_RCPT,     /* TO:<path> [params] */
 };
 
 static const struct verb {
@@ -20,22 +20,22 @@ static const struct verb {
 	enum smtp_verb verb;
 	enum arg_kind arg;
 } verbs[] = {
-	{ "HELO", SMTP_CMD_HELO, ARG_REQUIRED },
-	{ "EHLO", SMTP_CMD_EHLO, ARG_REQUIRED },
-	{ "MAIL", SMTP_CMD_MAIL, ARG_MAIL },
-	{ "RCPT", SMTP_CMD_RCPT, ARG_RCPT },
-	{ "DATA", SMTP_CMD_DATA, ARG_NONE },
-	{ "RSET", SMTP_CMD_RSET, ARG_NONE },
-	{ "NOOP", SMTP_CMD_NOOP, ARG_ANY },
-	{ "QUIT", SMTP_CMD_QUIT, ARG_NONE },
-	{ "VRFY", SMTP_CMD_VRFY, ARG_REQUIRED },
-	{ "HELP", SMTP_CMD_HELP, ARG_ANY },
-	{ "EXPN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY },
-	{ "TURN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY },
-	{ "ETRN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY },
-	{ "STARTTLS", SMTP_CMD_UNIMPLEMENTED, ARG_ANY },
-	{ "AUTH", SMTP_CMD_UNIMPLEMENTED, ARG_ANY },
-	{ "BDAT", SMTP_CMD_UNIMPLEMENTED, ARG_ANY },
+    {"HELO", SMTP_CMD_HELO, ARG_REQUIRED},
+    {"EHLO", SMTP_CMD_EHLO, ARG_REQUIRED},
+    {"MAIL", SMTP_CMD_MAIL, ARG_MAIL},
+    {"RCPT", SMTP_CMD_RCPT, ARG_RCPT},
+    {"DATA", SMTP_CMD_DATA, ARG_NONE},
+    {"RSET", SMTP_CMD_RSET, ARG_NONE},
+    {"NOOP", SMTP_CMD_NOOP, ARG_ANY},
+    {"QUIT", SMTP_CMD_QUIT, ARG_NONE},
+    {"VRFY", SMTP_CMD_VRFY, ARG_REQUIRED},
+    {"HELP", SMTP_CMD_HELP, ARG_ANY},
+    {"EXPN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
+    {"TURN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
+    {"ETRN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
+    {"STARTTLS", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
+    {"AUTH", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
+    {"BDAT", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
 };
 
 const char *
@@ -144,8 +144,8 @@ parse_path_arg(const char *p, const char *end, bool mail, struct smtp_command *c
 			q = end;
 		if (!mail)
 			return SMTP_PARSE_BAD_PARAM;
-		if (q > p && (ps = parse_mail_param(p, (size_t)(q - p), cmd, &seen)) !=
-		    SMTP_PARSE_OK)
+		if (q > p &&
+		    (ps = parse_mail_param(p, (size_t)(q - p), cmd, &seen)) != SMTP_PARSE_OK)
 			return ps;
 		p = q;
 	}
@@ -174,8 +174,8 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd)
 	if (len + 2 > SMTP_COMMAND_LINE_MAX)
 		return SMTP_PARSE_TOO_LONG;
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)line[i] > 126 || ((unsigned char)line[i] < 32 &&
-		    line[i] != '\t'))
+		if ((unsigned char)line[i] > 126 ||
+		    ((unsigned char)line[i] < 32 && line[i] != '\t'))
 			return SMTP_PARSE_SYNTAX;
 	while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
@@ -187,15 +187,11 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd)
 	cmd->arg = arg;
 	cmd->arglen = (size_t)(end - arg);
 	switch (v->arg) {
-	case ARG_NONE:
-		return cmd->arglen == 0 ? SMTP_PARSE_OK : SMTP_PARSE_SYNTAX;
-	case ARG_ANY:
-		return SMTP_PARSE_OK;
-	case ARG_REQUIRED:
-		return cmd->arglen > 0 ? SMTP_PARSE_OK : SMTP_PARSE_SYNTAX;
+	case ARG_NONE: return cmd->arglen == 0 ? SMTP_PARSE_OK : SMTP_PARSE_SYNTAX;
+	case ARG_ANY: return SMTP_PARSE_OK;
+	case ARG_REQUIRED: return cmd->arglen > 0 ? SMTP_PARSE_OK : SMTP_PARSE_SYNTAX;
 	case ARG_MAIL:
-	case ARG_RCPT:
-		return parse_path_arg(arg, end, v->arg == ARG_MAIL, cmd);
+	case ARG_RCPT: return parse_path_arg(arg, end, v->arg == ARG_MAIL, cmd);
 	}
 	return SMTP_PARSE_SYNTAX;
 }

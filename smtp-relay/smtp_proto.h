@@ -12,8 +12,8 @@
 #include "smtp-relay/address.h"
 
 /* RFC 5321 4.5.3.1.4 and 4.5.3.1.6: lines including CRLF. */
-#define SMTP_COMMAND_LINE_MAX	512
-#define SMTP_TEXT_LINE_MAX	1000
+#define SMTP_COMMAND_LINE_MAX 512
+#define SMTP_TEXT_LINE_MAX    1000
 
 enum smtp_verb {
 	SMTP_CMD_HELO,
@@ -26,7 +26,7 @@ enum smtp_verb {
 	SMTP_CMD_QUIT,
 	SMTP_CMD_VRFY,
 	SMTP_CMD_HELP,
-	SMTP_CMD_UNIMPLEMENTED,	/* EXPN, TURN, STARTTLS, AUTH, BDAT, ...: 502 */
+	SMTP_CMD_UNIMPLEMENTED, /* EXPN, TURN, STARTTLS, AUTH, BDAT, ...: 502 */
 	SMTP_CMD_COUNT,
 };
 
@@ -38,20 +38,20 @@ enum smtp_body {
 /* What went wrong with a line; each maps to one reply in the session. */
 enum smtp_parse_status {
 	SMTP_PARSE_OK = 0,
-	SMTP_PARSE_UNKNOWN,	/* 500 5.5.2 unrecognised command */
-	SMTP_PARSE_SYNTAX,	/* 501 5.5.4 bad arguments */
-	SMTP_PARSE_BAD_ADDRESS,	/* 501 5.1.3 / 5.1.7 bad path */
-	SMTP_PARSE_BAD_PARAM,	/* 555 5.5.4 unknown MAIL/RCPT parameter */
-	SMTP_PARSE_TOO_LONG,	/* 500 5.5.2 over a length limit */
+	SMTP_PARSE_UNKNOWN,     /* 500 5.5.2 unrecognised command */
+	SMTP_PARSE_SYNTAX,      /* 501 5.5.4 bad arguments */
+	SMTP_PARSE_BAD_ADDRESS, /* 501 5.1.3 / 5.1.7 bad path */
+	SMTP_PARSE_BAD_PARAM,   /* 555 5.5.4 unknown MAIL/RCPT parameter */
+	SMTP_PARSE_TOO_LONG,    /* 500 5.5.2 over a length limit */
 };
 
 struct smtp_command {
 	enum smtp_verb verb;
-	const char *arg;	/* HELO/EHLO domain, VRFY/HELP text: points into the line */
+	const char *arg; /* HELO/EHLO domain, VRFY/HELP text: points into the line */
 	size_t arglen;
-	struct address path;	/* MAIL / RCPT */
-	bool null_path;		/* MAIL FROM:<> */
-	uint64_t size;		/* SIZE=n, 0 when absent */
+	struct address path; /* MAIL / RCPT */
+	bool null_path;      /* MAIL FROM:<> */
+	uint64_t size;       /* SIZE=n, 0 when absent */
 	enum smtp_body body;
 };
 
@@ -61,8 +61,7 @@ struct smtp_command {
  * MAIL takes SIZE= and BODY=, RCPT no parameters; HELO/EHLO need a domain or
  * address literal; DATA, RSET and QUIT take none.
  */
-enum smtp_parse_status smtp_parse_command(const char *line, size_t len,
-    struct smtp_command *cmd);
+enum smtp_parse_status smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd);
 
 /* The verb's name in upper case, for logs. */
 const char *smtp_verb_name(enum smtp_verb verb);

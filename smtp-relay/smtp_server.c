@@ -26,7 +26,7 @@
 
 struct session_entry {
 	struct smtp_session *s;
-	bool counted;		/* false: refused at connect, only saying 421 */
+	bool counted; /* false: refused at connect, only saying 421 */
 	TAILQ_ENTRY(session_entry) link;
 };
 
@@ -50,8 +50,8 @@ struct smtp_server {
 };
 
 struct smtp_server *
-smtp_server_new(struct event_base *base, const struct config_relay *relay, struct queue *q,
-    struct policy *p)
+smtp_server_new(
+    struct event_base *base, const struct config_relay *relay, struct queue *q, struct policy *p)
 {
 	struct smtp_server *srv = calloc(1, sizeof(*srv));
 
@@ -80,7 +80,7 @@ sessions_from(const struct smtp_server *srv, const struct addr *client)
 	unsigned n = 0;
 
 	TAILQ_FOREACH(e, &srv->sessions, link)
-		n += e->counted && addr_equal_host(smtp_session_client(e->s), client);
+	n += e->counted && addr_equal_host(smtp_session_client(e->s), client);
 	return n;
 }
 
@@ -96,8 +96,7 @@ limit_reply(const struct smtp_server *srv, const struct addr *client)
 }
 
 static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-    void *arg)
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct smtp_server *srv = arg;
 	struct session_entry *e;
@@ -150,8 +149,7 @@ smtp_server_listen(struct smtp_server *srv, const struct addr *a)
 }
 
 void
-smtp_server_reconfigure(struct smtp_server *srv, const struct config_relay *relay,
-    struct policy *p)
+smtp_server_reconfigure(struct smtp_server *srv, const struct config_relay *relay, struct policy *p)
 {
 	policy_free(srv->policy);
 	srv->policy = p;
@@ -233,7 +231,8 @@ smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
 {
 	struct session_entry *e;
 
-	TAILQ_FOREACH(e, &srv->sessions, link) {
+	TAILQ_FOREACH(e, &srv->sessions, link)
+	{
 		if (e->s == s) {
 			TAILQ_REMOVE(&srv->sessions, e, link);
 			srv->open -= e->counted;
@@ -250,18 +249,21 @@ static const struct counter {
 	size_t off;
 	const char *help;
 } counters[] = {
-#define C(n, h) { #n, offsetof(struct smtp_server_stats, n), h }
-	C(connections, "SMTP connections served"),
-	C(connections_refused, "SMTP connections refused with 421 (session limits)"),
-	C(messages_queued, "Messages queued (250 after DATA)"),
-	C(messages_refused, "Messages refused after DATA"),
-	C(recipients_accepted, "Recipients accepted"),
-	C(recipients_refused, "Recipients refused"),
-	C(relay_denied, "Recipients refused by the relay policy"),
-	C(bytes_queued, "Content octets queued"),
-	C(timeouts, "Sessions closed on a timeout"),
-	C(protocol_errors, "SMTP protocol errors"),
-	C(queue_errors, "Queue commits that failed"),
+#define C(n, h)                                                                                    \
+	{                                                                                          \
+#n, offsetof(struct smtp_server_stats, n), h                                       \
+	}
+    C(connections, "SMTP connections served"),
+    C(connections_refused, "SMTP connections refused with 421 (session limits)"),
+    C(messages_queued, "Messages queued (250 after DATA)"),
+    C(messages_refused, "Messages refused after DATA"),
+    C(recipients_accepted, "Recipients accepted"),
+    C(recipients_refused, "Recipients refused"),
+    C(relay_denied, "Recipients refused by the relay policy"),
+    C(bytes_queued, "Content octets queued"),
+    C(timeouts, "Sessions closed on a timeout"),
+    C(protocol_errors, "SMTP protocol errors"),
+    C(queue_errors, "Queue commits that failed"),
 #undef C
 };
 
@@ -284,8 +286,8 @@ smtp_server_status_json(struct json_object *root, void *arg)
 
 	json_object_object_add(sessions, "open", json_object_new_int64(srv->open));
 	json_object_object_add(sessions, "max", json_object_new_int64(srv->relay->max_sessions));
-	json_object_object_add(sessions, "max_per_client",
-	    json_object_new_int64(srv->relay->max_sessions_per_client));
+	json_object_object_add(
+	    sessions, "max_per_client", json_object_new_int64(srv->relay->max_sessions_per_client));
 	json_object_object_add(root, "sessions", sessions);
 	json_object_object_add(queue, "messages", json_object_new_int64(srv->queue_messages));
 	json_object_object_add(root, "queue", queue);

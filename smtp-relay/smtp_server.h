@@ -23,17 +23,17 @@ struct smtp_session;
 
 /* Counters since start (plain values; see docs/smtp-relay.md). */
 struct smtp_server_stats {
-	uint64_t connections;		/* accepted and served */
-	uint64_t connections_refused;	/* 421 at connect: a session limit */
-	uint64_t messages_queued;	/* 250 after DATA */
-	uint64_t messages_refused;	/* 5xx/4xx after DATA (size, loop, line, queue) */
+	uint64_t connections;         /* accepted and served */
+	uint64_t connections_refused; /* 421 at connect: a session limit */
+	uint64_t messages_queued;     /* 250 after DATA */
+	uint64_t messages_refused;    /* 5xx/4xx after DATA (size, loop, line, queue) */
 	uint64_t recipients_accepted;
 	uint64_t recipients_refused;
-	uint64_t relay_denied;		/* recipients refused by the relay policy */
-	uint64_t bytes_queued;		/* content octets committed */
+	uint64_t relay_denied; /* recipients refused by the relay policy */
+	uint64_t bytes_queued; /* content octets committed */
 	uint64_t timeouts;
-	uint64_t protocol_errors;	/* bad commands, bare LF/CR, sequencing */
-	uint64_t queue_errors;		/* commits that failed (451/452) */
+	uint64_t protocol_errors; /* bad commands, bare LF/CR, sequencing */
+	uint64_t queue_errors;    /* commits that failed (451/452) */
 };
 
 /*
@@ -43,15 +43,15 @@ struct smtp_server_stats {
  * (owned from here on).  Returns NULL
  * (logged) on failure; `p` is freed then too.
  */
-struct smtp_server *smtp_server_new(struct event_base *base, const struct config_relay *relay,
-    struct queue *q, struct policy *p);
+struct smtp_server *smtp_server_new(
+    struct event_base *base, const struct config_relay *relay, struct queue *q, struct policy *p);
 
 /* Listen on `a` (bound now, before privileges are dropped); 0 or -1 (logged). */
 int smtp_server_listen(struct smtp_server *srv, const struct addr *a);
 
 /* Swap in a new configuration and policy (takes ownership of p) after a reload. */
-void smtp_server_reconfigure(struct smtp_server *srv, const struct config_relay *relay,
-    struct policy *p);
+void smtp_server_reconfigure(
+    struct smtp_server *srv, const struct config_relay *relay, struct policy *p);
 
 /* Close every session and listener; NULL is a no-op. */
 void smtp_server_free(struct smtp_server *srv);

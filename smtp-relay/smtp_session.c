@@ -26,22 +26,22 @@
 #include "smtp-relay/smtp_server.h"
 
 /* RFC 5321 6.3: a message with this many Received: lines is a loop. */
-#define SMTP_MAX_HOPS		100
+#define SMTP_MAX_HOPS 100
 /* Replies queued for a client that does not read before we stop reading. */
-#define SMTP_OUTPUT_HIGH	(64 * 1024)
+#define SMTP_OUTPUT_HIGH (64 * 1024)
 /* Bad commands tolerated before the session is closed. */
-#define SMTP_MAX_ERRORS		20
-#define SMTP_HELO_MAX		255
-#define SMTP_RECEIVED_MAX	(SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX)
+#define SMTP_MAX_ERRORS   20
+#define SMTP_HELO_MAX     255
+#define SMTP_RECEIVED_MAX (SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX)
 
 enum smtp_state {
-	SMTP_STATE_HELO,	/* banner sent, waiting for HELO/EHLO */
-	SMTP_STATE_IDLE,	/* greeted, no transaction */
-	SMTP_STATE_MAIL,	/* MAIL accepted, no recipient yet */
-	SMTP_STATE_RCPT,	/* at least one recipient accepted */
-	SMTP_STATE_DATA,	/* reading the message after 354 */
-	SMTP_STATE_QUEUEING,	/* final dot read, the commit runs: input waits */
-	SMTP_STATE_CLOSING,	/* last reply written, close when flushed */
+	SMTP_STATE_HELO,     /* banner sent, waiting for HELO/EHLO */
+	SMTP_STATE_IDLE,     /* greeted, no transaction */
+	SMTP_STATE_MAIL,     /* MAIL accepted, no recipient yet */
+	SMTP_STATE_RCPT,     /* at least one recipient accepted */
+	SMTP_STATE_DATA,     /* reading the message after 354 */
+	SMTP_STATE_QUEUEING, /* final dot read, the commit runs: input waits */
+	SMTP_STATE_CLOSING,  /* last reply written, close when flushed */
 };
 
 /* Why the message read in DATA cannot be queued (checked at the final dot). */
@@ -58,13 +58,13 @@ struct smtp_session {
 	char client_host[ADDR_STRLEN];
 	enum smtp_state state;
 	bool esmtp;
-	bool paused;		/* reading stopped until the client reads replies */
-	bool discard_line;	/* inside an over-long command line */
+	bool paused;       /* reading stopped until the client reads replies */
+	bool discard_line; /* inside an over-long command line */
 	unsigned errors;
 	char helo[SMTP_HELO_MAX + 1];
 	/* The transaction. */
 	struct queue_env *env;
-	struct commit_job *job;	/* in the commit pool (state QUEUEING) */
+	struct commit_job *job; /* in the commit pool (state QUEUEING) */
 	uint64_t declared_size;
 	/* DATA state. */
 	struct evbuffer *msg;
@@ -85,8 +85,8 @@ hostname(const struct smtp_session *s)
 	return smtp_server_relay(s->srv)->hostname;
 }
 
-static void
-reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Append one reply line (CRLF added). */
 static void
@@ -123,7 +123,7 @@ static void
 session_enter_state(struct smtp_session *s, enum smtp_state state)
 {
 	const struct config_relay *r = smtp_server_relay(s->srv);
-	struct timeval tv = { r->command_timeout, 0 };
+	struct timeval tv = {r->command_timeout, 0};
 
 	s->state = state;
 	switch (state) {
@@ -136,16 +136,11 @@ session_enter_state(struct smtp_session *s, enum smtp_state state)
 		s->flaw = DATA_OK;
 		break;
 	case SMTP_STATE_CLOSING:
-	case SMTP_STATE_QUEUEING:
-		bufferevent_disable(s->bev, EV_READ);
-		break;
+	case SMTP_STATE_QUEUEING: bufferevent_disable(s->bev, EV_READ); break;
 	case SMTP_STATE_HELO:
-	case SMTP_STATE_IDLE:
-		transaction_reset(s);
-		break;
+	case SMTP_STATE_IDLE: transaction_reset(s); break;
 	case SMTP_STATE_MAIL:
-	case SMTP_STATE_RCPT:
-		break;
+	case SMTP_STATE_RCPT: break;
 	}
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
@@ -246,14 +241,9 @@ verdict_reply(enum policy_verdict v, const char **text)
 {
 	switch (v) {
 	case POLICY_LOCAL:
-	case POLICY_RELAY:
-		return NULL;
-	case POLICY_DENY_RELAY:
-		*text = "Relay access denied";
-		return "550 5.7.1";
-	case POLICY_DENY_ROUTING:
-		*text = "Sender-specified routing refused";
-		return "550 5.7.1";
+	case POLICY_RELAY: return NULL;
+	case POLICY_DENY_RELAY: *text = "Relay access denied"; return "550 5.7.1";
+	case POLICY_DENY_ROUTING: *text = "Sender-specified routing refused"; return "550 5.7.1";
 	case POLICY_UNKNOWN_USER:
 		*text = "Recipient address rejected: user unknown";
 		return "550 5.1.1";
@@ -369,42 +359,33 @@ cmd_unimplemented(struct smtp_session *s, const struct smtp_command *cmd)
 typedef void (*cmd_handler)(struct smtp_session *, const struct smtp_command *);
 
 static const cmd_handler handlers[SMTP_CMD_COUNT] = {
-	[SMTP_CMD_HELO] = cmd_helo,
-	[SMTP_CMD_EHLO] = cmd_ehlo,
-	[SMTP_CMD_MAIL] = cmd_mail,
-	[SMTP_CMD_RCPT] = cmd_rcpt,
-	[SMTP_CMD_DATA] = cmd_data,
-	[SMTP_CMD_RSET] = cmd_rset,
-	[SMTP_CMD_NOOP] = cmd_noop,
-	[SMTP_CMD_QUIT] = cmd_quit,
-	[SMTP_CMD_VRFY] = cmd_vrfy,
-	[SMTP_CMD_HELP] = cmd_help,
-	[SMTP_CMD_UNIMPLEMENTED] = cmd_unimplemented,
+    [SMTP_CMD_HELO] = cmd_helo,
+    [SMTP_CMD_EHLO] = cmd_ehlo,
+    [SMTP_CMD_MAIL] = cmd_mail,
+    [SMTP_CMD_RCPT] = cmd_rcpt,
+    [SMTP_CMD_DATA] = cmd_data,
+    [SMTP_CMD_RSET] = cmd_rset,
+    [SMTP_CMD_NOOP] = cmd_noop,
+    [SMTP_CMD_QUIT] = cmd_quit,
+    [SMTP_CMD_VRFY] = cmd_vrfy,
+    [SMTP_CMD_HELP] = cmd_help,
+    [SMTP_CMD_UNIMPLEMENTED] = cmd_unimplemented,
 };
 
 /* A refused line: the reply the parser's verdict calls for. */
 static void
-reply_parse_error(struct smtp_session *s, enum smtp_parse_status st,
-    const struct smtp_command *cmd)
+reply_parse_error(struct smtp_session *s, enum smtp_parse_status st, const struct smtp_command *cmd)
 {
 	switch (st) {
-	case SMTP_PARSE_UNKNOWN:
-		reply(s, "500 5.5.2 Error: command not recognized");
-		break;
-	case SMTP_PARSE_TOO_LONG:
-		reply(s, "500 5.5.2 Error: line too long");
-		break;
+	case SMTP_PARSE_UNKNOWN: reply(s, "500 5.5.2 Error: command not recognized"); break;
+	case SMTP_PARSE_TOO_LONG: reply(s, "500 5.5.2 Error: line too long"); break;
 	case SMTP_PARSE_BAD_ADDRESS:
-		reply(s, "501 5.1.%d Error: bad address syntax",
-		    cmd->verb == SMTP_CMD_MAIL ? 7 : 3);
+		reply(
+		    s, "501 5.1.%d Error: bad address syntax", cmd->verb == SMTP_CMD_MAIL ? 7 : 3);
 		break;
-	case SMTP_PARSE_BAD_PARAM:
-		reply(s, "555 5.5.4 Error: unsupported parameter");
-		break;
+	case SMTP_PARSE_BAD_PARAM: reply(s, "555 5.5.4 Error: unsupported parameter"); break;
 	case SMTP_PARSE_SYNTAX:
-	case SMTP_PARSE_OK:
-		reply(s, "501 5.5.4 Error: syntax error in parameters");
-		break;
+	case SMTP_PARSE_OK: reply(s, "501 5.5.4 Error: syntax error in parameters"); break;
 	}
 	protocol_error(s);
 }
@@ -466,13 +447,17 @@ build_received(struct smtp_session *s, char *buf, size_t len)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	if (s->env->nrcpts == 1)
-		snprintf(buf, len, "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
-		    "with %s id %s\r\n\tfor <%s>; %s\r\n", s->helo, s->client_host, hostname(s),
-		    s->esmtp ? "ESMTP" : "SMTP", s->env->id, s->env->rcpts[0].address, date);
+		snprintf(buf, len,
+		    "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
+		    "with %s id %s\r\n\tfor <%s>; %s\r\n",
+		    s->helo, s->client_host, hostname(s), s->esmtp ? "ESMTP" : "SMTP", s->env->id,
+		    s->env->rcpts[0].address, date);
 	else
-		snprintf(buf, len, "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
-		    "with %s id %s; %s\r\n", s->helo, s->client_host, hostname(s),
-		    s->esmtp ? "ESMTP" : "SMTP", s->env->id, date);
+		snprintf(buf, len,
+		    "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
+		    "with %s id %s; %s\r\n",
+		    s->helo, s->client_host, hostname(s), s->esmtp ? "ESMTP" : "SMTP", s->env->id,
+		    date);
 }
 
 /* Back from the commit pool: only now may the client hear "queued". */
@@ -517,8 +502,8 @@ message_commit(struct smtp_session *s)
 	s->env->arrival = time(NULL);
 	queue_id_new(s->env->id);
 	build_received(s, received, SMTP_RECEIVED_MAX);
-	s->job = commit_pool_submit(smtp_server_pool(s->srv), s->env, received, s->msg,
-	    commit_done_cb, s);
+	s->job = commit_pool_submit(
+	    smtp_server_pool(s->srv), s->env, received, s->msg, commit_done_cb, s);
 	if (s->job == NULL) {
 		free(received);
 		smtp_server_counters(s->srv)->queue_errors++;

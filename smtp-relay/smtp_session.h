@@ -21,8 +21,8 @@ struct smtp_session;
  * Returns NULL (fd closed) when out of memory.  The session frees itself
  * when it ends and then calls smtp_server_session_gone.
  */
-struct smtp_session *smtp_session_new(struct smtp_server *srv, struct event_base *base,
-    int fd, const struct addr *client, const char *refuse);
+struct smtp_session *smtp_session_new(struct smtp_server *srv, struct event_base *base, int fd,
+    const struct addr *client, const char *refuse);
 
 /* End the session now (server shutdown); smtp_server_session_gone is not called. */
 void smtp_session_free(struct smtp_session *s);

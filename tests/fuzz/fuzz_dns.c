@@ -55,7 +55,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct zone *zones[1] = { zone };
+	struct zone *zones[1] = {zone};
 	struct answer_result res;
 
 	for (int tcp = 0; tcp <= 1; tcp++) {

@@ -42,8 +42,9 @@ check_answer(const uint8_t *wire, size_t len, uint16_t id, const char *name, uin
 			if (ldns_rr_get_type(ldns_rr_list_rr(a.rrs, i)) != type)
 				abort();
 	if (dns_answer_copy(&copy, &a) == 0) {
-		if ((copy.rrs == NULL) != (a.rrs == NULL) || (a.rrs != NULL &&
-		    ldns_rr_list_rr_count(copy.rrs) != ldns_rr_list_rr_count(a.rrs)))
+		if ((copy.rrs == NULL) != (a.rrs == NULL) ||
+		    (a.rrs != NULL &&
+		        ldns_rr_list_rr_count(copy.rrs) != ldns_rr_list_rr_count(a.rrs)))
 			abort();
 		dns_answer_clear(&copy);
 	}

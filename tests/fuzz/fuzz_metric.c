@@ -18,17 +18,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t secret[] = "fuzzing secret fuzzing secret!!";
 static struct config_key key = {
-	.name = (char *)"fuzz-key",
-	.algorithm = CONFIG_HMAC_SHA256,
-	.algorithm_name = "hmac-sha256",
-	.secret = secret,
-	.secret_len = sizeof(secret) - 1,
+    .name = (char *)"fuzz-key",
+    .algorithm = CONFIG_HMAC_SHA256,
+    .algorithm_name = "hmac-sha256",
+    .secret = secret,
+    .secret_len = sizeof(secret) - 1,
 };
 
 static void
 round_trip(const struct metric_header *hdr, const struct config_key *k, size_t reqlen)
 {
-	struct metric_values v = { .rating = 42000, .capacity = 100, .sessions = 7 };
+	struct metric_values v = {.rating = 42000, .capacity = 100, .sessions = 7};
 	struct metric_reply back;
 	uint8_t out[METRIC_PACKET_MAX];
 	size_t n = metric_reply_build(out, sizeof(out), hdr, &v, k);

@@ -36,7 +36,7 @@ static char dir[128], path[256];
 static void
 cleanup(void)
 {
-	static const char *const sub[] = { "/tmp", "/queue", "/corrupt", "" };
+	static const char *const sub[] = {"/tmp", "/queue", "/corrupt", ""};
 	char p[256];
 
 	unlink(path);
@@ -74,8 +74,8 @@ static void
 put_wrapped(const uint8_t *env, size_t envlen)
 {
 	char head[64], trailer[32];
-	size_t hlen = (size_t)snprintf(head, sizeof(head), "MXBQ1 %zu %zu\n", envlen,
-	    sizeof(content) - 1);
+	size_t hlen =
+	    (size_t)snprintf(head, sizeof(head), "MXBQ1 %zu %zu\n", envlen, sizeof(content) - 1);
 	char *body = malloc(envlen + 1 + sizeof(content) - 1);
 	uint32_t crc;
 

@@ -27,13 +27,12 @@ static struct policy *policy;
 static void
 setup(void)
 {
-	static const char conf[] =
-	    "relay {\n"
-	    "  hostname \"relay.example.test\";\n"
-	    "  local-aliases { \"mail.example.test\"; \"example.org\"; };\n"
-	    "  relay-domains { \"example.test\"; };\n"
-	    "  trusted-networks { 127.0.0.1/32; 10.0.0.0/8; };\n"
-	    "};\n";
+	static const char conf[] = "relay {\n"
+	                           "  hostname \"relay.example.test\";\n"
+	                           "  local-aliases { \"mail.example.test\"; \"example.org\"; };\n"
+	                           "  relay-domains { \"example.test\"; };\n"
+	                           "  trusted-networks { 127.0.0.1/32; 10.0.0.0/8; };\n"
+	                           "};\n";
 	char err[512];
 
 	log_init("fuzz", LOG_LEVEL_ERR, false);
@@ -64,8 +63,8 @@ check_address(const struct address *a)
 	n = (size_t)snprintf(text, sizeof(text), "<%s@%s>", a->local, a->domain);
 	if (n >= sizeof(text))
 		return;
-	if (address_parse(text, n, &again) != ADDRESS_OK ||
-	    strcmp(again.local, a->local) != 0 || strcmp(again.domain, a->domain) != 0)
+	if (address_parse(text, n, &again) != ADDRESS_OK || strcmp(again.local, a->local) != 0 ||
+	    strcmp(again.domain, a->domain) != 0)
 		abort();
 }
 

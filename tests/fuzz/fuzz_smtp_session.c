@@ -53,7 +53,7 @@ remove_cb(const char *id, void *arg)
 static void
 cleanup(void)
 {
-	static const char *const sub[] = { "/tmp", "/queue", "/corrupt", "" };
+	static const char *const sub[] = {"/tmp", "/queue", "/corrupt", ""};
 	char p[256];
 
 	smtp_server_free(srv);
@@ -68,14 +68,13 @@ cleanup(void)
 static void
 setup(void)
 {
-	static const char conf[] =
-	    "relay {\n"
-	    "  hostname \"relay.example.test\";\n"
-	    "  local-aliases { \"mail.example.test\"; };\n"
-	    "  relay-domains { \"example.test\"; };\n"
-	    "  trusted-networks { 127.0.0.1/32; };\n"
-	    "  max-message-size 4K; max-recipients 5;\n"
-	    "};\n";
+	static const char conf[] = "relay {\n"
+	                           "  hostname \"relay.example.test\";\n"
+	                           "  local-aliases { \"mail.example.test\"; };\n"
+	                           "  relay-domains { \"example.test\"; };\n"
+	                           "  trusted-networks { 127.0.0.1/32; };\n"
+	                           "  max-message-size 4K; max-recipients 5;\n"
+	                           "};\n";
 	char err[512];
 	struct policy *p;
 
@@ -105,9 +104,8 @@ check_replies(const char *out, size_t len)
 		if (nl == NULL)
 			abort(); /* a partial line at close */
 		n = (size_t)(nl - (out + i)) + 1;
-		if (n < 6 || n > 512 || out[i + n - 2] != '\r' ||
-		    out[i] < '2' || out[i] > '5' || out[i + 1] < '0' || out[i + 1] > '9' ||
-		    out[i + 2] < '0' || out[i + 2] > '9' ||
+		if (n < 6 || n > 512 || out[i + n - 2] != '\r' || out[i] < '2' || out[i] > '5' ||
+		    out[i + 1] < '0' || out[i + 1] > '9' || out[i + 2] < '0' || out[i + 2] > '9' ||
 		    (out[i + 3] != ' ' && out[i + 3] != '-'))
 			abort();
 		i += n;
@@ -128,8 +126,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
 		abort();
-	if (smtp_session_new(srv, base, sv[0], (data[0] & 1) ? &untrusted : &trusted,
-	    NULL) == NULL)
+	if (smtp_session_new(srv, base, sv[0], (data[0] & 1) ? &untrusted : &trusted, NULL) == NULL)
 		abort();
 	for (int turn = 0; turn < MAX_TURNS && !closed; turn++) {
 		bool progress = false;

@@ -39,15 +39,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data, size);
 	while (off < size) {
-		int used = socketmap_parse_request(buf + off, size - off, name, sizeof(name),
-		    key, sizeof(key));
+		int used = socketmap_parse_request(
+		    buf + off, size - off, name, sizeof(name), key, sizeof(key));
 
 		if (used <= 0)
 			break;
 		check_request(buf + off, size - off, used, name, key);
 		/* A shorter prefix of a complete request is never complete. */
-		if (socketmap_parse_request(buf + off, (size_t)used - 1, name, sizeof(name),
-		    key, sizeof(key)) > 0)
+		if (socketmap_parse_request(
+		        buf + off, (size_t)used - 1, name, sizeof(name), key, sizeof(key)) > 0)
 			abort();
 		off += (size_t)used;
 	}

@@ -9,7 +9,7 @@ set -eu
 PACKAGES="
  build-essential pkg-config
  libldns-dev libevent-dev libjson-c-dev libssl-dev
- clang libclang-rt-14-dev valgrind
+ clang libclang-rt-14-dev clang-format valgrind
  bind9-dnsutils ldnsutils knot-dnsutils dnsperf
  nsd knot gdnsd lbcd
  swaks postfix

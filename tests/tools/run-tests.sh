@@ -36,6 +36,7 @@ stage() {
 	fi
 }
 
+stage "style (clang-format)" $MAKE --no-print-directory style-check
 stage "build" $MAKE --no-print-directory all unit-bins
 stage "unit tests" tests/tools/run-unit.sh build/tests
 stage "unit tests under ASan+UBSan" $MAKE --no-print-directory check-asan-unit

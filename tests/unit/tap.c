@@ -61,8 +61,8 @@ tap_is_str(const char *got, const char *want, const char *file, int line, const 
 	va_end(ap);
 	if (!r)
 		printf("#        got: %s%s%s\n#   expected: %s%s%s\n", got ? "'" : "",
-		    got ? got : "NULL", got ? "'" : "", want ? "'" : "",
-		    want ? want : "NULL", want ? "'" : "");
+		    got ? got : "NULL", got ? "'" : "", want ? "'" : "", want ? want : "NULL",
+		    want ? "'" : "");
 	return r;
 }
 

@@ -23,21 +23,21 @@ test_valid(void)
 		const char *path, *local, *domain;
 		unsigned flags;
 	} cases[] = {
-		{ "<user@example.test>", "user", "example.test", 0 },
-		{ "<User.Name+tag@Example.TEST>", "User.Name+tag", "example.test", 0 },
-		{ "<a@b>", "a", "b", 0 },
-		{ "<\"john doe\"@example.test>", "\"john doe\"", "example.test", ADDRESS_F_QUOTED },
-		{ "<\"a@b\"@example.test>", "\"a@b\"", "example.test",
-		  ADDRESS_F_QUOTED | ADDRESS_F_ROUTING },
-		{ "<\"a\\\"b\"@example.test>", "\"a\\\"b\"", "example.test", ADDRESS_F_QUOTED },
-		{ "<u%v@example.test>", "u%v", "example.test", ADDRESS_F_ROUTING },
-		{ "<host!u@example.test>", "host!u", "example.test", ADDRESS_F_ROUTING },
-		{ "<@a.test,@b.test:u@c.test>", "u", "c.test", ADDRESS_F_ROUTE },
-		{ "<u@[192.0.2.1]>", "u", "[192.0.2.1]", ADDRESS_F_LITERAL },
-		{ "<u@[IPv6:2001:db8::1]>", "u", "[ipv6:2001:db8::1]", ADDRESS_F_LITERAL },
-		{ "<postmaster>", "postmaster", "", ADDRESS_F_BARE },
-		{ "<PostMaster>", "PostMaster", "", ADDRESS_F_BARE },
-		{ "<a-b@x-y.example.test>", "a-b", "x-y.example.test", 0 },
+	    {"<user@example.test>", "user", "example.test", 0},
+	    {"<User.Name+tag@Example.TEST>", "User.Name+tag", "example.test", 0},
+	    {"<a@b>", "a", "b", 0},
+	    {"<\"john doe\"@example.test>", "\"john doe\"", "example.test", ADDRESS_F_QUOTED},
+	    {"<\"a@b\"@example.test>", "\"a@b\"", "example.test",
+	        ADDRESS_F_QUOTED | ADDRESS_F_ROUTING},
+	    {"<\"a\\\"b\"@example.test>", "\"a\\\"b\"", "example.test", ADDRESS_F_QUOTED},
+	    {"<u%v@example.test>", "u%v", "example.test", ADDRESS_F_ROUTING},
+	    {"<host!u@example.test>", "host!u", "example.test", ADDRESS_F_ROUTING},
+	    {"<@a.test,@b.test:u@c.test>", "u", "c.test", ADDRESS_F_ROUTE},
+	    {"<u@[192.0.2.1]>", "u", "[192.0.2.1]", ADDRESS_F_LITERAL},
+	    {"<u@[IPv6:2001:db8::1]>", "u", "[ipv6:2001:db8::1]", ADDRESS_F_LITERAL},
+	    {"<postmaster>", "postmaster", "", ADDRESS_F_BARE},
+	    {"<PostMaster>", "PostMaster", "", ADDRESS_F_BARE},
+	    {"<a-b@x-y.example.test>", "a-b", "x-y.example.test", 0},
 	};
 	struct address a;
 
@@ -58,15 +58,39 @@ static void
 test_invalid(void)
 {
 	static const char *const bad[] = {
-		"", "<", ">", "user@example.test", "<user@example.test", "user@example.test>",
-		"<user@example.test> ", "<user>", "<@>", "<user@>", "<@example.test>",
-		"<user@example.test.>", "<user@.example.test>", "<user@exa..mple.test>",
-		"<user@-example.test>", "<user@example-.test>", "<.user@example.test>",
-		"<user.@example.test>", "<us..er@example.test>", "<us er@example.test>",
-		"<user@exa_mple.test>", "<user@example.test@evil.test>", "<\"unterminated@x>",
-		"<u@[192.0.2.256]>", "<u@[not-an-ip]>", "<u@[IPv6:zz::1]>", "<u@[192.0.2.1>",
-		"<@a.test:>", "<@a.test,u@c.test>", "<u\xc3\xa9@example.test>",
-		"<\"a\x01\"@example.test>", "<user@exam\tple.test>", "<postmaster@>",
+	    "",
+	    "<",
+	    ">",
+	    "user@example.test",
+	    "<user@example.test",
+	    "user@example.test>",
+	    "<user@example.test> ",
+	    "<user>",
+	    "<@>",
+	    "<user@>",
+	    "<@example.test>",
+	    "<user@example.test.>",
+	    "<user@.example.test>",
+	    "<user@exa..mple.test>",
+	    "<user@-example.test>",
+	    "<user@example-.test>",
+	    "<.user@example.test>",
+	    "<user.@example.test>",
+	    "<us..er@example.test>",
+	    "<us er@example.test>",
+	    "<user@exa_mple.test>",
+	    "<user@example.test@evil.test>",
+	    "<\"unterminated@x>",
+	    "<u@[192.0.2.256]>",
+	    "<u@[not-an-ip]>",
+	    "<u@[IPv6:zz::1]>",
+	    "<u@[192.0.2.1>",
+	    "<@a.test:>",
+	    "<@a.test,u@c.test>",
+	    "<u\xc3\xa9@example.test>",
+	    "<\"a\x01\"@example.test>",
+	    "<user@exam\tple.test>",
+	    "<postmaster@>",
 	};
 	struct address a;
 
@@ -114,7 +138,7 @@ verdict(const struct policy *p, const char *path, bool trusted)
 	struct address a;
 
 	if (parse(path, &a) != ADDRESS_OK)
-		return (enum policy_verdict)-1;
+		return (enum policy_verdict) - 1;
 	return policy_check_rcpt(p, &a, trusted);
 }
 
@@ -122,12 +146,16 @@ static void
 test_policy(void)
 {
 	struct config *cfg = load("relay { hostname \"relay.test\"; "
-	    "local-aliases { \"mail.example.test\"; \"local.test\"; }; relay-domains { \"example.test\"; }; "
-	    "trusted-networks { 127.0.0.1/32; }; users { \"alice\"; }; };");
+	                          "local-aliases { \"mail.example.test\"; \"local.test\"; }; "
+	                          "relay-domains { \"example.test\"; }; "
+	                          "trusted-networks { 127.0.0.1/32; }; users { \"alice\"; }; };");
 	static const char *const tricks[] = {
-		"<u%outside.test@example.test>", "<outside.test!u@example.test>",
-		"<\"u@outside.test\"@example.test>", "<@example.test:u@outside.test>",
-		"<u@[192.0.2.1]>", "<\"u\"@example.test>",
+	    "<u%outside.test@example.test>",
+	    "<outside.test!u@example.test>",
+	    "<\"u@outside.test\"@example.test>",
+	    "<@example.test:u@outside.test>",
+	    "<u@[192.0.2.1]>",
+	    "<\"u\"@example.test>",
 	};
 	struct addr client;
 	struct policy *p;

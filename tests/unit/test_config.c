@@ -25,8 +25,8 @@ refused(const char *text, const char *prefix, const char *what)
 	struct config *cfg = load(text);
 
 	ok(cfg == NULL, "refused: %s", what);
-	ok(strncmp(err, prefix, strlen(prefix)) == 0, "error for %s: '%s' starts with '%s'",
-	    what, err, prefix);
+	ok(strncmp(err, prefix, strlen(prefix)) == 0, "error for %s: '%s' starts with '%s'", what,
+	    err, prefix);
 	config_free(cfg);
 }
 
@@ -60,8 +60,8 @@ test_reference_example(void)
 	    "zone file resolved against directory");
 	is_int((long long)cfg->broker.zones[0].allow_transfer.n, 1, "allow-transfer");
 	is_int(cfg->broker.zones[0].allow_transfer.v[0].prefix, 32, "host prefix /32");
-	is_str(addr_str(&cfg->broker.zones[0].also_notify.v[0], buf, sizeof(buf)),
-	    "127.0.0.1:5399", "also-notify port");
+	is_str(addr_str(&cfg->broker.zones[0].also_notify.v[0], buf, sizeof(buf)), "127.0.0.1:5399",
+	    "also-notify port");
 	is_str(cfg->broker.state_file, "/var/lib/mxbroker/brokerd.state", "default state file");
 	ok(config_zone_find(cfg, "MAIL.example.test.") == &cfg->broker.zones[0], "zone find");
 	is_int((long long)cfg->nclusters, 1, "one cluster");
@@ -127,7 +127,8 @@ static void
 test_comments_and_strings(void)
 {
 	struct config *cfg = load(
-	    "# hash\n// slashes\n/* block\n spanning */ options { directory \"/a b/\\\"q\\\"\"; };\n"
+	    "# hash\n// slashes\n/* block\n spanning */ options { directory \"/a b/\\\"q\\\"\"; "
+	    "};\n"
 	    "relay { hostname \"Relay.Example.TEST.\"; local-aliases { \"A.test\"; b.test; }; };");
 
 	ok(cfg != NULL, "comments and strings (%s)", err);
@@ -165,22 +166,30 @@ test_values(void)
 	ok(config_parse_size("10Q", &z) == -1, "size bad unit");
 	ok(config_parse_size("", &z) == -1, "size empty");
 
-	cfg = load("options { syslog yes; log-level debug; };\n"
-	    "cluster \"c.test\" { members { 192.0.2.1 weight 5 drain; 2001:db8::1 check 192.0.2.9; };\n"
+	cfg = load(
+	    "options { syslog yes; log-level debug; };\n"
+	    "cluster \"c.test\" { members { 192.0.2.1 weight 5 drain; 2001:db8::1 check 192.0.2.9; "
+	    "};\n"
 	    "  failover 192.0.2.99; failover 2001:db8::99; protocol lbcd; policy weighted;\n"
-	    "  health-check smtp 25; hysteresis 5; fall 2; rise 3; masters 192.0.2.53 port 5300; };\n"
-	    "broker { zone \"Z.test\" { file \"z\"; allow-transfer { any; }; }; tcp-idle-timeout 1m; };\n"
+	    "  health-check smtp 25; hysteresis 5; fall 2; rise 3; masters 192.0.2.53 port 5300; "
+	    "};\n"
+	    "broker { zone \"Z.test\" { file \"z\"; allow-transfer { any; }; }; tcp-idle-timeout "
+	    "1m; };\n"
 	    "relay { trusted-networks { none; }; users { alice; \"bob\"; }; remote-port 2525;\n"
 	    "  gateway-placeholder-not-here; };");
 	ok(cfg == NULL, "unknown relay statement refused");
 	is_str(err, "t.conf:7: unknown statement 'gateway-placeholder-not-here' in relay",
 	    "unknown statement message");
 
-	cfg = load("options { syslog yes; log-level debug; };\n"
-	    "cluster \"c.test\" { members { 192.0.2.1 weight 5 drain; 2001:db8::1 check 192.0.2.9; };\n"
+	cfg = load(
+	    "options { syslog yes; log-level debug; };\n"
+	    "cluster \"c.test\" { members { 192.0.2.1 weight 5 drain; 2001:db8::1 check 192.0.2.9; "
+	    "};\n"
 	    "  failover 192.0.2.99; failover 2001:db8::99; protocol lbcd; policy weighted;\n"
-	    "  health-check smtp 25; hysteresis 5; fall 2; rise 3; masters 192.0.2.53 port 5300; };\n"
-	    "broker { zone \"Z.test\" { file \"z\"; allow-transfer { any; }; }; tcp-idle-timeout 1m; };\n"
+	    "  health-check smtp 25; hysteresis 5; fall 2; rise 3; masters 192.0.2.53 port 5300; "
+	    "};\n"
+	    "broker { zone \"Z.test\" { file \"z\"; allow-transfer { any; }; }; tcp-idle-timeout "
+	    "1m; };\n"
 	    "relay { trusted-networks { none; }; users { alice; \"bob\"; }; remote-port 2525; };\n"
 	    "resolver { gateway \"[192.0.2.1]\"; };");
 	ok(cfg != NULL, "every extension (%s)", err);
@@ -219,8 +228,8 @@ test_values(void)
 static void
 test_errors(void)
 {
-	refused("options { directory \"/x\" }", "t.conf:1: missing ';' after '\"/x\"'"[0] ? "t.conf:1:" : "",
-	    "missing ';' before '}'");
+	refused("options { directory \"/x\" }",
+	    "t.conf:1: missing ';' after '\"/x\"'"[0] ? "t.conf:1:" : "", "missing ';' before '}'");
 	refused("broker {\n threads 2\n status-listen 127.0.0.1;\n};",
 	    "t.conf:2: missing ';' after '2'", "missing ';' at end of line");
 	refused("broker { threads 2; }", "t.conf:1: missing ';' after '}' of 'broker'",
@@ -250,10 +259,10 @@ test_errors(void)
 	refused("options { log-level loud; };",
 	    "t.conf:1: 'log-level' wants one of error, warning, info, debug, not 'loud'",
 	    "bad enum");
-	refused("broker { listen 127.0.0.1 port 0; };", "t.conf:1: 'port' 0 is out of range",
-	    "port 0");
-	refused("broker { listen 127.0.0.1 port 70000; };", "t.conf:1: 'port' 70000 is out of range",
-	    "port too big");
+	refused(
+	    "broker { listen 127.0.0.1 port 0; };", "t.conf:1: 'port' 0 is out of range", "port 0");
+	refused("broker { listen 127.0.0.1 port 70000; };",
+	    "t.conf:1: 'port' 70000 is out of range", "port too big");
 	refused("broker { listen 127.0.0.1 prot 53; };",
 	    "t.conf:1: unexpected 'prot' after address 127.0.0.1", "port typo");
 	refused("relay { trusted-networks { 10.0.0.1/8; }; };",
@@ -288,7 +297,7 @@ test_errors(void)
 	refused("cluster \"a.test\" { dns-ttl 5; };", "t.conf:1: cluster 'a.test' needs 'members'",
 	    "cluster without members");
 	refused("cluster \"a.test\" { members { 10.0.0.1; }; };\n"
-	    "cluster \"A.test\" { members { 10.0.0.1; }; };",
+	        "cluster \"A.test\" { members { 10.0.0.1; }; };",
 	    "t.conf:2: cluster 'a.test' given twice (first on line 1)", "duplicate cluster");
 	refused("cluster \"a.test\" { members { 10.0.0.1; 10.0.0.1 weight 2; }; };",
 	    "t.conf:1: member 10.0.0.1 listed twice", "duplicate member");
@@ -298,12 +307,14 @@ test_errors(void)
 	    "t.conf:1: unexpected 'heavy' in member 10.0.0.1", "member junk");
 	refused("cluster \"a.test\" { members { 10.0.0.1\n 10.0.0.2; }; };",
 	    "t.conf:1: missing ';' after '10.0.0.1'", "member missing ';'");
-	refused("cluster \"a.test\" { members { 10.0.0.1; }; failover 10.0.0.9; failover 10.0.0.8; };",
+	refused(
+	    "cluster \"a.test\" { members { 10.0.0.1; }; failover 10.0.0.9; failover 10.0.0.8; };",
 	    "t.conf:1: 'failover' given twice for the same address family", "two v4 failovers");
 	refused("cluster \"a.test\" { members { 10.0.0.1; }; failover 10.0.0.9 port 5; };",
 	    "t.conf:1: 'failover' takes an address, no port", "failover with port");
 	refused("cluster \"a.test\" { members { 10.0.0.1; }; health-check http 80; };",
-	    "t.conf:1: 'health-check' wants one of none, tcp, smtp, not 'http'", "bad health-check");
+	    "t.conf:1: 'health-check' wants one of none, tcp, smtp, not 'http'",
+	    "bad health-check");
 	refused("cluster \"a.test\" { members { 10.0.0.1; }; key \"nope\"; };",
 	    "t.conf:1: key 'nope' is not defined", "undefined key");
 	refused("key \"k\" { algorithm hmac-sha256; };", "t.conf:1: key 'k' needs 'secret'",
@@ -315,7 +326,7 @@ test_errors(void)
 	refused("key \"k\" { algorithm rot13; secret \"AAAA\"; };",
 	    "t.conf:1: 'algorithm' wants one of hmac-md5", "bad algorithm");
 	refused("key \"k\" { algorithm hmac-sha1; secret \"AAAA\"; };\n"
-	    "key \"K\" { algorithm hmac-sha1; secret \"AAAA\"; };",
+	        "key \"K\" { algorithm hmac-sha1; secret \"AAAA\"; };",
 	    "t.conf:2: key 'k' defined twice", "duplicate key");
 	refused("broker { zone \"z.test\" { }; };", "t.conf:1: zone 'z.test' needs 'file'",
 	    "zone without file");
@@ -355,7 +366,8 @@ test_include_and_paths(void)
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/main.conf", dir);
 	f = fopen(path, "w");
-	fprintf(f, "include \"keys.conf\";\nmetrics { key \"k\"; drain-file \"d\"; };\n"
+	fprintf(f,
+	    "include \"keys.conf\";\nmetrics { key \"k\"; drain-file \"d\"; };\n"
 	    "broker { zone \"z.test\" { file \"z.zone\"; }; };\n");
 	fclose(f);
 	cfg = config_load(path, err, sizeof(err));
@@ -380,8 +392,11 @@ test_include_and_paths(void)
 	unlink(path);
 	rmdir(dir);
 	cfg = config_load("/nonexistent/mxbroker.conf", err, sizeof(err));
-	ok(cfg == NULL && strcmp(err, "/nonexistent/mxbroker.conf:0: cannot read: "
-	    "No such file or directory") == 0, "missing file: %s", err);
+	ok(cfg == NULL &&
+	        strcmp(err,
+	            "/nonexistent/mxbroker.conf:0: cannot read: "
+	            "No such file or directory") == 0,
+	    "missing file: %s", err);
 }
 
 int

@@ -34,7 +34,7 @@ static void
 test_scheduler(void)
 {
 	struct event_base *base = event_base_new();
-	struct runs r = { .n = 0 };
+	struct runs r = {.n = 0};
 	struct scheduler *s = scheduler_new(base, 2, run_cb, &r);
 	time_t now = time(NULL);
 
@@ -110,8 +110,8 @@ static void
 test_config(void)
 {
 	struct config *cfg = load("relay { hold-delivery yes; retry-interval 10m; "
-	    "max-retry-interval 2h; queue-lifetime 1d; remote-port 2525; "
-	    "max-deliveries 7; max-deliveries-per-destination 3; };\n");
+	                          "max-retry-interval 2h; queue-lifetime 1d; remote-port 2525; "
+	                          "max-deliveries 7; max-deliveries-per-destination 3; };\n");
 
 	ok(cfg != NULL, "delivery statements parse");
 	if (cfg != NULL) {

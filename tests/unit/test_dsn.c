@@ -32,8 +32,8 @@ test_build(void)
 	struct queue_env *env = queue_env_new();
 	static const char content[] = "Received: by x\r\nSubject: hello\r\n\r\nbody line\r\n";
 	struct dsn_rcpt r[2] = {
-		{ "bad@remote.test", "failed", "5.1.1", "mx.remote.test", "550 5.1.1 no", 100 },
-		{ "nx@nx.test", "failed", "5.1.2", NULL, "550 5.1.2 no such domain", 0 },
+	    {"bad@remote.test", "failed", "5.1.1", "mx.remote.test", "550 5.1.1 no", 100},
+	    {"nx@nx.test", "failed", "5.1.2", NULL, "550 5.1.2 no such domain", 0},
 	};
 	size_t len = 0;
 	char *out;
@@ -50,15 +50,20 @@ test_build(void)
 	    "From");
 	ok(strstr(out, "\r\nTo: <alice@sender.test>\r\n") != NULL, "To");
 	ok(strstr(out, "Reporting-MTA: dns; relay.test\r\n") != NULL, "Reporting-MTA");
-	ok(strstr(out, "Final-Recipient: rfc822; bad@remote.test\r\nOriginal-Recipient: "
-	    "rfc822; bad@remote.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; "
-	    "mx.remote.test\r\nDiagnostic-Code: smtp; 550 5.1.1 no\r\n") != NULL,
+	ok(strstr(out,
+	       "Final-Recipient: rfc822; bad@remote.test\r\nOriginal-Recipient: "
+	       "rfc822; bad@remote.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; "
+	       "mx.remote.test\r\nDiagnostic-Code: smtp; 550 5.1.1 no\r\n") != NULL,
 	    "per-recipient fields");
-	ok(strstr(out, "Final-Recipient: rfc822; nx@nx.test\r\nOriginal-Recipient: rfc822; "
-	    "nx@nx.test\r\nAction: failed\r\nStatus: 5.1.2\r\nDiagnostic-Code: X-mxbroker; "
-	    "550 5.1.2 no such domain\r\n") != NULL, "a routing failure: no Remote-MTA");
-	ok(strstr(out, "Content-Type: text/rfc822-headers\r\n\r\nReceived: by x\r\nSubject: "
-	    "hello\r\n\r\n--") != NULL, "original headers attached");
+	ok(strstr(out,
+	       "Final-Recipient: rfc822; nx@nx.test\r\nOriginal-Recipient: rfc822; "
+	       "nx@nx.test\r\nAction: failed\r\nStatus: 5.1.2\r\nDiagnostic-Code: X-mxbroker; "
+	       "550 5.1.2 no such domain\r\n") != NULL,
+	    "a routing failure: no Remote-MTA");
+	ok(strstr(out,
+	       "Content-Type: text/rfc822-headers\r\n\r\nReceived: by x\r\nSubject: "
+	       "hello\r\n\r\n--") != NULL,
+	    "original headers attached");
 	ok(strstr(out, "body line") == NULL, "the body is not");
 	ok(strncmp(out, "Received: by relay.test (mxbroker) id fedcba9876543210;", 55) == 0,
 	    "our Received: first");

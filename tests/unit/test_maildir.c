@@ -24,7 +24,8 @@ test_user(void)
 	ok(maildir_user("\"a b\"", u, sizeof(u)) == -1, "quoted");
 	ok(maildir_user("a\tb", u, sizeof(u)) == -1, "control");
 	ok(maildir_user("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", u,
-	    sizeof(u)) == -1, "65 octets");
+	       sizeof(u)) == -1,
+	    "65 octets");
 }
 
 /* The single entry of dir (not . or ..) into name; the count of entries. */
@@ -56,8 +57,9 @@ test_deliver(void)
 	size_t n;
 
 	ok(mkdtemp(root) != NULL, "temp dir");
-	ok(maildir_deliver(root, "bob", "a@b.test", "bob@local.test", content,
-	    strlen(content)) == 0, "delivered");
+	ok(maildir_deliver(root, "bob", "a@b.test", "bob@local.test", content, strlen(content)) ==
+	        0,
+	    "delivered");
 	ok(maildir_deliver(root, "bob", "", "bob@local.test", content, strlen(content)) == 0,
 	    "again, from <>");
 	snprintf(path, sizeof(path), "%s/bob/new", root);

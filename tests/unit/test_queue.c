@@ -38,8 +38,8 @@ commit(struct queue *q)
 	static char id[QUEUE_ID_LEN + 1];
 	struct queue_env *env = make_env();
 	struct iovec iov[2] = {
-		{ (void *)content, 10 },
-		{ (void *)(content + 10), sizeof(content) - 11 },
+	    {(void *)content, 10},
+	    {(void *)(content + 10), sizeof(content) - 11},
 	};
 	int rc = queue_commit(q, env, iov, 2);
 
@@ -156,7 +156,8 @@ test_json_roundtrip(void)
 	json_object_object_add(o, "version", json_object_new_int(2));
 	ok(queue_env_from_json(o) == NULL, "unknown version refused");
 	json_object_put(o);
-	o = json_tokener_parse("{\"version\":1,\"id\":\"0123456789abcdef\",\"arrival\":1,"
+	o = json_tokener_parse(
+	    "{\"version\":1,\"id\":\"0123456789abcdef\",\"arrival\":1,"
 	    "\"sender\":\"\",\"client\":{\"address\":\"x\",\"helo\":null},\"body\":\"7BIT\","
 	    "\"bounce\":false,\"size\":0,\"recipients\":[]}");
 	ok(queue_env_from_json(o) == NULL, "no recipients refused");
@@ -216,8 +217,7 @@ test_recovery(struct queue *q)
 		is_int(queue_update(q, env), 0, "mark all delivered");
 		queue_env_free(env);
 	}
-	ok(queue_recover(q, true, 0, &rec, NULL, NULL) == 0 && rec.orphans == 1,
-	    "orphan found");
+	ok(queue_recover(q, true, 0, &rec, NULL, NULL) == 0 && rec.orphans == 1, "orphan found");
 	is_int((long long)count("queue"), 0, "orphan removed");
 }
 

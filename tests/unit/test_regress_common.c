@@ -28,8 +28,7 @@
 #define MAX_FILL 4096
 
 static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-    void *arg)
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
 	(void)l;
 	(void)sa;
@@ -52,7 +51,7 @@ cpu_seconds(void)
 static void
 run_for(struct event_base *base, int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	event_base_loopexit(base, &tv);
 	event_base_dispatch(base);
@@ -61,7 +60,7 @@ run_for(struct event_base *base, int ms)
 static void
 test_guard_pauses_on_emfile(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	socklen_t slen = sizeof(sin);
 	struct event_base *base = event_base_new();
 	struct evconnlistener *l;
@@ -73,7 +72,7 @@ test_guard_pauses_on_emfile(void)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	ok(lfd != -1 && bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    listen(lfd, 16) == 0 && getsockname(lfd, (struct sockaddr *)&sin, &slen) == 0,
+	        listen(lfd, 16) == 0 && getsockname(lfd, (struct sockaddr *)&sin, &slen) == 0,
 	    "listening socket");
 	l = evconnlistener_new(base, accept_cb, &accepted, LEV_OPT_CLOSE_ON_FREE, 0, lfd);
 	ok(l != NULL, "listener");

@@ -20,7 +20,7 @@ static void
 test_literal_with_nul(void)
 {
 	static const char crash[] = "<u@[9.0.2.1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-	    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0]>";
+	                            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0]>";
 	static const char rcpt[] = "RCPT TO:<u@[192.0.2.1\0]>";
 	static const char v6[] = "<u@[IPv6:2001:db8::1\0x]>";
 	struct smtp_command cmd;

@@ -39,7 +39,7 @@ check(struct rrl *r, const char *addr, uint64_t now)
 static void
 test_bucket_and_slip(void)
 {
-	struct config_rrl cfg = { 10, 2, 24, 56, 1024 };
+	struct config_rrl cfg = {10, 2, 24, 56, 1024};
 	struct rrl *r = rrl_new(&cfg);
 	unsigned sent = 0, slipped = 0, dropped = 0;
 
@@ -70,7 +70,7 @@ test_bucket_and_slip(void)
 static void
 test_ipv6_and_off(void)
 {
-	struct config_rrl cfg = { 1, 0, 24, 56, 1024 };
+	struct config_rrl cfg = {1, 0, 24, 56, 1024};
 	struct rrl *r = rrl_new(&cfg);
 
 	is_int(check(r, "2001:db8:0:1::1", 5), RRL_SEND, "v6 first");
@@ -90,7 +90,7 @@ test_ipv6_and_off(void)
 static void
 test_full_table(void)
 {
-	struct config_rrl cfg = { 5, 2, 32, 128, 64 };
+	struct config_rrl cfg = {5, 2, 32, 128, 64};
 	struct rrl *r = rrl_new(&cfg);
 	char addr[32];
 	unsigned sent = 0;

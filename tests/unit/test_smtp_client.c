@@ -50,11 +50,11 @@ static void
 test_stuff(void)
 {
 	static const char *const cases[][2] = {
-		{ "a\r\n", "a\r\n.\r\n" },
-		{ ".a\r\n", "..a\r\n.\r\n" },
-		{ "x\r\n.\r\n..\r\nb.c\r\n", "x\r\n..\r\n...\r\nb.c\r\n.\r\n" },
-		{ "no newline", "no newline\r\n.\r\n" },
-		{ "", ".\r\n" },
+	    {"a\r\n", "a\r\n.\r\n"},
+	    {".a\r\n", "..a\r\n.\r\n"},
+	    {"x\r\n.\r\n..\r\nb.c\r\n", "x\r\n..\r\n...\r\nb.c\r\n.\r\n"},
+	    {"no newline", "no newline\r\n.\r\n"},
+	    {"", ".\r\n"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -70,12 +70,12 @@ test_stuff(void)
 /* ---- a scripted server ---- */
 
 struct server {
-	bool ehlo;		/* answer EHLO (else 502, HELO follows) */
+	bool ehlo; /* answer EHLO (else 502, HELO follows) */
 	bool pipelining;
-	const char *size;	/* "SIZE 100" or NULL */
-	char log[8192];		/* every line received, '|'-separated, data included */
+	const char *size; /* "SIZE 100" or NULL */
+	char log[8192];   /* every line received, '|'-separated, data included */
 	bool in_data;
-	int replies_before_read;	/* to check pipelining: lines seen in one read */
+	int replies_before_read; /* to check pipelining: lines seen in one read */
 	int max_batch;
 };
 
@@ -103,7 +103,8 @@ serve_line(struct server *s, struct bufferevent *bev, const char *line)
 		else {
 			say(bev, "250-test.server");
 			if (s->size)
-				evbuffer_add_printf(bufferevent_get_output(bev), "250-%s\r\n", s->size);
+				evbuffer_add_printf(
+				    bufferevent_get_output(bev), "250-%s\r\n", s->size);
 			say(bev, s->pipelining ? "250-PIPELINING\r\n250 8BITMIME" : "250 8BITMIME");
 		}
 	} else if (strncmp(line, "HELO", 4) == 0 || strncmp(line, "MAIL", 4) == 0)
@@ -131,8 +132,8 @@ server_read_cb(struct bufferevent *bev, void *arg)
 	size_t len;
 	int batch = 0;
 
-	while ((line = evbuffer_readln(bufferevent_get_input(bev), &len,
-	    EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+	while ((line = evbuffer_readln(
+	            bufferevent_get_input(bev), &len, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
 		if (!s->in_data)
 			batch++;
 		serve_line(s, bev, line);
@@ -153,8 +154,8 @@ server_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
-	struct bufferevent *bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
-	    BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev =
+	    bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
 
 	(void)sa;
 	(void)len;
@@ -165,7 +166,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 
 struct outcome {
 	bool done;
-	size_t n;			/* recipients in the message */
+	size_t n; /* recipients in the message */
 	struct smtp_client_reply res[4];
 	struct event_base *base;
 };
@@ -177,7 +178,7 @@ done_cb(const struct smtp_client_reply *res, void *arg)
 
 	memcpy(o->res, res, sizeof(o->res[0]) * o->n);
 	o->done = true;
-	event_base_loopexit(o->base, &(struct timeval){ 0, 100000 });
+	event_base_loopexit(o->base, &(struct timeval){0, 100000});
 }
 
 /* Deliver msg to a fresh scripted server; fills o. */
@@ -187,12 +188,13 @@ converse(struct server *srv, const struct smtp_client_msg *m, struct outcome *o,
 	struct event_base *base = event_base_new();
 	struct addr a;
 	struct evconnlistener *l = NULL;
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 
 	sin.sin_addr.s_addr = htonl(0x7f000001);
 	if (listen)
-		l = evconnlistener_new_bind(base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE |
-		    LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sin, sizeof(sin));
+		l = evconnlistener_new_bind(base, accept_cb, srv,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sin,
+		    sizeof(sin));
 	if (l != NULL) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -200,7 +202,7 @@ converse(struct server *srv, const struct smtp_client_msg *m, struct outcome *o,
 		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl);
 		addr_from_sockaddr((struct sockaddr *)&ss, sl, &a);
 	} else {
-		addr_parse("127.0.0.1", 1, &a);	/* nothing listens on port 1 */
+		addr_parse("127.0.0.1", 1, &a); /* nothing listens on port 1 */
 	}
 	memset(o, 0, sizeof(*o));
 	o->base = base;
@@ -215,11 +217,11 @@ converse(struct server *srv, const struct smtp_client_msg *m, struct outcome *o,
 static void
 test_conversations(void)
 {
-	static const char *const rcpts[] = { "good@x.test", "bad@x.test", "later@x.test" };
+	static const char *const rcpts[] = {"good@x.test", "bad@x.test", "later@x.test"};
 	static const char content[] = "Subject: t\r\n\r\n.dot\r\nend\r\n";
-	struct smtp_client_msg m = { "relay.test", "s@x.test", rcpts, 3, content,
-		sizeof(content) - 1, true };
-	struct server srv = { .ehlo = true, .pipelining = true, .size = "SIZE 1000" };
+	struct smtp_client_msg m = {
+	    "relay.test", "s@x.test", rcpts, 3, content, sizeof(content) - 1, true};
+	struct server srv = {.ehlo = true, .pipelining = true, .size = "SIZE 1000"};
 	struct outcome o;
 
 	converse(&srv, &m, &o, true);
@@ -250,7 +252,7 @@ test_conversations(void)
 	ok(strstr(srv.log, "MAIL") == NULL, "nothing sent");
 
 	{
-		static const char *const bad[] = { "bad@x.test" };
+		static const char *const bad[] = {"bad@x.test"};
 		struct smtp_client_msg m2 = m;
 
 		m2.rcpts = bad;
