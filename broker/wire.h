@@ -12,6 +12,8 @@
 
 #include <ldns/ldns.h>
 
+#include "common/bytes.h"
+
 #define WIRE_NAME_MAX  255 /* RFC 1035 2.3.4, octets on the wire */
 #define WIRE_LABEL_MAX 63
 #define WIRE_HDR_LEN   12
@@ -26,28 +28,6 @@
 #define WIRE_RA        0x0080
 #define WIRE_CD        0x0010
 #define WIRE_OPCODE(f) (((f) >> 11) & 0xf)
-
-static inline uint16_t
-wire_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline void
-wire_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void
-wire_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /* Length of the uncompressed wire name at p (trusted input), root included. */
 size_t wire_name_len(const uint8_t *p);

@@ -188,7 +188,7 @@ notify_read_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	while ((r = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, &sl)) >= 0) {
-		uint16_t id = (uint16_t)(buf[0] << 8 | buf[1]);
+		uint16_t id = wire_get16(buf);
 
 		if (r < 12 || !(buf[2] & 0x80) || ((buf[2] >> 3) & 0xf) != LDNS_PACKET_NOTIFY ||
 		    addr_from_sockaddr((struct sockaddr *)&ss, sl, &from) == -1)

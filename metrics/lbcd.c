@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "metrics/wire.h"
+#include "common/bytes.h"
 
 /* Reply offsets (reference/lbcd-protocol.md 2.4). */
 #define OFF_BOOT       8

@@ -11,7 +11,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
-#include "metrics/wire.h"
+#include "common/bytes.h"
 
 #define SLOT_BITS  16
 #define SLOT_MASK  ((1U << SLOT_BITS) - 1)

@@ -8,7 +8,7 @@
 #include <openssl/hmac.h>
 
 #include "common/config.h"
-#include "metrics/wire.h"
+#include "common/bytes.h"
 
 /* Header offsets. */
 #define OFF_MAGIC   0

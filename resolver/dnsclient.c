@@ -11,6 +11,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "resolver/dnscache.h"
 #include "resolver/dnsclient.h"
@@ -385,7 +386,7 @@ tcp_read_cb(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_copyout(in, hdr, 2) < 2)
 		return;
-	len = (size_t)hdr[0] << 8 | hdr[1];
+	len = wire_get16(hdr);
 	if (evbuffer_get_length(in) < 2 + len)
 		return;
 	evbuffer_drain(in, 2);

@@ -1,6 +1,6 @@
-/* wire.h - big-endian load/store helpers shared by the metrics codecs. */
-#ifndef MXB_METRICS_WIRE_H
-#define MXB_METRICS_WIRE_H
+/* bytes.h - big-endian (network order) loads and stores for wire formats. */
+#ifndef MXB_BYTES_H
+#define MXB_BYTES_H
 
 #include <stdint.h>
 
