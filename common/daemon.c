@@ -43,19 +43,28 @@ prog_usage(const struct prog_info *info, bool error)
 	fprintf(out, "\nSee %s(8) and mxbroker.conf(5).\n", info->name);
 }
 
+#define DAEMON_MAX_OPTS 16
+
 void
-daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts)
+daemon_args_ext(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts,
+    const struct option *extra, daemon_opt_fn extra_cb, void *arg)
 {
-	static const struct option longopts[] = {
+	static const struct option common[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 't'},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
 	};
+	struct option longopts[DAEMON_MAX_OPTS + 1];
+	size_t n = 0;
 	int ch;
 
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		longopts[n++] = common[i];
+	for (size_t i = 0; extra != NULL && extra[i].name != NULL && n < DAEMON_MAX_OPTS; i++)
+		longopts[n++] = extra[i];
+	memset(&longopts[n], 0, sizeof(longopts[n]));
 	memset(opts, 0, sizeof(*opts));
 	opts->config_path = DAEMON_DEFAULT_CONFIG;
 	while ((ch = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
@@ -65,7 +74,11 @@ daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_o
 		case 'd': opts->debug = true; break;
 		case 'h': prog_usage(info, false); exit(0);
 		case 'V': printf("%s (mxbroker) %s\n", info->name, MXB_VERSION); exit(0);
-		default: prog_usage(info, true); exit(64);
+		default:
+			if (ch == '?' || extra_cb == NULL || extra_cb(ch, optarg, arg) == -1) {
+				prog_usage(info, true);
+				exit(64);
+			}
 		}
 	}
 	if (optind != argc) {
@@ -74,6 +87,12 @@ daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_o
 		exit(64);
 	}
 	log_init(info->name, opts->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, false);
+}
+
+void
+daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts)
+{
+	daemon_args_ext(argc, argv, info, opts, NULL, NULL, NULL);
 }
 
 struct config *

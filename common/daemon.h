@@ -32,6 +32,19 @@ struct daemon_opts {
  */
 void daemon_args(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts);
 
+struct option;
+
+/* A program's own option: ch is the option's `val`; 0 or -1 (usage error). */
+typedef int (*daemon_opt_fn)(int ch, const char *optarg, void *arg);
+
+/*
+ * daemon_args plus the program's own long options (`extra`, terminated by
+ * a zeroed entry, at most 11; their `val` must not be c, t, d, h or V),
+ * each handed to extra_cb.
+ */
+void daemon_args_ext(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts,
+    const struct option *extra, daemon_opt_fn extra_cb, void *arg);
+
 /* Print "usage: ..." for info to stdout (help) or stderr (error). */
 void prog_usage(const struct prog_info *info, bool error);
 

@@ -36,46 +36,34 @@ struct metricd {
 	size_t nservers;
 };
 
+struct drain_args {
+	enum drain_cmd cmd;
+	const char *reason;
+};
+
+static int
+drain_opt_cb(int ch, const char *arg, void *ctx)
+{
+	struct drain_args *d = ctx;
+
+	d->cmd = ch == 'D' ? CMD_DRAIN : CMD_UNDRAIN;
+	d->reason = ch == 'D' ? arg : NULL;
+	return 0;
+}
+
 static enum drain_cmd
 parse_args(int argc, char **argv, struct daemon_opts *opts, const char **reason)
 {
-	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check", no_argument, NULL, 't'},
-	    {"debug", no_argument, NULL, 'd'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
+	static const struct option drain_opts[] = {
 	    {"drain", optional_argument, NULL, 'D'},
 	    {"undrain", no_argument, NULL, 'U'},
 	    {NULL, 0, NULL, 0},
 	};
-	enum drain_cmd cmd = CMD_RUN;
-	int ch;
+	struct drain_args d = {CMD_RUN, NULL};
 
-	memset(opts, 0, sizeof(*opts));
-	opts->config_path = DAEMON_DEFAULT_CONFIG;
-	while ((ch = getopt_long(argc, argv, "c:tdhV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': opts->config_path = optarg; break;
-		case 't': opts->check_only = true; break;
-		case 'd': opts->debug = true; break;
-		case 'D':
-			cmd = CMD_DRAIN;
-			*reason = optarg;
-			break;
-		case 'U': cmd = CMD_UNDRAIN; break;
-		case 'h': prog_usage(&metricd_info, false); exit(0);
-		case 'V': printf("metricd (mxbroker) %s\n", MXB_VERSION); exit(0);
-		default: prog_usage(&metricd_info, true); exit(64);
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "metricd: unexpected argument '%s'\n", argv[optind]);
-		prog_usage(&metricd_info, true);
-		exit(64);
-	}
-	log_init("metricd", opts->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, false);
-	return cmd;
+	daemon_args_ext(argc, argv, &metricd_info, opts, drain_opts, drain_opt_cb, &d);
+	*reason = d.reason;
+	return d.cmd;
 }
 
 /* Poll signatures are HMAC-SHA256 only. */
