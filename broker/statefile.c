@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "common/fileio.h"
 #include "common/addr.h"
 #include "common/log.h"
 
@@ -113,73 +113,23 @@ statefile_set(struct statefile *sf, const char *name, int family, const struct a
 	return json_object_object_add(c, family_key(family), list) == 0 ? 0 : -1;
 }
 
-/* fsync the folder holding path, so the rename itself is durable. */
-static int
-sync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = -1;
-
-	if (copy == NULL)
-		return -1;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd != -1) {
-		rc = fsync(fd);
-		close(fd);
-	}
-	free(copy);
-	return rc;
-}
-
-static int
-write_all(int fd, const char *s, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, s, len);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 int
 statefile_save(struct statefile *sf)
 {
 	struct json_object *root = json_object_new_object();
-	char tmp[4096];
 	const char *text;
-	int fd = -1, rc = -1;
+	int rc = -1;
 
-	if (root == NULL || snprintf(tmp, sizeof(tmp), "%s.tmp", sf->path) >= (int)sizeof(tmp))
+	if (root == NULL)
 		goto done;
 	json_object_object_add(root, "version", json_object_new_int(STATEFILE_VERSION));
 	json_object_object_add(root, "saved", json_object_new_int64((int64_t)time(NULL)));
 	json_object_object_add(root, "clusters", json_object_get(sf->clusters));
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd == -1 || write_all(fd, text, strlen(text)) == -1 || write_all(fd, "\n", 1) == -1 ||
-	    fsync(fd) == -1)
-		goto done;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto done;
-	}
-	fd = -1;
-	if (rename(tmp, sf->path) == -1 || sync_dir(sf->path) == -1)
-		goto done;
-	rc = 0;
+	rc = file_write_atomic(sf->path, text, strlen(text), 0644);
 done:
-	if (rc == -1) {
+	if (rc == -1)
 		log_warn("state file %s: cannot save", sf->path);
-		if (fd != -1)
-			close(fd);
-		unlink(tmp);
-	}
 	json_object_put(root);
 	return rc;
 }

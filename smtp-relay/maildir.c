@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 
 int
@@ -60,23 +61,6 @@ open_box(const char *root, const char *user)
 	return fd;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The headers, then the content with CRLF turned into LF, in big writes. */
 static int
 write_message(int fd, const char *sender, const char *rcpt, const char *content, size_t len)
@@ -85,16 +69,16 @@ write_message(int fd, const char *sender, const char *rcpt, const char *content,
 	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", sender, rcpt);
 	size_t start = 0;
 
-	if (n < 0 || (size_t)n >= sizeof(head) || write_all(fd, head, (size_t)n) == -1)
+	if (n < 0 || (size_t)n >= sizeof(head) || file_write_all(fd, head, (size_t)n) == -1)
 		return -1;
 	for (size_t i = 0; i + 1 < len; i++) {
 		if (content[i] != '\r' || content[i + 1] != '\n')
 			continue;
-		if (write_all(fd, content + start, i - start) == -1)
+		if (file_write_all(fd, content + start, i - start) == -1)
 			return -1;
 		start = i + 1;
 	}
-	return write_all(fd, content + start, len - start);
+	return file_write_all(fd, content + start, len - start);
 }
 
 /* "<sec>.M<usec>P<pid>Q<n>.<host>": unique within this host (Maildir spec). */

@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 
 #define QUEUE_MAGIC       "MXBQ1"
@@ -393,24 +394,6 @@ fail:
 
 /* ---- writing ---- */
 
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Move tmp/<id> to queue/<id>, never over an existing file unless `replace`. */
 static int
 rename_into_queue(struct queue *q, const char *id, bool replace)
@@ -452,13 +435,13 @@ write_file(
 	fd = openat(q->tmpfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1)
 		goto fail_put;
-	if (write_all(fd, head, (size_t)hlen) == -1 || write_all(fd, json, jlen) == -1 ||
-	    write_all(fd, "\n", 1) == -1)
+	if (file_write_all(fd, head, (size_t)hlen) == -1 || file_write_all(fd, json, jlen) == -1 ||
+	    file_write_all(fd, "\n", 1) == -1)
 		goto fail;
 	for (int i = 0; i < iovcnt; i++)
-		if (write_all(fd, iov[i].iov_base, iov[i].iov_len) == -1)
+		if (file_write_all(fd, iov[i].iov_base, iov[i].iov_len) == -1)
 			goto fail;
-	if (write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1 || fsync(fd) == -1)
+	if (file_write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1 || fsync(fd) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		fd = -1;
