@@ -20,6 +20,7 @@
 #include "metrics/drain.h"
 #include "metrics/rating.h"
 #include "metrics/relay.h"
+#include "metrics/report.h"
 #include "metrics/sysstat.h"
 
 #define PROC_STAT         "/proc/stat"
@@ -384,16 +385,6 @@ json_add(struct json_object *o, const char *name, struct json_object *v)
 	json_object_object_add(o, name, v);
 }
 
-/* A number printed with three decimals, as computed (no binary noise). */
-static struct json_object *
-json_milli(int64_t v)
-{
-	char text[32];
-
-	snprintf(text, sizeof(text), "%.3f", (double)v / 1000.0);
-	return json_object_new_double_s((double)v / 1000.0, text);
-}
-
 static struct json_object *
 relay_json(const struct agent *a)
 {
@@ -421,8 +412,8 @@ inputs_json(const struct agent *a)
 	const struct metric_values *v = &a->values;
 	struct json_object *o = json_object_new_object();
 
-	json_add(o, "load_percent", json_milli(v->load));
-	json_add(o, "cpu_busy_percent", json_milli(llround(a->last_busy * 1000.0)));
+	json_add(o, "load_percent", metric_json_milli(v->load));
+	json_add(o, "cpu_busy_percent", metric_json_milli(llround(a->last_busy * 1000.0)));
 	json_add(o, "cpu_rating", json_object_new_int(v->cpu_rating));
 	json_add(o, "cpu_rating_source",
 	    json_object_new_string(a->cfg->metrics.cpu_rating != 0 ? "configured" : "derived"));
@@ -464,10 +455,7 @@ agent_status_json(struct json_object *root, void *arg)
 	const struct metric_values *v = &a->values;
 
 	json_add(root, "ready", json_object_new_boolean(a->ready));
-	json_add(root, "rating", json_milli(v->rating));
-	json_add(root, "availability", json_milli(v->availability));
-	json_add(root, "workload", json_milli(v->workload));
-	json_add(root, "penalty", json_milli(v->penalty));
+	metric_json_terms(root, v);
 	json_add(root, "draining", json_object_new_boolean(a->draining));
 	if (a->draining)
 		json_add(root, "drain_reason", json_object_new_string(a->drain_reason));

@@ -13,6 +13,7 @@
 
 #include "common/fileio.h"
 #include "common/log.h"
+#include "metrics/report.h"
 #include "metrics/sysstat.h"
 
 static int
@@ -308,15 +309,6 @@ view_print_table(FILE *out, const struct view_host *hosts, size_t n)
 }
 
 static struct json_object *
-milli(int64_t v)
-{
-	char text[32];
-
-	snprintf(text, sizeof(text), "%.3f", (double)v / 1000.0);
-	return json_object_new_double_s((double)v / 1000.0, text);
-}
-
-static struct json_object *
 host_json(const struct view_host *h)
 {
 	struct json_object *o = json_object_new_object();
@@ -332,11 +324,8 @@ host_json(const struct view_host *h)
 		return o;
 	}
 	flag_words(v->flags, flags, sizeof(flags));
-	json_object_object_add(o, "rating", milli(v->rating));
-	json_object_object_add(o, "availability", milli(v->availability));
-	json_object_object_add(o, "workload", milli(v->workload));
-	json_object_object_add(o, "penalty", milli(v->penalty));
-	json_object_object_add(o, "load_percent", milli(v->load));
+	metric_json_terms(o, v);
+	json_object_object_add(o, "load_percent", metric_json_milli(v->load));
 	json_object_object_add(o, "cpu_rating", json_object_new_int(v->cpu_rating));
 	json_object_object_add(o, "sessions", json_object_new_int64(v->sessions));
 	json_object_object_add(o, "capacity", json_object_new_int64(v->capacity));
@@ -347,9 +336,9 @@ host_json(const struct view_host *h)
 	json_object_object_add(
 	    o, "draining", json_object_new_boolean((v->flags & METRIC_F_DRAINING) != 0));
 	json_object_object_add(o, "flags", json_object_new_string(flags));
-	json_object_object_add(o, "computed_at", milli((int64_t)v->computed_ms));
+	json_object_object_add(o, "computed_at", metric_json_milli((int64_t)v->computed_ms));
 	json_object_object_add(o, "compute_interval", json_object_new_int64(v->interval));
-	json_object_object_add(o, "rtt_ms", milli(h->rtt_us));
+	json_object_object_add(o, "rtt_ms", metric_json_milli(h->rtt_us));
 	return o;
 }
 
