@@ -9,7 +9,6 @@ answer (never a fixed sleep), and always stop them.
         d = daemons.mxbroker("brokerd", f'broker {{ listen 127.0.0.1 port {port}; }};',
                              ready=mxb.udp_bound("127.0.0.1", port))
 """
-import errno
 import json
 import os
 import random

@@ -2,7 +2,10 @@
 relay with a test configuration, talk raw SMTP, run smtp-relayctl."""
 import json
 import os
+import re
+import signal
 import socket
+import subprocess
 
 import mxb
 
@@ -37,7 +40,7 @@ class Relay:
                 + ('' if 'hold-delivery' in self.extra else '    hold-delivery yes;\n')
                 + ('' if 'max-sessions-per-client' in self.extra
                    else '    max-sessions-per-client 50;\n') +
-                f'}};\n')
+                '};\n')
 
     def start(self):
         self.d = self.daemons.mxbroker("smtp-relayd", self.config_text(), name=self.name,
@@ -217,3 +220,36 @@ biff = no
         finally:
             self.d.stop()
             self._shutil.rmtree(self.top, ignore_errors=True)
+
+
+QUEUED = re.compile(r"<<< 250 2\.0\.0 Ok: queued as ([0-9a-f]{16})")
+
+
+def queued_ids(path):
+    """The queue IDs an smtp-source -v log shows acknowledged."""
+    with open(path, errors="replace") as f:
+        return QUEUED.findall(f.read())
+
+
+def smtp_source_round(relay, source, n, log_path, kill_after, rcpt="rcpt@example.test"):
+    """Send n messages with smtp-source (10 sessions); SIGKILL the relay once
+    kill_after of them got a 250 (None: let the round finish), then stop it.
+    Returns the queue IDs acknowledged."""
+    with open(log_path, "w") as log:
+        p = subprocess.Popen([source, "-v", "-s", "10", "-m", str(n), "-l", "512",
+                              "-f", "sender@client.test", "-t", rcpt,
+                              f"{relay.host}:{relay.port}"],
+                             stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            if kill_after is not None:
+                mxb.wait_until(lambda: len(queued_ids(log_path)) >= kill_after
+                               or p.poll() is not None, 60, "messages before the kill")
+                os.kill(relay.d.pid, signal.SIGKILL)
+                relay.d.proc.wait(10)
+            p.wait(120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    relay.d.stop()
+    return queued_ids(log_path)

@@ -6,47 +6,17 @@ import collections
 import os
 import random
 import re
-import signal
-import subprocess
 
 import mxb
 import resolver_util as ru
 from conftest import require_tool
 from delivery_util import DeliveryRelay, Sink
+from relay_util import smtp_source_round
 
 TOTAL = 2000
 KILLS = 3
 GW = "127.0.0.31"
-QUEUED = re.compile(r"<<< 250 2\.0\.0 Ok: queued as ([0-9a-f]{16})")
 RECEIVED_ID = re.compile(rb"with E?SMTP id ([0-9a-f]{16})")
-
-
-def acked_ids(path):
-    with open(path, errors="replace") as f:
-        return QUEUED.findall(f.read())
-
-
-def send_round(relay, source, n, log_path, kill_after):
-    """n messages from smtp-source; SIGKILL the relay once kill_after of them
-    got a 250 (None: no kill).  Returns the IDs acknowledged."""
-    with open(log_path, "w") as log:
-        p = subprocess.Popen([source, "-v", "-s", "10", "-m", str(n), "-l", "512",
-                              "-f", "sender@client.test", "-t", "rcpt@outside.example",
-                              f"{relay.host}:{relay.port}"],
-                             stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            if kill_after is not None:
-                mxb.wait_until(lambda: len(acked_ids(log_path)) >= kill_after
-                               or p.poll() is not None, 60, "messages before the kill")
-                os.kill(relay.d.pid, signal.SIGKILL)
-                relay.d.proc.wait(10)
-            p.wait(120)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-    relay.d.stop()
-    return acked_ids(log_path)
 
 
 def delivered_ids(sink):
@@ -76,8 +46,9 @@ def test_sigkill_during_delivery_loses_nothing(daemons):
             # last are cut by a SIGKILL after 100-300 more acknowledgements.
             left = TOTAL - len(acked)
             kill_after = rng.randint(100, 300) if rnd < KILLS else None
-            got = send_round(relay, source, left,
-                             os.path.join(relay.dir, f"source{rnd}.log"), kill_after)
+            got = smtp_source_round(relay, source, left,
+                                    os.path.join(relay.dir, f"source{rnd}.log"), kill_after,
+                                    rcpt="rcpt@outside.example")
             if kill_after is not None:
                 assert kill_after <= len(got) < left, "the kill did not land during the load"
             else:

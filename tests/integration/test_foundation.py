@@ -1,6 +1,5 @@
 """Foundation: every program's command line, `-t` on good and bad
 configurations, and the status endpoint every daemon serves."""
-import json
 import os
 
 import pytest

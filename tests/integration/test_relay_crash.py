@@ -3,48 +3,13 @@ killed with SIGKILL several times and restarted; every message that got a
 250 is in the queue afterwards and no queue file is damaged."""
 import os
 import random
-import re
-import signal
-import subprocess
 import time
 
-import mxb
 from conftest import require_tool
-from relay_util import Relay
+from relay_util import Relay, smtp_source_round
 
 TOTAL = 2000
 KILLS = 3
-QUEUED = re.compile(r"<<< 250 2\.0\.0 Ok: queued as ([0-9a-f]{16})")
-
-
-def queued_ids(path):
-    with open(path, errors="replace") as f:
-        return QUEUED.findall(f.read())
-
-
-def run_round(relay, source, n, log_path, kill_after):
-    """Send n messages; kill the relay with SIGKILL once kill_after got a 250
-    (None: let the round finish).  Returns the IDs acknowledged."""
-    with open(log_path, "w") as log:
-        p = subprocess.Popen([source, "-v", "-s", "10", "-m", str(n), "-l", "512",
-                              "-f", "sender@client.test", "-t", "rcpt@example.test",
-                              f"{relay.host}:{relay.port}"],
-                             stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            if kill_after is not None:
-                mxb.wait_until(lambda: len(queued_ids(log_path)) >= kill_after
-                               or p.poll() is not None, 60, "messages before the kill")
-                os.kill(relay.d.pid, signal.SIGKILL)
-                relay.d.proc.wait(10)
-            p.wait(120)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-    relay.d.stop()
-    return queued_ids(log_path)
-
-
 def test_sigkill_during_load_loses_nothing(daemons):
     source = require_tool("smtp-source")
     relay = Relay(daemons)
@@ -55,7 +20,7 @@ def test_sigkill_during_load_loses_nothing(daemons):
         if rnd > 0:
             relay.start()
         kill_after = rng.randint(chunk // 5, chunk // 2) if rnd < KILLS else None
-        got = run_round(relay, source, chunk, os.path.join(relay.dir, f"source{rnd}.log"),
+        got = smtp_source_round(relay, source, chunk, os.path.join(relay.dir, f"source{rnd}.log"),
                         kill_after)
         if kill_after is not None:
             assert kill_after <= len(got) < chunk, "the kill did not land during the load"
