@@ -2,6 +2,7 @@
 #include "broker/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,9 +27,10 @@
 #include "common/listener.h"
 #include "common/log.h"
 
-#define UDP_ROUNDS    8 /* batches per wake-up before yielding to the loop */
-#define RCODE_REFUSED 5
-#define TCP_OUT_HIGH  (256 * 1024) /* unsent bytes before we stop reading */
+#define SERVER_STOP_CHECK_US 200000 /* blocking receive: how often stop is checked */
+#define UDP_ROUNDS           8      /* batches per wake-up before yielding to the loop */
+#define RCODE_REFUSED        5
+#define TCP_OUT_HIGH         (256 * 1024) /* unsent bytes before we stop reading */
 
 /* One UDP socket of one thread. */
 struct udp_sock {
@@ -46,6 +48,7 @@ struct worker {
 	unsigned id;
 	pthread_t tid;
 	bool started;
+	atomic_bool stop; /* blocking mode: leave the receive loop */
 	struct event_base *base;
 	struct udp_sock *socks;
 	size_t nsocks;
@@ -239,12 +242,51 @@ udp_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * A thread with one socket receives in blocking recvmmsg calls (the first
+ * datagram waits, the rest of the batch does not) instead of waking through
+ * epoll for every batch; a receive timeout lets it notice `stop`.
+ */
+static void
+worker_blocking(struct worker *w)
+{
+	struct udp_sock *us = &w->socks[0];
+	struct timeval tick = {0, SERVER_STOP_CHECK_US};
+	int flags = fcntl(us->fd, F_GETFL);
+
+	if (flags == -1 || fcntl(us->fd, F_SETFL, flags & ~O_NONBLOCK) == -1 ||
+	    setsockopt(us->fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) == -1) {
+		log_warn("udp: blocking receive");
+		event_base_dispatch(w->base);
+		return;
+	}
+	event_del(us->ev);
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		int n;
+		unsigned m;
+
+		udp_prepare_recv(us);
+		n = recvmmsg(us->fd, w->in, SERVER_UDP_BATCH, MSG_WAITFORONE, NULL);
+		if (n <= 0) {
+			if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warnx_rl(&w->rl, "udp: recvmmsg: %s", strerror(errno));
+			continue;
+		}
+		m = udp_answer_batch(us, (unsigned)n);
+		if (m > 0)
+			udp_send(w, us->fd, m);
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	event_base_dispatch(w->base);
+	if (w->nsocks == 1)
+		worker_blocking(w);
+	else
+		event_base_dispatch(w->base);
 	return NULL;
 }
 
@@ -538,6 +580,7 @@ dns_server_free(struct dns_server *s)
 		return;
 	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
 		if (s->workers[i].started) {
+			atomic_store(&s->workers[i].stop, true);
 			event_base_loopbreak(s->workers[i].base);
 			pthread_join(s->workers[i].tid, NULL);
 		}
