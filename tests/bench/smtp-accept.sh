@@ -26,7 +26,8 @@ relay_port=${RELAY_PORT:-22525}
 postfix_port=${POSTFIX_PORT:-22526}
 status_port=${STATUS_PORT:-22580}
 
-die() { echo "smtp-accept: $*" >&2; exit 1; }
+BENCH_NAME=smtp-accept
+. "$top/tests/bench/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (a private Postfix instance needs it)"
 for t in /usr/sbin/smtp-source /usr/sbin/postfix "$bin/smtp-relayd"; do
 	[ -x "$t" ] || die "$t is missing (make deps; make)"
@@ -37,21 +38,10 @@ chmod 755 "$dir"
 relay_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
-	/usr/sbin/postfix -c "$dir/pf/etc" stop >/dev/null 2>&1 || true
+	postfix_stop "$dir"
 	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
-
-# Wait until a TCP port answers (bounded).
-wait_port() {
-	i=0
-	until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" \
-	    2>/dev/null; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || die "nothing listens on port $1"
-		sleep 0.1
-	done
-}
 
 # Run smtp-source against a port; prints the elapsed seconds.
 blast() {
@@ -59,8 +49,7 @@ blast() {
 	/usr/sbin/smtp-source -s "$sessions" -m "$messages" -l "$size" \
 	    -f bench@client.test -t rcpt@example.test "127.0.0.1:$1" ||
 	    die "smtp-source against port $1 failed"
-	t1=$(date +%s.%N)
-	echo "$t0 $t1" | awk '{ printf "%.3f\n", $2 - $1 }'
+	elapsed "$t0" "$(date +%s.%N)"
 }
 
 # --- smtp-relayd ---
@@ -78,41 +67,14 @@ relay {
 EOF
 "$bin/smtp-relayd" -c "$dir/relay.conf" >"$dir/relay.log" 2>&1 &
 relay_pid=$!
-wait_port "$relay_port"
+wait_port 127.0.0.1 "$relay_port"
 
-# --- Postfix ---
-mkdir -p "$dir/pf/etc" "$dir/pf/spool" "$dir/pf/data"
-chown postfix "$dir/pf/data"
-cat > "$dir/pf/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $dir/pf/spool
-data_directory = $dir/pf/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = pf.bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+# --- Postfix: accepting only (no queue manager, no inflow throttle) ---
+postfix_start "$dir" "$postfix_port" <<EOF
 relayhost = [127.0.0.1]:9
-smtp_dns_support_level = disabled
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_tls_security_level = none
-smtputf8_enable = no
-alias_maps =
-alias_database =
-maillog_file = /dev/stdout
 in_flow_delay = 0
 master_service_disable = qmgr.unix
-smtpd_client_connection_count_limit = 0
-default_process_limit = 200
-biff = no
 EOF
-sed -n '/^POSTFIX_MASTER_CF/,/^"""/p' "$top/tests/integration/relay_util.py" |
-    sed '1d;$d' | sed "s/{listen}/127.0.0.1:$postfix_port/" > "$dir/pf/etc/master.cf"
-/usr/sbin/postfix -c "$dir/pf/etc" check || die "postfix check failed"
-/usr/sbin/postfix -c "$dir/pf/etc" start-fg >"$dir/pf/maillog" 2>&1 &
-wait_port "$postfix_port"
 
 echo "smtp-accept: $messages messages of $size octets, $sessions sessions, in $dir"
 relay_s=$(blast "$relay_port")

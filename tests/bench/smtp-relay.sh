@@ -29,7 +29,8 @@ sink_port=${SINK_PORT:-22537}
 status_port=${STATUS_PORT:-22590}
 sink=127.0.0.2
 
-die() { echo "smtp-relay bench: $*" >&2; exit 1; }
+BENCH_NAME="smtp-relay bench"
+. "$top/tests/bench/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (a private Postfix instance needs it)"
 for t in /usr/sbin/smtp-source /usr/sbin/smtp-sink /usr/sbin/postfix "$bin/smtp-relayd"; do
 	[ -x "$t" ] || die "$t is missing (make deps; make)"
@@ -42,19 +43,10 @@ sink_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
-	/usr/sbin/postfix -c "$dir/pf/etc" stop >/dev/null 2>&1 || true
+	postfix_stop "$dir"
 	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
-
-wait_port() {
-	i=0
-	until python3 -c "import socket; socket.create_connection(('$1', $2), 1)" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || die "nothing listens on $1 port $2"
-		sleep 0.1
-	done
-}
 
 # Poll `$1` (a shell command printing a number) until it reaches $messages.
 wait_count() {
@@ -79,8 +71,7 @@ run() {
 	    -f bench@client.test -t rcpt@outside.example "127.0.0.1:$1" ||
 	    die "smtp-source against port $1 failed"
 	wait_count "$2"
-	t1=$(date +%s.%N)
-	echo "$t0 $t1" | awk '{ printf "%.3f\n", $2 - $1 }'
+	elapsed "$t0" "$(date +%s.%N)"
 }
 
 /usr/sbin/smtp-sink -u postfix -c "$sink:$sink_port" 1000 >/dev/null 2>&1 &
@@ -110,38 +101,11 @@ relay_pid=$!
 wait_port 127.0.0.1 "$relay_port"
 
 # --- Postfix, delivering to the same sink ---
-mkdir -p "$dir/pf/etc" "$dir/pf/spool" "$dir/pf/data"
-chown postfix "$dir/pf/data"
-cat > "$dir/pf/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $dir/pf/spool
-data_directory = $dir/pf/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = pf.bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+postfix_start "$dir" "$postfix_port" <<EOF
 relayhost = [$sink]:$sink_port
-smtp_dns_support_level = disabled
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_tls_security_level = none
 smtp_tls_security_level = none
-smtputf8_enable = no
-alias_maps =
-alias_database =
-maillog_file = /dev/stdout
-smtpd_client_connection_count_limit = 0
-default_process_limit = 200
 default_destination_concurrency_limit = 20
-biff = no
 EOF
-sed -n '/^POSTFIX_MASTER_CF/,/^"""/p' "$top/tests/integration/relay_util.py" |
-    sed '1d;$d' | sed "s/{listen}/127.0.0.1:$postfix_port/" > "$dir/pf/etc/master.cf"
-/usr/sbin/postfix -c "$dir/pf/etc" check || die "postfix check failed"
-/usr/sbin/postfix -c "$dir/pf/etc" start-fg >"$dir/pf/maillog" 2>&1 &
-wait_port 127.0.0.1 "$postfix_port"
 
 echo "smtp-relay bench: $messages messages of $size octets, $sessions sessions, in $dir"
 relay_s=$(run "$relay_port" relay_delivered)

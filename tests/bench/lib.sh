@@ -1,0 +1,58 @@
+# lib.sh - shell helpers shared by the SMTP benchmarks (sourced, not run).
+# The caller sets BENCH_NAME (for messages) and `top` (the source tree).
+
+die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+
+# Wait (bounded) until HOST PORT accepts TCP connections.
+wait_port() {
+	i=0
+	until python3 -c "import socket; socket.create_connection(('$1', $2), 1)" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || die "nothing listens on $1 port $2"
+		sleep 0.1
+	done
+}
+
+# Seconds between two `date +%s.%N` readings.
+elapsed() { echo "$1 $2" | awk '{ printf "%.3f\n", $2 - $1 }'; }
+
+# postfix_start DIR PORT: a private Postfix instance in DIR/pf with smtpd on
+# 127.0.0.1:PORT (master.cf shared with the integration tests), running in
+# the background, its log in DIR/pf/maillog.  Lines for main.cf beyond the
+# common ones come on standard input.  Needs root.
+postfix_start() {
+	mkdir -p "$1/pf/etc" "$1/pf/spool" "$1/pf/data"
+	chown postfix "$1/pf/data"
+	{
+		cat <<MAINCF
+compatibility_level = 3.6
+queue_directory = $1/pf/spool
+data_directory = $1/pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = pf.bench.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtp_dns_support_level = disabled
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_tls_security_level = none
+smtputf8_enable = no
+alias_maps =
+alias_database =
+maillog_file = /dev/stdout
+smtpd_client_connection_count_limit = 0
+default_process_limit = 200
+biff = no
+MAINCF
+		cat
+	} >"$1/pf/etc/main.cf"
+	sed -n '/^POSTFIX_MASTER_CF/,/^"""/p' "$top/tests/integration/relay_util.py" |
+	    sed '1d;$d' | sed "s/{listen}/127.0.0.1:$2/" >"$1/pf/etc/master.cf"
+	/usr/sbin/postfix -c "$1/pf/etc" check || die "postfix check failed"
+	/usr/sbin/postfix -c "$1/pf/etc" start-fg >"$1/pf/maillog" 2>&1 &
+	wait_port 127.0.0.1 "$2"
+}
+
+postfix_stop() { /usr/sbin/postfix -c "$1/pf/etc" stop >/dev/null 2>&1 || true; }
