@@ -4,8 +4,10 @@
  * Three stages: a lexer turns text into words, braces and semicolons; a
  * parser builds a tree of statements (words plus an optional block), following
  * `include`; converters walk the tree with one table per block and fill the
- * typed structs of config.h.  Everything the result owns lives in one arena,
- * so config_free is a single walk and no partial state survives an error.
+ * typed structs of config.h.  The top level is converted in two rounds, keys
+ * and options first, so a key reference or a relative path is resolved where
+ * it is read: nothing keeps a pointer into an array that is still growing.  Everything the result
+ * owns lives in one arena, so config_free is a single walk and no partial state survives an error.
  */
 #include "common/config.h"
 
@@ -28,6 +30,13 @@
 #define CONFIG_MAX_INCLUDE 8
 #define CONFIG_MAX_MEMBERS 10000
 #define CONFIG_MAX_WORDS   64
+
+/* Rating points a challenger must win by: near-equal members (a few points
+ * apart from noise) then keep their ranks, and the answer does not churn. */
+#define CONFIG_DEFAULT_HYSTERESIS 5
+
+/* queue-min-free not written: 1.5 x max-message-size once that is known. */
+#define QUEUE_MIN_FREE_UNSET UINT64_MAX
 
 /* ---- arena ------------------------------------------------------------ */
 
@@ -120,15 +129,12 @@ struct conv {
 	size_t errlen;
 	bool failed;
 	int include_depth;
-	const char *base_dir; /* for relative includes and paths */
-	char **paths[64];     /* path fields to resolve at the end */
-	size_t npaths;
-	struct keyref {
-		const char *name, *file;
-		int line;
-		const struct config_key **slot;
-	} keyrefs[256];
-	size_t nkeyrefs;
+	const char *base_dir; /* for relative includes and the default directory */
+	/* Base of relative paths: NULL while `options` and `key` are converted
+	 * (paths are kept as written, options_finish resolves them), then
+	 * options.directory.  Keys are final by then too, so every reference is
+	 * resolved where it is read: no pointer into a growing array is kept. */
+	const char *dir;
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -855,31 +861,32 @@ conv_bool(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *
 	return 0;
 }
 
+/* `key "NAME";`: the keys are all converted before any block that names one. */
 static int
-keyref_add(struct conv *cv, const struct cnode *n, const struct config_key **slot)
+conv_keyref(struct conv *cv, const struct cnode *n, const struct config_key **slot)
 {
-	struct keyref *k;
+	const char *name = n->words[1].text;
 
-	if (cv->nkeyrefs >= sizeof(cv->keyrefs) / sizeof(cv->keyrefs[0]))
-		return cv_error(cv, n->file, n->line, "too many key references");
-	k = &cv->keyrefs[cv->nkeyrefs++];
-	k->name = n->words[1].text;
-	k->file = n->file;
-	k->line = n->words[1].line;
-	k->slot = slot;
+	*slot = config_key_find(cv->cfg, name);
+	if (*slot == NULL)
+		return cv_error(cv, n->file, n->words[1].line,
+		    "key '%s' is not defined (add: key \"%s\" { algorithm "
+		    "hmac-sha256; secret \"...\"; };)",
+		    name, name);
 	return 0;
 }
 
+/* A path, resolved against cv->dir (kept as written while that is NULL). */
 static int
-path_add(struct conv *cv, const struct cnode *n, char **slot)
+conv_path(struct conv *cv, const struct cnode *n, char **slot)
 {
-	if (cv->npaths >= sizeof(cv->paths) / sizeof(cv->paths[0]))
-		return cv_error(cv, n->file, n->line, "too many paths");
-	if (n->words[1].text[0] == '\0')
+	const char *text = n->words[1].text;
+
+	if (text[0] == '\0')
 		return cv_error(
 		    cv, n->file, n->line, "'%s' wants a non-empty path", n->words[0].text);
-	cv->paths[cv->npaths++] = slot;
-	return 0;
+	*slot = path_join(cv->cfg->arena, cv->dir, text);
+	return *slot == NULL ? cv_error(cv, n->file, n->line, "out of memory") : 0;
 }
 
 /* Scalar values: exactly one word after the name (addresses: ADDR [port N]). */
@@ -920,7 +927,8 @@ conv_scalar(struct conv *cv, const struct cnode *n, void *obj, const struct stmt
 		return 0;
 	case V_BOOL: return conv_bool(cv, n, obj, s);
 	case V_ENUM: return conv_enum(cv, n, obj, s);
-	case V_KEYREF: return keyref_add(cv, n, FIELD(obj, s->off, const struct config_key *));
+	case V_KEYREF: return conv_keyref(cv, n, FIELD(obj, s->off, const struct config_key *));
+	case V_PATH: return conv_path(cv, n, FIELD(obj, s->off, char *));
 	case V_DOMAIN:
 		*FIELD(obj, s->off, char *) = domain_normalize(cv, text);
 		if (*FIELD(obj, s->off, char *) == NULL)
@@ -928,10 +936,9 @@ conv_scalar(struct conv *cv, const struct cnode *n, void *obj, const struct stmt
 			    cv, n->file, n->words[1].line, "'%s' is not a domain name", text);
 		return 0;
 	case V_STRING:
-	case V_PATH:
 		*FIELD(obj, s->off, char *) = arena_strndup(cv->cfg->arena, text, strlen(text));
-		if (s->type == V_PATH)
-			return path_add(cv, n, FIELD(obj, s->off, char *));
+		if (*FIELD(obj, s->off, char *) == NULL)
+			return cv_error(cv, n->file, n->line, "out of memory");
 		return 0;
 	default: return cv_error(cv, n->file, n->line, "internal: bad statement type");
 	}
@@ -965,16 +972,32 @@ conv_value(struct conv *cv, const struct cnode *n, void *obj, const struct stmt 
 	}
 }
 
-/* Convert the statements of one block with its table. */
+static size_t
+stmt_find(const struct stmt *table, const char *name)
+{
+	size_t i = 0;
+
+	while (table[i].name != NULL && strcmp(table[i].name, name) != 0)
+		i++;
+	return i;
+}
+
+/*
+ * Convert the statements of one block with `table`, passing over those of
+ * `skip` (NULL = none): the top level is read in two rounds.
+ */
 static int
-conv_block(struct conv *cv, const struct cnode *first, const char *where, const struct stmt *table,
-    void *obj)
+conv_block_skip(struct conv *cv, const struct cnode *first, const char *where,
+    const struct stmt *table, const struct stmt *skip, void *obj)
 {
 	int seen[64];
 	size_t ntable = 0;
 
 	while (table[ntable].name != NULL)
 		ntable++;
+
+	if (ntable > sizeof(seen) / sizeof(seen[0]))
+		return cv_error(cv, cv->cfg->path, 0, "internal: statement table too long");
 	memset(seen, 0, sizeof(seen));
 	for (const struct cnode *n = first; n != NULL; n = n->next) {
 		const char *name = n->words[0].text;
@@ -983,9 +1006,9 @@ conv_block(struct conv *cv, const struct cnode *first, const char *where, const 
 		if (n->words[0].quoted)
 			return cv_error(cv, n->file, n->line,
 			    "expected a statement name, found the quoted string \"%s\"", name);
-		for (i = 0; i < ntable; i++)
-			if (strcmp(table[i].name, name) == 0)
-				break;
+		if (skip != NULL && skip[stmt_find(skip, name)].name != NULL)
+			continue;
+		i = stmt_find(table, name);
 		if (i == ntable)
 			return cv_error(
 			    cv, n->file, n->line, "unknown statement '%s' %s", name, where);
@@ -997,6 +1020,14 @@ conv_block(struct conv *cv, const struct cnode *first, const char *where, const 
 			return -1;
 	}
 	return 0;
+}
+
+/* Convert the statements of one block with its table. */
+static int
+conv_block(struct conv *cv, const struct cnode *first, const char *where, const struct stmt *table,
+    void *obj)
+{
+	return conv_block_skip(cv, first, where, table, NULL, obj);
 }
 
 /* ---- statement tables ------------------------------------------------- */
@@ -1151,7 +1182,8 @@ top_key_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt 
 
 static const struct stmt zone_table[] = {T("file", V_PATH, config_zone, file),
     A("allow-transfer", V_CIDRS, config_zone, allow_transfer, 0),
-    A("also-notify", V_ADDRS, config_zone, also_notify, CONFIG_PORT_DNS), END};
+    A("also-notify", V_ADDRS, config_zone, also_notify, CONFIG_PORT_DNS),
+    A("notify-source", V_ADDR, config_zone, notify_source, 0), END};
 
 static int
 broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1204,7 +1236,8 @@ static const struct stmt broker_table[] = {
     A("status-listen", V_ADDR, config_broker, status_listen, CONFIG_PORT_BROKER_HTTP),
     D("tcp-idle-timeout", config_broker, tcp_idle_timeout, 1, 3600),
     U("tcp-max-clients", config_broker, tcp_max_clients, 1, 100000),
-    T("state-file", V_PATH, config_broker, state_file), C("zone", broker_zone_cb, true),
+    T("state-file", V_PATH, config_broker, state_file),
+    A("notify-source", V_ADDR, config_broker, notify_source, 0), C("zone", broker_zone_cb, true),
     C("rate-limit", broker_rrl_cb, false), END};
 
 /* One member: ADDR [weight N] [drain] [check ADDR]. */
@@ -1350,6 +1383,7 @@ top_cluster_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 	cl->max_members = 3;
 	cl->fall = 3;
 	cl->rise = 1;
+	cl->hysteresis = CONFIG_DEFAULT_HYSTERESIS;
 	if (conv_block(cv, n->children, "in cluster", cluster_table, cl) == -1)
 		return -1;
 	if (cl->nmembers == 0)
@@ -1429,6 +1463,7 @@ static const struct stmt relay_table[] = {
     T("maildir-root", V_PATH, config_relay, maildir_root),
     T("users", V_STRINGS, config_relay, users),
     Z("max-message-size", config_relay, max_message_size, 1024, 1ULL << 32),
+    Z("queue-min-free", config_relay, queue_min_free, 0, 1ULL << 50),
     U("max-recipients", config_relay, max_recipients, 1, 100000),
     U("max-sessions", config_relay, max_sessions, 1, 100000),
     U("max-sessions-per-client", config_relay, max_sessions_per_client, 1, 100000),
@@ -1487,10 +1522,58 @@ top_section_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 	return cv_error(cv, n->file, n->line, "internal: no section '%s'", name);
 }
 
-static const struct stmt top_table[] = {C("options", top_section_cb, false),
-    C("key", top_key_cb, true), C("broker", top_section_cb, false),
+/* First round: what the other blocks refer to (keys) or depend on (directory). */
+static const struct stmt top_first_table[] = {
+    C("options", top_section_cb, false), C("key", top_key_cb, true), END};
+
+static const struct stmt top_table[] = {C("broker", top_section_cb, false),
     C("cluster", top_cluster_cb, true), C("metrics", top_section_cb, false),
     C("resolver", top_section_cb, false), C("relay", top_section_cb, false), END};
+
+/*
+ * Once `options` is read: make the directory absolute (the configuration
+ * file's folder by default) and resolve the other paths of `options` against
+ * it, whatever their order in the block.
+ */
+static int
+options_finish(struct conv *cv)
+{
+	struct config *cfg = cv->cfg;
+	struct config_options *o = &cfg->options;
+	char cwd[PATH_MAX];
+	const char *base = cv->base_dir;
+
+	/* A relative base would change meaning when a daemon changes directory. */
+	if (base[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL) {
+		base = strcmp(base, ".") == 0 ? cwd : path_join(cv->tmp, cwd, base);
+		if (base == NULL)
+			return cv_error(cv, cfg->path, 0, "out of memory");
+	}
+	o->directory = o->directory ? path_join(cfg->arena, base, o->directory)
+	                            : arena_strndup(cfg->arena, base, strlen(base));
+	if (o->directory == NULL)
+		return cv_error(cv, cfg->path, 0, "out of memory");
+	for (const struct stmt *s = options_table; s->name != NULL; s++) {
+		char **slot = FIELD(o, s->off, char *);
+
+		if (s->type != V_PATH || s->off == OFF(config_options, directory) || *slot == NULL)
+			continue;
+		*slot = path_join(cfg->arena, o->directory, *slot);
+		if (*slot == NULL)
+			return cv_error(cv, cfg->path, 0, "out of memory");
+	}
+	cv->dir = o->directory;
+	return 0;
+}
+
+static int
+conv_top(struct conv *cv, const struct cnode *tree)
+{
+	if (conv_block_skip(cv, tree, "at top level", top_first_table, top_table, cv->cfg) == -1 ||
+	    options_finish(cv) == -1)
+		return -1;
+	return conv_block_skip(cv, tree, "at top level", top_table, top_first_table, cv->cfg);
+}
 
 /* ---- defaults, cross-references, entry points ------------------------- */
 
@@ -1514,6 +1597,7 @@ set_defaults(struct config *cfg)
 	cfg->resolver.attempts = 2;
 	cfg->resolver.cache_size = 10000;
 	cfg->relay.max_message_size = 10ULL << 20;
+	cfg->relay.queue_min_free = QUEUE_MIN_FREE_UNSET;
 	cfg->relay.max_recipients = 100;
 	cfg->relay.max_sessions = 100;
 	cfg->relay.max_sessions_per_client = 10;
@@ -1586,6 +1670,9 @@ apply_defaults(struct conv *cv)
 	r->queue_directory = default_path(cfg, r->queue_directory, "spool");
 	r->maildir_root = default_path(cfg, r->maildir_root, "mail");
 	r->control_socket = default_path(cfg, r->control_socket, "smtp-relayd.sock");
+	for (size_t i = 0; i < cfg->broker.nzones; i++)
+		if (cfg->broker.zones[i].notify_source.len == 0)
+			cfg->broker.zones[i].notify_source = cfg->broker.notify_source;
 	if (cfg->resolver.hosts == NULL)
 		cfg->resolver.hosts = arena_strndup(cfg->arena, "/etc/hosts", 10);
 	if (r->hostname == NULL) {
@@ -1601,45 +1688,13 @@ apply_defaults(struct conv *cv)
 		if (r->postmaster != NULL)
 			snprintf(r->postmaster, len, "postmaster@%s", r->hostname);
 	}
+	/* Postfix's queue_minfree rule: room for one and a half largest messages. */
+	if (r->queue_min_free == QUEUE_MIN_FREE_UNSET)
+		r->queue_min_free = r->max_message_size + r->max_message_size / 2;
 	if (r->max_retry_interval < r->retry_interval)
 		return cv_error(cv, cfg->path, 0,
 		    "relay: max-retry-interval (%us) is shorter than retry-interval (%us)",
 		    r->max_retry_interval, r->retry_interval);
-	return 0;
-}
-
-static int
-resolve_keyrefs(struct conv *cv)
-{
-	for (size_t i = 0; i < cv->nkeyrefs; i++) {
-		struct keyref *k = &cv->keyrefs[i];
-
-		*k->slot = config_key_find(cv->cfg, k->name);
-		if (*k->slot == NULL)
-			return cv_error(cv, k->file, k->line,
-			    "key '%s' is not defined (add: key \"%s\" { algorithm "
-			    "hmac-sha256; secret \"...\"; };)",
-			    k->name, k->name);
-	}
-	return 0;
-}
-
-static int
-resolve_paths(struct conv *cv)
-{
-	struct config *cfg = cv->cfg;
-	char **dir = &cfg->options.directory;
-
-	*dir = path_join(cfg->arena, cv->base_dir, *dir ? *dir : ".");
-	for (size_t i = 0; i < cv->npaths; i++) {
-		char **slot = cv->paths[i];
-
-		if (slot == dir)
-			continue;
-		*slot = path_join(cfg->arena, *dir, *slot);
-		if (*slot == NULL)
-			return cv_error(cv, cfg->path, 0, "out of memory");
-	}
 	return 0;
 }
 
@@ -1669,9 +1724,7 @@ config_build(
 		parse_text(&cv, cfg->path, text, len, &tail);
 	else
 		parse_file(&cv, name, 0, NULL, &tail);
-	if (!cv.failed)
-		conv_block(&cv, tree, "at top level", top_table, cfg);
-	if (!cv.failed && resolve_keyrefs(&cv) == 0 && resolve_paths(&cv) == 0)
+	if (!cv.failed && conv_top(&cv, tree) == 0)
 		apply_defaults(&cv);
 	arena_free(cv.tmp);
 	if (cv.failed) {

@@ -77,6 +77,9 @@ struct config_zone {
 	struct config_cidrs allow_transfer; /* empty = nobody */
 	struct config_addrs also_notify;    /* default port 53 */
 	int line;                           /* where the zone statement begins */
+	/* Source of this zone's NOTIFY messages: the zone's own `notify-source`,
+	 * else the broker's; len 0 = unset (the sender picks); port 0 = any. */
+	struct addr notify_source;
 };
 
 /* Response rate limiting of UDP answers (broker { rate-limit { } }). */
@@ -96,6 +99,7 @@ struct config_broker {
 	unsigned tcp_idle_timeout;  /* seconds, default 10 */
 	unsigned tcp_max_clients;   /* default 1000 */
 	char *state_file;           /* default <directory>/brokerd.state */
+	struct addr notify_source;  /* len 0 = unset; port 0 = any; zones inherit it */
 	struct config_rrl rrl;
 	struct config_zone *zones;
 	size_t nzones;
@@ -140,7 +144,7 @@ struct config_cluster {
 	enum config_cluster_protocol protocol;
 	enum config_health health;
 	uint16_t health_port;
-	unsigned hysteresis; /* rating points, default 0 */
+	unsigned hysteresis; /* rating points a challenger must win by, default 5 */
 	enum config_policy policy;
 	unsigned fall; /* unanswered polls before down, default 3 */
 	unsigned rise; /* good polls before up, default 1 */
@@ -202,6 +206,9 @@ struct config_relay {
 	char *postmaster;                     /* default postmaster@<hostname> */
 	char *control_socket;                 /* default <directory>/smtp-relayd.sock */
 	struct addr status_listen;            /* len 0 = none */
+	/* Free bytes the queue's file system must keep; below it new mail gets
+	 * 452 4.3.1.  Default 1.5 x max_message_size; 0 = no check. */
+	uint64_t queue_min_free;
 };
 
 struct config {

@@ -1,9 +1,12 @@
 /* test_config.c - the configuration reader: every value type, every error path. */
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -373,7 +376,6 @@ test_include_and_paths(void)
 	cfg = config_load(path, err, sizeof(err));
 	ok(cfg != NULL, "include relative to the file (%s)", err);
 	if (cfg != NULL) {
-		snprintf(inc, sizeof(inc), "%s/./z.zone", dir);
 		ok(cfg->metrics.key != NULL && cfg->metrics.key->secret_len == 6, "included key");
 		ok(strncmp(cfg->broker.zones[0].file, dir, strlen(dir)) == 0,
 		    "paths resolve against the config folder without options directory: %s",
@@ -399,6 +401,735 @@ test_include_and_paths(void)
 	    "missing file: %s", err);
 }
 
+/* ---- repeated statements: every instance keeps its own values ---------- */
+
+/* A growing text buffer for generated configurations; aborts on ENOMEM. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			abort();
+		if (b->p != NULL && b->len + (size_t)n < b->cap)
+			break;
+		b->cap = (b->cap + (size_t)n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (b->p == NULL)
+			abort();
+	}
+	b->len += (size_t)n;
+}
+
+/* The base64 secret of key i: its bytes are "secret-<i>". */
+static const char *
+key_secret_b64(size_t i, char *out, size_t outlen)
+{
+	char raw[32];
+	int n = snprintf(raw, sizeof(raw), "secret-%zu", i);
+
+	if ((size_t)(n + 2) / 3 * 4 + 1 > outlen)
+		abort();
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, n);
+	return out;
+}
+
+/* Collects mismatches of many values; one TAP line per group. */
+struct chk {
+	int bad;
+	char first[512];
+};
+
+static void __attribute__((format(printf, 4, 5)))
+chk_str(struct chk *c, const char *got, const char *want, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (got != NULL && strcmp(got, want) == 0)
+		return;
+	if (c->bad++ > 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(c->first, sizeof(c->first), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(c->first))
+		snprintf(c->first + n, sizeof(c->first) - (size_t)n, ": got '%s', want '%s'",
+		    got ? got : "(null)", want);
+}
+
+static void __attribute__((format(printf, 4, 5)))
+chk_int(struct chk *c, long long got, long long want, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (got == want || c->bad++ > 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(c->first, sizeof(c->first), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(c->first))
+		snprintf(
+		    c->first + n, sizeof(c->first) - (size_t)n, ": got %lld, want %lld", got, want);
+}
+
+static void
+chk_addr(struct chk *c, const struct addr *a, const char *want, const char *what, size_t i)
+{
+	char buf[ADDR_STRLEN];
+
+	chk_str(c, a->len ? addr_str(a, buf, sizeof(buf)) : "unset", want, "%s %zu", what, i);
+}
+
+/* A generated address list: entry j is <net>.<j + 1> port <port0 + j>. */
+static void
+chk_addrs(struct chk *c, const struct config_addrs *l, size_t n, const char *net, unsigned port0,
+    const char *what)
+{
+	char want[ADDR_STRLEN];
+
+	chk_int(c, (long long)l->n, (long long)n, "%s %s: count", what, net);
+	for (size_t j = 0; j < n && j < l->n; j++) {
+		snprintf(want, sizeof(want), "%s.%zu:%u", net, j + 1, port0 + (unsigned)j);
+		chk_addr(c, &l->v[j], want, what, j);
+	}
+}
+
+/* Who refers to a key: the special cluster only, each its own, or all one. */
+enum gen_keys { GEN_KEY_ONE, GEN_KEY_OWN, GEN_KEY_SHARED };
+
+/*
+ * One generated configuration: n of every repeatable statement; instance
+ * `special` differs (the only relative zone file, its own notify-source, the
+ * only key under GEN_KEY_ONE, hmac-sha512, a drained member, hysteresis 0).
+ * `reversed` writes the blocks in reverse order: references before the keys
+ * they name, paths before the directory.
+ */
+struct gen {
+	size_t n, special;
+	enum gen_keys keys;
+	bool reversed;
+};
+
+/* " <net>.<j + 1> port <port0 + j>;" for j < n: what chk_addrs expects. */
+static void
+gen_addr_list(struct sbuf *b, const char *net, size_t n, size_t port0)
+{
+	for (size_t j = 0; j < n; j++)
+		sb_printf(b, " %s.%zu port %zu;", net, j + 1, port0 + j);
+}
+
+/* " <pre><j><post>;" for j < n, quoted when `quote`. */
+static void
+gen_word_list(struct sbuf *b, const char *pre, const char *post, size_t n, bool quote)
+{
+	for (size_t j = 0; j < n; j++)
+		sb_printf(b, quote ? " \"%s%zu%s\";" : " %s%zu%s;", pre, j, post);
+}
+
+static const char *
+gen_keyref(const struct gen *g, size_t i, char *buf, size_t len)
+{
+	if (g->keys == GEN_KEY_ONE && i != g->special)
+		return "";
+	snprintf(buf, len, "key \"k%zu\"; ", g->keys == GEN_KEY_OWN ? i : g->special);
+	return buf;
+}
+
+static void
+gen_keys_text(const struct gen *g, struct sbuf *b)
+{
+	char b64[64];
+
+	for (size_t i = 0; i < g->n; i++)
+		sb_printf(b, "key \"k%zu\" { algorithm %s; secret \"%s\"; };\n", i,
+		    i == g->special ? "hmac-sha512" : "hmac-sha256",
+		    key_secret_b64(i, b64, sizeof(b64)));
+}
+
+static void
+gen_zone_text(const struct gen *g, struct sbuf *b, size_t i)
+{
+	char net[32];
+
+	sb_printf(b, "  zone \"Z%zu.test.\" {\n", i);
+	if (i == g->special)
+		sb_printf(b, "    file \"zones/z%zu.zone\";\n", i);
+	else
+		sb_printf(b, "    file \"/abs/z%zu.zone\";\n", i);
+	sb_printf(b, "    allow-transfer {");
+	for (size_t j = 0; j < g->n; j++)
+		sb_printf(b, " 10.%zu.%zu.0/24;", i, j + 1);
+	sb_printf(b, " };\n    also-notify {");
+	snprintf(net, sizeof(net), "192.0.%zu", i);
+	gen_addr_list(b, net, g->n, 5300);
+	sb_printf(b, " };\n");
+	if (i == g->special)
+		sb_printf(b, "    notify-source 198.51.100.%zu port 5400;\n", i + 1);
+	sb_printf(b, "  };\n");
+}
+
+static void
+gen_broker_text(const struct gen *g, struct sbuf *b)
+{
+	sb_printf(b, "broker {\n  listen {");
+	gen_addr_list(b, "127.0.0", g->n, 5300);
+	sb_printf(b, " };\n");
+	if (!g->reversed)
+		sb_printf(b, "  notify-source 203.0.113.1;\n");
+	for (size_t i = 0; i < g->n; i++)
+		gen_zone_text(g, b, i);
+	if (g->reversed)
+		sb_printf(b, "  notify-source 203.0.113.1;\n");
+	sb_printf(b, "};\n");
+}
+
+static void
+gen_cluster_text(const struct gen *g, struct sbuf *b, size_t i)
+{
+	char kbuf[64], net[32];
+
+	sb_printf(b, "cluster \"C%zu.test\" {\n  members {\n", i);
+	for (size_t j = 0; j < g->n; j++) {
+		sb_printf(b, "    10.%zu.%zu.1 weight %zu", i, j + 1, j + 1);
+		if (j == g->special)
+			sb_printf(b, " drain check 10.%zu.%zu.2", i, j + 1);
+		sb_printf(b, ";\n");
+	}
+	sb_printf(b, "  };\n  masters {");
+	snprintf(net, sizeof(net), "192.168.%zu", i);
+	gen_addr_list(b, net, g->n, 5300);
+	sb_printf(b, " };\n  dns-ttl %zu; polling-interval %zu; failover 192.0.2.%zu;\n", 100 + i,
+	    10 + i, i + 1);
+	sb_printf(b, "  failover 2001:db8::%zx; %s\n", i + 1, gen_keyref(g, i, kbuf, sizeof(kbuf)));
+	if (i == g->special)
+		sb_printf(b, "  hysteresis 0; metric-port 9999;\n");
+	sb_printf(b, "};\n");
+}
+
+/* metrics, resolver and relay: one block each, n entries in each list. */
+static void
+gen_sections_text(const struct gen *g, struct sbuf *b)
+{
+	sb_printf(b, "metrics { key \"k%zu\"; listen {", g->special);
+	gen_addr_list(b, "127.1.0", g->n, 4400);
+	sb_printf(b, " }; };\nresolver {\n  nameservers {");
+	gen_addr_list(b, "127.2.0", g->n, 5350);
+	sb_printf(b, " };\n  zones {");
+	gen_word_list(b, "R", ".test", g->n, false);
+	sb_printf(b, " };\n};\nrelay {\n  listen {");
+	gen_addr_list(b, "127.3.0", g->n, 2500);
+	sb_printf(b, " };\n  local-aliases {");
+	gen_word_list(b, "la", ".test", g->n, false);
+	sb_printf(b, " };\n  relay-domains {");
+	gen_word_list(b, "rd", ".test", g->n, true);
+	sb_printf(b, " };\n  users {");
+	gen_word_list(b, "u", "", g->n, false);
+	sb_printf(b, " };\n  trusted-networks {");
+	gen_word_list(b, "10.", ".0.0/16", g->n, false);
+	sb_printf(b, " };\n};\n");
+}
+
+static char *
+gen_text(const struct gen *g)
+{
+	struct sbuf b = {0};
+
+	if (g->reversed) {
+		gen_sections_text(g, &b);
+		for (size_t i = g->n; i-- > 0;)
+			gen_cluster_text(g, &b, i);
+		gen_broker_text(g, &b);
+		gen_keys_text(g, &b);
+		sb_printf(&b, "options { pid-file \"run/x.pid\"; directory \"/srv/mxb\"; };\n");
+		return b.p;
+	}
+	sb_printf(&b, "options { directory \"/srv/mxb\"; pid-file \"run/x.pid\"; };\n");
+	gen_keys_text(g, &b);
+	gen_broker_text(g, &b);
+	for (size_t i = 0; i < g->n; i++)
+		gen_cluster_text(g, &b, i);
+	gen_sections_text(g, &b);
+	return b.p;
+}
+
+static void
+gen_check_keys(const struct gen *g, const struct config *cfg, struct chk *c)
+{
+	char want[64];
+
+	chk_int(c, (long long)cfg->nkeys, (long long)g->n, "key count");
+	for (size_t i = 0; i < g->n && i < cfg->nkeys; i++) {
+		const struct config_key *k = &cfg->keys[i];
+
+		snprintf(want, sizeof(want), "k%zu", i);
+		chk_str(c, k->name, want, "key %zu name", i);
+		chk_int(c, k->algorithm, i == g->special ? CONFIG_HMAC_SHA512 : CONFIG_HMAC_SHA256,
+		    "key %zu algorithm", i);
+		chk_str(c, k->secret_b64, key_secret_b64(i, want, sizeof(want)), "key %zu b64", i);
+		snprintf(want, sizeof(want), "secret-%zu", i);
+		chk_int(c, (long long)k->secret_len, (long long)strlen(want), "key %zu length", i);
+		chk_int(c, memcmp(k->secret, want, strlen(want)) == 0, 1, "key %zu secret", i);
+	}
+	chk_str(c, cfg->options.directory, "/srv/mxb", "options directory");
+	chk_str(c, cfg->options.pid_file, "/srv/mxb/run/x.pid", "pid-file");
+	chk_int(c, cfg->metrics.key == &cfg->keys[g->special], 1, "metrics key");
+}
+
+static void
+gen_check_zones(const struct gen *g, const struct config *cfg, struct chk *c)
+{
+	char want[128];
+
+	chk_int(c, (long long)cfg->broker.nzones, (long long)g->n, "zone count");
+	chk_addrs(c, &cfg->broker.listen, g->n, "127.0.0", 5300, "broker listen");
+	chk_addr(c, &cfg->broker.notify_source, "203.0.113.1:0", "broker notify-source", 0);
+	for (size_t i = 0; i < g->n && i < cfg->broker.nzones; i++) {
+		const struct config_zone *z = &cfg->broker.zones[i];
+
+		snprintf(want, sizeof(want), "z%zu.test", i);
+		chk_str(c, z->name, want, "zone %zu name", i);
+		snprintf(want, sizeof(want),
+		    i == g->special ? "/srv/mxb/zones/z%zu.zone" : "/abs/z%zu.zone", i);
+		chk_str(c, z->file, want, "zone %zu file", i);
+		chk_int(c, (long long)z->allow_transfer.n, (long long)g->n,
+		    "zone %zu allow-transfer", i);
+		for (size_t j = 0; j < g->n && j < z->allow_transfer.n; j++) {
+			char got[64];
+
+			snprintf(want, sizeof(want), "10.%zu.%zu.0/24", i, j + 1);
+			chk_str(c, cidr_str(&z->allow_transfer.v[j], got, sizeof(got)), want,
+			    "zone %zu allow-transfer %zu", i, j);
+		}
+		snprintf(want, sizeof(want), "192.0.%zu", i);
+		chk_addrs(c, &z->also_notify, g->n, want, 5300, "also-notify");
+		snprintf(want, sizeof(want),
+		    i == g->special ? "198.51.100.%zu:5400" : "203.0.113.1:0", i + 1);
+		chk_addr(c, &z->notify_source, want, "zone notify-source", i);
+		chk_int(c, config_zone_find(cfg, z->name) == z, 1, "zone %zu find", i);
+	}
+}
+
+static void
+gen_check_members(const struct gen *g, const struct config_cluster *cl, size_t i, struct chk *c)
+{
+	char want[64], got[ADDR_STRLEN];
+
+	chk_int(c, (long long)cl->nmembers, (long long)g->n, "cluster %zu members", i);
+	for (size_t j = 0; j < g->n && j < cl->nmembers; j++) {
+		const struct config_member *m = &cl->members[j];
+
+		snprintf(want, sizeof(want), "10.%zu.%zu.1", i, j + 1);
+		chk_str(c, addr_host_str(&m->addr, got, sizeof(got)), want, "member %zu.%zu", i, j);
+		chk_int(c, addr_port(&m->addr), 0, "member %zu.%zu port", i, j);
+		snprintf(want, sizeof(want), "10.%zu.%zu.%d", i, j + 1, j == g->special ? 2 : 1);
+		chk_str(c, addr_host_str(&m->check, got, sizeof(got)), want, "check %zu.%zu", i, j);
+		chk_int(c, m->weight, (long long)j + 1, "member %zu.%zu weight", i, j);
+		chk_int(c, m->drain, j == g->special, "member %zu.%zu drain", i, j);
+	}
+}
+
+static void
+gen_check_clusters(const struct gen *g, const struct config *cfg, struct chk *c)
+{
+	char want[64];
+
+	chk_int(c, (long long)cfg->nclusters, (long long)g->n, "cluster count");
+	for (size_t k = 0; k < g->n && k < cfg->nclusters; k++) {
+		const struct config_cluster *cl = &cfg->clusters[k];
+		size_t i = g->reversed ? g->n - 1 - k : k; /* written in reverse */
+		const struct config_key *key = NULL;
+
+		snprintf(want, sizeof(want), "c%zu.test", i);
+		chk_str(c, cl->name, want, "cluster %zu name", i);
+		gen_check_members(g, cl, i, c);
+		snprintf(want, sizeof(want), "192.168.%zu", i);
+		chk_addrs(c, &cl->masters, g->n, want, 5300, "masters");
+		chk_int(c, cl->dns_ttl, (long long)(100 + i), "cluster %zu dns-ttl", i);
+		chk_int(c, cl->polling_interval, (long long)(10 + i), "cluster %zu polling", i);
+		snprintf(want, sizeof(want), "192.0.2.%zu:0", i + 1);
+		chk_addr(c, &cl->failover4, want, "failover4", i);
+		snprintf(want, sizeof(want), "[2001:db8::%zx]:0", i + 1);
+		chk_addr(c, &cl->failover6, want, "failover6", i);
+		if (g->keys == GEN_KEY_OWN)
+			key = &cfg->keys[i];
+		else if (g->keys == GEN_KEY_SHARED || i == g->special)
+			key = &cfg->keys[g->special];
+		chk_int(c, cl->key == key, 1, "cluster %zu key", i);
+		chk_int(c, cl->hysteresis, i == g->special ? 0 : 5, "cluster %zu hysteresis", i);
+		chk_int(c, cl->metric_port, i == g->special ? 9999 : 4331, "cluster %zu port", i);
+	}
+}
+
+static void
+gen_check_sections(const struct gen *g, const struct config *cfg, struct chk *c)
+{
+	const struct config_relay *r = &cfg->relay;
+	char want[64], got[64];
+
+	chk_addrs(c, &cfg->metrics.listen, g->n, "127.1.0", 4400, "metrics listen");
+	chk_addrs(c, &cfg->resolver.nameservers, g->n, "127.2.0", 5350, "nameserver");
+	chk_addrs(c, &r->listen, g->n, "127.3.0", 2500, "relay listen");
+	chk_int(c, (long long)cfg->resolver.zones.n, (long long)g->n, "resolver zones");
+	chk_int(c, (long long)r->local_aliases.n, (long long)g->n, "local-aliases");
+	chk_int(c, (long long)r->relay_domains.n, (long long)g->n, "relay-domains");
+	chk_int(c, (long long)r->users.n, (long long)g->n, "users");
+	chk_int(c, (long long)r->trusted_networks.n, (long long)g->n, "trusted-networks");
+	for (size_t j = 0; j < g->n && c->bad == 0; j++) {
+		snprintf(want, sizeof(want), "r%zu.test", j);
+		chk_str(c, cfg->resolver.zones.v[j], want, "resolver zone %zu", j);
+		snprintf(want, sizeof(want), "la%zu.test", j);
+		chk_str(c, r->local_aliases.v[j], want, "local-alias %zu", j);
+		snprintf(want, sizeof(want), "rd%zu.test", j);
+		chk_str(c, r->relay_domains.v[j], want, "relay-domain %zu", j);
+		snprintf(want, sizeof(want), "u%zu", j);
+		chk_str(c, r->users.v[j], want, "user %zu", j);
+		snprintf(want, sizeof(want), "10.%zu.0.0/16", j);
+		chk_str(c, cidr_str(&r->trusted_networks.v[j], got, sizeof(got)), want,
+		    "trusted-network %zu", j);
+	}
+}
+
+static void
+test_repeated_statements(void)
+{
+	static const struct {
+		size_t n;
+		enum gen_keys keys;
+		bool reversed;
+	} cases[] = {
+	    {3, GEN_KEY_ONE, false},
+	    {3, GEN_KEY_OWN, false},
+	    {3, GEN_KEY_SHARED, false},
+	    {3, GEN_KEY_ONE, true},
+	    {3, GEN_KEY_OWN, true},
+	    {3, GEN_KEY_SHARED, true},
+	    {5, GEN_KEY_OWN, false},
+	    {130, GEN_KEY_OWN, false}, /* past the old keyrefs[256]/paths[64] */
+	    {130, GEN_KEY_SHARED, true},
+	};
+	static const char *const modes[] = {"one keyed", "own keys", "one shared key"};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		size_t n = cases[k].n, specials[3] = {0, n / 2, n - 1};
+
+		for (size_t s = 0; s < 3; s++) {
+			struct gen g = {n, specials[s], cases[k].keys, cases[k].reversed};
+			char *text = gen_text(&g);
+			struct config *cfg = load(text);
+			struct chk keys = {0}, zones = {0}, clusters = {0}, sections = {0};
+			const char *mode = modes[g.keys];
+
+			free(text);
+			ok(cfg != NULL, "n=%zu special=%zu %s%s loads (%s)", n, g.special, mode,
+			    g.reversed ? " reversed" : "", err);
+			if (cfg == NULL)
+				continue;
+			gen_check_keys(&g, cfg, &keys);
+			gen_check_zones(&g, cfg, &zones);
+			gen_check_clusters(&g, cfg, &clusters);
+			gen_check_sections(&g, cfg, &sections);
+			ok(!keys.bad, "n=%zu special=%zu %s: keys, options: %s", n, g.special, mode,
+			    keys.first);
+			ok(!zones.bad, "n=%zu special=%zu %s: broker, zones: %s", n, g.special,
+			    mode, zones.first);
+			ok(!clusters.bad, "n=%zu special=%zu %s: clusters: %s", n, g.special, mode,
+			    clusters.first);
+			ok(!sections.bad, "n=%zu special=%zu %s: metrics, resolver, relay: %s", n,
+			    g.special, mode, sections.first);
+			config_free(cfg);
+		}
+	}
+}
+
+/* Three clusters naming one key: each resolves to it (only the last did). */
+static void
+test_shared_key(void)
+{
+	static const char *const texts[] = {
+	    "key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };\n"
+	    "cluster \"a.test\" { members { 10.0.0.1; }; key \"k\"; };\n"
+	    "cluster \"b.test\" { members { 10.0.0.2; }; key \"k\"; };\n"
+	    "cluster \"c.test\" { members { 10.0.0.3; }; key \"k\"; };\n",
+	    /* the same with the key defined after its users */
+	    "cluster \"a.test\" { key \"K.\"; members { 10.0.0.1; }; };\n"
+	    "cluster \"b.test\" { key \"k\"; members { 10.0.0.2; }; };\n"
+	    "cluster \"c.test\" { key \"k\"; members { 10.0.0.3; }; };\n"
+	    "metrics { key \"k\"; };\n"
+	    "key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };\n",
+	};
+
+	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+		struct config *cfg = load(texts[t]);
+		const struct config_key *k;
+
+		ok(cfg != NULL, "shared key, text %zu (%s)", t, err);
+		if (cfg == NULL)
+			continue;
+		k = config_key_find(cfg, "k");
+		is_int((long long)cfg->nclusters, 3, "three clusters");
+		for (size_t i = 0; i < cfg->nclusters; i++) {
+			const struct config_cluster *cl = &cfg->clusters[i];
+
+			ok(cl->key == k && k != NULL, "text %zu: cluster %s has key k", t,
+			    cl->name);
+			ok(cl->key != NULL && cl->key->secret_len == 6 &&
+			        memcmp(cl->key->secret, "secret", 6) == 0,
+			    "text %zu: cluster %s signs with the secret", t, cl->name);
+		}
+		ok(t == 0 || cfg->metrics.key == k, "text %zu: metrics key", t);
+		config_free(cfg);
+	}
+}
+
+/* Three clusters, three keys (defined after them, in another order). */
+static void
+test_three_keys(void)
+{
+	struct config *cfg = load("cluster \"a.test\" { members { 10.0.0.1; }; key \"ka\"; };\n"
+	                          "cluster \"b.test\" { members { 10.0.0.2; }; key \"kb\"; };\n"
+	                          "cluster \"c.test\" { members { 10.0.0.3; }; key \"kc\"; };\n"
+	                          "key \"kc\" { algorithm hmac-sha512; secret \"Y2NjYw==\"; };\n"
+	                          "key \"ka\" { algorithm hmac-sha1; secret \"YWFhYQ==\"; };\n"
+	                          "key \"kb\" { algorithm hmac-sha256; secret \"YmJiYg==\"; };\n");
+	static const struct {
+		const char *key, *secret;
+		enum config_hmac alg;
+	} want[] = {{"ka", "aaaa", CONFIG_HMAC_SHA1}, {"kb", "bbbb", CONFIG_HMAC_SHA256},
+	    {"kc", "cccc", CONFIG_HMAC_SHA512}};
+
+	ok(cfg != NULL, "three clusters, three keys (%s)", err);
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < 3; i++) {
+		const struct config_key *k = cfg->clusters[i].key;
+
+		ok(k != NULL && k == config_key_find(cfg, want[i].key), "cluster %zu has key %s", i,
+		    want[i].key);
+		if (k == NULL)
+			continue;
+		is_int(k->algorithm, want[i].alg, "cluster %zu key algorithm", i);
+		ok(k->secret_len == 4 && memcmp(k->secret, want[i].secret, 4) == 0,
+		    "cluster %zu key secret", i);
+	}
+	config_free(cfg);
+}
+
+/* Write `text` as <dir>/main.conf and load it. */
+static struct config *
+load_in_dir(const char *dir, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return NULL;
+	fputs(text, f);
+	fclose(f);
+	err[0] = '\0';
+	return config_load(path, err, sizeof(err));
+}
+
+/*
+ * Relative zone files, 3 and 130 of them (past the old paths[64]), with and
+ * without options { directory }: every one absolute, under the right folder.
+ */
+static void
+test_relative_zone_paths(void)
+{
+	static const struct {
+		size_t n;
+		const char *options, *sub;
+	} cases[] = {{3, "", ""}, {3, "options { directory \"sub\"; };\n", "/sub"}, {130, "", ""},
+	    {130, "options { pid-file \"p\"; directory \"sub\"; };\n", "/sub"}};
+	char dir[] = "/tmp/mxbconfXXXXXX", want[600], path[600];
+
+	if (mkdtemp(dir) == NULL) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct sbuf b = {0};
+		struct config *cfg;
+		struct chk k = {0};
+
+		sb_printf(&b, "broker {\n");
+		for (size_t i = 0; i < cases[c].n; i++)
+			sb_printf(&b, "  zone \"z%zu.test\" { file \"z%zu.zone\"; };\n", i, i);
+		sb_printf(&b, "  state-file \"st\";\n};\n%s", cases[c].options);
+		cfg = load_in_dir(dir, b.p);
+		free(b.p);
+		ok(cfg != NULL, "%zu relative zones%s load (%s)", cases[c].n, cases[c].sub, err);
+		if (cfg == NULL)
+			continue;
+		chk_int(&k, (long long)cfg->broker.nzones, (long long)cases[c].n, "zones");
+		for (size_t i = 0; i < cfg->broker.nzones; i++) {
+			snprintf(want, sizeof(want), "%s%s/z%zu.zone", dir, cases[c].sub, i);
+			chk_str(&k, cfg->broker.zones[i].file, want, "zone %zu file", i);
+		}
+		snprintf(want, sizeof(want), "%s%s/st", dir, cases[c].sub);
+		chk_str(&k, cfg->broker.state_file, want, "state-file");
+		snprintf(want, sizeof(want), "%s%s", dir, cases[c].sub);
+		chk_str(&k, cfg->options.directory, want, "directory");
+		if (cfg->options.pid_file != NULL) {
+			snprintf(want, sizeof(want), "%s/sub/p", dir);
+			chk_str(&k, cfg->options.pid_file, want, "pid-file before directory");
+		}
+		ok(!k.bad, "%zu relative zones%s: all absolute under the folder: %s", cases[c].n,
+		    cases[c].sub, k.first);
+		config_free(cfg);
+	}
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* 300 clusters over 48 keys and 300 zones, keys last: no fixed-size table. */
+static void
+test_no_fixed_limits(void)
+{
+	struct sbuf b = {0};
+	struct config *cfg;
+	struct chk k = {0};
+	char b64[64], want[64];
+
+	sb_printf(&b, "broker {\n");
+	for (size_t i = 0; i < 300; i++)
+		sb_printf(&b, " zone \"z%zu.test\" { file \"z%zu\"; };\n", i, i);
+	sb_printf(&b, "};\n");
+	for (size_t i = 0; i < 300; i++)
+		sb_printf(&b,
+		    "cluster \"c%zu.test\" { members { 10.1.%zu.%zu; }; key \"k%zu\"; };\n", i,
+		    i / 200, i % 200 + 1, i % 48);
+	for (size_t i = 0; i < 48; i++)
+		sb_printf(&b, "key \"k%zu\" { algorithm hmac-sha256; secret \"%s\"; };\n", i,
+		    key_secret_b64(i, b64, sizeof(b64)));
+	sb_printf(&b, "options { directory \"/d\"; };\n");
+	cfg = load(b.p);
+	free(b.p);
+	ok(cfg != NULL, "300 clusters, 48 keys, 300 zones (%s)", err);
+	if (cfg == NULL)
+		return;
+	chk_int(&k, (long long)cfg->nkeys, 48, "keys");
+	chk_int(&k, (long long)cfg->nclusters, 300, "clusters");
+	chk_int(&k, (long long)cfg->broker.nzones, 300, "zones");
+	for (size_t i = 0; i < cfg->nclusters; i++) {
+		const struct config_key *key = cfg->clusters[i].key;
+
+		snprintf(want, sizeof(want), "secret-%zu", i % 48);
+		chk_int(&k, key == &cfg->keys[i % 48], 1, "cluster %zu key", i);
+		chk_int(&k,
+		    key != NULL && key->secret_len == strlen(want) &&
+		        memcmp(key->secret, want, strlen(want)) == 0,
+		    1, "cluster %zu secret", i);
+	}
+	for (size_t i = 0; i < cfg->broker.nzones; i++) {
+		snprintf(want, sizeof(want), "/d/z%zu", i);
+		chk_str(&k, cfg->broker.zones[i].file, want, "zone %zu file", i);
+	}
+	ok(!k.bad, "every key reference and path resolved: %s", k.first);
+	config_free(cfg);
+}
+
+/* notify-source: the zone's own, else the broker's (wherever it is written). */
+static void
+test_notify_source(void)
+{
+	static const char *const texts[] = {
+	    "broker { notify-source 192.0.2.53;\n"
+	    " zone \"a.test\" { file \"a\"; notify-source 198.51.100.1 port 5353; };\n"
+	    " zone \"b.test\" { file \"b\"; };\n"
+	    " zone \"c.test\" { file \"c\"; notify-source 2001:db8::53; }; };",
+	    "broker {\n zone \"a.test\" { notify-source 198.51.100.1 port 5353; file \"a\"; };\n"
+	    " zone \"b.test\" { file \"b\"; };\n"
+	    " zone \"c.test\" { file \"c\"; notify-source 2001:db8::53; };\n"
+	    " notify-source 192.0.2.53; };",
+	};
+	static const char *const want[] = {"198.51.100.1:5353", "192.0.2.53:0", "[2001:db8::53]:0"};
+	char buf[ADDR_STRLEN];
+	struct config *cfg;
+
+	for (size_t t = 0; t < 2; t++) {
+		cfg = load(texts[t]);
+		ok(cfg != NULL, "notify-source text %zu (%s)", t, err);
+		if (cfg == NULL)
+			continue;
+		is_str(addr_str(&cfg->broker.notify_source, buf, sizeof(buf)), "192.0.2.53:0",
+		    "broker notify-source, port 0 = any");
+		for (size_t i = 0; i < 3; i++)
+			is_str(addr_str(&cfg->broker.zones[i].notify_source, buf, sizeof(buf)),
+			    want[i], "text %zu: zone %zu notify-source", t, i);
+		config_free(cfg);
+	}
+	cfg = load("broker { zone \"a.test\" { file \"a\"; }; };");
+	ok(cfg != NULL, "no notify-source (%s)", err);
+	if (cfg != NULL) {
+		is_int(cfg->broker.notify_source.len, 0, "broker notify-source unset");
+		is_int(cfg->broker.zones[0].notify_source.len, 0, "zone notify-source unset");
+	}
+	config_free(cfg);
+	refused("broker { notify-source ns1.example.test; };",
+	    "t.conf:1: 'ns1.example.test' is not an IPv4 or IPv6 address", "notify-source name");
+	refused("broker { zone \"a.test\" { file \"a\"; notify-source 192.0.2.1 port 0; }; };",
+	    "t.conf:1: 'port' 0 is out of range", "notify-source port 0");
+	refused("broker { notify-source 192.0.2.1; notify-source 192.0.2.2; };",
+	    "t.conf:1: 'notify-source' given twice in broker", "notify-source twice");
+	refused("broker { notify-source { 192.0.2.1; }; };",
+	    "t.conf:1: 'notify-source' takes one address", "notify-source list");
+}
+
+static void
+test_queue_min_free_and_hysteresis(void)
+{
+	static const struct {
+		const char *text;
+		uint64_t want;
+	} cases[] = {
+	    {"relay { };", 15ULL << 20},
+	    {"relay { max-message-size 20M; };", 30ULL << 20},
+	    {"relay { queue-min-free 1G; max-message-size 20M; };", 1ULL << 30},
+	    {"relay { queue-min-free 512M; };", 512ULL << 20},
+	    {"relay { queue-min-free 0; };", 0},
+	    {"relay { max-message-size 1025; };", 1537},
+	    {"", 15ULL << 20},
+	};
+	struct config *cfg;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cfg = load(cases[i].text);
+		ok(cfg != NULL && cfg->relay.queue_min_free == cases[i].want,
+		    "queue-min-free: '%s' gives %llu (%s)", cases[i].text,
+		    (unsigned long long)cases[i].want, err);
+		config_free(cfg);
+	}
+	refused("relay { queue-min-free lots; };", "t.conf:1: 'queue-min-free' wants a size",
+	    "queue-min-free not a size");
+	refused("relay { queue-min-free 2000000G; };",
+	    "t.conf:1: 'queue-min-free' 2000000G is out of range", "queue-min-free too large");
+	cfg = load("cluster \"a.test\" { members { 10.0.0.1; }; };\n"
+	           "cluster \"b.test\" { members { 10.0.0.2; }; hysteresis 0; };\n"
+	           "cluster \"c.test\" { members { 10.0.0.3; }; hysteresis 12; };");
+	ok(cfg != NULL, "hysteresis (%s)", err);
+	if (cfg != NULL) {
+		is_int(cfg->clusters[0].hysteresis, 5, "hysteresis defaults to 5");
+		is_int(cfg->clusters[1].hysteresis, 0, "hysteresis 0 kept");
+		is_int(cfg->clusters[2].hysteresis, 12, "hysteresis 12");
+	}
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -410,6 +1141,13 @@ main(void)
 	test_values();
 	test_errors();
 	test_include_and_paths();
+	test_repeated_statements();
+	test_shared_key();
+	test_three_keys();
+	test_relative_zone_paths();
+	test_no_fixed_limits();
+	test_notify_source();
+	test_queue_min_free_and_hysteresis();
 	config_free(NULL);
 	return tap_done();
 }
