@@ -44,6 +44,8 @@ struct commit_pool {
 	unsigned nthreads;
 	int efd; /* eventfd: wakes the loop when `done` grows */
 	struct event *ev;
+	commit_done_fn observer; /* loop thread only */
+	void *observer_arg;
 };
 
 static void
@@ -128,6 +130,8 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&p->lock);
 	while ((job = TAILQ_FIRST(&ready)) != NULL) {
 		TAILQ_REMOVE(&ready, job, link);
+		if (job->run == NULL && p->observer != NULL)
+			p->observer(job->rc, job->err, job->env, p->observer_arg);
 		if (job->after != NULL)
 			job->after(job->arg);
 		else if (job->done != NULL)
@@ -204,6 +208,13 @@ commit_pool_run(struct commit_pool *p, commit_run_fn run, commit_after_fn after,
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+void
+commit_pool_set_observer(struct commit_pool *p, commit_done_fn fn, void *arg)
+{
+	p->observer = fn;
+	p->observer_arg = arg;
 }
 
 void

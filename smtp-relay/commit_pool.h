@@ -47,6 +47,14 @@ typedef void (*commit_after_fn)(void *arg);
 int commit_pool_run(struct commit_pool *p, commit_run_fn run, commit_after_fn after, void *arg);
 
 /*
+ * Also tell `fn` (NULL: nobody) the outcome of every commit_pool_submit
+ * job, cancelled ones included, on the loop's thread before the job's own
+ * done: how smtp-relayd's intake learns that the queue stopped (or started
+ * again) taking writes.
+ */
+void commit_pool_set_observer(struct commit_pool *p, commit_done_fn fn, void *arg);
+
+/*
  * The caller goes away: done will not be called.  The commit itself still
  * completes (a message may be queued that its client never saw acknowledged;
  * it is never half-written).

@@ -19,6 +19,7 @@
 
 #include "common/listener.h"
 #include "common/log.h"
+#include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_server.h"
 
@@ -84,6 +85,20 @@ do_remove(struct control *c, const char *id, struct json_object *r)
 	json_object_object_add(r, "removed", json_object_new_string(id));
 }
 
+/* "pause" / "resume": new SMTP connections get 421 meanwhile; delivery goes on. */
+static void
+do_pause(struct control *c, bool pause, struct json_object *r)
+{
+	struct intake *in = smtp_server_intake(c->srv);
+
+	if (intake_is_paused(in) != pause)
+		log_info("control: intake %s by the operator", pause ? "paused" : "resumed");
+	intake_pause(in, pause);
+	json_object_object_add(r, "ok", json_object_new_boolean(true));
+	json_object_object_add(r, "paused", json_object_new_boolean(pause));
+	intake_status_json(in, r);
+}
+
 /* Parse "verb [arg]" and act; the one input boundary of this socket. */
 static void
 dispatch(struct control *c, char *line, struct json_object *r)
@@ -96,6 +111,10 @@ dispatch(struct control *c, char *line, struct json_object *r)
 		do_flush(c, arg, r);
 	else if (strcmp(line, "remove") == 0)
 		do_remove(c, arg, r);
+	else if (strcmp(line, "pause") == 0 && arg == NULL)
+		do_pause(c, true, r);
+	else if (strcmp(line, "resume") == 0 && arg == NULL)
+		do_pause(c, false, r);
 	else if (strcmp(line, "stats") == 0 && arg == NULL) {
 		json_object_object_add(r, "ok", json_object_new_boolean(true));
 		smtp_server_status_json(r, c->srv);

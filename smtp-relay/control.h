@@ -2,9 +2,9 @@
  * control.h - the control socket between smtp-relayctl and smtp-relayd.
  *
  * A unix stream socket; each connection carries one request line
- * ("flush", "flush ID", "remove ID", "stats") and gets one JSON object line
- * back: {"ok": true, ...} or {"ok": false, "error": "..."}; then the daemon
- * closes it.  Requests are at most CONTROL_LINE_MAX octets.
+ * ("flush", "flush ID", "remove ID", "stats", "pause", "resume") and gets
+ * one JSON object line back: {"ok": true, ...} or {"ok": false, "error":
+ * "..."}; then the daemon closes it.  Requests are at most CONTROL_LINE_MAX octets.
  */
 #ifndef MXB_CONTROL_H
 #define MXB_CONTROL_H

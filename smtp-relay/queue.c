@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -23,6 +24,8 @@
 #define QUEUE_HEADER_MAX  64
 /* A sanity bound for envelopes: 100,000 recipients of 256 octets and state. */
 #define QUEUE_ENVELOPE_MAX (64u << 20)
+/* The file queue_probe writes in tmp/ (never a queue ID: recovery removes it). */
+#define QUEUE_PROBE_NAME "probe"
 
 struct queue {
 	char *dir;
@@ -480,6 +483,43 @@ queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, in
 	log_warn("queue: %s: commit", env->id);
 	env->id[0] = '\0';
 	return -1;
+}
+
+int
+queue_probe(struct queue *q, const char **step)
+{
+	static const char data[512] = "mxbroker queue probe\n";
+	int fd, saved;
+
+	*step = "open";
+	fd = openat(q->tmpfd, QUEUE_PROBE_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	*step = "write";
+	if (file_write_all(fd, data, sizeof(data)) == 0) {
+		*step = "fsync";
+		if (fsync(fd) == 0)
+			*step = NULL;
+	}
+	saved = errno;
+	close(fd);
+	if (unlinkat(q->tmpfd, QUEUE_PROBE_NAME, 0) == -1 && *step == NULL) {
+		*step = "unlink";
+		return -1;
+	}
+	errno = saved;
+	return *step == NULL ? 0 : -1;
+}
+
+int
+queue_space(struct queue *q, uint64_t *avail)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(q->tmpfd, &sv) == -1)
+		return -1;
+	*avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	return 0;
 }
 
 /* ---- reading ---- */

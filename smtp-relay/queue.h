@@ -141,6 +141,20 @@ int queue_update(struct queue *q, const struct queue_env *env);
 /* Remove a message (unlink, fsync of the directory).  QUEUE_ENOTFOUND when absent. */
 enum queue_status queue_remove(struct queue *q, const char *id);
 
+/*
+ * Can the queue be written right now?  Create tmp/probe, write a few
+ * octets, fsync and unlink it, as a commit would, as the user we run as
+ * (access(2) would lie for root and knows nothing of read-only mounts or
+ * full disks).  Returns 0, or -1 with errno set and *step naming the call
+ * that failed ("open", "write", "fsync", "unlink").  Logs nothing; safe on
+ * a worker thread alongside commits (one probe at a time).
+ */
+int queue_probe(struct queue *q, const char **step);
+
+/* Octets of the queue's file system available to us (f_bavail * f_frsize)
+ * into *avail; 0, or -1 with errno.  Logs nothing. */
+int queue_space(struct queue *q, uint64_t *avail);
+
 /* Move a damaged file to corrupt/ and log `why`.  Returns 0 or -1. */
 int queue_move_corrupt(struct queue *q, const char *id, const char *why);
 

@@ -245,6 +245,28 @@ cmd_flush(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
+/* ---- pause and resume: the daemon's intake ---- */
+
+static int
+cmd_pause(struct ctl *c, int argc, char **argv)
+{
+	struct json_object *r;
+	int rc;
+
+	if (argc != 1) {
+		fprintf(stderr, "smtp-relayctl: %s takes no operand\n", argv[0]);
+		return RELAYCTL_EXIT_USAGE;
+	}
+	if ((r = control_call(c->relay->control_socket, argv[0], CTL_TIMEOUT_SEC)) == NULL) {
+		fprintf(stderr, "smtp-relayctl: %s: smtp-relayd does not answer on %s: %s\n",
+		    argv[0], c->relay->control_socket, strerror(errno));
+		return RELAYCTL_EXIT_UNAVAILABLE;
+	}
+	rc = print_reply(c, argv[0], r);
+	json_object_put(r);
+	return rc;
+}
+
 /* ---- analyze ---- */
 
 static void
@@ -382,6 +404,25 @@ stats_json(const struct stats_ctx *sc)
 	return o;
 }
 
+/* "accepting: yes" or "accepting: no (reason: detail)" from the daemon's stats. */
+static void
+print_accepting(const struct ctl *c, struct json_object *d)
+{
+	struct json_object *a, *ok, *reason, *detail;
+
+	if (d == NULL || !json_object_object_get_ex(d, "accepting", &a) ||
+	    !json_object_object_get_ex(a, "ok", &ok))
+		return;
+	if (json_object_get_boolean(ok)) {
+		fprintf(c->opts->out, "accepting: yes\n");
+		return;
+	}
+	json_object_object_get_ex(a, "reason", &reason);
+	json_object_object_get_ex(a, "detail", &detail);
+	fprintf(c->opts->out, "accepting: no (%s: %s)\n", json_object_get_string(reason),
+	    json_object_get_string(detail));
+}
+
 static int
 cmd_stats(struct ctl *c, int argc, char **argv)
 {
@@ -405,6 +446,7 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 		    "queue: %zu messages, %" PRIu64 " bytes, recipients: "
 		    "%zu pending, %zu delivered, %zu failed; %zu damaged\n",
 		    sc.messages, sc.bytes, sc.rcpt[0], sc.rcpt[1], sc.rcpt[2], sc.damaged);
+		print_accepting(c, d);
 		fprintf(c->opts->out, "daemon: %s\n",
 		    d != NULL ? json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN)
 		              : "not running");
@@ -416,13 +458,16 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 static const struct command {
 	const char *name;
 	int (*fn)(struct ctl *, int, char **);
+	bool queue; /* opens the queue directory (pause/resume only talk to the daemon) */
 } commands[] = {
-    {"list", cmd_list},
-    {"show", cmd_show},
-    {"remove", cmd_remove},
-    {"flush", cmd_flush},
-    {"analyze", cmd_analyze},
-    {"stats", cmd_stats},
+    {"list", cmd_list, true},
+    {"show", cmd_show, true},
+    {"remove", cmd_remove, true},
+    {"flush", cmd_flush, true},
+    {"analyze", cmd_analyze, true},
+    {"stats", cmd_stats, true},
+    {"pause", cmd_pause, false},
+    {"resume", cmd_pause, false},
 };
 
 int
@@ -435,7 +480,8 @@ relayctl_run(
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[0], commands[i].name) != 0)
 			continue;
-		if ((c.queue = queue_open(relay->queue_directory, false)) == NULL)
+		if (commands[i].queue &&
+		    (c.queue = queue_open(relay->queue_directory, false)) == NULL)
 			return RELAYCTL_EXIT_FAIL;
 		rc = commands[i].fn(&c, argc, argv);
 		queue_close(c.queue);

@@ -1,9 +1,9 @@
 /*
  * relayctl.h - the commands of smtp-relayctl (list, show, remove, flush,
- * analyze, stats), in human or JSON form.  list, show, analyze and stats
- * read the queue directory directly; flush asks the daemon over the control
- * socket; remove asks the daemon when it runs (so it never races with it)
- * and unlinks the file itself otherwise.
+ * analyze, stats, pause, resume), in human or JSON form.  list, show,
+ * analyze and stats read the queue directory directly; flush, pause and
+ * resume ask the daemon over the control socket; remove asks the daemon when
+ * it runs (so it never races with it) and unlinks the file itself otherwise.
  */
 #ifndef MXB_RELAYCTL_H
 #define MXB_RELAYCTL_H
@@ -16,7 +16,7 @@ struct config_relay;
 /* Exit statuses besides 0 (sysexits.h values where one fits). */
 #define RELAYCTL_EXIT_FAIL        1 /* the command failed (no such message...) */
 #define RELAYCTL_EXIT_USAGE       64
-#define RELAYCTL_EXIT_UNAVAILABLE 69 /* flush: the daemon does not answer */
+#define RELAYCTL_EXIT_UNAVAILABLE 69 /* flush, pause, resume: the daemon does not answer */
 
 struct relayctl_opts {
 	bool json;

@@ -13,19 +13,24 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: smtp-relayctl [-c FILE] [--json] "
-	    "list | show ID | remove ID | flush [ID] | analyze [--repair] | stats\n");
+	    "list | show ID | remove ID | flush [ID] | analyze [--repair] | stats |\n"
+	    "       pause | resume\n");
 	if (out == stderr) {
 		fprintf(out, "Try 'smtp-relayctl --help' for more information.\n");
 		return;
 	}
 	fprintf(out,
-	    "List, show, remove, flush and analyze queued messages.\n\n"
+	    "List, show, remove, flush and analyze queued messages; pause and resume intake.\n\n"
 	    "  list            every queued message and its recipients\n"
 	    "  show ID         one message: envelope and content\n"
 	    "  remove ID       delete a message (through smtp-relayd when it runs)\n"
 	    "  flush [ID]      ask smtp-relayd to attempt delivery now\n"
 	    "  analyze         report stale, damaged, orphaned and stray queue files\n"
-	    "  stats           queue totals and the daemon's counters\n\n"
+	    "  stats           queue totals, the daemon's counters and whether it\n"
+	    "                  takes mail now (accepting)\n"
+	    "  pause           new SMTP connections get 421 until resume (delivery\n"
+	    "                  goes on; not kept across a restart)\n"
+	    "  resume          take mail again\n\n"
 	    "  -c FILE         configuration file (default " DAEMON_DEFAULT_CONFIG ")\n"
 	    "  --json          machine-readable output\n"
 	    "  --repair        analyze: remove stale files and orphans, move damaged\n"

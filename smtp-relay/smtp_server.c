@@ -20,9 +20,8 @@
 #include "common/status_http.h"
 #include "smtp-relay/address.h"
 #include "smtp-relay/commit_pool.h"
+#include "smtp-relay/intake.h"
 #include "smtp-relay/smtp_session.h"
-
-/* Pause accepting this long when out of descriptors. */
 
 struct session_entry {
 	struct smtp_session *s;
@@ -40,6 +39,7 @@ struct smtp_server {
 	const struct config_relay *relay;
 	struct policy *policy;
 	struct commit_pool *pool;
+	struct intake *intake;
 	TAILQ_HEAD(, session_entry) sessions;
 	SLIST_HEAD(, listener_entry) listeners;
 	unsigned open;
@@ -65,10 +65,12 @@ smtp_server_new(
 	srv->policy = p;
 	TAILQ_INIT(&srv->sessions);
 	SLIST_INIT(&srv->listeners);
-	if ((srv->pool = commit_pool_new(base, q, COMMIT_POOL_THREADS)) == NULL) {
+	if ((srv->pool = commit_pool_new(base, q, COMMIT_POOL_THREADS)) == NULL ||
+	    (srv->intake = intake_new(base, q, srv->pool, relay)) == NULL) {
 		smtp_server_free(srv);
 		return NULL;
 	}
+	commit_pool_set_observer(srv->pool, intake_commit_cb, srv->intake);
 	return srv;
 }
 
@@ -84,10 +86,12 @@ sessions_from(const struct smtp_server *srv, const struct addr *client)
 	return n;
 }
 
-/* The 421 for a connection over a limit, or NULL to serve it. */
+/* The 421 for a connection while paused or over a limit, or NULL to serve it. */
 static const char *
 limit_reply(const struct smtp_server *srv, const struct addr *client)
 {
+	if (intake_is_paused(srv->intake))
+		return "421 4.3.2 Service not available, closing transmission channel";
 	if (srv->open >= srv->relay->max_sessions)
 		return "421 4.7.0 Error: too many connections, try again later";
 	if (sessions_from(srv, client) >= srv->relay->max_sessions_per_client)
@@ -126,6 +130,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	e->counted = true;
 	srv->open++;
 	srv->stats.connections++;
+	intake_set_sessions(srv->intake, srv->open);
 }
 
 int
@@ -154,6 +159,7 @@ smtp_server_reconfigure(struct smtp_server *srv, const struct config_relay *rela
 	policy_free(srv->policy);
 	srv->policy = p;
 	srv->relay = relay;
+	intake_reconfigure(srv->intake, relay);
 }
 
 void
@@ -174,8 +180,10 @@ smtp_server_free(struct smtp_server *srv)
 		smtp_session_free(e->s);
 		free(e);
 	}
-	/* Sessions first: they cancel their jobs, then the pool finishes them. */
+	/* Sessions first: they cancel their jobs, then the pool finishes them;
+	 * the intake after the pool: a probe may be running there. */
 	commit_pool_free(srv->pool);
+	intake_free(srv->intake);
 	policy_free(srv->policy);
 	free(srv);
 }
@@ -220,6 +228,12 @@ smtp_server_pool(struct smtp_server *srv)
 	return srv->pool;
 }
 
+struct intake *
+smtp_server_intake(struct smtp_server *srv)
+{
+	return srv->intake;
+}
+
 struct smtp_server_stats *
 smtp_server_counters(struct smtp_server *srv)
 {
@@ -236,6 +250,7 @@ smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
 		if (e->s == s) {
 			TAILQ_REMOVE(&srv->sessions, e, link);
 			srv->open -= e->counted;
+			intake_set_sessions(srv->intake, srv->open);
 			free(e);
 			return;
 		}
@@ -264,6 +279,7 @@ static const struct counter {
     C(timeouts, "Sessions closed on a timeout"),
     C(protocol_errors, "SMTP protocol errors"),
     C(queue_errors, "Queue commits that failed"),
+    C(mail_deferred, "MAIL refused with 451/452: queue not writable or below queue-min-free"),
 #undef C
 };
 
@@ -290,7 +306,9 @@ smtp_server_status_json(struct json_object *root, void *arg)
 	    sessions, "max_per_client", json_object_new_int64(srv->relay->max_sessions_per_client));
 	json_object_object_add(root, "sessions", sessions);
 	json_object_object_add(queue, "messages", json_object_new_int64(srv->queue_messages));
+	intake_space_json(srv->intake, queue);
 	json_object_object_add(root, "queue", queue);
+	intake_status_json(srv->intake, root);
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		json_object_object_add(ctr, counters[i].name,
 		    json_object_new_int64((int64_t)counter_value(srv, &counters[i])));
@@ -309,6 +327,7 @@ smtp_server_metrics(struct evbuffer *out, void *arg)
 	prom_sample_u64(out, "smtp_sessions_max", NULL, srv->relay->max_sessions);
 	prom_family(out, "relay_queue_messages", "gauge", "Messages in the queue");
 	prom_sample_u64(out, "relay_queue_messages", NULL, (uint64_t)srv->queue_messages);
+	intake_metrics(srv->intake, out);
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		snprintf(name, sizeof(name), "smtp_%s_total", counters[i].name);
 		prom_family(out, name, "counter", counters[i].help);

@@ -15,6 +15,7 @@ struct commit_pool;
 struct config_relay;
 struct event_base;
 struct evbuffer;
+struct intake;
 struct json_object;
 struct policy;
 struct queue;
@@ -24,7 +25,7 @@ struct smtp_session;
 /* Counters since start (plain values; see docs/smtp-relay.md). */
 struct smtp_server_stats {
 	uint64_t connections;         /* accepted and served */
-	uint64_t connections_refused; /* 421 at connect: a session limit */
+	uint64_t connections_refused; /* 421 at connect: a session limit or paused */
 	uint64_t messages_queued;     /* 250 after DATA */
 	uint64_t messages_refused;    /* 5xx/4xx after DATA (size, loop, line, queue) */
 	uint64_t recipients_accepted;
@@ -34,6 +35,7 @@ struct smtp_server_stats {
 	uint64_t timeouts;
 	uint64_t protocol_errors; /* bad commands, bare LF/CR, sequencing */
 	uint64_t queue_errors;    /* commits that failed (451/452) */
+	uint64_t mail_deferred;   /* MAIL refused 451/452: queue not writable, disk reserve */
 };
 
 /*
@@ -69,6 +71,12 @@ void smtp_server_set_queued(struct smtp_server *srv, smtp_server_queued_fn fn, v
 /* /status and /metrics callbacks (status_json_fn, status_metrics_fn); arg = srv. */
 void smtp_server_status_json(struct json_object *root, void *arg);
 void smtp_server_metrics(struct evbuffer *out, void *arg);
+
+/*
+ * Whether mail is taken now (intake.h): sessions ask it at MAIL, the control
+ * socket pauses and resumes it.  Borrowed; lives as long as srv.
+ */
+struct intake *smtp_server_intake(struct smtp_server *srv);
 
 /* ---- for smtp_session.c only ---- */
 

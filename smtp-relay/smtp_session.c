@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "smtp-relay/address.h"
 #include "smtp-relay/commit_pool.h"
+#include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_proto.h"
 #include "smtp-relay/smtp_server.h"
@@ -192,6 +193,28 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 	cmd_greet(s, cmd, true);
 }
 
+/*
+ * Nothing is accepted that cannot be stored: while the queue cannot be
+ * written or the disk is below queue-min-free, MAIL is deferred (as Postfix
+ * does).  True when a reply was given.
+ */
+static bool
+mail_deferred(struct smtp_session *s)
+{
+	const char *detail;
+
+	switch (intake_state(smtp_server_intake(s->srv), &detail)) {
+	case INTAKE_QUEUE_UNWRITABLE:
+		reply(s, "451 4.3.0 Error: queue file write error, try again later");
+		break;
+	case INTAKE_DISK_RESERVE: reply(s, "452 4.3.1 Insufficient system storage"); break;
+	default: return false;
+	}
+	smtp_server_counters(s->srv)->mail_deferred++;
+	log_info("smtp: %s: MAIL deferred: %s", s->client_host, detail);
+	return true;
+}
+
 static void
 cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
@@ -208,6 +231,8 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		protocol_error(s);
 		return;
 	}
+	if (mail_deferred(s))
+		return;
 	if (cmd->size > r->max_message_size) {
 		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;

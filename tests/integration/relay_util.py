@@ -13,8 +13,9 @@ import mxb
 class Relay:
     """A running smtp-relayd with its ports, directory and configuration."""
 
-    def __init__(self, daemons, extra="", host="127.0.0.1", name="smtp-relayd"):
+    def __init__(self, daemons, extra="", host="127.0.0.1", name="smtp-relayd", options=""):
         self.host = host
+        self.options = options  # more options { } statements, e.g. 'user "nobody";'
         self.port = mxb.free_port()
         self.status_port = mxb.free_port()
         self.dir = daemons.dir
@@ -27,7 +28,7 @@ class Relay:
         self.start()
 
     def config_text(self):
-        return (f'options {{ directory "{self.dir}"; }};\n'
+        return (f'options {{ directory "{self.dir}"; {self.options} }};\n'
                 f'relay {{\n'
                 f'    listen {{ {self.host} port {self.port}; }};\n'
                 f'    hostname "relay.test";\n'

@@ -1,5 +1,6 @@
 /* test_queue.c - the crash-safe queue: commit, load, update, recovery, damage. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,35 @@ rm_cb(const char *path)
 	return system(cmd);
 }
 
+/* The intake's probe writes for real and leaves nothing behind. */
+static void
+test_probe(void)
+{
+	char tmp[512];
+	const char *step = "unset";
+	uint64_t avail = 0;
+	struct queue *q;
+
+	snprintf(tmp, sizeof(tmp), "%s/probe-q", dir);
+	q = queue_open(tmp, true);
+	ok(q != NULL, "probe queue opened");
+	if (q == NULL)
+		return;
+	is_int(queue_probe(q, &step), 0, "probe of a writable queue succeeds");
+	ok(step == NULL, "no failed step");
+	is_int((long long)count("probe-q/tmp"), 0, "the probe file is gone");
+	is_int(queue_space(q, &avail), 0, "queue_space");
+	ok(avail > 0, "some space available (%llu)", (unsigned long long)avail);
+	/* tmp/ removed under the daemon (an unmounted or replaced disk). */
+	snprintf(tmp, sizeof(tmp), "%s/probe-q/tmp", dir);
+	is_int(rmdir(tmp), 0, "tmp/ removed");
+	errno = 0;
+	is_int(queue_probe(q, &step), -1, "probe of a queue without tmp/ fails");
+	is_str(step != NULL ? step : "(null)", "open", "the open failed");
+	is_int(errno, ENOENT, "with ENOENT");
+	queue_close(q);
+}
+
 int
 main(void)
 {
@@ -261,6 +291,7 @@ main(void)
 		test_json_roundtrip();
 		test_recovery(q);
 		test_unique_ids();
+		test_probe();
 	}
 	queue_close(q);
 	queue_close(NULL);
