@@ -45,6 +45,7 @@ struct agent {
 	uint64_t page_size;
 	bool draining;
 	char drain_reason[DRAIN_REASON_MAX + 64];
+	uint16_t unavailable; /* METRIC_F_UNAVAILABLE bits of the last computation */
 	struct rating_result res;
 	struct metric_values values;
 	bool ready;
@@ -125,17 +126,67 @@ milli(double v)
 	return (int32_t)llround(v * 1000.0);
 }
 
+/*
+ * Why this member cannot take mail, as METRIC_F_UNAVAILABLE bits: only the
+ * relay can tell, so without relay-status the host is taken as available.
+ */
+static uint16_t
+unavailable_flags(const struct agent *a)
+{
+	if (a->relay == NULL)
+		return 0;
+	if (!a->relay_last.ok)
+		return METRIC_F_RELAY_DOWN;
+	return a->relay_last.unavailable;
+}
+
+/*
+ * The reason for the log and /status: metric_unavailable_str, except that
+ * a relay reason other than "paused" (carried as METRIC_F_PAUSED) is named.
+ */
+static const char *
+unavailable_text(const struct agent *a, char *buf, size_t len)
+{
+	const char *why = metric_unavailable_str(a->unavailable);
+	const char *relay_reason = a->relay_last.reason;
+
+	if (why == NULL)
+		return NULL;
+	if ((a->unavailable & METRIC_F_UNAVAILABLE) == METRIC_F_PAUSED &&
+	    strcmp(relay_reason, RELAY_REASON_PAUSED) != 0)
+		snprintf(buf, len, "relay not accepting%s%s", relay_reason[0] != '\0' ? ": " : "",
+		    relay_reason);
+	else
+		snprintf(buf, len, "%s", why);
+	return buf;
+}
+
+/* One log line per change of availability. */
+static void
+log_availability(struct agent *a, uint16_t now)
+{
+	char why[96];
+	const char *detail = a->relay_last.detail;
+
+	if (now == a->unavailable)
+		return;
+	a->unavailable = now;
+	if (now == 0)
+		log_info("metrics: available: the relay takes mail again");
+	else
+		log_warnx("metrics: not available: %s%s%s", unavailable_text(a, why, sizeof(why)),
+		    detail[0] != '\0' ? ": " : "", detail);
+}
+
 static uint16_t
 value_flags(const struct agent *a, bool relay)
 {
-	uint16_t f = 0;
+	uint16_t f = a->unavailable;
 
 	if (a->draining)
 		f |= METRIC_F_DRAINING;
 	if (relay)
 		f |= METRIC_F_RELAY;
-	else if (a->relay != NULL)
-		f |= METRIC_F_RELAY_DOWN;
 	if (a->cfg->metrics.cpu_rating == 0)
 		f |= METRIC_F_CPU_DERIVED;
 	if (a->res.penalty > 0.0)
@@ -161,6 +212,8 @@ compute(struct agent *a)
 	in.free_pages = a->free_bytes / a->page_size;
 	in.goal_pages = m->memory_goal / a->page_size;
 	in.draining = a->draining;
+	log_availability(a, unavailable_flags(a));
+	in.unavailable = a->unavailable != 0;
 	rating_compute(&in, &a->res);
 	clock_gettime(CLOCK_REALTIME, &now);
 	v->rating = milli(a->res.rating);
@@ -179,9 +232,10 @@ compute(struct agent *a)
 	a->computed_at = now.tv_sec;
 	a->computations++;
 	log_debug("metrics: rating %.3f = availability %.3f + workload %.3f - penalty %.3f "
-	          "(load %.2f%%, %u/%u sessions)%s",
+	          "(load %.2f%%, %u/%u sessions)%s%s",
 	    a->res.rating, a->res.availability, a->res.workload, a->res.penalty, a->load,
-	    in.sessions, in.capacity, a->draining ? ", draining" : "");
+	    in.sessions, in.capacity, a->draining ? ", draining" : "",
+	    a->unavailable != 0 ? ", unavailable" : "");
 	if (!a->ready) {
 		a->ready = true;
 		log_info("metrics: first rating %.3f", a->res.rating);
@@ -385,6 +439,20 @@ json_add(struct json_object *o, const char *name, struct json_object *v)
 	json_object_object_add(o, name, v);
 }
 
+/* The relay's own words: {"ok": true} or {"ok": false, "reason", "detail"}. */
+static struct json_object *
+accepting_json(const struct relay_result *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_add(o, "ok", json_object_new_boolean(r->unavailable == 0));
+	if (r->unavailable != 0) {
+		json_add(o, "reason", json_object_new_string(r->reason));
+		json_add(o, "detail", json_object_new_string(r->detail));
+	}
+	return o;
+}
+
 static struct json_object *
 relay_json(const struct agent *a)
 {
@@ -397,6 +465,7 @@ relay_json(const struct agent *a)
 	if (a->relay_last.ok) {
 		json_add(o, "open", json_object_new_int64(a->relay_last.open));
 		json_add(o, "max", json_object_new_int64(a->relay_last.max));
+		json_add(o, "accepting", accepting_json(&a->relay_last));
 	} else {
 		json_add(o, "error",
 		    json_object_new_string(a->relay_tried ? a->relay_last.error : "not asked yet"));
@@ -439,8 +508,9 @@ polls_json(const struct agent_counters *c)
 	json_add(o, "answered", json_object_new_int64((int64_t)c->answered));
 	json_add(o, "errors_sent", json_object_new_int64((int64_t)c->errors_sent));
 	json_add(o, "dropped_malformed", json_object_new_int64((int64_t)c->dropped_malformed));
-	json_add(o, "dropped_unsigned", json_object_new_int64((int64_t)c->dropped_unsigned));
-	json_add(o, "dropped_bad_tag", json_object_new_int64((int64_t)c->dropped_bad_tag));
+	json_add(o, "signature_required", json_object_new_int64((int64_t)c->signature_required));
+	json_add(o, "bad_signature", json_object_new_int64((int64_t)c->bad_signature));
+	json_add(o, "signed_without_key", json_object_new_int64((int64_t)c->signed_without_key));
 	json_add(o, "lbcd_requests", json_object_new_int64((int64_t)c->lbcd_requests));
 	json_add(o, "lbcd_answered", json_object_new_int64((int64_t)c->lbcd_answered));
 	json_add(o, "lbcd_errors_sent", json_object_new_int64((int64_t)c->lbcd_errors_sent));
@@ -453,9 +523,14 @@ agent_status_json(struct json_object *root, void *arg)
 {
 	const struct agent *a = arg;
 	const struct metric_values *v = &a->values;
+	char why[96];
+	const char *reason = unavailable_text(a, why, sizeof(why));
 
 	json_add(root, "ready", json_object_new_boolean(a->ready));
 	metric_json_terms(root, v);
+	json_add(root, "available", json_object_new_boolean(reason == NULL));
+	json_add(
+	    root, "unavailable_reason", reason != NULL ? json_object_new_string(reason) : NULL);
 	json_add(root, "draining", json_object_new_boolean(a->draining));
 	if (a->draining)
 		json_add(root, "drain_reason", json_object_new_string(a->drain_reason));
@@ -485,6 +560,30 @@ counter_family(struct evbuffer *out, const char *name, const char *help, const c
 		prom_sample_u64(out, name, labels[i], values[i]);
 }
 
+/* metric_available, and one metric_unavailable sample per reason (a state set). */
+static void
+availability_prom(struct evbuffer *out, uint16_t unavailable)
+{
+	static const struct {
+		uint16_t bit;
+		const char *label;
+	} reasons[] = {
+	    {METRIC_F_RELAY_DOWN, "reason=\"relay-down\""},
+	    {METRIC_F_RELAY_FULL, "reason=\"sessions-full\""},
+	    {METRIC_F_QUEUE_FAIL, "reason=\"queue-unwritable\""},
+	    {METRIC_F_DISK_RESERVE, "reason=\"disk-reserve\""},
+	    {METRIC_F_PAUSED, "reason=\"paused\""},
+	};
+
+	gauge(out, "metric_available", "1 when this member can take mail (relay-status says so).",
+	    unavailable == 0 ? 1 : 0);
+	prom_family(out, "metric_unavailable", "gauge",
+	    "1 for each reason this member cannot take mail right now.");
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		prom_sample(out, "metric_unavailable", reasons[i].label,
+		    (unavailable & reasons[i].bit) != 0 ? 1 : 0);
+}
+
 void
 agent_metrics_prom(struct evbuffer *out, void *arg)
 {
@@ -492,19 +591,20 @@ agent_metrics_prom(struct evbuffer *out, void *arg)
 	const struct metric_values *v = &a->values;
 	const struct agent_counters *c = &a->counters;
 	static const char *const native_labels[] = {"result=\"answered\"", "result=\"error_sent\"",
-	    "result=\"dropped_malformed\"", "result=\"dropped_unsigned\"",
-	    "result=\"dropped_bad_tag\""};
+	    "result=\"dropped_malformed\"", "result=\"signature_required\"",
+	    "result=\"bad_signature\"", "result=\"signed_without_key\""};
 	static const char *const lbcd_labels[] = {
 	    "result=\"answered\"", "result=\"error_sent\"", "result=\"dropped\""};
-	uint64_t native[] = {c->answered, c->errors_sent, c->dropped_malformed, c->dropped_unsigned,
-	    c->dropped_bad_tag};
+	uint64_t native[] = {c->answered, c->errors_sent, c->dropped_malformed,
+	    c->signature_required, c->bad_signature, c->signed_without_key};
 	uint64_t lbcd[] = {c->lbcd_answered, c->lbcd_errors_sent, c->lbcd_dropped};
 
 	gauge(out, "metric_rating", "Load rating (higher is better; 0 when draining).",
 	    v->rating / 1000.0);
 	gauge(out, "metric_availability", "Availability term: 20 * free sessions / capacity.",
 	    v->availability / 1000.0);
-	gauge(out, "metric_workload", "Workload term: cpu_rating * 100 / (100 + load).",
+	gauge(out, "metric_workload",
+	    "Workload term: free sessions / capacity * cpu_rating * 100 / (100 + load).",
 	    v->workload / 1000.0);
 	gauge(
 	    out, "metric_penalty", "Memory penalty term as applied (0..40).", v->penalty / 1000.0);
@@ -521,10 +621,11 @@ agent_metrics_prom(struct evbuffer *out, void *arg)
 	if (a->relay != NULL)
 		gauge(out, "metric_relay_up", "1 when the relay's status endpoint answered.",
 		    a->relay_last.ok ? 1 : 0);
+	availability_prom(out, a->unavailable);
 	gauge(out, "metric_last_compute_timestamp_seconds",
 	    "Unix time of the last rating computation.", (double)a->computed_at);
 	counter_family(out, "metric_poll_requests_total", "Poll requests received, by outcome.",
-	    native_labels, native, 5);
+	    native_labels, native, 6);
 	counter_family(out, "metric_lbcd_requests_total", "lbcd requests received, by outcome.",
 	    lbcd_labels, lbcd, 3);
 }

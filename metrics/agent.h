@@ -26,8 +26,10 @@ struct agent_counters {
 	uint64_t answered;          /* native replies sent */
 	uint64_t errors_sent;       /* native error packets sent */
 	uint64_t dropped_malformed; /* not ours, or malformed */
-	uint64_t dropped_unsigned;  /* unsigned while a key is set */
-	uint64_t dropped_bad_tag;   /* HMAC did not verify */
+	/* Key mismatches, each answered with an unsigned error (in errors_sent): */
+	uint64_t signature_required; /* unsigned while a key is set */
+	uint64_t bad_signature;      /* HMAC did not verify */
+	uint64_t signed_without_key; /* signed, and we have no key */
 	uint64_t lbcd_requests;
 	uint64_t lbcd_answered;
 	uint64_t lbcd_errors_sent;

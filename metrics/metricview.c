@@ -38,7 +38,8 @@ usage(FILE *out)
 	    "                      file holding the base64 secret\n"
 	    "  -l, --lbcd          poll lbcd daemons (lbcd v3, default port 4330)\n"
 	    "      --check         Nagios/Icinga plugin: one status line with perfdata;\n"
-	    "                      exit 0 OK, 1 WARNING, 2 CRITICAL, 3 a host did not answer\n"
+	    "                      exit 0 OK, 1 WARNING, 2 CRITICAL (also a key\n"
+	    "                      mismatch), 3 a host did not answer\n"
 	    "      --warn N        WARNING when a rating is below N\n"
 	    "      --crit N        CRITICAL when a rating is below N\n"
 	    "  -h, --help          show this help and exit\n"
@@ -153,8 +154,5 @@ main(int argc, char **argv)
 		view_print_json(stdout, hosts, n);
 	else
 		view_print_table(stdout, hosts, n);
-	for (size_t i = 0; i < n; i++)
-		if (!hosts[i].ok)
-			return 3;
-	return 0;
+	return view_exit_status(hosts, n);
 }

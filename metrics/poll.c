@@ -27,7 +27,10 @@ struct poll_slot {
 	uint16_t lbcd_id;
 	struct metric_poll_target target;
 	uint8_t nonce[METRIC_NONCE_LEN];
-	struct timespec sent;
+	uint8_t req[METRIC_REQUEST_LEN + METRIC_TAG_LEN]; /* kept for retransmission */
+	size_t req_len;
+	unsigned sends;       /* copies of req sent so far */
+	struct timespec sent; /* the first send */
 	metric_poll_cb cb;
 	void *arg;
 	unsigned discarded;
@@ -51,6 +54,7 @@ struct metric_poller {
 };
 
 static void complete(struct poll_slot *s, struct metric_poll_result *res);
+static int family_index(const struct addr *a);
 
 /* Random bytes from a pool refilled from OpenSSL's CSPRNG. */
 static int
@@ -109,14 +113,62 @@ slot_release(struct metric_poller *p, struct poll_slot *s)
 	p->stats.outstanding--;
 }
 
+/*
+ * Arm the slot's timer for the end of the current send's share of the
+ * timeout: send k (1-based) of n = retries + 1 covers [(k-1)T/n, kT/n), so
+ * the last share ends exactly at T whatever the rounding.
+ */
 static void
-timeout_cb(evutil_socket_t fd, short what, void *arg)
+arm_timer(struct poll_slot *s)
+{
+	uint64_t t = s->target.timeout_ms, n = (uint64_t)s->target.retries + 1, k = s->sends;
+	unsigned ms = (unsigned)(k * t / n - (k - 1) * t / n);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	event_add(s->timer, &tv);
+}
+
+static int
+send_request(struct metric_poller *p, struct poll_slot *s)
+{
+	int fi = family_index(&s->target.agent);
+
+	s->sends++;
+	if (sendto(p->fd[fi], s->req, s->req_len, 0, addr_sa(&s->target.agent),
+	        s->target.agent.len) == -1) {
+		p->stats.send_errors++;
+		return -1;
+	}
+	return 0;
+}
+
+/* Same sequence, nonce and bytes: a reply to any copy completes the poll. */
+static void
+retransmit(struct poll_slot *s)
+{
+	struct metric_poller *p = s->owner;
+	char where[ADDR_STRLEN];
+
+	p->stats.retransmits++;
+	if (send_request(p, s) == -1)
+		log_warnx_rl(&p->rl, "poll: retransmit to %s: %s",
+		    addr_str(&s->target.agent, where, sizeof(where)), strerror(errno));
+	arm_timer(s);
+}
+
+/* The slot's one timer: retransmit while copies are left, then time out. */
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct poll_slot *s = arg;
 	struct metric_poll_result res;
 
 	(void)fd;
 	(void)what;
+	if (s->sends <= s->target.retries) {
+		retransmit(s);
+		return;
+	}
 	memset(&res, 0, sizeof(res));
 	res.status = METRIC_POLL_TIMEOUT;
 	s->owner->stats.timeouts++;
@@ -135,6 +187,7 @@ complete(struct poll_slot *s, struct metric_poll_result *res)
 	res->agent = &agent;
 	res->proto = s->target.proto;
 	res->discarded = s->discarded;
+	res->sends = s->sends;
 	res->last_discard = s->last_discard;
 	if (res->status != METRIC_POLL_TIMEOUT)
 		res->rtt_us = elapsed_us(&s->sent);
@@ -184,19 +237,22 @@ family_index(const struct addr *a)
 	}
 }
 
+static bool
+is_valid_target(const struct metric_poll_target *t)
+{
+	return family_index(&t->agent) != -1 && t->timeout_ms != 0 && t->timeout_ms <= 600000 &&
+	    addr_port(&t->agent) != 0 && t->retries <= METRIC_POLL_RETRIES_MAX &&
+	    t->timeout_ms >= t->retries + 1;
+}
+
 int
 metric_poll_start(struct metric_poller *p, const struct metric_poll_target *t, metric_poll_cb cb,
     void *arg, uint32_t *handle)
 {
-	uint8_t buf[METRIC_REQUEST_LEN + METRIC_TAG_LEN];
-	struct timeval tv = {
-	    (time_t)(t->timeout_ms / 1000), (suseconds_t)(t->timeout_ms % 1000) * 1000};
 	int fi = family_index(&t->agent);
 	struct poll_slot *s;
-	size_t len;
 
-	if (fi == -1 || cb == NULL || t->timeout_ms == 0 || t->timeout_ms > 600000 ||
-	    addr_port(&t->agent) == 0) {
+	if (cb == NULL || !is_valid_target(t)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -211,22 +267,22 @@ metric_poll_start(struct metric_poller *p, const struct metric_poll_target *t, m
 	s->target = *t;
 	s->cb = cb;
 	s->arg = arg;
-	len = encode_request(p, s, buf, sizeof(buf));
-	if (len == 0) {
+	s->sends = 0;
+	s->req_len = encode_request(p, s, s->req, sizeof(s->req));
+	if (s->req_len == 0) {
 		slot_release(p, s);
 		errno = EIO;
 		return -1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &s->sent);
-	if (sendto(p->fd[fi], buf, len, 0, addr_sa(&t->agent), t->agent.len) == -1) {
+	if (send_request(p, s) == -1) {
 		int saved = errno;
 
-		p->stats.send_errors++;
 		slot_release(p, s);
 		errno = saved;
 		return -1;
 	}
-	event_add(s->timer, &tv);
+	arm_timer(s);
 	p->stats.sent++;
 	if (handle != NULL)
 		*handle = s->seq;
@@ -309,6 +365,10 @@ handle_native(struct poll_slot *s, const uint8_t *buf, size_t len)
 		res.status = METRIC_POLL_OK;
 		res.values = rep.v;
 		s->owner->stats.answered++;
+	} else if (metric_code_is_key(rep.code)) {
+		res.status = METRIC_POLL_KEY_MISMATCH;
+		res.code = rep.code;
+		s->owner->stats.key_mismatches++;
 	} else {
 		res.status = METRIC_POLL_REFUSED;
 		res.code = rep.code;
@@ -456,7 +516,7 @@ init_slots(struct metric_poller *p)
 		struct poll_slot *s = &p->slots[i];
 
 		s->owner = p;
-		s->timer = evtimer_new(p->base, timeout_cb, s);
+		s->timer = evtimer_new(p->base, timer_cb, s);
 		if (s->timer == NULL)
 			return -1;
 		s->next_free = i + 2 <= p->nslots ? i + 2 : 0;
@@ -536,6 +596,7 @@ metric_poll_status_str(enum metric_poll_status s)
 	case METRIC_POLL_OK: return "ok";
 	case METRIC_POLL_TIMEOUT: return "timeout";
 	case METRIC_POLL_REFUSED: return "refused";
+	case METRIC_POLL_KEY_MISMATCH: return "key mismatch";
 	}
 	return "unknown";
 }

@@ -16,7 +16,12 @@
  * the echoed 64-bit random nonce and, with a key, the HMAC tag.  Anything
  * else (forged, stale, duplicated, unsigned) is counted as discarded and
  * the poll keeps waiting until its timeout, so a forged packet can neither
- * complete nor cancel a poll.
+ * complete nor cancel a poll.  The one unsigned answer a keyed poll takes
+ * is a key-mismatch error (proto.h): it can only fail the poll.
+ *
+ * Loss.  A poll may retransmit its request (metric_poll_target.retries) on
+ * the slot's own timer; a reply to any of the copies completes it, once.
+ * Retransmissions allocate nothing.
  *
  * lbcd daemons answer from whatever address the kernel picks; run them with
  * `-b ADDR` on multi-homed hosts, as lbnamed also requires.
@@ -41,8 +46,9 @@ struct config_key;
 struct event_base;
 struct metric_poller;
 
-#define METRIC_POLLER_MAX     65536
-#define METRIC_POLLER_BUFSIZE (4 * 1024 * 1024)
+#define METRIC_POLLER_MAX       65536
+#define METRIC_POLLER_BUFSIZE   (4 * 1024 * 1024)
+#define METRIC_POLL_RETRIES_MAX 10
 
 enum metric_poll_proto {
 	METRIC_POLL_NATIVE, /* metricd, docs/protocol-metrics.md */
@@ -53,6 +59,12 @@ enum metric_poll_status {
 	METRIC_POLL_OK,      /* values (and for lbcd, lbcd) are valid */
 	METRIC_POLL_TIMEOUT, /* no acceptable reply before the deadline */
 	METRIC_POLL_REFUSED, /* a valid error reply: see code */
+	/*
+	 * Native only: the agent answered, signed or not, with error NO_KEY,
+	 * BADSIG or SIG_REQUIRED echoing our sequence and nonce (code says
+	 * which).  Not a good reply: count it as a miss, report "key mismatch".
+	 */
+	METRIC_POLL_KEY_MISMATCH,
 };
 
 /* What to poll. */
@@ -65,6 +77,13 @@ struct metric_poll_target {
 	 */
 	const struct config_key *key;
 	unsigned timeout_ms; /* 1..600000 */
+	/*
+	 * Retransmissions of the same request (same sequence, nonce and bytes)
+	 * spread evenly inside timeout_ms: 2 sends at 0, T/3 and 2T/3.  0 = a
+	 * single send.  At most METRIC_POLL_RETRIES_MAX, and timeout_ms must
+	 * leave at least 1 ms between sends.
+	 */
+	unsigned retries;
 };
 
 /* Handed to the callback; valid only during the call. */
@@ -72,7 +91,7 @@ struct metric_poll_result {
 	enum metric_poll_status status;
 	const struct addr *agent; /* the target's address */
 	enum metric_poll_proto proto;
-	unsigned rtt_us; /* OK/REFUSED: time from send to reply */
+	unsigned rtt_us; /* OK/REFUSED/KEY_MISMATCH: from the first send to the reply */
 	/*
 	 * OK: the agent's figures.  For lbcd the default weight is mapped to
 	 * rating (lbcd.h); rating and flags (METRIC_F_LBCD, and
@@ -81,8 +100,9 @@ struct metric_poll_result {
 	 */
 	struct metric_values values;
 	const struct lbcd_reply *lbcd; /* OK with lbcd: the raw reply; else NULL */
-	unsigned code;                 /* REFUSED: enum metric_code or lbcd status */
+	unsigned code;                 /* REFUSED, KEY_MISMATCH: enum metric_code or lbcd status */
 	unsigned discarded;            /* packets rejected while this poll waited */
+	unsigned sends;                /* requests sent: 1 + retransmissions */
 	enum metric_err last_discard;  /* native: why the last one was rejected */
 };
 
@@ -95,9 +115,11 @@ typedef void (*metric_poll_cb)(const struct metric_poll_result *res, void *arg);
 
 /* Counters since metric_poller_new. */
 struct metric_poller_stats {
-	uint64_t sent;
-	uint64_t answered; /* completed OK */
-	uint64_t refused;  /* completed REFUSED */
+	uint64_t sent;           /* polls started (retransmissions not included) */
+	uint64_t retransmits;    /* extra sends of a pending poll's request */
+	uint64_t answered;       /* completed OK */
+	uint64_t refused;        /* completed REFUSED */
+	uint64_t key_mismatches; /* completed KEY_MISMATCH */
 	uint64_t timeouts;
 	uint64_t discarded; /* matched a poll but failed validation */
 	uint64_t unmatched; /* no poll with that sequence and address */
@@ -125,7 +147,8 @@ void metric_poller_free(struct metric_poller *p);
  * Send one poll.  On success returns 0, stores a handle for
  * metric_poll_cancel in *handle (may be NULL), and `cb` will be called
  * exactly once.  Returns -1 with errno set, and no callback, when the slot
- * table is full (EBUSY), the target is invalid (EINVAL), the family has no
+ * table is full (EBUSY), the target is invalid (EINVAL: no port, timeout or
+ * retries out of range), the family has no
  * socket (EAFNOSUPPORT) or sending failed (errno from sendto, e.g. EAGAIN).
  */
 int metric_poll_start(struct metric_poller *p, const struct metric_poll_target *t,

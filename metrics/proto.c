@@ -224,6 +224,18 @@ get_values(const uint8_t *buf, struct metric_values *v)
 	v->interval = wire_get32(buf + OFF_INTERVAL);
 }
 
+/*
+ * An unsigned error packet (length already checked) saying our key and the
+ * agent's disagree: a keyed poller accepts it, since an agent with another
+ * key (or none) cannot sign it.
+ */
+static bool
+is_key_complaint(const uint8_t *buf, enum metric_err e, const struct metric_header *h)
+{
+	return e == METRIC_E_UNSIGNED && h->type == METRIC_T_ERROR &&
+	    metric_code_is_key(wire_get16(buf + OFF_CODE));
+}
+
 enum metric_err
 metric_reply_parse(const uint8_t *buf, size_t len, const struct config_key *key, uint32_t seq,
     const uint8_t nonce[METRIC_NONCE_LEN], struct metric_reply *out)
@@ -242,6 +254,10 @@ metric_reply_parse(const uint8_t *buf, size_t len, const struct config_key *key,
 	else
 		return METRIC_E_TYPE;
 	e = check_auth(buf, len, body, &out->hdr, key);
+	if (e == METRIC_OK)
+		out->authenticated = has_key(key);
+	else if (is_key_complaint(buf, e, &out->hdr))
+		e = METRIC_OK; /* unauthenticated: it can only fail the poll */
 	if (e != METRIC_OK)
 		return e;
 	if (out->hdr.seq != seq)
@@ -302,6 +318,35 @@ metric_code_str(unsigned code)
 	case METRIC_CODE_VERSION: return "protocol version not supported";
 	case METRIC_CODE_MALFORMED: return "malformed request";
 	case METRIC_CODE_NO_KEY: return "agent has no key for signed requests";
+	case METRIC_CODE_BADSIG: return "bad signature";
+	case METRIC_CODE_SIG_REQUIRED: return "signature required";
 	default: return "unknown error code";
 	}
+}
+
+bool
+metric_code_is_key(unsigned code)
+{
+	return code == METRIC_CODE_NO_KEY || code == METRIC_CODE_BADSIG ||
+	    code == METRIC_CODE_SIG_REQUIRED;
+}
+
+const char *
+metric_unavailable_str(uint16_t flags)
+{
+	static const struct {
+		uint16_t bit;
+		const char *why;
+	} reasons[] = {
+	    {METRIC_F_RELAY_DOWN, "relay not answering"},
+	    {METRIC_F_RELAY_FULL, "relay at max-sessions"},
+	    {METRIC_F_QUEUE_FAIL, "queue not writable"},
+	    {METRIC_F_DISK_RESERVE, "disk below reserve"},
+	    {METRIC_F_PAUSED, "relay paused"},
+	};
+
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if ((flags & reasons[i].bit) != 0)
+			return reasons[i].why;
+	return NULL;
 }

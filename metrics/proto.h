@@ -41,19 +41,34 @@ enum metric_type {
 /* Header flags. */
 #define METRIC_H_SIGNED 0x0001 /* a tag follows the body */
 
-/* Reply status flags (struct metric_values.flags). */
-#define METRIC_F_DRAINING    0x0001 /* operator drain: rating is 0 */
-#define METRIC_F_RELAY       0x0002 /* sessions/capacity read from the relay */
-#define METRIC_F_RELAY_DOWN  0x0004 /* relay-status set but not answering */
-#define METRIC_F_CPU_DERIVED 0x0008 /* cpu-rating derived from the CPU count */
-#define METRIC_F_PENALTY     0x0010 /* the memory penalty applied */
-#define METRIC_F_LBCD        0x8000 /* not on the wire: mapped from lbcd */
+/*
+ * Reply status flags (struct metric_values.flags).  The METRIC_F_UNAVAILABLE
+ * bits each mean "this member cannot take mail right now"; the agent then
+ * reports rating 0, and a broker leaves the member out at once (a reported
+ * state, not a missed poll).
+ */
+#define METRIC_F_DRAINING     0x0001 /* operator drain: rating is 0 */
+#define METRIC_F_RELAY        0x0002 /* sessions/capacity read from the relay */
+#define METRIC_F_RELAY_DOWN   0x0004 /* relay-status set but not answering */
+#define METRIC_F_CPU_DERIVED  0x0008 /* cpu-rating derived from the CPU count */
+#define METRIC_F_PENALTY      0x0010 /* the memory penalty applied */
+#define METRIC_F_RELAY_FULL   0x0020 /* relay at max-sessions */
+#define METRIC_F_QUEUE_FAIL   0x0040 /* relay's queue not writable */
+#define METRIC_F_DISK_RESERVE 0x0080 /* queue file system below its reserve */
+#define METRIC_F_PAUSED       0x0100 /* intake paused (or a reason we do not know) */
+#define METRIC_F_LBCD         0x8000 /* not on the wire: mapped from lbcd */
+
+#define METRIC_F_UNAVAILABLE                                                                       \
+	(METRIC_F_RELAY_DOWN | METRIC_F_RELAY_FULL | METRIC_F_QUEUE_FAIL | METRIC_F_DISK_RESERVE | \
+	    METRIC_F_PAUSED)
 
 /* Error codes carried by an error packet. */
 enum metric_code {
-	METRIC_CODE_VERSION = 1,   /* version not spoken; body has ours */
-	METRIC_CODE_MALFORMED = 2, /* wrong type, length, flags or padding */
-	METRIC_CODE_NO_KEY = 3,    /* signed request, the agent has no key */
+	METRIC_CODE_VERSION = 1,      /* version not spoken; body has ours */
+	METRIC_CODE_MALFORMED = 2,    /* wrong type, length, flags or padding */
+	METRIC_CODE_NO_KEY = 3,       /* signed request, the agent has no key */
+	METRIC_CODE_BADSIG = 4,       /* keyed agent: the tag does not verify */
+	METRIC_CODE_SIG_REQUIRED = 5, /* keyed agent: the request is unsigned */
 };
 
 /* Outcome of a parse. */
@@ -106,6 +121,7 @@ struct metric_reply {
 	struct metric_values v;  /* METRIC_OK only */
 	uint16_t code;           /* METRIC_E_REMOTE only: enum metric_code */
 	uint16_t remote_version; /* METRIC_E_REMOTE only */
+	bool authenticated;      /* signed and verified (false when unkeyed) */
 };
 
 /*
@@ -120,8 +136,11 @@ size_t metric_request_build(uint8_t *buf, size_t len, uint32_t seq,
  * The agent's validating function.  With `key`, only requests carrying a
  * valid tag are METRIC_OK; without, only unsigned ones.  `hdr` is filled
  * whenever the header could be read (every result but SHORT and MAGIC), so
- * an agent may answer VERSION, LENGTH/TYPE/FLAGS/RESERVED (malformed) and
- * NO_KEY with an error packet; it must stay silent on the rest.
+ * an agent may answer with an unsigned error packet: without a key VERSION,
+ * LENGTH/TYPE/FLAGS/RESERVED (malformed) and NO_KEY; with a key TAG
+ * (METRIC_CODE_BADSIG) and UNSIGNED (METRIC_CODE_SIG_REQUIRED), which are
+ * only returned for a request of exactly the right length, so the 28-byte
+ * error stays smaller than the request.  It must stay silent on the rest.
  */
 enum metric_err metric_request_parse(
     const uint8_t *buf, size_t len, const struct config_key *key, struct metric_header *hdr);
@@ -142,6 +161,11 @@ size_t metric_error_build(uint8_t *buf, size_t len, const struct metric_header *
  * request with `seq` and `nonce`, signed with `key` when key is not NULL
  * (and unsigned when it is NULL).  METRIC_OK fills out->v; METRIC_E_REMOTE
  * means a valid error packet (out->code); anything else must be discarded.
+ * One exception to "signed when keyed": an unsigned error packet whose code
+ * is a key code (metric_code_is_key) and that echoes seq and nonce is
+ * METRIC_E_REMOTE too, with out->authenticated false -- an agent with
+ * another key cannot sign its "bad signature".  Such an answer can only
+ * ever fail a poll, never make it succeed.
  */
 enum metric_err metric_reply_parse(const uint8_t *buf, size_t len, const struct config_key *key,
     uint32_t seq, const uint8_t nonce[METRIC_NONCE_LEN], struct metric_reply *out);
@@ -154,6 +178,19 @@ enum metric_err metric_reply_parse(const uint8_t *buf, size_t len, const struct 
 bool metric_packet_seq(const uint8_t *buf, size_t len, uint32_t *seq);
 
 const char *metric_strerror(enum metric_err e);
+
+/* "bad signature", "signature required", ...; "unknown error code". */
 const char *metric_code_str(unsigned code);
+
+/* True for NO_KEY, BADSIG and SIG_REQUIRED: the two sides' keys disagree. */
+bool metric_code_is_key(unsigned code);
+
+/*
+ * A short reason for the first METRIC_F_UNAVAILABLE bit set in `flags`
+ * ("relay not answering", "relay at max-sessions", "queue not writable",
+ * "disk below reserve", "relay paused"), or NULL when none is set.  Static
+ * strings; thread-safe.
+ */
+const char *metric_unavailable_str(uint16_t flags);
 
 #endif

@@ -7,24 +7,32 @@ clamp(double v, double lo, double hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* The free share of the session capacity; 1 when there is no capacity figure. */
+static double
+session_room(unsigned capacity, unsigned sessions)
+{
+	if (capacity == 0)
+		return 1.0;
+	if (sessions >= capacity)
+		return 0.0;
+	return (double)(capacity - sessions) / (double)capacity;
+}
+
 void
 rating_compute(const struct rating_input *in, struct rating_result *out)
 {
 	double cpu = clamp((double)in->cpu_rating, 1.0, RATING_CPU_MAX);
 	double load = clamp(in->load, 0.0, 100.0);
-	double room = (double)in->goal_pages + RATING_PENALTY_PAGES;
+	double slack = (double)in->goal_pages + RATING_PENALTY_PAGES;
 	double penalty;
 
-	if (in->capacity == 0 || in->sessions >= in->capacity)
-		out->availability = 0.0;
-	else
-		out->availability = RATING_AVAILABILITY_MAX *
-		    (double)(in->capacity - in->sessions) / (double)in->capacity;
-	out->workload = cpu * 100.0 / (100.0 + load);
-	penalty = RATING_PENALTY_MAX * (room - (double)in->free_pages) / room;
+	out->room = session_room(in->capacity, in->sessions);
+	out->availability = in->capacity == 0 ? 0.0 : RATING_AVAILABILITY_MAX * out->room;
+	out->workload = out->room * cpu * 100.0 / (100.0 + load);
+	penalty = RATING_PENALTY_MAX * (slack - (double)in->free_pages) / slack;
 	out->penalty = clamp(penalty, 0.0, RATING_PENALTY_MAX);
 	out->rating = out->availability + out->workload - out->penalty;
-	if (out->rating < 0.0 || in->draining)
+	if (out->rating < 0.0 || in->draining || in->unavailable)
 		out->rating = 0.0;
 }
 

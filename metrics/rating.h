@@ -1,15 +1,21 @@
 /*
- * rating.h - the OpenVMS load-broker rating formula, mapped to Linux.
+ * rating.h - the load rating: the OpenVMS load-broker formula, mapped to
+ * Linux, with the workload scaled by the free share of the session capacity.
  *
  *   rating       = availability + workload - penalty      (clamped at 0)
- *   availability = 20 * (capacity - sessions) / capacity  (0 when capacity 0)
- *   workload     = cpu_rating * 100 / (100 + load)
+ *   room         = (capacity - sessions) / capacity       (0..1; 1 when capacity 0)
+ *   availability = 20 * room                              (0 when capacity 0)
+ *   workload     = room * cpu_rating * 100 / (100 + load)
  *   penalty      = 40 * (goal + 2048 - free) / (goal + 2048), only when > 0
  *   load         = 0.979 * load + 0.021 * cpu_busy_percent, once a second
  *
- * Higher is better; an idle host with cpu-rating 100 and no sessions rates
- * 120.  `free` and `goal` are in pages.  Everything here is pure arithmetic;
- * docs/metrics.md explains each input and where metricd takes it from.
+ * OpenVMS added the unscaled workload, so sessions moved a host by at most
+ * 20 of 120 points and a host at its session limit could still rank first;
+ * scaling by `room` makes a host with sessions/capacity = s rate (1 - s) of
+ * its idle rating (before the penalty), 0 when full.  Higher is better; an
+ * idle host with cpu-rating 100 and no sessions rates 120.  `free` and
+ * `goal` are in pages.  Everything here is pure arithmetic; docs/metrics.md
+ * explains each input and where metricd takes it from.
  */
 #ifndef MXB_METRICS_RATING_H
 #define MXB_METRICS_RATING_H
@@ -25,18 +31,20 @@
 #define RATING_CPU_PER_CPU      25 /* derived cpu-rating per online CPU */
 
 struct rating_input {
-	unsigned capacity;   /* session limit; 0 = no availability term */
+	unsigned capacity;   /* session limit; 0 = unknown: no session terms */
 	unsigned sessions;   /* open sessions; above capacity counts as full */
 	unsigned cpu_rating; /* 1..100 (values outside are clamped) */
 	double load;         /* smoothed CPU busy percent, 0..100 */
 	uint64_t free_pages; /* memory available to new work */
 	uint64_t goal_pages; /* the free-memory goal */
 	bool draining;       /* rating forced to 0; the terms are still reported */
+	bool unavailable;    /* cannot take mail (proto.h METRIC_F_UNAVAILABLE): as draining */
 };
 
 struct rating_result {
+	double room;         /* free share of the capacity, 0..1 */
 	double availability; /* 0..20 */
-	double workload;     /* cpu_rating/2 .. cpu_rating */
+	double workload;     /* room * (cpu_rating/2 .. cpu_rating), as applied */
 	double penalty;      /* 0..40, as applied */
 	double rating;       /* >= 0 */
 };

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "common/log.h"
+#include "metrics/proto.h"
 
 struct relay_probe {
 	struct event_base *base;
@@ -39,11 +40,105 @@ get_count(struct json_object *sessions, const char *name, unsigned *out)
 	return 0;
 }
 
+/*
+ * Copy the string member `name` of o as printable ASCII (anything else
+ * becomes '?'), cut to fit.  Absent or null: "".  -1 when not a string.
+ */
+static int
+get_text(struct json_object *o, const char *name, char *out, size_t len)
+{
+	struct json_object *v;
+	const char *text;
+	size_t i;
+
+	out[0] = '\0';
+	if (!json_object_object_get_ex(o, name, &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -1;
+	text = json_object_get_string(v);
+	for (i = 0; text[i] != '\0' && i + 1 < len; i++)
+		out[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
+	out[i] = '\0';
+	return 0;
+}
+
+/* The flag for accepting.reason; a reason we do not know still means "no mail". */
+static uint16_t
+reason_flag(const char *reason)
+{
+	static const struct {
+		const char *reason;
+		uint16_t flag;
+	} map[] = {
+	    {RELAY_REASON_FULL, METRIC_F_RELAY_FULL},
+	    {RELAY_REASON_QUEUE, METRIC_F_QUEUE_FAIL},
+	    {RELAY_REASON_DISK, METRIC_F_DISK_RESERVE},
+	    {RELAY_REASON_PAUSED, METRIC_F_PAUSED},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(reason, map[i].reason) == 0)
+			return map[i].flag;
+	return METRIC_F_PAUSED;
+}
+
+/* The optional "accepting" object: absent = accepting.  0 or -1 (r->error). */
+static int
+parse_accepting(struct json_object *root, struct relay_result *r)
+{
+	struct json_object *acc, *ok;
+
+	if (!json_object_object_get_ex(root, "accepting", &acc))
+		return 0;
+	if (!json_object_is_type(acc, json_type_object) ||
+	    !json_object_object_get_ex(acc, "ok", &ok) ||
+	    !json_object_is_type(ok, json_type_boolean) ||
+	    get_text(acc, "reason", r->reason, sizeof(r->reason)) == -1 ||
+	    get_text(acc, "detail", r->detail, sizeof(r->detail)) == -1) {
+		snprintf(r->error, sizeof(r->error),
+		    "\"accepting\" is not {\"ok\": BOOLEAN, \"reason\": STRING, \"detail\": "
+		    "STRING}");
+		return -1;
+	}
+	if (json_object_get_boolean(ok)) {
+		r->reason[0] = r->detail[0] = '\0';
+		return 0;
+	}
+	r->unavailable = reason_flag(r->reason);
+	return 0;
+}
+
+/* Check the parsed document; 0, or -1 with r->error set. */
+static int
+validate(struct json_object *root, struct relay_result *r)
+{
+	struct json_object *sessions;
+
+	if (!json_object_object_get_ex(root, "sessions", &sessions) ||
+	    !json_object_is_type(sessions, json_type_object)) {
+		snprintf(r->error, sizeof(r->error), "status has no \"sessions\" object");
+		return -1;
+	}
+	if (get_count(sessions, "open", &r->open) == -1 ||
+	    get_count(sessions, "max", &r->max) == -1) {
+		snprintf(
+		    r->error, sizeof(r->error), "\"sessions\" lacks integer \"open\" and \"max\"");
+		return -1;
+	}
+	if (parse_accepting(root, r) == -1)
+		return -1;
+	/* An older relay says nothing, but answers 421 at its limit all the same. */
+	if (r->max > 0 && r->open >= r->max)
+		r->unavailable |= METRIC_F_RELAY_FULL;
+	return 0;
+}
+
 int
 relay_status_parse(const char *body, size_t len, struct relay_result *r)
 {
 	struct json_tokener *tok;
-	struct json_object *root, *sessions;
+	struct json_object *root;
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -56,18 +151,17 @@ relay_status_parse(const char *body, size_t len, struct relay_result *r)
 		return -1;
 	}
 	root = json_tokener_parse_ex(tok, body, (int)len);
-	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-		snprintf(r->error, sizeof(r->error), "status is not valid JSON");
-	} else if (!json_object_object_get_ex(root, "sessions", &sessions) ||
-	    !json_object_is_type(sessions, json_type_object)) {
-		snprintf(r->error, sizeof(r->error), "status has no \"sessions\" object");
-	} else if (get_count(sessions, "open", &r->open) == -1 ||
-	    get_count(sessions, "max", &r->max) == -1) {
-		snprintf(
-		    r->error, sizeof(r->error), "\"sessions\" lacks integer \"open\" and \"max\"");
-	} else {
+	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(root, json_type_object))
+		snprintf(r->error, sizeof(r->error), "status is not a JSON object");
+	else
+		rc = validate(root, r);
+	if (rc == 0) {
 		r->ok = true;
-		rc = 0;
+	} else {
+		r->open = r->max = 0;
+		r->unavailable = 0;
+		r->reason[0] = r->detail[0] = '\0';
 	}
 	json_object_put(root);
 	json_tokener_free(tok);

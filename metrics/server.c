@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "metrics/agent.h"
 #include "metrics/lbcd.h"
@@ -26,6 +27,7 @@ struct metric_server {
 	int fd;
 	struct event *ev;
 	struct log_ratelimit rl;
+	struct log_ratelimit auth_rl; /* key mismatches: per-packet, from anyone */
 };
 
 static void
@@ -40,7 +42,13 @@ send_to(struct metric_server *s, const uint8_t *buf, size_t len, const struct ad
 		    strerror(errno));
 }
 
-/* Map a request error to the error code we may answer, or 0 for silence. */
+/*
+ * Map a request error to the error code we may answer, or 0 for silence.
+ * A keyed agent names only a key mismatch (as TSIG answers BADSIG), so a
+ * poller with the wrong key hears why instead of timing out; the parser
+ * returns TAG and UNSIGNED only for full-length requests, so the error is
+ * still smaller than what provoked it.
+ */
 static enum metric_code
 native_error_code(enum metric_err e, bool keyed)
 {
@@ -51,19 +59,33 @@ native_error_code(enum metric_err e, bool keyed)
 	case METRIC_E_FLAGS:
 	case METRIC_E_RESERVED: return keyed ? 0 : METRIC_CODE_MALFORMED;
 	case METRIC_E_NO_KEY: return METRIC_CODE_NO_KEY;
+	case METRIC_E_TAG: return METRIC_CODE_BADSIG;
+	case METRIC_E_UNSIGNED: return METRIC_CODE_SIG_REQUIRED;
 	default: return 0;
 	}
 }
 
+/* Count and log (rate-limited, with the source) a key mismatch we answer. */
 static void
-count_drop(struct agent_counters *c, enum metric_err e)
+note_key_mismatch(struct metric_server *s, enum metric_code code, const struct addr *from)
 {
-	if (e == METRIC_E_UNSIGNED)
-		c->dropped_unsigned++;
-	else if (e == METRIC_E_TAG)
-		c->dropped_bad_tag++;
+	const struct config_key *key = agent_key(s->agent);
+	struct agent_counters *c = agent_counters(s->agent);
+	char where[ADDR_STRLEN];
+
+	addr_str(from, where, sizeof(where));
+	if (code == METRIC_CODE_BADSIG)
+		c->bad_signature++;
+	else if (code == METRIC_CODE_SIG_REQUIRED)
+		c->signature_required++;
 	else
-		c->dropped_malformed++;
+		c->signed_without_key++;
+	if (key != NULL)
+		log_warnx_rl(&s->auth_rl, "metrics: poll from %s: %s (key \"%s\")", where,
+		    metric_code_str(code), key->name);
+	else
+		log_warnx_rl(
+		    &s->auth_rl, "metrics: poll from %s: signed, but this agent has no key", where);
 }
 
 static void
@@ -87,11 +109,13 @@ handle_native(struct metric_server *s, const uint8_t *buf, size_t len, const str
 	}
 	code = native_error_code(e, key != NULL);
 	if (code != 0) {
+		if (metric_code_is_key(code))
+			note_key_mismatch(s, code, from);
 		send_to(s, out, metric_error_build(out, sizeof(out), &req, code, NULL), from);
 		c->errors_sent++;
 		return;
 	}
-	count_drop(c, e);
+	c->dropped_malformed++;
 	log_debug("metrics: request from %s dropped: %s", addr_str(from, where, sizeof(where)),
 	    metric_strerror(e));
 }
@@ -193,6 +217,7 @@ metric_server_new(struct event_base *base, const struct addr *listen, enum metri
 	s->agent = agent;
 	s->kind = kind;
 	s->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 60);
+	s->auth_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 60);
 	s->fd = sock_bind(listen, SOCK_DGRAM, 0);
 	if (s->fd == -1) {
 		log_warn("metrics: cannot listen on %s%s", where,

@@ -16,6 +16,9 @@
 #include "metrics/report.h"
 #include "metrics/sysstat.h"
 
+/* Sends at 0, T/3 and 2T/3 of the timeout: one lost datagram is no failure. */
+#define VIEW_RETRIES 2
+
 static int
 resolve(const char *host, uint16_t port, struct addr *out, char *err, size_t errlen)
 {
@@ -197,6 +200,11 @@ polled_cb(const struct metric_poll_result *res, void *arg)
 		    res->proto == METRIC_POLL_LBCD ? lbcd_status_str(res->code)
 		                                   : metric_code_str(res->code));
 		break;
+	case METRIC_POLL_KEY_MISMATCH:
+		h->key_mismatch = true;
+		snprintf(
+		    h->error, sizeof(h->error), "key mismatch (%s)", metric_code_str(res->code));
+		break;
 	}
 	if (--ctx->run->pending == 0)
 		event_base_loopbreak(ctx->run->base);
@@ -215,7 +223,7 @@ view_poll(struct view_host *hosts, size_t n, enum metric_poll_proto proto,
 	    (p = metric_poller_new(run.base, (unsigned)n, NULL, NULL)) == NULL)
 		goto done;
 	for (size_t i = 0; i < n; i++) {
-		struct metric_poll_target t = {hosts[i].addr, proto, key, timeout_ms};
+		struct metric_poll_target t = {hosts[i].addr, proto, key, timeout_ms, VIEW_RETRIES};
 
 		ctx[i].run = &run;
 		ctx[i].host = &hosts[i];
@@ -268,6 +276,10 @@ flag_words(uint16_t f, char *buf, size_t len)
 	    {METRIC_F_RELAY_DOWN, "relay-down"},
 	    {METRIC_F_CPU_DERIVED, "cpu-derived"},
 	    {METRIC_F_PENALTY, "memory-penalty"},
+	    {METRIC_F_RELAY_FULL, "relay-full"},
+	    {METRIC_F_QUEUE_FAIL, "queue-fail"},
+	    {METRIC_F_DISK_RESERVE, "disk-reserve"},
+	    {METRIC_F_PAUSED, "paused"},
 	    {METRIC_F_LBCD, "lbcd"},
 	};
 	size_t used = 0;
@@ -293,6 +305,7 @@ view_print_table(FILE *out, const struct view_host *hosts, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct view_host *h = &hosts[i];
 		const struct metric_values *v = &h->v;
+		const char *why = metric_unavailable_str(v->flags);
 		char sess[32], flags[96];
 
 		if (!h->ok) {
@@ -301,10 +314,11 @@ view_print_table(FILE *out, const struct view_host *hosts, size_t n)
 		}
 		snprintf(sess, sizeof(sess), "%u/%u", v->sessions, v->capacity);
 		flag_words(v->flags, flags, sizeof(flags));
-		fprintf(out, "%-28s %6.0f %6.2f %8.2f %7.2f %6.2f %13s %9llu  %s\n", h->name,
+		fprintf(out, "%-28s %6.0f %6.2f %8.2f %7.2f %6.2f %13s %9llu  %s%s%s\n", h->name,
 		    v->rating / 1000.0, v->availability / 1000.0, v->workload / 1000.0,
 		    v->penalty / 1000.0, v->load / 1000.0, sess,
-		    (unsigned long long)(v->free_bytes >> 20), flags);
+		    (unsigned long long)(v->free_bytes >> 20), flags,
+		    why != NULL ? "  unavailable: " : "", why != NULL ? why : "");
 	}
 }
 
@@ -321,8 +335,15 @@ host_json(const struct view_host *h)
 	json_object_object_add(o, "ok", json_object_new_boolean(h->ok));
 	if (!h->ok) {
 		json_object_object_add(o, "error", json_object_new_string(h->error));
+		json_object_object_add(o, "key_mismatch", json_object_new_boolean(h->key_mismatch));
 		return o;
 	}
+	json_object_object_add(
+	    o, "available", json_object_new_boolean(metric_unavailable_str(v->flags) == NULL));
+	json_object_object_add(o, "unavailable",
+	    metric_unavailable_str(v->flags) != NULL
+	        ? json_object_new_string(metric_unavailable_str(v->flags))
+	        : NULL);
 	flag_words(v->flags, flags, sizeof(flags));
 	metric_json_terms(o, v);
 	json_object_object_add(o, "load_percent", metric_json_milli(v->load));
@@ -362,11 +383,16 @@ view_check_state(const struct view_host *hosts, size_t n, double warn, double cr
 {
 	enum view_check_state st = VIEW_OK;
 
+	for (size_t i = 0; i < n; i++)
+		if (!hosts[i].ok && !hosts[i].key_mismatch)
+			return VIEW_UNKNOWN;
 	for (size_t i = 0; i < n; i++) {
 		double r = hosts[i].v.rating / 1000.0;
 
-		if (!hosts[i].ok)
-			return VIEW_UNKNOWN;
+		if (hosts[i].key_mismatch) {
+			st = VIEW_CRITICAL;
+			continue;
+		}
 		if ((hosts[i].v.flags & METRIC_F_DRAINING) != 0)
 			continue;
 		if (r < crit)
@@ -375,6 +401,20 @@ view_check_state(const struct view_host *hosts, size_t n, double warn, double cr
 			st = VIEW_WARNING;
 	}
 	return st;
+}
+
+int
+view_exit_status(const struct view_host *hosts, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!hosts[i].ok && !hosts[i].key_mismatch)
+			return VIEW_UNKNOWN;
+		if (hosts[i].key_mismatch)
+			rc = VIEW_CRITICAL;
+	}
+	return rc;
 }
 
 enum view_check_state
@@ -387,12 +427,18 @@ view_print_check(FILE *out, const struct view_host *hosts, size_t n, double warn
 	for (size_t i = 0; i < n; i++) {
 		const struct view_host *h = &hosts[i];
 
+		const char *why = metric_unavailable_str(h->v.flags);
+		char note[64] = "";
+
+		if ((h->v.flags & METRIC_F_DRAINING) != 0)
+			snprintf(note, sizeof(note), " (draining)");
+		else if (why != NULL)
+			snprintf(note, sizeof(note), " (unavailable: %s)", why);
 		if (!h->ok)
 			fprintf(out, "%s %s %s", i > 0 ? "," : "", h->name, h->error);
 		else
 			fprintf(out, "%s %s rating %.1f%s", i > 0 ? "," : "", h->name,
-			    h->v.rating / 1000.0,
-			    (h->v.flags & METRIC_F_DRAINING) != 0 ? " (draining)" : "");
+			    h->v.rating / 1000.0, note);
 	}
 	fprintf(out, " |");
 	for (size_t i = 0; i < n; i++)

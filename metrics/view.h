@@ -29,8 +29,9 @@ struct view_host {
 	char name[VIEW_NAME_MAX]; /* as given on the command line */
 	struct addr addr;
 	bool done;
-	bool ok;        /* answered with values */
-	char error[96]; /* when !ok */
+	bool ok;           /* answered with values */
+	bool key_mismatch; /* !ok: the agent said our keys disagree */
+	char error[96];    /* when !ok */
 	struct metric_values v;
 	unsigned rtt_us;
 };
@@ -67,13 +68,20 @@ int view_poll(struct view_host *hosts, size_t n, enum metric_poll_proto proto,
 /* Order by rating, highest first; hosts that did not answer go last. */
 void view_sort(struct view_host *hosts, size_t n);
 
+/*
+ * metricview's exit status without --check: 3 when a host did not answer,
+ * else 2 when one reported a key mismatch, else 0.
+ */
+int view_exit_status(const struct view_host *hosts, size_t n);
+
 void view_print_table(FILE *out, const struct view_host *hosts, size_t n);
 void view_print_json(FILE *out, const struct view_host *hosts, size_t n);
 
 /*
  * The plugin state: UNKNOWN when a host did not answer, else CRITICAL when
- * a rating is below crit, WARNING below warn, OK otherwise.  A draining
- * host is reported but raises no alarm (the drain is deliberate).
+ * a host reported a key mismatch or a rating is below crit, WARNING below
+ * warn, OK otherwise.  A draining host is reported but raises no alarm (the
+ * drain is deliberate); an unavailable one rates 0 and does.
  */
 enum view_check_state view_check_state(
     const struct view_host *hosts, size_t n, double warn, double crit);

@@ -27,7 +27,18 @@ SECRET_B64 = "bWVyZ2UgbWUgaW50byBhIHJlYWwga2V5Cg=="
 SECRET = b"merge me into a real key\n"
 
 FLAGS = {0x0001: "draining", 0x0002: "relay", 0x0004: "relay-down",
-         0x0008: "cpu-derived", 0x0010: "memory-penalty"}
+         0x0008: "cpu-derived", 0x0010: "memory-penalty", 0x0020: "relay-full",
+         0x0040: "queue-fail", 0x0080: "disk-reserve", 0x0100: "paused"}
+# The flags that say "this member cannot take mail right now".
+UNAVAILABLE = {0x0004: "relay not answering", 0x0020: "relay at max-sessions",
+               0x0040: "queue not writable", 0x0080: "disk below reserve",
+               0x0100: "relay paused"}
+F_RELAY, F_RELAY_DOWN, F_RELAY_FULL = 0x0002, 0x0004, 0x0020
+F_QUEUE_FAIL, F_DISK_RESERVE, F_PAUSED = 0x0040, 0x0080, 0x0100
+
+# Error codes; 3..5 are key mismatches, answered unsigned.
+CODE_VERSION, CODE_MALFORMED, CODE_NO_KEY, CODE_BADSIG, CODE_SIG_REQUIRED = 1, 2, 3, 4, 5
+ERROR_LEN = 28
 
 
 def sign(key, body):
@@ -70,11 +81,38 @@ def parse_reply(data, seq, nonce, key=None):
     return dict(zip(names, REPLY_BODY.unpack_from(data, 20)))
 
 
-def udp_ask(host, port, packet, timeout=2.0, source=None):
+def parse_error(data, seq, nonce, key=None):
+    """Validate an error packet like the C client; returns (code, signed).
+
+    A signed error must verify with key.  An unsigned one is taken by a keyed
+    client only when its code is a key mismatch (3, 4 or 5)."""
+    magic, version, typ, flags, rseq, rnonce = HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION or typ != T_ERROR:
+        raise ValueError("not a version-1 error")
+    signed = bool(flags & H_SIGNED)
+    if len(data) != ERROR_LEN + (TAG_LEN if signed else 0):
+        raise ValueError(f"length {len(data)}")
+    code, ours, reserved = struct.unpack_from("!HHI", data, 20)
+    if signed and not (key and hmac.compare_digest(
+            hmac.new(key, data[:ERROR_LEN], hashlib.sha256).digest(), data[ERROR_LEN:])):
+        raise ValueError("bad or unexpected tag")
+    if key and not signed and code not in (CODE_NO_KEY, CODE_BADSIG, CODE_SIG_REQUIRED):
+        raise ValueError("unsigned error to a signed request")
+    if rseq != seq or rnonce != nonce or reserved != 0:
+        raise ValueError("sequence, nonce or reserved bytes")
+    return code, signed
+
+
+def error(seq, nonce, code, key=None):
+    hdr = HEADER.pack(MAGIC, VERSION, T_ERROR, H_SIGNED if key else 0, seq, nonce)
+    return sign(key, hdr + struct.pack("!HHI", code, VERSION, 0))
+
+
+def udp_ask(host, port, packet, timeout=2.0, source=None, source_port=0):
     """Send one datagram; return the reply bytes or None on timeout."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         if source:
-            s.bind((source, 0))
+            s.bind((source, source_port))
         s.settimeout(timeout)
         s.sendto(packet, (host, port))
         try:
@@ -117,10 +155,14 @@ def key_file(daemons):
 
 
 class RelayStatus:
-    """A stand-in for smtp-relayd's GET /status on loopback."""
+    """A stand-in for smtp-relayd's GET /status on loopback; `accepting` is
+    the relay's accepting object (None: left out, as older relays do).
+    Change self.doc to change the answer."""
 
-    def __init__(self, host, open_, max_):
+    def __init__(self, host, open_, max_, accepting=None):
         self.doc = {"program": "smtp-relayd", "sessions": {"open": open_, "max": max_}}
+        if accepting is not None:
+            self.doc["accepting"] = accepting
         outer = self
 
         class Handler(BaseHTTPRequestHandler):

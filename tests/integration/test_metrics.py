@@ -1,6 +1,8 @@
 """metricd and metricview: ranking, JSON, plugin exit codes, Prometheus text,
-signed polls and forged replies, drain, relay sessions, lbcd."""
+signed polls and forged replies, key mismatches, drain, relay sessions and
+the relay's "accepting" state, lbcd."""
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -79,9 +81,10 @@ def test_check_exit_codes(two_agents):
     unk = view(*args, silent, "--warn", "1", "--crit", "0.5", "--timeout", "0.5")
     assert unk.returncode == 3 and unk.stdout.startswith("METRICS UNKNOWN"), unk.stdout
     assert "no answer" in unk.stdout
-    # Without the key, a signed agent stays silent: UNKNOWN too.
+    # Without the key, a signed agent says "signature required": CRITICAL.
     nokey = view("--check", "--warn", "1", "--crit", "0", "--timeout", "0.5", t["a"])
-    assert nokey.returncode == 3, nokey.stdout
+    assert nokey.returncode == 2, nokey.stdout
+    assert "key mismatch (signature required)" in nokey.stdout
     usage = view("--check", t["a"])
     assert usage.returncode == 64
 
@@ -91,10 +94,13 @@ def test_prometheus_text_passes_promtool(two_agents):
     code, ctype, body = mxb.http_get(A, two_agents["http_a"], "/metrics")
     assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
     for name in ("rating", "availability", "workload", "penalty", "load_percent",
-                 "cpu_rating", "sessions", "capacity", "free_memory_bytes", "draining"):
+                 "cpu_rating", "sessions", "capacity", "free_memory_bytes", "draining",
+                 "available", "unavailable"):
         assert f"# TYPE mxbroker_metric_{name} gauge" in body
         assert f"# HELP mxbroker_metric_{name} " in body
     assert 'mxbroker_metric_poll_requests_total{result="answered"}' in body
+    assert "mxbroker_metric_available 1" in body
+    assert 'mxbroker_metric_unavailable{reason="sessions-full"} 0' in body
     r = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -112,11 +118,19 @@ def test_signed_protocol_from_the_spec(daemons):
     assert v["cpu_rating"] == 40 and v["interval"] == 1 and v["capacity"] == 100
     assert abs(v["rating"] - (v["availability"] + v["workload"] - v["penalty"])) <= 1
     assert abs(v["computed_ms"] - mu.now_ms()) < 5000
-    # Unsigned and badly signed requests are ignored, not answered.
-    assert mu.udp_ask(A, port, mu.request(1, n), timeout=0.5) is None
-    assert mu.udp_ask(A, port, mu.request(2, n, b"wrong key"), timeout=0.5) is None
+    # Unsigned and badly signed requests get an unsigned error naming the
+    # mismatch, smaller than the request (no amplification).
+    unsigned = mu.request(1, n)
+    err = mu.udp_ask(A, port, unsigned, timeout=2)
+    assert err is not None and len(err) == mu.ERROR_LEN < len(unsigned)
+    assert mu.parse_error(err, 1, n, mu.SECRET) == (mu.CODE_SIG_REQUIRED, False)
+    badly = mu.request(2, n, b"wrong key")
+    err = mu.udp_ask(A, port, badly, timeout=2)
+    assert err is not None and len(err) == mu.ERROR_LEN < len(badly)
+    assert mu.parse_error(err, 2, n, mu.SECRET) == (mu.CODE_BADSIG, False)
     polls = mxb.http_json(A, http)["polls"]
-    assert polls["dropped_unsigned"] == 1 and polls["dropped_bad_tag"] == 1
+    assert polls["signature_required"] == 1 and polls["bad_signature"] == 1
+    assert polls["errors_sent"] == 2
     # Garbage never gets an answer either.
     assert mu.udp_ask(A, port, b"\x00" * 48, timeout=0.3) is None
 
@@ -172,10 +186,12 @@ def test_forged_replies_are_ignored(daemons, mode, signed):
             args = ["--key-file", mu.key_file(daemons)] + args
         r = view(*args)
         host = json.loads(r.stdout)["hosts"][0]
-        assert agent.requests == 1
         if mode == "honest":
+            assert agent.requests == 1
             assert r.returncode == 0 and host["ok"] and host["rating"] == 120.0
         else:
+            # Unanswered, the poll is sent again at T/3 and 2T/3.
+            assert agent.requests == 3
             assert r.returncode == 3 and not host["ok"], r.stdout
     finally:
         agent.stop()
@@ -275,3 +291,132 @@ def test_lbcd_real_daemon_and_our_responder(daemons):
     native = mxb.http_json(A, http)["rating"]
     assert ours["ok"] and abs(ours["rating"] - min(native, 100)) < 5
     assert mxb.http_json(A, http)["polls"]["lbcd_answered"] >= 2
+
+
+def test_key_mismatch_named_by_metricview_and_logged(daemons, two_agents):
+    """A wrong key is a key mismatch, not a timeout: metricview names it (text,
+    --json, --check CRITICAL) and metricd logs the source."""
+    t = two_agents
+    wrong = daemons.write("wrong.key", "d3Jvbmcga2V5IHdyb25nIGtleQ==\n")
+    r = view("--timeout", "1", "--key-file", wrong, t["a"], t["b"])
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "key mismatch (bad signature)" in r.stdout and "timeout" not in r.stdout
+    j = json.loads(view("--json", "--timeout", "1", "--key-file", wrong, t["a"]).stdout)
+    host = j["hosts"][0]
+    assert not host["ok"] and host["key_mismatch"] is True
+    assert host["error"] == "key mismatch (bad signature)"
+    chk = view("--check", "--warn", "1", "--crit", "0", "--timeout", "1", "--key-file", wrong,
+               t["a"])
+    assert chk.returncode == 2 and chk.stdout.startswith("METRICS CRITICAL"), chk.stdout
+    assert "key mismatch (bad signature)" in chk.stdout
+    nokey = view("--timeout", "1", t["a"])
+    assert nokey.returncode == 2 and "key mismatch (signature required)" in nokey.stdout
+
+    # metricd logs it with the source address and port (a known one here).
+    src_port = mxb.free_port("127.0.0.5")
+    n = mu.nonce()
+    err = mu.udp_ask(A, int(t["a"].split(":")[1]), mu.request(77, n, b"wrong"),
+                     source="127.0.0.5", source_port=src_port)
+    assert mu.parse_error(err, 77, n, mu.SECRET) == (mu.CODE_BADSIG, False)
+    log = next(d for d in daemons.started if d.name == f"metricd-{A}").log()
+    assert f'poll from 127.0.0.5:{src_port}: bad signature (key "lb-key")' in log, log
+    assert re.search(r'poll from 127\.0\.0\.\d+:\d+: signature required \(key "lb-key"\)',
+                     log), log
+
+
+def test_key_mismatch_with_an_unkeyed_agent(daemons):
+    _, port, _ = mu.start_agent(daemons, A, key=False)
+    r = view("--json", "--timeout", "1", "--key-file", mu.key_file(daemons), f"{A}:{port}")
+    host = json.loads(r.stdout)["hosts"][0]
+    assert r.returncode == 2 and host["key_mismatch"], r.stdout
+    assert host["error"].startswith("key mismatch (agent has no key"), host
+
+
+ACCEPTING = [
+    # (accepting object or None, sessions open/max, flag, metricview reason, /status reason)
+    ({"ok": True}, (3, 50), 0, None, None),
+    (None, (3, 50), 0, None, None),
+    ({"ok": False, "reason": "sessions-full", "detail": "50 of 50"}, (50, 50),
+     mu.F_RELAY_FULL, "relay at max-sessions", "relay at max-sessions"),
+    (None, (50, 50), mu.F_RELAY_FULL, "relay at max-sessions", "relay at max-sessions"),
+    ({"ok": False, "reason": "queue-unwritable", "detail": "mkstemp: Permission denied"},
+     (3, 50), mu.F_QUEUE_FAIL, "queue not writable", "queue not writable"),
+    ({"ok": False, "reason": "disk-reserve", "detail": "12 MiB free, reserve 64 MiB"},
+     (3, 50), mu.F_DISK_RESERVE, "disk below reserve", "disk below reserve"),
+    ({"ok": False, "reason": "paused", "detail": "relayctl hold"}, (3, 50),
+     mu.F_PAUSED, "relay paused", "relay paused"),
+    ({"ok": False, "reason": "moon-phase"}, (3, 50),
+     mu.F_PAUSED, "relay paused", "relay not accepting: moon-phase"),
+]
+
+
+def _poll_flags(port):
+    n = mu.nonce()
+    return mu.parse_reply(mu.udp_ask(A, port, mu.request(5, n)), 5, n)
+
+
+@pytest.mark.parametrize("accepting,sessions,flag,view_reason,status_reason", ACCEPTING,
+                         ids=["ok", "absent", "full", "full-by-count", "queue", "disk",
+                              "paused", "unknown-reason"])
+def test_relay_accepting_reaches_the_reply(daemons, accepting, sessions, flag, view_reason,
+                                           status_reason):
+    relay = mu.RelayStatus("127.0.0.14", sessions[0], sessions[1], accepting)
+    try:
+        d, port, http = mu.start_agent(
+            daemons, A, key=False, extra=f"    relay-status 127.0.0.14 port {relay.port};\n")
+        mu.wait_for(lambda: mxb.http_json(A, http)["relay"]["ok"], 5, "relay read")
+        v = _poll_flags(port)
+        assert v["flags"] & mu.F_RELAY
+        assert v["flags"] & 0x01e4 == flag, hex(v["flags"])
+        s = mxb.http_json(A, http)
+        assert s["available"] is (flag == 0)
+        assert s["unavailable_reason"] == status_reason
+        r = view(f"{A}:{port}")
+        assert r.returncode == 0, r.stdout
+        h = json.loads(view("--json", f"{A}:{port}").stdout)["hosts"][0]
+        assert h["available"] is (flag == 0) and h["unavailable"] == view_reason
+        if flag:
+            assert v["rating"] == 0 and h["rating"] == 0
+            assert f"unavailable: {view_reason}" in r.stdout
+            assert s["relay"]["accepting"]["ok"] is False
+            if accepting and "detail" in accepting:
+                assert s["relay"]["accepting"]["detail"] == accepting["detail"]
+                assert accepting["detail"] in d.log()
+            assert "not available: " + status_reason in d.log()
+        else:
+            assert v["rating"] > 0 and "unavailable" not in r.stdout
+        _, _, prom = mxb.http_get(A, http, "/metrics")
+        assert f"mxbroker_metric_available {0 if flag else 1}" in prom
+    finally:
+        relay.stop()
+
+
+def test_relay_returns_when_it_has_room_and_dead_relay_is_unavailable(daemons):
+    relay = mu.RelayStatus("127.0.0.14", 50, 50)
+    try:
+        d, port, http = mu.start_agent(
+            daemons, A, key=False, extra=f"    relay-status 127.0.0.14 port {relay.port};\n")
+        mu.wait_for(lambda: _poll_flags(port)["flags"] & mu.F_RELAY_FULL, 5, "full")
+        relay.doc["sessions"]["open"] = 10
+        mu.wait_for(lambda: not _poll_flags(port)["flags"] & 0x01e4, 5, "room again")
+        assert _poll_flags(port)["rating"] > 0
+        assert "available: the relay takes mail again" in d.log()
+    finally:
+        relay.stop()
+    mu.wait_for(lambda: _poll_flags(port)["flags"] & mu.F_RELAY_DOWN, 8, "relay-down")
+    v = _poll_flags(port)
+    assert v["rating"] == 0 and not v["flags"] & mu.F_RELAY
+    s = mxb.http_json(A, http)
+    assert s["available"] is False and s["unavailable_reason"] == "relay not answering"
+    r = view(f"{A}:{port}")
+    assert "relay-down" in r.stdout and "unavailable: relay not answering" in r.stdout
+
+
+def test_dead_relay_port_from_the_start(daemons):
+    dead = mxb.free_port("127.0.0.14")
+    _, port, http = mu.start_agent(
+        daemons, A, key=False, extra=f"    relay-status 127.0.0.14 port {dead};\n")
+    v = _poll_flags(port)
+    assert v["flags"] & mu.F_RELAY_DOWN and v["rating"] == 0
+    h = json.loads(view("--json", f"{A}:{port}").stdout)["hosts"][0]
+    assert h["ok"] and h["available"] is False and h["unavailable"] == "relay not answering"

@@ -1,7 +1,8 @@
 /*
  * test_metric_poll.c - the async poll client against fake agents on
  * loopback: forged, replayed and unsigned replies are ignored, timeouts,
- * refusals, lbcd, cancellation, a full table, and a burst of polls.
+ * refusals, key mismatches (signed or not, forged or real), retransmission,
+ * lbcd, cancellation, a full table, and a burst of polls.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,7 +37,13 @@ enum fake_mode {
 	FAKE_LBCD,        /* lbcd: wrong id first, then the reply */
 	FAKE_ECHO,        /* unsigned native reply to every request */
 	FAKE_ECHO_SIGNED, /* signed native reply to every signed request */
+	FAKE_KEY_ERROR,   /* forged key errors first, then an unsigned error `code` */
+	FAKE_FORGED_ONLY, /* only an unsigned key error with a wrong nonce */
+	FAKE_DROP_FIRST,  /* ignore the first `drop` requests, then echo unsigned */
+	FAKE_HOLD,        /* keep requests; at the third, answer all three */
 };
+
+#define FAKE_HELD 3
 
 struct fake {
 	int fd, forger_fd;
@@ -44,6 +51,13 @@ struct fake {
 	struct event *ev;
 	enum fake_mode mode;
 	unsigned requests;
+	uint16_t code;   /* FAKE_REFUSE, FAKE_KEY_ERROR: the error code */
+	unsigned drop;   /* FAKE_DROP_FIRST */
+	bool same_bytes; /* every request so far had the first one's bytes */
+	uint8_t first[METRIC_PACKET_MAX];
+	size_t first_len;
+	struct metric_header held[FAKE_HELD];
+	struct addr held_from[FAKE_HELD];
 };
 
 struct outcome {
@@ -61,6 +75,63 @@ send_pkt(int fd, const uint8_t *buf, size_t len, const struct addr *to)
 		tap_diag("sendto: %s", strerror(errno));
 }
 
+/*
+ * Unsigned errors: a wrong nonce, to a signed poll a non-key code, then
+ * (unless forged_only) the real `code`.
+ */
+static void
+fake_key_error(struct fake *f, const uint8_t *buf, size_t len, const struct addr *from)
+{
+	uint8_t out[METRIC_PACKET_MAX];
+	struct metric_header h, forged;
+
+	(void)metric_request_parse(buf, len, NULL, &h); /* header only: no key here */
+	forged = h;
+	forged.nonce[3] ^= 0x10;
+	send_pkt(f->fd, out,
+	    metric_error_build(out, sizeof(out), &forged, METRIC_CODE_BADSIG, NULL), from);
+	if (f->mode == FAKE_FORGED_ONLY)
+		return;
+	/* To a signed poll an unsigned error that is no key complaint is a forgery. */
+	if ((h.flags & METRIC_H_SIGNED) != 0)
+		send_pkt(f->fd, out,
+		    metric_error_build(out, sizeof(out), &h, METRIC_CODE_MALFORMED, NULL), from);
+	send_pkt(f->fd, out, metric_error_build(out, sizeof(out), &h, f->code, NULL), from);
+}
+
+/* Retransmission checks: every copy must be the same datagram. */
+static void
+fake_retransmit(struct fake *f, const uint8_t *buf, size_t len, const struct addr *from)
+{
+	uint8_t out[METRIC_PACKET_MAX];
+	struct metric_header h;
+
+	if (f->requests == 1) {
+		memcpy(f->first, buf, len);
+		f->first_len = len;
+		f->same_bytes = true;
+	} else if (len != f->first_len || memcmp(buf, f->first, len) != 0) {
+		f->same_bytes = false;
+	}
+	if (metric_request_parse(buf, len, NULL, &h) != METRIC_OK)
+		return;
+	if (f->mode == FAKE_DROP_FIRST) {
+		if (f->requests > f->drop)
+			send_pkt(f->fd, out,
+			    metric_reply_build(out, sizeof(out), &h, &sample, NULL), from);
+		return;
+	}
+	if (f->requests > FAKE_HELD)
+		return;
+	f->held[f->requests - 1] = h;
+	f->held_from[f->requests - 1] = *from;
+	if (f->requests == FAKE_HELD)
+		for (int i = 0; i < FAKE_HELD; i++)
+			send_pkt(f->fd, out,
+			    metric_reply_build(out, sizeof(out), &f->held[i], &sample, NULL),
+			    &f->held_from[i]);
+}
+
 static void
 fake_native(struct fake *f, const uint8_t *buf, size_t len, const struct addr *from)
 {
@@ -68,6 +139,14 @@ fake_native(struct fake *f, const uint8_t *buf, size_t len, const struct addr *f
 	struct metric_header h, replay;
 	size_t n;
 
+	if (f->mode == FAKE_KEY_ERROR || f->mode == FAKE_FORGED_ONLY) {
+		fake_key_error(f, buf, len, from);
+		return;
+	}
+	if (f->mode == FAKE_DROP_FIRST || f->mode == FAKE_HOLD) {
+		fake_retransmit(f, buf, len, from);
+		return;
+	}
 	if (f->mode == FAKE_ECHO || f->mode == FAKE_ECHO_SIGNED) {
 		const struct config_key *k = f->mode == FAKE_ECHO_SIGNED ? &key : NULL;
 
@@ -82,7 +161,8 @@ fake_native(struct fake *f, const uint8_t *buf, size_t len, const struct addr *f
 	}
 	if (f->mode == FAKE_REFUSE) {
 		send_pkt(f->fd, out,
-		    metric_error_build(out, sizeof(out), &h, METRIC_CODE_NO_KEY, &key), from);
+		    metric_error_build(out, sizeof(out), &h, (enum metric_code)f->code, &key),
+		    from);
 		return;
 	}
 	/* 1: perfect reply, but from another address. */
@@ -206,7 +286,7 @@ test_forgeries_ignored(struct metric_poller *p)
 
 	ok(fake_open(&f, FAKE_FORGERIES, true) == 0,
 	    "fake agent on 127.0.0.1, forger on 127.0.0.2");
-	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, &key, 2000};
+	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, &key, 2000, 0};
 	ok(metric_poll_start(p, &t, record_cb, &o, NULL) == 0, "signed poll sent");
 	is_int(o.calls, 0, "callback never runs inside metric_poll_start");
 	run_until(&o, 3000);
@@ -233,7 +313,7 @@ test_timeout_and_cancel(struct metric_poller *p)
 	long ms;
 
 	ok(fake_open(&f, FAKE_FORGERIES, false) == 0, "silent agent");
-	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, NULL, 150};
+	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, NULL, 150, 0};
 	ok(metric_poll_start(p, &t, record_cb, &c, &handle) == 0, "poll to cancel");
 	ok(metric_poll_cancel(p, handle), "cancelled");
 	ok(!metric_poll_cancel(p, handle), "second cancel is a no-op");
@@ -257,17 +337,24 @@ test_refused_and_lbcd(struct metric_poller *p)
 	struct metric_poller_stats before, after;
 
 	ok(fake_open(&f, FAKE_REFUSE, true) == 0, "refusing agent");
-	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, &key, 2000};
+	f.code = METRIC_CODE_MALFORMED;
+	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, &key, 2000, 0};
 	metric_poll_start(p, &t, record_cb, &o, NULL);
 	run_until(&o, 3000);
 	is_int(o.res.status, METRIC_POLL_REFUSED, "signed error packet: refused");
+	is_int(o.res.code, METRIC_CODE_MALFORMED, "with its code");
+	memset(&o, 0, sizeof(o));
+	f.code = METRIC_CODE_NO_KEY;
+	metric_poll_start(p, &t, record_cb, &o, NULL);
+	run_until(&o, 3000);
+	is_int(o.res.status, METRIC_POLL_KEY_MISMATCH, "signed NO_KEY error: key mismatch");
 	is_int(o.res.code, METRIC_CODE_NO_KEY, "with its code");
 	fake_close(&f);
 
 	memset(&o, 0, sizeof(o));
 	ok(fake_open(&f, FAKE_LBCD, true) == 0, "fake lbcd");
 	metric_poller_stats(p, &before);
-	t = (struct metric_poll_target){f.addr, METRIC_POLL_LBCD, NULL, 2000};
+	t = (struct metric_poll_target){f.addr, METRIC_POLL_LBCD, NULL, 2000, 0};
 	metric_poll_start(p, &t, record_cb, &o, NULL);
 	run_until(&o, 3000);
 	metric_poller_stats(p, &after);
@@ -278,6 +365,142 @@ test_refused_and_lbcd(struct metric_poller *p)
 	ok((o.res.values.flags & METRIC_F_LBCD) != 0, "flagged as lbcd");
 	is_int(o.res.values.load, 1500, "l1 1.50 as load 1.5%%");
 	is_int(o.lbcd.weights[0].incr, 200, "raw lbcd reply available");
+	fake_close(&f);
+}
+
+/* One poll against a fake agent in `mode`; returns its outcome. */
+static struct outcome
+poll_once(struct metric_poller *p, struct fake *f, const struct config_key *k, unsigned timeout_ms,
+    unsigned retries)
+{
+	struct metric_poll_target t = {f->addr, METRIC_POLL_NATIVE, k, timeout_ms, retries};
+	struct outcome o = {0};
+
+	if (metric_poll_start(p, &t, record_cb, &o, NULL) == -1)
+		tap_diag("metric_poll_start: %s", strerror(errno));
+	run_until(&o, timeout_ms + 2000);
+	return o;
+}
+
+static void
+key_case(struct metric_poller *p, const struct config_key *k, uint16_t code, const char *what)
+{
+	struct metric_poller_stats before, after;
+	struct fake f;
+	struct outcome o;
+
+	ok(fake_open(&f, FAKE_KEY_ERROR, true) == 0, "%s: agent", what);
+	f.code = code;
+	metric_poller_stats(p, &before);
+	o = poll_once(p, &f, k, 2000, 0);
+	metric_poller_stats(p, &after);
+	is_int(o.calls, 1, "%s: one callback", what);
+	is_int(o.res.status, METRIC_POLL_KEY_MISMATCH, "%s: key mismatch, not OK", what);
+	is_int(o.res.code, code, "%s: code %u (%s)", what, code, metric_code_str(code));
+	is_int(o.res.discarded, k != NULL ? 2 : 1,
+	    "%s: wrong nonce (and to a signed poll, an unsigned non-key code) discarded", what);
+	is_int((long long)(after.key_mismatches - before.key_mismatches), 1,
+	    "%s: counted as a key mismatch", what);
+	fake_close(&f);
+}
+
+static void
+test_key_mismatch(struct metric_poller *p)
+{
+	key_case(p, &key, METRIC_CODE_BADSIG, "keyed poll, unsigned BADSIG");
+	key_case(p, &key, METRIC_CODE_NO_KEY, "keyed poll, unsigned NO_KEY");
+	key_case(p, NULL, METRIC_CODE_SIG_REQUIRED, "unkeyed poll, SIG_REQUIRED");
+	key_case(p, NULL, METRIC_CODE_NO_KEY, "unkeyed poll, NO_KEY");
+	ok(strcmp(metric_poll_status_str(METRIC_POLL_KEY_MISMATCH), "key mismatch") == 0,
+	    "status string: key mismatch");
+}
+
+/* A forged unsigned "bad signature" neither completes nor fails a keyed poll. */
+static void
+test_forged_key_error(struct metric_poller *p)
+{
+	struct fake f;
+	struct outcome o;
+
+	ok(fake_open(&f, FAKE_FORGED_ONLY, true) == 0, "agent sending a forged key error");
+	o = poll_once(p, &f, &key, 300, 0);
+	is_int(o.res.status, METRIC_POLL_TIMEOUT, "wrong nonce: the poll times out");
+	is_int(o.res.discarded, 1, "the forgery was discarded");
+	is_int(o.res.last_discard, METRIC_E_NONCE, "for its nonce");
+	fake_close(&f);
+}
+
+static void
+test_retransmit_until_answered(struct metric_poller *p)
+{
+	struct metric_poller_stats before, after;
+	struct fake f;
+	struct outcome o;
+
+	ok(fake_open(&f, FAKE_DROP_FIRST, true) == 0, "agent losing the first request");
+	f.drop = 1;
+	metric_poller_stats(p, &before);
+	o = poll_once(p, &f, NULL, 600, 2);
+	metric_poller_stats(p, &after);
+	is_int(o.res.status, METRIC_POLL_OK, "the retransmission is answered");
+	is_int(f.requests, 2, "two requests reached the agent");
+	ok(f.same_bytes, "the retransmission is the same datagram (seq, nonce, bytes)");
+	is_int(o.res.sends, 2, "result counts 2 sends");
+	is_int((long long)(after.retransmits - before.retransmits), 1, "one retransmit counted");
+	is_int((long long)(after.sent - before.sent), 1, "one poll sent");
+	ok(o.res.rtt_us >= 190000 && o.res.rtt_us < 600000,
+	    "answered after the second send at T/3 (%u us)", o.res.rtt_us);
+	fake_close(&f);
+}
+
+static void
+test_retransmit_then_timeout(struct metric_poller *p)
+{
+	struct metric_poller_stats before, after;
+	struct timespec t0, t1;
+	struct fake f;
+	struct outcome o;
+	long ms;
+
+	ok(fake_open(&f, FAKE_DROP_FIRST, true) == 0, "agent losing everything");
+	f.drop = 100;
+	metric_poller_stats(p, &before);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	o = poll_once(p, &f, &key, 300, 2);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metric_poller_stats(p, &after);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	is_int(o.res.status, METRIC_POLL_TIMEOUT, "no answer: timeout");
+	ok(ms >= 290 && ms < 900, "still after the timeout, not later (%ld ms)", ms);
+	is_int(f.requests, 3, "sent at 0, T/3, 2T/3");
+	ok(f.same_bytes, "all three copies identical (signed)");
+	is_int((long long)(after.retransmits - before.retransmits), 2, "two retransmits counted");
+	is_int(o.res.sends, 3, "result counts 3 sends");
+	fake_close(&f);
+}
+
+static void
+test_retransmit_answered_once(struct metric_poller *p)
+{
+	struct metric_poller_stats before, after;
+	struct fake f;
+	struct outcome o;
+
+	ok(fake_open(&f, FAKE_HOLD, true) == 0, "agent answering all copies late");
+	metric_poller_stats(p, &before);
+	o = poll_once(p, &f, NULL, 600, 2);
+	for (int i = 0; i < 5; i++) {
+		struct timeval tv = {0, 20000};
+
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	metric_poller_stats(p, &after);
+	is_int(o.calls, 1, "three replies, one callback");
+	is_int(o.res.status, METRIC_POLL_OK, "answered");
+	is_int((long long)(after.unmatched - before.unmatched), 2,
+	    "the two later replies match no poll");
+	is_int((long long)(after.retransmits - before.retransmits), 2, "two retransmits");
 	fake_close(&f);
 }
 
@@ -299,7 +522,7 @@ burst_run(const struct config_key *k, const char *what)
 	memset(burst, 0, sizeof(burst));
 	ok(big != NULL && fake_open(&f, k != NULL ? FAKE_ECHO_SIGNED : FAKE_ECHO, true) == 0,
 	    "%s: poller and echo agent", what);
-	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, k, 5000};
+	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, k, 5000, 0};
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < BURST; i++)
 		started += metric_poll_start(big, &t, record_cb, &burst[i], NULL) == 0;
@@ -329,7 +552,7 @@ test_full_table_and_burst(void)
 	struct fake f;
 
 	ok(small != NULL && fake_open(&f, FAKE_ECHO, true) == 0, "small poller, echo agent");
-	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, NULL, 500};
+	t = (struct metric_poll_target){f.addr, METRIC_POLL_NATIVE, NULL, 500, 0};
 	ok(metric_poll_start(small, &t, record_cb, &o1, NULL) == 0 &&
 	        metric_poll_start(small, &t, record_cb, &o2, NULL) == 0,
 	    "two polls fit");
@@ -358,6 +581,14 @@ test_bad_targets(struct metric_poller *p)
 	t.timeout_ms = 0;
 	ok(metric_poll_start(p, &t, record_cb, &o, NULL) == -1 && errno == EINVAL,
 	    "timeout 0: EINVAL");
+	t.timeout_ms = 1000;
+	t.retries = METRIC_POLL_RETRIES_MAX + 1;
+	ok(metric_poll_start(p, &t, record_cb, &o, NULL) == -1 && errno == EINVAL,
+	    "more than %d retries: EINVAL", METRIC_POLL_RETRIES_MAX);
+	t.retries = 2;
+	t.timeout_ms = 2;
+	ok(metric_poll_start(p, &t, record_cb, &o, NULL) == -1 && errno == EINVAL,
+	    "less than 1 ms between sends: EINVAL");
 	ok(metric_poller_new(base, 0, NULL, NULL) == NULL, "0 slots refused");
 	ok(metric_poller_new(base, METRIC_POLLER_MAX + 1, NULL, NULL) == NULL,
 	    "more than 65536 slots refused");
@@ -375,6 +606,11 @@ main(void)
 	test_forgeries_ignored(p);
 	test_timeout_and_cancel(p);
 	test_refused_and_lbcd(p);
+	test_key_mismatch(p);
+	test_forged_key_error(p);
+	test_retransmit_until_answered(p);
+	test_retransmit_then_timeout(p);
+	test_retransmit_answered_once(p);
 	test_bad_targets(p);
 	test_full_table_and_burst();
 	metric_poller_free(p);

@@ -188,6 +188,73 @@ test_errors(void)
 	    "strerror out of range");
 }
 
+/* Key complaints: the one unsigned answer a signed poll takes, and only as a failure. */
+static void
+test_key_errors(void)
+{
+	struct metric_header req = {METRIC_VERSION, METRIC_T_REQUEST, 0, 6, {0}};
+	uint8_t buf[METRIC_PACKET_MAX], bad[METRIC_NONCE_LEN];
+	struct metric_reply r;
+	size_t len;
+
+	memcpy(req.nonce, nonce, sizeof(nonce));
+	len = metric_error_build(buf, sizeof(buf), &req, METRIC_CODE_BADSIG, NULL);
+	is_int((long long)len, METRIC_ERROR_LEN, "BADSIG error is 28 bytes, unsigned");
+	ok(len < METRIC_REQUEST_LEN + METRIC_TAG_LEN, "smaller than the signed request");
+	is_int(metric_reply_parse(buf, len, &key, 6, nonce, &r), METRIC_E_REMOTE,
+	    "a signed poll takes an unsigned BADSIG");
+	is_int(r.code, METRIC_CODE_BADSIG, "code 4");
+	ok(!r.authenticated, "flagged unauthenticated");
+	is_int(metric_reply_parse(buf, len, &key, 7, nonce, &r), METRIC_E_SEQ,
+	    "BADSIG for another sequence number: discarded");
+	memcpy(bad, nonce, sizeof(bad));
+	bad[2] ^= 4;
+	is_int(metric_reply_parse(buf, len, &key, 6, bad, &r), METRIC_E_NONCE,
+	    "forged BADSIG with a wrong nonce: discarded");
+	is_int(metric_reply_parse(buf, len, NULL, 6, nonce, &r), METRIC_E_REMOTE,
+	    "an unsigned poll takes it too");
+
+	len = metric_error_build(buf, sizeof(buf), &req, METRIC_CODE_SIG_REQUIRED, NULL);
+	is_int(metric_reply_parse(buf, len, &key, 6, nonce, &r), METRIC_E_REMOTE,
+	    "unsigned SIG_REQUIRED accepted");
+	is_int(r.code, METRIC_CODE_SIG_REQUIRED, "code 5");
+	len = metric_error_build(buf, sizeof(buf), &req, METRIC_CODE_NO_KEY, NULL);
+	is_int(metric_reply_parse(buf, len, &key, 6, nonce, &r), METRIC_E_REMOTE,
+	    "unsigned NO_KEY accepted");
+	len = metric_error_build(buf, sizeof(buf), &req, METRIC_CODE_MALFORMED, NULL);
+	is_int(metric_reply_parse(buf, len, &key, 6, nonce, &r), METRIC_E_UNSIGNED,
+	    "an unsigned non-key error still cannot fail a signed poll");
+	len = metric_error_build(buf, sizeof(buf), &req, METRIC_CODE_BADSIG, &key);
+	is_int(metric_reply_parse(buf, len, &key, 6, nonce, &r), METRIC_E_REMOTE,
+	    "a signed BADSIG verifies");
+	ok(r.authenticated, "and is authenticated");
+	buf[len - 1] ^= 1;
+	is_int(metric_reply_parse(buf, len, &key, 6, nonce, &r), METRIC_E_TAG,
+	    "a signed one with a broken tag is discarded");
+
+	is_str(metric_code_str(METRIC_CODE_BADSIG), "bad signature", "code 4 string");
+	is_str(metric_code_str(METRIC_CODE_SIG_REQUIRED), "signature required", "code 5 string");
+	ok(metric_code_is_key(3) && metric_code_is_key(4) && metric_code_is_key(5) &&
+	        !metric_code_is_key(1) && !metric_code_is_key(2) && !metric_code_is_key(6),
+	    "key codes are 3, 4 and 5");
+}
+
+static void
+test_unavailable_str(void)
+{
+	ok(metric_unavailable_str(0) == NULL, "no flags: available");
+	ok(metric_unavailable_str(METRIC_F_RELAY | METRIC_F_DRAINING | METRIC_F_PENALTY |
+	       METRIC_F_CPU_DERIVED) == NULL,
+	    "other flags: available");
+	is_str(metric_unavailable_str(METRIC_F_RELAY_DOWN), "relay not answering", "relay-down");
+	is_str(metric_unavailable_str(METRIC_F_RELAY_FULL | METRIC_F_PAUSED),
+	    "relay at max-sessions", "the first bit wins");
+	is_str(metric_unavailable_str(METRIC_F_QUEUE_FAIL), "queue not writable", "queue");
+	is_str(metric_unavailable_str(METRIC_F_DISK_RESERVE), "disk below reserve", "disk");
+	is_str(metric_unavailable_str(METRIC_F_PAUSED), "relay paused", "paused");
+	is_int(METRIC_F_UNAVAILABLE, 0x01e4, "METRIC_F_UNAVAILABLE is 0x0004|0x0020..0x0100");
+}
+
 static void
 test_packet_seq(void)
 {
@@ -209,6 +276,8 @@ main(void)
 	test_reply_rejections();
 	test_every_tampered_byte();
 	test_errors();
+	test_key_errors();
+	test_unavailable_str();
 	test_packet_seq();
 	return tap_done();
 }

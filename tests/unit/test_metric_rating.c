@@ -1,4 +1,7 @@
-/* test_metric_rating.c - the rating formula, load smoothing and /proc parsing. */
+/*
+ * test_metric_rating.c - the rating formula (session room scales the
+ * workload), load smoothing and /proc parsing.
+ */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,10 +29,11 @@ test_formula(void)
 	struct rating_result r;
 
 	rating_compute(&in, &r);
-	ok(near(r.availability, 15.0), "availability 20*(100-25)/100 = 15 (%g)", r.availability);
-	ok(near(r.workload, 40.0), "workload 50*100/125 = 40 (%g)", r.workload);
+	ok(near(r.room, 0.75), "room (100-25)/100 = 0.75 (%g)", r.room);
+	ok(near(r.availability, 15.0), "availability 20*0.75 = 15 (%g)", r.availability);
+	ok(near(r.workload, 30.0), "workload 0.75*50*100/125 = 30 (%g)", r.workload);
 	ok(near(r.penalty, 0.0), "plenty of memory: no penalty (%g)", r.penalty);
-	ok(near(r.rating, 55.0), "rating 15 + 40 = 55 (%g)", r.rating);
+	ok(near(r.rating, 45.0), "rating 15 + 30 = 45, 0.75 of the idle 60 (%g)", r.rating);
 
 	in.sessions = 0;
 	in.load = 0;
@@ -90,6 +94,8 @@ test_ranges(void)
 	rating_compute(&in, &r);
 	ok(near(r.availability, 0.0), "sessions above capacity: availability 0 (%g)",
 	    r.availability);
+	ok(near(r.workload, 0.0) && near(r.rating, 0.0), "and workload and rating 0 (%g, %g)",
+	    r.workload, r.rating);
 
 	in.sessions = 0;
 	in.cpu_rating = 0;
@@ -106,6 +112,53 @@ test_ranges(void)
 	ok(near(r.rating, 0.0), "draining: rating 0 (%g)", r.rating);
 	ok(near(r.availability, 20.0), "draining: the terms are still reported (%g)",
 	    r.availability);
+	in.draining = false;
+	in.unavailable = true;
+	rating_compute(&in, &r);
+	ok(near(r.rating, 0.0) && near(r.workload, 50.0),
+	    "unavailable: rating 0, terms reported (%g, %g)", r.rating, r.workload);
+}
+
+static double
+rate(unsigned sessions, unsigned capacity, unsigned cpu, double load)
+{
+	struct rating_input in = {.capacity = capacity,
+	    .sessions = sessions,
+	    .cpu_rating = cpu,
+	    .load = load,
+	    .free_pages = 1 << 30};
+	struct rating_result r;
+
+	rating_compute(&in, &r);
+	return r.rating;
+}
+
+/* The reason for the rework: session load must move a member. */
+static void
+test_sessions_move_the_rating(void)
+{
+	double idle = rate(0, 100, 60, 20), busy = rate(90, 100, 60, 20);
+	double light = rate(10, 100, 60, 20);
+	unsigned off = 0;
+
+	ok(near(idle, 70.0), "idle: 20 + 60*100/120 = 70 (%g)", idle);
+	ok(near(light, 0.9 * idle), "10%% sessions: 0.9 of idle (%g)", light);
+	ok(near(busy, 0.1 * idle), "90%% sessions: 0.1 of idle (%g)", busy);
+	ok(busy * 5 < light, "90%% sessions rates far below 10%% on equal CPU (%g vs %g)", busy,
+	    light);
+	for (unsigned s = 0; s <= 100; s += 10)
+		if (!near(rate(s, 100, 60, 20), (1.0 - s / 100.0) * idle)) {
+			tap_diag("%u%% sessions: %g", s, rate(s, 100, 60, 20));
+			off++;
+		}
+	is_int(off, 0, "rating = (1 - sessions/capacity) x idle rating, 0..100%% in steps of 10");
+	ok(near(rate(100, 100, 100, 0), 0.0), "at max-sessions: 0 whatever the CPU");
+	ok(rate(250, 256, 100, 0) < rate(0, 256, 25, 80),
+	    "the biggest idle CPU at 98%% sessions ranks below the smallest busy one with room "
+	    "(%g < %g)",
+	    rate(250, 256, 100, 0), rate(0, 256, 25, 80));
+	ok(rate(45, 50, 100, 0) < rate(5, 50, 100, 0) && rate(5, 50, 100, 0) < rate(0, 50, 100, 0),
+	    "ordered by free sessions on equal CPU");
 }
 
 static void
@@ -199,6 +252,7 @@ main(void)
 	test_formula();
 	test_penalty();
 	test_ranges();
+	test_sessions_move_the_rating();
 	test_load_and_cpu();
 	test_proc_stat();
 	test_meminfo();

@@ -131,6 +131,42 @@ test_rank_and_check(void)
 }
 
 static void
+test_key_mismatch_and_unavailable(void)
+{
+	struct view_host h[3];
+	char line[512];
+	FILE *mem;
+
+	set_host(&h[0], "a", true, 70000, 0);
+	set_host(&h[1], "b", true, 0, METRIC_F_RELAY | METRIC_F_RELAY_FULL);
+	set_host(&h[2], "wrongkey", false, 0, 0);
+	h[2].key_mismatch = true;
+	snprintf(h[2].error, sizeof(h[2].error), "key mismatch (bad signature)");
+	is_int(view_check_state(h, 1, 20, 10), VIEW_OK, "alone: OK");
+	is_int(
+	    view_check_state(h, 2, 20, 10), VIEW_CRITICAL, "an unavailable host rates 0: CRITICAL");
+	h[1].v.rating = 50000;
+	is_int(view_check_state(h, 2, 20, 10), VIEW_OK, "(rating 50: OK)");
+	is_int(
+	    view_check_state(h, 3, 20, 10), VIEW_CRITICAL, "a key mismatch: CRITICAL, not UNKNOWN");
+	is_int(view_exit_status(h, 2), 0, "exit 0 when all answered");
+	is_int(view_exit_status(h, 3), 2, "exit 2 for a key mismatch");
+	mem = fmemopen(line, sizeof(line), "w");
+	view_print_check(mem, h, 3, 20, 10);
+	fclose(mem);
+	ok(strstr(line, "b rating 50.0 (unavailable: relay at max-sessions)") != NULL,
+	    "status line names the reason: %s", line);
+	ok(strstr(line, "wrongkey key mismatch (bad signature)") != NULL, "and the key mismatch");
+	mem = fmemopen(line, sizeof(line), "w");
+	view_print_table(mem, h, 2);
+	fclose(mem);
+	ok(strstr(line, "relay,relay-full  unavailable: relay at max-sessions") != NULL,
+	    "table: flags and the reason");
+	set_host(&h[2], "silent", false, 0, 0);
+	is_int(view_exit_status(h, 3), 3, "a silent host: exit 3");
+}
+
+static void
 test_relay_parse(void)
 {
 	struct relay_result r;
@@ -148,6 +184,64 @@ test_relay_parse(void)
 	ok(relay_status_parse("{\"sessions\":[1,2]}", 18, &r) == -1, "sessions not an object");
 	ok(relay_status_parse("{\"sess", 6, &r) == -1, "truncated JSON refused (%s)", r.error);
 	ok(relay_status_parse("", 0, &r) == -1, "empty body refused");
+	ok(relay_status_parse("[1]", 3, &r) == -1, "not an object refused (%s)", r.error);
+}
+
+struct accepting_case {
+	const char *json;
+	int rc;
+	uint16_t unavailable;
+	const char *reason, *detail;
+};
+
+/* The relay's "accepting" object: every variant smtp-relayd sends, and garbage. */
+static void
+test_relay_accepting(void)
+{
+	static const struct accepting_case cases[] = {
+	    {"{\"sessions\":{\"open\":7,\"max\":100}}", 0, 0, "", ""},
+	    {"{\"sessions\":{\"open\":7,\"max\":100},\"accepting\":{\"ok\":true}}", 0, 0, "", ""},
+	    {"{\"sessions\":{\"open\":100,\"max\":100},\"accepting\":{\"ok\":false,"
+	     "\"reason\":\"sessions-full\",\"detail\":\"100 of 100\"}}",
+	        0, METRIC_F_RELAY_FULL, "sessions-full", "100 of 100"},
+	    {"{\"sessions\":{\"open\":1,\"max\":100},\"accepting\":{\"ok\":false,"
+	     "\"reason\":\"queue-unwritable\",\"detail\":\"open: Permission denied\"}}",
+	        0, METRIC_F_QUEUE_FAIL, "queue-unwritable", "open: Permission denied"},
+	    {"{\"sessions\":{\"open\":1,\"max\":100},\"accepting\":{\"ok\":false,"
+	     "\"reason\":\"disk-reserve\"}}",
+	        0, METRIC_F_DISK_RESERVE, "disk-reserve", ""},
+	    {"{\"sessions\":{\"open\":1,\"max\":100},\"accepting\":{\"ok\":false,"
+	     "\"reason\":\"paused\",\"detail\":\"hold\\u0001\\nby ops\"}}",
+	        0, METRIC_F_PAUSED, "paused", "hold??by ops"},
+	    {"{\"sessions\":{\"open\":1,\"max\":100},\"accepting\":{\"ok\":false,"
+	     "\"reason\":\"moon-phase\"}}",
+	        0, METRIC_F_PAUSED, "moon-phase", ""},
+	    {"{\"sessions\":{\"open\":1,\"max\":100},\"accepting\":{\"ok\":false}}", 0,
+	        METRIC_F_PAUSED, "", ""},
+	    /* An older relay at its limit says nothing, but is full all the same. */
+	    {"{\"sessions\":{\"open\":50,\"max\":50}}", 0, METRIC_F_RELAY_FULL, "", ""},
+	    {"{\"sessions\":{\"open\":60,\"max\":50},\"accepting\":{\"ok\":true}}", 0,
+	        METRIC_F_RELAY_FULL, "", ""},
+	    {"{\"sessions\":{\"open\":5,\"max\":0}}", 0, 0, "", ""},
+	    {"{\"sessions\":{\"open\":1,\"max\":9},\"accepting\":true}", -1, 0, "", ""},
+	    {"{\"sessions\":{\"open\":1,\"max\":9},\"accepting\":{}}", -1, 0, "", ""},
+	    {"{\"sessions\":{\"open\":1,\"max\":9},\"accepting\":{\"ok\":\"no\"}}", -1, 0, "", ""},
+	    {"{\"sessions\":{\"open\":1,\"max\":9},\"accepting\":{\"ok\":false,\"reason\":7}}", -1,
+	        0, "", ""},
+	};
+	struct relay_result r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct accepting_case *c = &cases[i];
+		int rc = relay_status_parse(c->json, strlen(c->json), &r);
+
+		ok(rc == c->rc && r.ok == (c->rc == 0), "case %zu: %s (%s)", i,
+		    c->rc == 0 ? "parses" : "refused", rc == 0 ? "ok" : r.error);
+		is_int(r.unavailable, c->unavailable, "case %zu: unavailable 0x%04x", i,
+		    (unsigned)c->unavailable);
+		is_str(r.reason, c->reason, "case %zu: reason", i);
+		is_str(r.detail, c->detail, "case %zu: detail", i);
+	}
 }
 
 static void
@@ -178,6 +272,8 @@ main(void)
 	test_key_files();
 	test_rank_and_check();
 	test_relay_parse();
+	test_relay_accepting();
+	test_key_mismatch_and_unavailable();
 	test_drain_file();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
