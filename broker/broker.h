@@ -27,7 +27,8 @@ int broker_check_zones(const struct config *cfg);
  */
 struct broker *broker_new(struct event_base *base, const struct config *cfg);
 
-/* Start the query threads (after dropping privileges); 0 or -1. */
+/* Start the query threads (after dropping privileges), then NOTIFY every
+ * zone to its also-notify peers; 0 or -1. */
 int broker_start(struct broker *b);
 
 /* SIGHUP: load every zone again; a zone that fails keeps its old data. */

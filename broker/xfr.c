@@ -4,7 +4,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -102,145 +106,349 @@ xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out)
 
 /* ---- NOTIFY ----------------------------------------------------------- */
 
-struct notify_job {
+/*
+ * One UDP socket per source address (notify-source, a listen address, or
+ * the wildcard of a family), bound at start, before privileges are dropped.
+ */
+struct notify_source {
 	struct notifier *owner;
-	struct notify_job *next;
+	struct addr addr;
+	int fd;
+	struct event *ev;
+};
+
+/*
+ * One (zone, also-notify address) pair, fixed at start: zones and their
+ * also-notify lists are not reloaded.  At most one NOTIFY is pending per
+ * target; a newer serial replaces it.
+ */
+struct notify_target {
+	struct notifier *owner;
+	const char *zone; /* borrowed from the configuration */
 	struct addr to;
-	char zone[256];
+	struct notify_source *src;
+	bool pending;
+	bool answered; /* the current try got an error answer (not a timeout) */
+	bool acked_last;
 	uint32_t serial;
 	uint16_t id;
 	uint8_t *wire;
 	size_t len;
 	unsigned tries;
 	struct event *timer;
+	struct log_ratelimit rl;
 };
 
 struct notifier {
 	struct event_base *base;
-	const struct config_broker *cfg;
-	int fd[2]; /* IPv4, IPv6 */
-	struct event *ev[2];
-	struct notify_job *jobs;
+	struct notify_source *srcs;
+	size_t nsrcs;
+	struct notify_target *targets;
+	size_t ntargets;
 	struct notifier_stats stats;
 };
 
-static void
-job_free(struct notify_job *j)
-{
-	struct notify_job **pp;
+/* A NOTIFY response, as far as notify_reply_parse validated it. */
+struct notify_reply {
+	uint16_t id;
+	uint8_t rcode;
+	bool has_question;
+	char qname[LDNS_MAX_DOMAINLEN + 1]; /* lower case, no trailing dot */
+	uint16_t qtype, qclass;
+};
 
-	for (pp = &j->owner->jobs; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == j) {
-			*pp = j->next;
-			break;
-		}
-	if (j->timer != NULL)
-		event_free(j->timer);
-	free(j->wire);
-	free(j);
+static const char *
+rcode_str(unsigned rcode, char *buf, size_t len)
+{
+	const ldns_lookup_table *t = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
+
+	if (t != NULL)
+		return t->name;
+	snprintf(buf, len, "RCODE%u", rcode);
+	return buf;
+}
+
+/*
+ * The one validating function for what comes back on a NOTIFY socket: a
+ * well-formed response (QR=1) with opcode NOTIFY and at most one question.
+ * Returns 0 and fills out, or -1 for anything else.
+ */
+static int
+notify_reply_parse(const uint8_t *buf, size_t len, struct notify_reply *out)
+{
+	ldns_pkt *p = NULL;
+	const ldns_rr *q;
+	char *name;
+	int rc = -1;
+
+	if (len < LDNS_HEADER_SIZE || ldns_wire2pkt(&p, buf, len) != LDNS_STATUS_OK)
+		return -1;
+	if (!ldns_pkt_qr(p) || ldns_pkt_get_opcode(p) != LDNS_PACKET_NOTIFY ||
+	    ldns_pkt_qdcount(p) > 1)
+		goto done;
+	memset(out, 0, sizeof(*out));
+	out->id = ldns_pkt_id(p);
+	out->rcode = ldns_pkt_get_rcode(p);
+	q = ldns_rr_list_rr(ldns_pkt_question(p), 0);
+	if (q != NULL && (name = ldns_rdf2str(ldns_rr_owner(q))) != NULL) {
+		size_t n = strlen(name);
+
+		if (n > 1 && name[n - 1] == '.')
+			name[n - 1] = '\0';
+		snprintf(out->qname, sizeof(out->qname), "%s", name);
+		free(name);
+		out->qtype = ldns_rr_get_type(q);
+		out->qclass = ldns_rr_get_class(q);
+		out->has_question = true;
+	}
+	rc = 0;
+done:
+	ldns_pkt_free(p);
+	return rc;
+}
+
+static void target_send(struct notify_target *t);
+
+static void
+target_stop(struct notify_target *t)
+{
+	t->pending = false;
+	evtimer_del(t->timer);
+	free(t->wire);
+	t->wire = NULL;
 }
 
 static void
-job_send(struct notify_job *j)
+target_gave_up(struct notify_target *t)
 {
-	int fd = j->owner->fd[addr_family(&j->to) == AF_INET6];
 	char a[ADDR_STRLEN];
-	struct timeval tv;
-	unsigned ms = NOTIFY_RETRY_MS << j->tries;
 
-	if (fd == -1 || sendto(fd, j->wire, j->len, 0, addr_sa(&j->to), j->to.len) == -1)
-		log_warn("notify: %s serial %u to %s", j->zone, j->serial,
-		    addr_str(&j->to, a, sizeof(a)));
-	j->tries++;
-	j->owner->stats.sent++;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(j->timer, &tv);
+	t->owner->stats.failed++;
+	t->acked_last = false;
+	log_warnx_rl(&t->rl, "notify: %s serial %u to %s: no acknowledgement after %u tries",
+	    t->zone, t->serial, addr_str(&t->to, a, sizeof(a)), t->tries);
+	target_stop(t);
 }
 
 static void
-job_timer_cb(evutil_socket_t fd, short what, void *arg)
+target_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct notify_job *j = arg;
+	struct notify_target *t = arg;
 	char a[ADDR_STRLEN];
 
 	(void)fd;
 	(void)what;
-	if (j->tries < NOTIFY_TRIES) {
-		job_send(j);
+	if (!t->answered) {
+		t->owner->stats.timeout++;
+		log_debug("notify: %s serial %u to %s: no answer (try %u of %u)", t->zone,
+		    t->serial, addr_str(&t->to, a, sizeof(a)), t->tries, NOTIFY_TRIES);
+	}
+	if (t->tries < NOTIFY_TRIES)
+		target_send(t);
+	else
+		target_gave_up(t);
+}
+
+static void
+target_send(struct notify_target *t)
+{
+	char a[ADDR_STRLEN];
+	struct timeval tv;
+	unsigned ms = NOTIFY_RETRY_MS << t->tries;
+
+	if (t->src->fd == -1 ||
+	    sendto(t->src->fd, t->wire, t->len, 0, addr_sa(&t->to), t->to.len) == -1)
+		log_warnx_rl(&t->rl, "notify: %s serial %u to %s: %s", t->zone, t->serial,
+		    addr_str(&t->to, a, sizeof(a)),
+		    t->src->fd == -1 ? "no socket for this family" : strerror(errno));
+	t->tries++;
+	t->answered = false;
+	t->owner->stats.sent++;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(t->timer, &tv);
+}
+
+static bool
+is_wildcard(const struct addr *a)
+{
+	const struct sockaddr *sa = addr_sa(a);
+
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+static const char *
+source_str(const struct notify_source *s, char *buf, size_t len)
+{
+	return is_wildcard(&s->addr) ? "any" : addr_host_str(&s->addr, buf, len);
+}
+
+/* An answer to the pending NOTIFY of t: NOERROR acknowledges, anything else fails. */
+static void
+target_answered(struct notify_target *t, unsigned rcode)
+{
+	char a[ADDR_STRLEN], s[ADDR_STRLEN], r[16];
+
+	addr_str(&t->to, a, sizeof(a));
+	source_str(t->src, s, sizeof(s));
+	if (rcode == LDNS_RCODE_NOERROR) {
+		t->owner->stats.acked++;
+		if (t->acked_last)
+			log_debug("notify: %s serial %u acknowledged by %s (from %s)", t->zone,
+			    t->serial, a, s);
+		else
+			log_info("notify: %s serial %u acknowledged by %s (from %s)", t->zone,
+			    t->serial, a, s);
+		t->acked_last = true;
+		target_stop(t);
 		return;
 	}
-	log_warnx("notify: %s serial %u to %s: no answer after %u tries", j->zone, j->serial,
-	    addr_str(&j->to, a, sizeof(a)), j->tries);
-	j->owner->stats.failed++;
-	job_free(j);
+	t->owner->stats.rcode[rcode & 0xf]++;
+	t->acked_last = false;
+	t->answered = true;
+	log_warnx_rl(&t->rl, "notify: %s serial %u to %s: %s (from %s, try %u of %u)", t->zone,
+	    t->serial, a, rcode_str(rcode, r, sizeof(r)), s, t->tries, NOTIFY_TRIES);
+}
+
+/* True when reply r, received by t's socket from `from`, answers t's NOTIFY. */
+static bool
+target_matches(const struct notify_target *t, const struct notify_reply *r, const struct addr *from)
+{
+	if (!t->pending || t->id != r->id || !addr_equal(&t->to, from))
+		return false;
+	/* RFC 1996 4.7: the response echoes the question; an error may omit it. */
+	if (!r->has_question)
+		return r->rcode != LDNS_RCODE_NOERROR;
+	return strcasecmp(r->qname, t->zone) == 0 && r->qtype == LDNS_RR_TYPE_SOA &&
+	    r->qclass == LDNS_RR_CLASS_IN;
 }
 
 static void
 notify_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct notifier *n = arg;
-	uint8_t buf[512];
+	struct notify_source *src = arg;
+	struct notifier *n = src->owner;
+	uint8_t buf[LDNS_MAX_PACKETLEN];
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	ssize_t r;
 	struct addr from;
+	struct notify_reply reply;
 
 	(void)what;
 	while ((r = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, &sl)) >= 0) {
-		uint16_t id = wire_get16(buf);
+		int bad = addr_from_sockaddr((struct sockaddr *)&ss, sl, &from) == -1 ||
+		    notify_reply_parse(buf, (size_t)r, &reply) == -1;
 
-		if (r < 12 || !(buf[2] & 0x80) || ((buf[2] >> 3) & 0xf) != LDNS_PACKET_NOTIFY ||
-		    addr_from_sockaddr((struct sockaddr *)&ss, sl, &from) == -1)
-			continue;
-		for (struct notify_job *j = n->jobs; j != NULL; j = j->next) {
-			char a[ADDR_STRLEN];
-
-			if (j->id != id || !addr_equal(&j->to, &from))
-				continue;
-			log_info("notify: %s serial %u acknowledged by %s (rcode %d)", j->zone,
-			    j->serial, addr_str(&from, a, sizeof(a)), buf[3] & 0xf);
-			n->stats.acked++;
-			job_free(j);
-			break;
-		}
 		sl = sizeof(ss);
+		if (bad)
+			continue;
+		for (size_t i = 0; i < n->ntargets; i++) {
+			struct notify_target *t = &n->targets[i];
+
+			if (t->src == src && target_matches(t, &reply, &from)) {
+				target_answered(t, reply.rcode);
+				break;
+			}
+		}
 	}
 }
 
-static int
-notify_socket(struct notifier *n, int family)
+/*
+ * Where NOTIFY for a zone to `to` leaves from: notify-source when set and of
+ * to's family; else the first listen address of that family unless it is a
+ * wildcard; else the wildcard (the kernel chooses).  The port is the
+ * notify-source port, or 0 (any).
+ */
+static void
+source_choose(const struct config_broker *cfg, const struct config_zone *cz, const struct addr *to,
+    struct addr *out)
 {
-	struct addr any;
-	int i = family == AF_INET6;
+	int family = addr_family(to);
 
-	if (addr_parse(family == AF_INET6 ? "::" : "0.0.0.0", 0, &any) == -1)
-		return -1;
-	n->fd[i] = sock_bind(&any, SOCK_DGRAM, 0);
-	if (n->fd[i] == -1)
-		return family == AF_INET6 ? 0 : -1; /* no IPv6 here is fine */
-	n->ev[i] = event_new(n->base, n->fd[i], EV_READ | EV_PERSIST, notify_read_cb, n);
-	if (n->ev[i] == NULL || event_add(n->ev[i], NULL) == -1)
-		return -1;
-	return 0;
+	if (cz->notify_source.len != 0 && addr_family(&cz->notify_source) == family) {
+		*out = cz->notify_source;
+		return;
+	}
+	for (size_t i = 0; i < cfg->listen.n; i++)
+		if (addr_family(&cfg->listen.v[i]) == family) {
+			*out = cfg->listen.v[i];
+			addr_set_port(out, 0);
+			if (!is_wildcard(out))
+				return;
+			break;
+		}
+	addr_parse(family == AF_INET6 ? "::" : "0.0.0.0", 0, out);
+}
+
+/* The socket for source address a, opened on first use; NULL when it cannot be. */
+static struct notify_source *
+source_get(struct notifier *n, const struct addr *a)
+{
+	struct notify_source *s;
+	char text[ADDR_STRLEN];
+
+	for (size_t i = 0; i < n->nsrcs; i++)
+		if (addr_equal(&n->srcs[i].addr, a))
+			return &n->srcs[i];
+	s = &n->srcs[n->nsrcs++];
+	s->owner = n;
+	s->addr = *a;
+	s->fd = sock_bind(a, SOCK_DGRAM, 0);
+	if (s->fd == -1) {
+		log_warn("notify: cannot bind %s", addr_str(a, text, sizeof(text)));
+		/* A family this host lacks is survivable; a named source is not. */
+		return is_wildcard(a) ? s : NULL;
+	}
+	s->ev = event_new(n->base, s->fd, EV_READ | EV_PERSIST, notify_read_cb, s);
+	if (s->ev == NULL || event_add(s->ev, NULL) == -1)
+		return NULL;
+	return s;
+}
+
+static int
+target_init(struct notifier *n, const struct config_broker *cfg, const struct config_zone *cz,
+    const struct addr *to)
+{
+	struct notify_target *t = &n->targets[n->ntargets++];
+	struct addr src;
+
+	t->owner = n;
+	t->zone = cz->name;
+	t->to = *to;
+	t->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(3, 60);
+	source_choose(cfg, cz, to, &src);
+	t->src = source_get(n, &src);
+	t->timer = evtimer_new(n->base, target_timer_cb, t);
+	return t->src != NULL && t->timer != NULL ? 0 : -1;
 }
 
 struct notifier *
 notifier_new(struct event_base *base, const struct config_broker *cfg)
 {
 	struct notifier *n = calloc(1, sizeof(*n));
+	size_t total = 0;
 
 	if (n == NULL)
 		return NULL;
 	n->base = base;
-	n->cfg = cfg;
-	n->fd[0] = n->fd[1] = -1;
-	if (notify_socket(n, AF_INET) == -1 || notify_socket(n, AF_INET6) == -1) {
-		log_warn("notify: cannot open a UDP socket");
-		notifier_free(n);
-		return NULL;
-	}
+	for (size_t i = 0; i < cfg->nzones; i++)
+		total += cfg->zones[i].also_notify.n;
+	n->targets = calloc(total + 1, sizeof(*n->targets));
+	n->srcs = calloc(total + 1, sizeof(*n->srcs));
+	if (n->targets == NULL || n->srcs == NULL)
+		goto fail;
+	for (size_t i = 0; i < cfg->nzones; i++)
+		for (size_t k = 0; k < cfg->zones[i].also_notify.n; k++)
+			if (target_init(n, cfg, &cfg->zones[i], &cfg->zones[i].also_notify.v[k]) ==
+			    -1)
+				goto fail;
 	return n;
+fail:
+	notifier_free(n);
+	return NULL;
 }
 
 void
@@ -248,14 +456,19 @@ notifier_free(struct notifier *n)
 {
 	if (n == NULL)
 		return;
-	while (n->jobs != NULL)
-		job_free(n->jobs);
-	for (int i = 0; i < 2; i++) {
-		if (n->ev[i] != NULL)
-			event_free(n->ev[i]);
-		if (n->fd[i] != -1)
-			close(n->fd[i]);
+	for (size_t i = 0; i < n->ntargets; i++) {
+		if (n->targets[i].timer != NULL)
+			event_free(n->targets[i].timer);
+		free(n->targets[i].wire);
 	}
+	for (size_t i = 0; i < n->nsrcs; i++) {
+		if (n->srcs[i].ev != NULL)
+			event_free(n->srcs[i].ev);
+		if (n->srcs[i].fd != -1)
+			close(n->srcs[i].fd);
+	}
+	free(n->targets);
+	free(n->srcs);
 	free(n);
 }
 
@@ -287,48 +500,29 @@ notify_wire(const struct zone *z, uint16_t id, size_t *len)
 	return wire;
 }
 
+/* Start over for t with z's serial: a pending NOTIFY for an older one is dropped. */
 static void
-notify_one(struct notifier *n, const struct zone *z, const struct addr *to)
+target_start(struct notify_target *t, const struct zone *z)
 {
-	struct notify_job *j;
-
-	/* A newer serial supersedes a NOTIFY still being retried. */
-	for (j = n->jobs; j != NULL; j = j->next)
-		if (strcmp(j->zone, zone_name(z)) == 0 && addr_equal(&j->to, to)) {
-			job_free(j);
-			break;
-		}
-	j = calloc(1, sizeof(*j));
-	if (j == NULL)
-		return;
-	j->owner = n;
-	j->to = *to;
-	snprintf(j->zone, sizeof(j->zone), "%s", zone_name(z));
-	j->serial = zone_serial(z);
-	j->id = ldns_get_random();
-	j->wire = notify_wire(z, j->id, &j->len);
-	j->timer = evtimer_new(n->base, job_timer_cb, j);
-	j->next = n->jobs;
-	n->jobs = j;
-	if (j->wire == NULL || j->timer == NULL) {
-		log_warnx("notify: %s: out of memory", j->zone);
-		job_free(j);
+	target_stop(t);
+	t->serial = zone_serial(z);
+	t->id = ldns_get_random();
+	t->tries = 0;
+	t->wire = notify_wire(z, t->id, &t->len);
+	if (t->wire == NULL) {
+		log_warnx("notify: %s: out of memory", t->zone);
 		return;
 	}
-	job_send(j);
+	t->pending = true;
+	target_send(t);
 }
 
 void
 notifier_zone_changed(struct notifier *n, const struct zone *z)
 {
-	for (size_t i = 0; i < n->cfg->nzones; i++) {
-		const struct config_zone *cz = &n->cfg->zones[i];
-
-		if (strcasecmp(cz->name, zone_name(z)) != 0)
-			continue;
-		for (size_t k = 0; k < cz->also_notify.n; k++)
-			notify_one(n, z, &cz->also_notify.v[k]);
-	}
+	for (size_t i = 0; i < n->ntargets; i++)
+		if (strcasecmp(n->targets[i].zone, zone_name(z)) == 0)
+			target_start(&n->targets[i], z);
 }
 
 void

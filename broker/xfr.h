@@ -32,16 +32,35 @@ bool xfr_allowed(const struct config_zone *cz, const struct addr *peer);
  */
 int xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out);
 
-/* A NOTIFY sender on `base` for the zones of `cfg` (borrowed, must outlive it). */
+/*
+ * A NOTIFY sender on `base` for every (zone, also-notify address) of `cfg`
+ * (borrowed, must outlive it; zones and their peers are fixed at start).
+ * Binds one UDP socket (ephemeral port) per source address now, so call it
+ * before privileges are dropped.  The source for a peer is the zone's
+ * notify-source when it is of the peer's family, else the first listen
+ * address of that family unless it is a wildcard, else the wildcard (the
+ * kernel chooses).  NULL (logged) when a named source cannot be bound.
+ */
 struct notifier *notifier_new(struct event_base *base, const struct config_broker *cfg);
 void notifier_free(struct notifier *n);
 
-/* Send NOTIFY for z to its also-notify addresses, retrying until answered. */
+/*
+ * Send NOTIFY for z's current serial to each of its also-notify addresses.
+ * Only a NOERROR response from that address, with our ID and question, is an
+ * acknowledgement (RFC 1996); an error rcode or no answer is retried after
+ * NOTIFY_RETRY_MS, doubled each time, NOTIFY_TRIES sends in all.  A call for
+ * a newer serial replaces a NOTIFY still being retried to the same peer.
+ */
 void notifier_zone_changed(struct notifier *n, const struct zone *z);
 
-/* Counters for /status and /metrics. */
+/*
+ * Counters for /status and /metrics: messages sent, acknowledged, answered
+ * with an error (by rcode), sends left unanswered (timeout), and NOTIFYs
+ * given up after NOTIFY_TRIES sends without an acknowledgement (failed).
+ */
 struct notifier_stats {
-	uint64_t sent, acked, failed;
+	uint64_t sent, acked, timeout, failed;
+	uint64_t rcode[16]; /* error responses; rcode[0] stays 0 */
 };
 void notifier_stats(const struct notifier *n, struct notifier_stats *out);
 
