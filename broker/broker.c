@@ -1,6 +1,7 @@
 /* broker.c - brokerd's parts put together, reload, and status. */
 #include "broker/broker.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +10,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <json-c/json.h>
+#include <ldns/ldns.h>
 
 #include "broker/cluster.h"
 #include "broker/server.h"
+#include "broker/statefile.h"
 #include "broker/xfr.h"
 #include "broker/zone.h"
 #include "broker/zonestore.h"
@@ -28,6 +31,7 @@ struct broker {
 	struct status_http *status;
 	struct event *reclaim;
 	struct clusters *clusters;
+	struct statefile *sf;    /* served serials and answers, kept across restarts */
 	struct config *reloaded; /* the clusters' configuration after a reload */
 	uint64_t reloads, reload_failures;
 };
@@ -81,8 +85,29 @@ changed_cb(const struct zone *z, uint32_t old_serial, void *arg)
 
 	log_info("zone %s: serving serial %u (was %u), %zu records", zone_name(z), zone_serial(z),
 	    old_serial, zone_rr_count(z));
+	if (b->sf != NULL &&
+	    (statefile_set_serial(b->sf, zone_name(z), zone_serial(z), zone_digest(z)) == -1 ||
+	        statefile_save(b->sf) == -1))
+		log_warnx("zone %s: serial %u not saved: a restart may serve a lower one",
+		    zone_name(z), zone_serial(z));
 	if (b->notifier != NULL)
 		notifier_zone_changed(b->notifier, z);
+}
+
+/* Continue every zone's serial from what the last run served. */
+static int
+restore_serials(struct broker *b)
+{
+	for (size_t i = 0; i < b->cfg->broker.nzones; i++) {
+		const char *name = b->cfg->broker.zones[i].name;
+		uint32_t serial;
+		uint64_t digest;
+
+		if (statefile_get_serial(b->sf, name, &serial, &digest) == 0 &&
+		    zonestore_restore_serial(b->zs, name, serial, digest) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 static void
@@ -159,6 +184,60 @@ broker_reload(struct broker *b)
 	}
 }
 
+/* "refused" for REFUSED: the result label of an error answer to NOTIFY. */
+static const char *
+notify_result(int rcode, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; rcode_names[rcode][i] != '\0' && i + 1 < len; i++)
+		buf[i] = (char)tolower((unsigned char)rcode_names[rcode][i]);
+	buf[i] = '\0';
+	return buf;
+}
+
+static void
+notify_metrics(const struct notifier *n, struct evbuffer *out)
+{
+	struct notifier_stats ns;
+	char labels[64], name[16];
+
+	notifier_stats(n, &ns);
+	prom_family(out, "dns_notify_total", "counter",
+	    "NOTIFY messages sent, and their outcome: acked (NOERROR), an error rcode, "
+	    "timeout (no answer); failed counts NOTIFYs given up after every retry.");
+	prom_sample_u64(out, "dns_notify_total", "result=\"sent\"", ns.sent);
+	prom_sample_u64(out, "dns_notify_total", "result=\"acked\"", ns.acked);
+	for (int i = 1; i < 16; i++) {
+		if (ns.rcode[i] == 0 && i != LDNS_RCODE_REFUSED)
+			continue;
+		snprintf(
+		    labels, sizeof(labels), "result=\"%s\"", notify_result(i, name, sizeof(name)));
+		prom_sample_u64(out, "dns_notify_total", labels, ns.rcode[i]);
+	}
+	prom_sample_u64(out, "dns_notify_total", "result=\"timeout\"", ns.timeout);
+	prom_sample_u64(out, "dns_notify_total", "result=\"failed\"", ns.failed);
+}
+
+static struct json_object *
+notify_json(const struct notifier *n)
+{
+	struct notifier_stats ns;
+	struct json_object *o = json_object_new_object();
+	char name[16];
+
+	notifier_stats(n, &ns);
+	json_object_object_add(o, "sent", json_object_new_int64((int64_t)ns.sent));
+	json_object_object_add(o, "acked", json_object_new_int64((int64_t)ns.acked));
+	for (int i = 1; i < 16; i++)
+		if (ns.rcode[i] != 0 || i == LDNS_RCODE_REFUSED)
+			json_object_object_add(o, notify_result(i, name, sizeof(name)),
+			    json_object_new_int64((int64_t)ns.rcode[i]));
+	json_object_object_add(o, "timeout", json_object_new_int64((int64_t)ns.timeout));
+	json_object_object_add(o, "failed", json_object_new_int64((int64_t)ns.failed));
+	return o;
+}
+
 static void
 status_json_cb(struct json_object *root, void *arg)
 {
@@ -199,6 +278,8 @@ status_json_cb(struct json_object *root, void *arg)
 	json_object_object_add(q, "axfr_refused", json_object_new_int64((int64_t)c.xfr_refused));
 	json_object_object_add(q, "by_rcode", rc);
 	json_object_object_add(root, "queries", q);
+	if (b->notifier != NULL)
+		json_object_object_add(root, "notify", notify_json(b->notifier));
 	json_object_object_add(root, "tcp_clients", json_object_new_int64((int64_t)c.tcp_clients));
 	json_object_object_add(root, "reloads", json_object_new_int64((int64_t)b->reloads));
 	json_object_object_add(
@@ -213,7 +294,6 @@ status_metrics_cb(struct evbuffer *out, void *arg)
 	struct broker *b = arg;
 	const struct zsnap *snap = zonestore_snapshot(b->zs);
 	struct dns_counters c;
-	struct notifier_stats ns;
 	char labels[300];
 
 	dns_server_counters(b->server, &c);
@@ -249,13 +329,8 @@ status_metrics_cb(struct evbuffer *out, void *arg)
 		snprintf(labels, sizeof(labels), "zone=\"%s\"", zone_name(snap->zones[i]));
 		prom_sample_u64(out, "zone_records", labels, zone_rr_count(snap->zones[i]));
 	}
-	if (b->notifier != NULL) {
-		notifier_stats(b->notifier, &ns);
-		prom_family(out, "dns_notify_total", "counter", "NOTIFY messages, by result.");
-		prom_sample_u64(out, "dns_notify_total", "result=\"sent\"", ns.sent);
-		prom_sample_u64(out, "dns_notify_total", "result=\"acked\"", ns.acked);
-		prom_sample_u64(out, "dns_notify_total", "result=\"failed\"", ns.failed);
-	}
+	if (b->notifier != NULL)
+		notify_metrics(b->notifier, out);
 	if (b->clusters != NULL)
 		clusters_metrics(b->clusters, out);
 }
@@ -279,16 +354,20 @@ broker_new(struct event_base *base, const struct config *cfg)
 		if (b->status == NULL)
 			goto fail;
 	}
+	/* Before the zones: each continues from the serial it was served with. */
+	if (cfg->broker.state_file != NULL &&
+	    ((b->sf = statefile_load(cfg->broker.state_file)) == NULL || restore_serials(b) == -1))
+		goto fail;
+	zonestore_on_change(b->zs, changed_cb, b);
 	if (load_zones(b) == -1)
 		goto fail;
 	b->notifier = notifier_new(base, &cfg->broker);
-	zonestore_on_change(b->zs, changed_cb, b);
 	b->reclaim = event_new(base, -1, EV_PERSIST, reclaim_cb, b->zs);
 	if (b->notifier == NULL || b->reclaim == NULL || event_add(b->reclaim, &tv) == -1)
 		goto fail;
 	/* After the zones: saved cluster answers are published into them. */
 	if (clusters_check_config(cfg) == -1 ||
-	    (b->clusters = clusters_new(base, cfg, b->zs)) == NULL)
+	    (b->clusters = clusters_new(base, cfg, b->zs, b->sf)) == NULL)
 		goto fail;
 	/* With no zone there is nothing to answer: no DNS sockets are opened. */
 	if (cfg->broker.nzones == 0)
@@ -301,10 +380,28 @@ fail:
 	return NULL;
 }
 
+/*
+ * NOTIFY every zone once it is served: a secondary that missed changes
+ * while brokerd was down (or a restart that moved the serial) catches up
+ * now instead of at its next refresh.
+ */
+static void
+notify_all(struct broker *b)
+{
+	const struct zsnap *snap = zonestore_snapshot(b->zs);
+
+	for (size_t i = 0; i < snap->n; i++)
+		notifier_zone_changed(b->notifier, snap->zones[i]);
+}
+
 int
 broker_start(struct broker *b)
 {
-	return b->server != NULL ? dns_server_start(b->server) : 0;
+	zonestore_serving(b->zs);
+	if (b->server != NULL && dns_server_start(b->server) == -1)
+		return -1;
+	notify_all(b);
+	return 0;
 }
 
 struct zonestore *
@@ -319,6 +416,7 @@ broker_free(struct broker *b)
 	if (b == NULL)
 		return;
 	clusters_free(b->clusters);
+	statefile_free(b->sf);
 	config_free(b->reloaded);
 	dns_server_free(b->server);
 	if (b->reclaim != NULL)

@@ -33,6 +33,7 @@
 #define FAM_V4                0
 #define FAM_V6                1
 #define CLUSTER_VERIFY_MIN_MS 60000 /* masters compared at least this far apart */
+#define CLUSTER_POLL_RETRIES  2     /* resends inside a poll's timeout (at 1/3, 2/3) */
 
 enum member_state {
 	MEMBER_UNKNOWN, /* not yet decided since start */
@@ -49,6 +50,8 @@ enum member_why {
 	WHY_DRAINED, /* `drain` in the configuration */
 	WHY_AGENT,   /* its agent reports draining */
 	WHY_HEALTH,  /* the service check fails */
+	WHY_UNAVAIL, /* its agent reports the relay cannot take mail now */
+	WHY_WARMING, /* eligible, but the placeholder answer stands until the first round */
 };
 
 static const char *const why_names[] = {
@@ -59,6 +62,8 @@ static const char *const why_names[] = {
     "drained",
     "agent-draining",
     "health-failed",
+    "not-accepting",
+    "warming-up",
 };
 static const char *const state_names[] = {"unknown", "up", "down"};
 
@@ -74,11 +79,12 @@ struct member {
 	bool pending;
 	uint32_t handle;
 	bool agent_drain;
+	uint16_t unavail; /* METRIC_F_UNAVAILABLE bits of the last reply */
 	int32_t rating, smoothed;
 	struct metric_values last;
 	unsigned rtt_us;
 	time_t last_reply;
-	uint64_t polls, replies, timeouts, refusals;
+	uint64_t polls, replies, timeouts, refusals, key_mismatches;
 	char error[64];
 	struct healthcheck *hc;
 	char hwhy[HEALTHCHECK_WHY_LEN];
@@ -113,11 +119,12 @@ struct cluster {
 	unsigned timeout_ms;
 	struct pubset pub[2];
 	bool in_zone;
-	bool warm;      /* warming up: not every member has a verdict yet */
-	size_t unknown; /* members without a verdict (count_unknown) */
-	bool restored;  /* the answer came from the state file */
+	bool warm;                 /* warming up: not every member has a verdict yet */
+	size_t unknown;            /* members without a verdict (count_unknown) */
+	bool restored;             /* the answer came from the state file or the zone file */
+	const char *restored_from; /* "state-file", "zone-file" or NULL */
 	uint64_t warm_until;
-	uint64_t table_hash;
+	uint64_t table_hash; /* of the _status TXT texts last published */
 	struct updater *up;
 	uint64_t verify_at; /* next comparison with the masters */
 	uint64_t changes;
@@ -240,8 +247,20 @@ member_find(struct cluster *cl, const struct addr *a)
 static bool
 member_eligible(const struct member *m)
 {
-	return m->state == MEMBER_UP && !m->cm.drain && !m->agent_drain &&
+	return m->state == MEMBER_UP && !m->cm.drain && !m->agent_drain && m->unavail == 0 &&
 	    (m->cl->cfg->health == CONFIG_HEALTH_NONE || m->hstate == MEMBER_UP);
+}
+
+/*
+ * A member's eligibility moved (up, down, draining, accepting mail or not):
+ * rank and publish now rather than at the next dns-refresh.  Rating noise
+ * still waits for the refresh timer.
+ */
+static void
+cluster_refresh_soon(struct cluster *cl)
+{
+	if (!cl->warm && cl->refresh != NULL)
+		event_active(cl->refresh, EV_TIMEOUT, 0);
 }
 
 /* Why m is out, before ranking; WHY_ANSWER when it may be published. */
@@ -256,6 +275,8 @@ member_exclusion(const struct member *m)
 		return WHY_DOWN;
 	if (m->agent_drain)
 		return WHY_AGENT;
+	if (m->unavail != 0)
+		return WHY_UNAVAIL;
 	if (m->cl->cfg->health != CONFIG_HEALTH_NONE && m->hstate != MEMBER_UP)
 		return WHY_HEALTH;
 	return WHY_ANSWER;
@@ -274,7 +295,7 @@ why_text(const struct member *m, char *buf, size_t len)
 		break;
 	case WHY_UNKNOWN: snprintf(buf, len, "no verdict yet"); break;
 	case WHY_DOWN:
-		snprintf(buf, len, "down: %u polls unanswered (%s)", m->misses,
+		snprintf(buf, len, "down: %u polls failed (%s)", m->misses,
 		    m->error[0] ? m->error : "timeout");
 		break;
 	case WHY_DRAINED: snprintf(buf, len, "drained by the configuration"); break;
@@ -282,6 +303,15 @@ why_text(const struct member *m, char *buf, size_t len)
 	case WHY_HEALTH:
 		snprintf(
 		    buf, len, "health check failed: %s", m->hwhy[0] ? m->hwhy : "no result yet");
+		break;
+	case WHY_WARMING:
+		snprintf(buf, len, "eligible; the %s answer stands until the first poll round",
+		    m->cl->restored_from != NULL && strcmp(m->cl->restored_from, "zone-file") == 0
+		        ? "zone file's"
+		        : "saved");
+		break;
+	case WHY_UNAVAIL:
+		snprintf(buf, len, "not accepting mail: %s", metric_unavailable_str(m->unavail));
 		break;
 	}
 }
@@ -301,6 +331,25 @@ member_set_state(struct member *m, enum member_state s, const char *why)
 		log_info("cluster %s: member %s %s: %s", m->cl->name,
 		    addr_host_str(&m->cm.addr, a, sizeof(a)), state_names[s], why);
 	m->state = s;
+	cluster_refresh_soon(m->cl);
+}
+
+/* What the agent says of the relay: a reported state counts at once. */
+static void
+member_set_unavail(struct member *m, uint16_t unavail)
+{
+	char a[ADDR_STRLEN];
+
+	if (unavail == m->unavail)
+		return;
+	if (unavail != 0)
+		log_info("cluster %s: member %s not accepting mail: %s", m->cl->name,
+		    addr_host_str(&m->cm.addr, a, sizeof(a)), metric_unavailable_str(unavail));
+	else
+		log_info("cluster %s: member %s accepting mail again", m->cl->name,
+		    addr_host_str(&m->cm.addr, a, sizeof(a)));
+	m->unavail = unavail;
+	cluster_refresh_soon(m->cl);
 }
 
 static void
@@ -324,7 +373,10 @@ member_good(struct member *m, const struct metric_values *v, unsigned rtt_us)
 		log_info("cluster %s: member %s %s by its agent", m->cl->name,
 		    addr_host_str(&m->cm.addr, a, sizeof(a)),
 		    drain ? "draining" : "no longer draining");
+	if (drain != m->agent_drain)
+		cluster_refresh_soon(m->cl);
 	m->agent_drain = drain;
+	member_set_unavail(m, v->flags & METRIC_F_UNAVAILABLE);
 	if (m->goods >= m->cl->cfg->rise) {
 		snprintf(why, sizeof(why), "answered, rating %.3f", v->rating / 1000.0);
 		member_set_state(m, MEMBER_UP, why);
@@ -340,7 +392,7 @@ member_miss(struct member *m, const char *error)
 	m->goods = 0;
 	m->misses++;
 	if (m->misses >= m->cl->cfg->fall) {
-		snprintf(why, sizeof(why), "%u polls unanswered (%s)", m->misses, error);
+		snprintf(why, sizeof(why), "%u polls failed (%s)", m->misses, error);
 		member_set_state(m, MEMBER_DOWN, why);
 	}
 }
@@ -370,6 +422,7 @@ static void
 poll_cb(const struct metric_poll_result *res, void *arg)
 {
 	struct member *m = arg;
+	char why[64];
 
 	m->pending = false;
 	switch (res->status) {
@@ -381,6 +434,12 @@ poll_cb(const struct metric_poll_result *res, void *arg)
 	case METRIC_POLL_REFUSED:
 		m->refusals++;
 		member_miss(m, "refused by the agent");
+		break;
+	case METRIC_POLL_KEY_MISMATCH:
+		/* Unauthenticated: never a good reply, but named, not a timeout. */
+		m->key_mismatches++;
+		snprintf(why, sizeof(why), "key mismatch: %s", metric_code_str(res->code));
+		member_miss(m, why);
 		break;
 	}
 	end_warmup_if_ready(m->cl);
@@ -427,6 +486,7 @@ member_poll(struct member *m)
 	t.proto = cl->cfg->protocol == CONFIG_PROTO_LBCD ? METRIC_POLL_LBCD : METRIC_POLL_NATIVE;
 	t.key = t.proto == METRIC_POLL_NATIVE ? cl->cfg->key : NULL;
 	t.timeout_ms = cl->timeout_ms;
+	t.retries = CLUSTER_POLL_RETRIES;
 	m->polls++;
 	if (metric_poll_start(cl->cs->poller, &t, poll_cb, m, &m->handle) == -1) {
 		log_warnx_rl(
@@ -598,8 +658,14 @@ refresh_family(struct cluster *cl, int f, struct addr *next)
 	struct pubset *p = &cl->pub[f];
 	size_t nn = rank_family(cl, f, next);
 
-	if (cl->warm && (cl->restored || nn == 0))
-		return false; /* keep what we have until the first verdicts */
+	if (cl->warm && (cl->restored || nn == 0)) {
+		/* Keep what we have until the first verdicts; say so. */
+		for (size_t i = 0; i < cl->n; i++)
+			if (fam_index(&cl->m[i].cm.addr) == f && cl->m[i].why == WHY_ANSWER &&
+			    !set_has(p->v, p->n, &cl->m[i].cm.addr))
+				cl->m[i].why = WHY_WARMING;
+		return false;
+	}
 	if (nn == 0 && (nn = all_down(cl, f, next)) == 0)
 		return false;
 	p->held = false;
@@ -651,32 +717,29 @@ push_txt(ldns_rr_list *l, const char *owner, const char *text)
 		ldns_rr_free(rr);
 }
 
-/* A hash of what the table shows, ratings excluded (they move constantly). */
+/* A hash of the table's texts (FNV-1a), to publish only what changed. */
 static uint64_t
-table_hash(const struct cluster *cl)
+table_hash(const ldns_rr_list *l)
 {
 	uint64_t h = 1469598103934665603ULL;
 
-	for (size_t i = 0; i < cl->n; i++) {
-		const struct member *m = &cl->m[i];
-		/* Rows past the table's end do not show their rank. */
-		uint64_t rank = m->rank <= CLUSTER_TXT_ROWS ? m->rank : 0;
-		uint64_t v[3] = {rank, (uint64_t)m->why, m->published};
+	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(l, i);
+		const ldns_rdf *rd = ldns_rr_rd_count(rr) > 0 ? ldns_rr_rdf(rr, 0) : NULL;
 
-		for (size_t k = 0; k < sizeof(v); k++)
-			h = (h ^ ((const uint8_t *)v)[k]) * 1099511628211ULL;
+		for (size_t k = 0; rd != NULL && k < ldns_rdf_size(rd); k++)
+			h = (h ^ ldns_rdf_data(rd)[k]) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL; /* row separator */
 	}
-	for (int f = 0; f < 2; f++)
-		h = (h ^ cl->pub[f].n) * 1099511628211ULL;
 	return h;
 }
 
 /*
  * The ranked table as TXT records at _status.<cluster>: a header row, then one
  * row per member ("rank 1 127.0.0.13 in-answer up rating=90.000 weight=1").
- * Published only when ranks, states or the answer change, so the zone
- * serial does not move for rating noise; the ratings shown are those of
- * that moment (GET /status is always current).
+ * A ZONE_RRSET_LOCAL RRset: answered by this broker only, replaced at every
+ * refresh whose text differs, never a reason for a serial bump, a NOTIFY or
+ * a transfer.
  */
 static ldns_rr_list *
 build_table(struct cluster *cl)
@@ -725,7 +788,7 @@ publish_zone(struct cluster *cl, const bool fam[2])
 {
 	struct zonestore_rrset sets[3];
 	ldns_rr_list *lists[3] = {NULL, NULL, NULL};
-	uint64_t h = table_hash(cl);
+	uint64_t h = 0;
 	size_t n = 0;
 
 	if (!cl->in_zone)
@@ -741,9 +804,14 @@ publish_zone(struct cluster *cl, const bool fam[2])
 		    cl->name, type, lists[n], ZONE_RRSET_ROTATE | ZONE_RRSET_TRIM};
 		n++;
 	}
-	if (h != cl->table_hash && (lists[n] = build_table(cl)) != NULL) {
-		sets[n] = (struct zonestore_rrset){cl->status_name, LDNS_RR_TYPE_TXT, lists[n], 0};
+	if ((lists[n] = build_table(cl)) != NULL && (h = table_hash(lists[n])) != cl->table_hash) {
+		sets[n] = (struct zonestore_rrset){
+		    cl->status_name, LDNS_RR_TYPE_TXT, lists[n], ZONE_RRSET_LOCAL};
 		n++;
+	} else {
+		ldns_rr_list_deep_free(lists[n]);
+		lists[n] = NULL;
+		h = cl->table_hash;
 	}
 	if (n > 0 && zonestore_replace_batch(cl->cs->zs, sets, n) == 0)
 		cl->table_hash = h;
@@ -791,10 +859,11 @@ cluster_refresh(struct cluster *cl)
 	changed = fam[0] || fam[1];
 	update_published_flags(cl);
 	publish_zone(cl, fam);
-	if (changed) {
-		if (cl->cs->sf != NULL)
-			statefile_save(cl->cs->sf);
-		cl->restored = false;
+	if (changed && cl->cs->sf != NULL)
+		statefile_save(cl->cs->sf);
+	if (!cl->warm) {
+		cl->restored = false; /* the ranked answer stands, whatever it is */
+		cl->restored_from = NULL;
 	}
 	/* Masters are compared on every change, and now and then anyway, so a
 	 * primary that lost our records (reloaded its file) gets them back. */
@@ -878,7 +947,46 @@ build_members(struct cluster *cl, const struct cluster *old)
 	return 0;
 }
 
-/* The published sets: carried over from `old`, else from the state file. */
+/*
+ * The addresses of family f the zone file gives the cluster name (the
+ * placeholder answer before the first polls), up to max into out.
+ */
+static size_t
+zone_file_set(const struct cluster *cl, int f, struct addr *out, size_t max)
+{
+	const struct config_broker *b = &cl->cs->cfg->broker;
+	const char *best = NULL;
+	const struct zone *z;
+	ldns_rdf *owner = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->nzones; i++)
+		if (name_in_zone(cl->name, b->zones[i].name) &&
+		    (best == NULL || strlen(b->zones[i].name) > strlen(best)))
+			best = b->zones[i].name;
+	if (best == NULL || (z = zonestore_find(cl->cs->zs, best)) == NULL ||
+	    ldns_str2rdf_dname(&owner, cl->name) != LDNS_STATUS_OK)
+		return 0;
+	for (size_t i = 0; i < ldns_rr_list_rr_count(zone_rrs(z)) && n < max; i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(zone_rrs(z), i);
+		char *text;
+
+		if (ldns_rr_get_type(rr) != (f == FAM_V4 ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA) ||
+		    ldns_dname_compare(ldns_rr_owner(rr), owner) != 0 ||
+		    (text = ldns_rdf2str(ldns_rr_rdf(rr, 0))) == NULL)
+			continue;
+		n += addr_parse(text, 0, &out[n]) == 0;
+		free(text);
+	}
+	ldns_rdf_deep_free(owner);
+	return n;
+}
+
+/*
+ * The published sets: carried over from `old`; else from the state file;
+ * else the zone file's records, answered with dns-ttl until the first poll
+ * round (a resolver must not cache a placeholder for the file's TTL).
+ */
 static void
 restore_sets(struct cluster *cl, const struct cluster *old)
 {
@@ -887,25 +995,32 @@ restore_sets(struct cluster *cl, const struct cluster *old)
 
 	for (int f = 0; f < 2; f++) {
 		struct pubset *p = &cl->pub[f];
+		const char *from = "saved";
 		size_t n = 0;
 
 		if (old != NULL) {
 			n = old->pub[f].n < cap ? old->pub[f].n : cap;
 			memcpy(p->v, old->pub[f].v, n * sizeof(*p->v));
-		} else if (cl->cs->sf != NULL && p->managed) {
-			n = statefile_get(
-			    cl->cs->sf, cl->name, f == FAM_V4 ? AF_INET : AF_INET6, p->v, cap);
-			cl->restored |= n > 0;
+		} else if (p->managed) {
+			if (cl->cs->sf != NULL)
+				n = statefile_get(cl->cs->sf, cl->name,
+				    f == FAM_V4 ? AF_INET : AF_INET6, p->v, cap);
+			if (n == 0 && cl->in_zone) {
+				n = zone_file_set(cl, f, p->v, cap);
+				from = "zone file's";
+			}
 		}
 		p->n = n;
 		if (old == NULL && n > 0) {
 			char line[LOG_LINE_MAX] = "";
 
 			set_list(line, sizeof(line), p->v, n);
-			log_info("cluster %s: answering the saved %s set %s until the first polls "
-			         "return",
-			    cl->name, fam_type(f), line);
+			log_info("cluster %s: answering the %s %s set %s (ttl %u) until the first "
+			         "polls return",
+			    cl->name, from, fam_type(f), line, cl->cfg->dns_ttl);
 			restored[f] = true;
+			cl->restored = true;
+			cl->restored_from = strcmp(from, "saved") == 0 ? "state-file" : "zone-file";
 		}
 	}
 	publish_zone(cl, restored);
@@ -956,8 +1071,6 @@ cluster_new(struct clusters *cs, const struct config_cluster *cc, const struct c
 	    cl->idx == NULL || cl->order == NULL || cl->scores == NULL || cl->pub[0].v == NULL ||
 	    cl->pub[1].v == NULL || build_members(cl, old) == -1)
 		goto fail;
-	cl->timeout_ms = interval * 3 / 4 < CLUSTER_TIMEOUT_MAX ? (unsigned)(interval * 3 / 4)
-	                                                        : CLUSTER_TIMEOUT_MAX;
 	cl->in_zone = cluster_in_zone(cs->cfg, cc->name);
 	for (size_t i = 0; i < cl->n; i++)
 		cl->pub[fam_index(&cl->m[i].cm.addr)].managed = true;
@@ -965,7 +1078,10 @@ cluster_new(struct clusters *cs, const struct config_cluster *cc, const struct c
 	cl->pub[FAM_V6].managed |= cc->failover6.len != 0;
 	cl->warm = old != NULL ? old->warm : true;
 	cl->unknown = count_unknown(cl);
-	cl->warm_until = now_ms() + (uint64_t)cc->fall * interval + 1000;
+	cl->timeout_ms = interval * 3 / 4 < CLUSTER_TIMEOUT_MAX ? (unsigned)(interval * 3 / 4)
+	                                                        : CLUSTER_TIMEOUT_MAX;
+	/* The first round of polls, with room for `rise` answers. */
+	cl->warm_until = now_ms() + (uint64_t)cc->rise * interval + cl->timeout_ms;
 	cl->cycle_start = now_ms();
 	if (old != NULL) {
 		cl->changes = old->changes;
@@ -973,6 +1089,8 @@ cluster_new(struct clusters *cs, const struct config_cluster *cc, const struct c
 		memcpy(cl->last_change, old->last_change, sizeof(cl->last_change));
 		cl->warm_until = old->warm_until;
 		cl->table_hash = old->table_hash;
+		cl->restored = old->restored;
+		cl->restored_from = old->restored_from;
 	}
 	if (cc->masters.n > 0 &&
 	    (cl->up = updater_new(cs->base, cc->name, &cc->masters, cc->key)) == NULL)
@@ -1016,6 +1134,17 @@ poller_size(const struct config *cfg)
 int
 clusters_check_config(const struct config *cfg)
 {
+	char why[512];
+
+	if ((cfg->nclusters > 0 || cfg->broker.nzones > 0) && cfg->broker.state_file != NULL &&
+	    statefile_check_dir(cfg->broker.state_file, cfg->options.user, why, sizeof(why)) ==
+	        -1) {
+		fprintf(stderr,
+		    "%s: broker state-file %s: %s (brokerd keeps the served serials and "
+		    "answers there; fix the folder's owner or permissions, or set state-file)\n",
+		    cfg->path, cfg->broker.state_file, why);
+		return -1;
+	}
 	for (size_t i = 0; i < cfg->nclusters; i++) {
 		const struct config_cluster *cc = &cfg->clusters[i];
 
@@ -1032,7 +1161,8 @@ clusters_check_config(const struct config *cfg)
 }
 
 struct clusters *
-clusters_new(struct event_base *base, const struct config *cfg, struct zonestore *zs)
+clusters_new(
+    struct event_base *base, const struct config *cfg, struct zonestore *zs, struct statefile *sf)
 {
 	struct clusters *cs = calloc(1, sizeof(*cs));
 
@@ -1044,7 +1174,7 @@ clusters_new(struct event_base *base, const struct config *cfg, struct zonestore
 	cs->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 10);
 	if (cfg->nclusters == 0)
 		return cs;
-	cs->sf = statefile_load(cfg->broker.state_file);
+	cs->sf = sf;
 	cs->poller_cap = poller_size(cfg);
 	cs->poller = metric_poller_new(base, cs->poller_cap, NULL, NULL);
 	cs->v = calloc(cfg->nclusters, sizeof(*cs->v));
@@ -1099,8 +1229,6 @@ clusters_reload(struct clusters *cs, const struct config *cfg)
 
 	if (v == NULL)
 		return -1;
-	if (cs->sf == NULL && (cs->sf = statefile_load(cfg->broker.state_file)) == NULL)
-		goto fail;
 	cs->cfg = cfg;
 	for (; n < cfg->nclusters; n++)
 		if ((v[n] = cluster_new(cs, &cfg->clusters[n],
@@ -1136,7 +1264,6 @@ clusters_free(struct clusters *cs)
 		cluster_free(cs->v[i]);
 	free(cs->v);
 	metric_poller_free(cs->poller);
-	statefile_free(cs->sf);
 	free(cs);
 }
 
@@ -1202,6 +1329,10 @@ member_json(const struct member *m, time_t now)
 	jadd(o, "polls", json_object_new_int64((int64_t)m->polls));
 	jadd(o, "replies", json_object_new_int64((int64_t)m->replies));
 	jadd(o, "timeouts", json_object_new_int64((int64_t)m->timeouts));
+	jadd(o, "key_mismatches", json_object_new_int64((int64_t)m->key_mismatches));
+	jadd(o, "accepting_mail", m->last_reply ? json_object_new_boolean(m->unavail == 0) : NULL);
+	jadd(o, "not_accepting_reason",
+	    m->unavail ? json_object_new_string(metric_unavailable_str(m->unavail)) : NULL);
 	return o;
 }
 
@@ -1221,7 +1352,11 @@ cluster_json(const struct cluster *cl, time_t now)
 	jadd(o, "polling_interval", json_object_new_int((int)cl->cfg->polling_interval));
 	jadd(o, "dns_refresh", json_object_new_int((int)cl->cfg->dns_refresh));
 	jadd(o, "warming_up", json_object_new_boolean(cl->warm));
-	jadd(o, "restored_from_state_file", json_object_new_boolean(cl->restored));
+	jadd(o, "restored_from_state_file",
+	    json_object_new_boolean(
+	        cl->restored_from != NULL && strcmp(cl->restored_from, "state-file") == 0));
+	jadd(o, "placeholder_answer",
+	    cl->restored_from ? json_object_new_string(cl->restored_from) : NULL);
 	for (int f = 0; f < 2; f++)
 		if (cl->pub[f].managed) {
 			jadd(pub, fam_type(f), json_set(cl->pub[f].v, cl->pub[f].n));

@@ -31,6 +31,7 @@ struct config;
 struct event_base;
 struct evbuffer;
 struct json_object;
+struct statefile;
 struct zonestore;
 
 #define CLUSTER_STATUS_LABEL "_status" /* TXT table: _status.<cluster> */
@@ -39,19 +40,23 @@ struct zonestore;
 
 /*
  * Check what the configuration reader cannot: a cluster polled with our
- * protocol and a key needs an hmac-sha256 key.  Prints "file:line: ..." on
- * stderr; returns 0 or -1.  Used by `brokerd -t` and at start.
+ * protocol and a key needs an hmac-sha256 key; the state file's folder must
+ * take new files (serials and answers are kept there).  Prints
+ * "file:line: ..." on stderr; returns 0 or -1.  Used by `brokerd -t` and
+ * at start.
  */
 int clusters_check_config(const struct config *cfg);
 
 /*
  * Start brokering every cluster of cfg (borrowed: must stay valid until
- * clusters_reload replaces it or clusters_free).  Published sets saved in
- * cfg->broker.state_file are published again at once.  NULL on error
- * (logged).
+ * clusters_reload replaces it or clusters_free).  Until the first round of
+ * polls returns (at most rise polling intervals), each cluster name is
+ * answered with its dns-ttl from the set saved in `sf` (the state file,
+ * borrowed, may be NULL), else from the zone file's records for the name.
+ * NULL on error (logged).
  */
 struct clusters *clusters_new(
-    struct event_base *base, const struct config *cfg, struct zonestore *zs);
+    struct event_base *base, const struct config *cfg, struct zonestore *zs, struct statefile *sf);
 
 /*
  * Switch to a new configuration (same borrowing rule; the old one may be

@@ -2,11 +2,17 @@
 #include "broker/statefile.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +27,7 @@
 struct statefile {
 	char *path;
 	struct json_object *clusters; /* name -> {"A": [...], "AAAA": [...]} */
+	struct json_object *zones;    /* name -> {"serial": N, "digest": "hex"} */
 };
 
 static const char *
@@ -29,17 +36,16 @@ family_key(int family)
 	return family == AF_INET ? "A" : "AAAA";
 }
 
-/* The "clusters" object of a parsed file, or NULL when it is not ours. */
+/* The object `key` of a parsed file (a reference), or NULL when absent. */
 static struct json_object *
-parse_root(struct json_object *root)
+parse_member(struct json_object *root, const char *key)
 {
 	struct json_object *v, *c;
 
 	if (!json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "version", &v) ||
 	    json_object_get_int(v) != STATEFILE_VERSION ||
-	    !json_object_object_get_ex(root, "clusters", &c) ||
-	    !json_object_is_type(c, json_type_object))
+	    !json_object_object_get_ex(root, key, &c) || !json_object_is_type(c, json_type_object))
 		return NULL;
 	return json_object_get(c);
 }
@@ -56,7 +62,8 @@ statefile_load(const char *path)
 	}
 	if (access(path, F_OK) == 0) {
 		root = json_object_from_file(path);
-		sf->clusters = root != NULL ? parse_root(root) : NULL;
+		sf->clusters = root != NULL ? parse_member(root, "clusters") : NULL;
+		sf->zones = root != NULL ? parse_member(root, "zones") : NULL;
 		if (sf->clusters == NULL)
 			log_warnx(
 			    "state file %s: unreadable or not a brokerd state file: ignored", path);
@@ -64,7 +71,9 @@ statefile_load(const char *path)
 	}
 	if (sf->clusters == NULL)
 		sf->clusters = json_object_new_object();
-	if (sf->clusters == NULL) {
+	if (sf->zones == NULL)
+		sf->zones = json_object_new_object();
+	if (sf->clusters == NULL || sf->zones == NULL) {
 		statefile_free(sf);
 		return NULL;
 	}
@@ -114,6 +123,110 @@ statefile_set(struct statefile *sf, const char *name, int family, const struct a
 }
 
 int
+statefile_get_serial(
+    const struct statefile *sf, const char *zone, uint32_t *serial, uint64_t *digest)
+{
+	struct json_object *z, *s, *d;
+	const char *hex, *end;
+	int64_t v;
+
+	if (!json_object_object_get_ex(sf->zones, zone, &z) ||
+	    !json_object_object_get_ex(z, "serial", &s) ||
+	    !json_object_object_get_ex(z, "digest", &d) || !json_object_is_type(s, json_type_int) ||
+	    (hex = json_object_get_string(d)) == NULL)
+		return -1;
+	v = json_object_get_int64(s);
+	if (v < 0 || v > UINT32_MAX || strlen(hex) != 16)
+		return -1;
+	errno = 0;
+	*digest = strtoull(hex, (char **)&end, 16);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*serial = (uint32_t)v;
+	return 0;
+}
+
+int
+statefile_set_serial(struct statefile *sf, const char *zone, uint32_t serial, uint64_t digest)
+{
+	struct json_object *z = json_object_new_object();
+	char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016" PRIx64, digest);
+	if (z == NULL || json_object_object_add(z, "serial", json_object_new_int64(serial)) != 0 ||
+	    json_object_object_add(z, "digest", json_object_new_string(hex)) != 0 ||
+	    json_object_object_add(sf->zones, zone, z) != 0) {
+		json_object_put(z);
+		return -1;
+	}
+	return 0;
+}
+
+/* Can uid (groups: gid and its supplementary ones) write into dir? */
+static bool
+user_may_write(const struct stat *st, const struct passwd *pw)
+{
+	gid_t groups[64];
+	int n = 64;
+
+	if (pw->pw_uid == 0)
+		return true;
+	if (st->st_uid == pw->pw_uid)
+		return (st->st_mode & (S_IWUSR | S_IXUSR)) == (S_IWUSR | S_IXUSR);
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) == -1)
+		n = 0;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == st->st_gid)
+			return (st->st_mode & (S_IWGRP | S_IXGRP)) == (S_IWGRP | S_IXGRP);
+	return (st->st_mode & (S_IWOTH | S_IXOTH)) == (S_IWOTH | S_IXOTH);
+}
+
+int
+statefile_check_dir(const char *path, const char *user, char *why, size_t len)
+{
+	char *copy = strdup(path), *probe = NULL, *dir;
+	const struct passwd *pw;
+	struct stat st;
+	int fd = -1, rc = -1;
+
+	if (copy == NULL) {
+		snprintf(why, len, "out of memory");
+		return -1;
+	}
+	dir = dirname(copy);
+	/* Run as root for a daemon that drops to `user`: judge for that user
+	 * (a user that does not exist is the privilege drop's error to report). */
+	if (user != NULL && geteuid() == 0 && (pw = getpwnam(user)) != NULL) {
+		if (stat(dir, &st) == -1)
+			snprintf(why, len, "%s: %s", dir, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			snprintf(why, len, "%s is not a folder", dir);
+		else if (!user_may_write(&st, pw))
+			snprintf(why, len, "user %s cannot create files in %s", user, dir);
+		else
+			rc = 0;
+		goto done;
+	}
+	if (asprintf(&probe, "%s/.brokerd-probe.XXXXXX", dir) == -1) {
+		probe = NULL;
+		snprintf(why, len, "out of memory");
+		goto done;
+	}
+	if ((fd = mkstemp(probe)) == -1) {
+		snprintf(why, len, "cannot create a file in %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	unlink(probe);
+	rc = 0;
+done:
+	if (fd != -1)
+		close(fd);
+	free(probe);
+	free(copy);
+	return rc;
+}
+
+int
 statefile_save(struct statefile *sf)
 {
 	struct json_object *root = json_object_new_object();
@@ -125,6 +238,7 @@ statefile_save(struct statefile *sf)
 	json_object_object_add(root, "version", json_object_new_int(STATEFILE_VERSION));
 	json_object_object_add(root, "saved", json_object_new_int64((int64_t)time(NULL)));
 	json_object_object_add(root, "clusters", json_object_get(sf->clusters));
+	json_object_object_add(root, "zones", json_object_get(sf->zones));
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY);
 	rc = file_write_atomic(sf->path, text, strlen(text), 0644);
 done:
@@ -140,6 +254,7 @@ statefile_free(struct statefile *sf)
 	if (sf == NULL)
 		return;
 	json_object_put(sf->clusters);
+	json_object_put(sf->zones);
 	free(sf->path);
 	free(sf);
 }

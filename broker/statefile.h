@@ -4,17 +4,24 @@
  * restart: the saved set is published at once and kept until the first
  * polls have returned.
  *
+ * It also keeps the last served SOA serial of every zone, with the
+ * zone_digest of the content served under it, so that a restart never
+ * serves a lower serial (zonestore_restore_serial).
+ *
  * Format (JSON, written atomically: temporary file, fsync, rename, fsync of
  * the directory):
  *   {"version": 1, "saved": UNIX-TIME,
  *    "clusters": {"smtp.mail.example.test": {"A": ["192.0.2.1", ...],
- *                                            "AAAA": [...]}}}
+ *                                            "AAAA": [...]}},
+ *    "zones": {"mail.example.test": {"serial": 2024010107,
+ *                                    "digest": "16 hex digits"}}}
  * Main thread only.
  */
 #ifndef MXB_BROKER_STATEFILE_H
 #define MXB_BROKER_STATEFILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct addr;
 struct statefile;
@@ -36,6 +43,22 @@ size_t statefile_get(
 /* Remember the published set of `family` for `name`; 0 or -1. */
 int statefile_set(
     struct statefile *sf, const char *name, int family, const struct addr *v, size_t n);
+
+/* The saved serial and digest of `zone`: 0, or -1 when none was saved. */
+int statefile_get_serial(
+    const struct statefile *sf, const char *zone, uint32_t *serial, uint64_t *digest);
+
+/* Remember the served serial and digest of `zone`; 0 or -1. */
+int statefile_set_serial(struct statefile *sf, const char *zone, uint32_t serial, uint64_t digest);
+
+/*
+ * Check that the folder of the state file `path` takes new files: by a
+ * probe file created and removed, or, when running as root for a daemon
+ * that drops to `user` (may be NULL), by the folder's owner and mode for
+ * that user.  brokerd refuses to start, and -t fails, when it does not.
+ * 0, or -1 with the reason in why.
+ */
+int statefile_check_dir(const char *path, const char *user, char *why, size_t len);
 
 /* Write the file atomically; 0 or -1 (logged with the path). */
 int statefile_save(struct statefile *sf);

@@ -68,7 +68,9 @@ struct zone {
 	uint8_t apex[WIRE_NAME_MAX];
 	size_t apexlen;
 	ldns_rr_list *rrs; /* owned: SOA first */
+	ldns_rr_list *xfr; /* borrowed from rrs, without LOCAL RRsets; NULL = rrs */
 	uint32_t serial;
+	uint64_t digest; /* zone_digest */
 	struct znode **nodes;
 	size_t nnodes, capnodes;
 	struct znode **table;
@@ -573,6 +575,96 @@ apply_rflags(struct zone *z)
 	}
 }
 
+/* True when rr belongs to an RRset flagged ZONE_RRSET_LOCAL. */
+static bool
+rr_is_local(const struct zone *z, const ldns_rr *rr)
+{
+	uint8_t name[WIRE_NAME_MAX];
+	size_t len = 0;
+
+	for (size_t i = 0; i < z->nrflags; i++) {
+		const struct rflag *f = &z->rflags[i];
+
+		if (!(f->flags & ZONE_RRSET_LOCAL) || f->type != (uint16_t)ldns_rr_get_type(rr))
+			continue;
+		if (len == 0 &&
+		    (len = wire_name_from_rdf(ldns_rr_owner(rr), name, sizeof(name))) == 0)
+			return false;
+		if (f->len == len && memcmp(f->name, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The RRs a secondary transfers, when some are LOCAL; 0 or -1. */
+static int
+build_xfr_list(struct zone *z)
+{
+	size_t n = ldns_rr_list_rr_count(z->rrs);
+	bool any = false;
+
+	for (size_t i = 0; i < z->nrflags; i++)
+		any |= (z->rflags[i].flags & ZONE_RRSET_LOCAL) != 0;
+	if (!any)
+		return 0;
+	if ((z->xfr = ldns_rr_list_new()) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		ldns_rr *rr = ldns_rr_list_rr(z->rrs, i);
+
+		if (!rr_is_local(z, rr) && !ldns_rr_list_push_rr(z->xfr, rr))
+			return -1;
+	}
+	return 0;
+}
+
+/* A 64-bit FNV-1a hash of one RR in canonical wire form, well mixed. */
+static uint64_t
+rr_hash(ldns_buffer *b, const ldns_rr *rr)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	ldns_buffer_clear(b);
+	if (ldns_rr2buffer_wire_canonical(b, rr, LDNS_SECTION_ANSWER) != LDNS_STATUS_OK)
+		h = 0; /* does not fit: cannot happen for a parsed RR */
+	for (size_t i = 0; h != 0 && i < ldns_buffer_position(b); i++)
+		h = (h ^ *ldns_buffer_at(b, i)) * 1099511628211ULL;
+	h ^= h >> 31; /* splitmix64 finalizer: sums of hashes stay well spread */
+	h *= 0x7fb5d329728ea185ULL;
+	h ^= h >> 27;
+	return h;
+}
+
+/*
+ * zone_digest: the sum of the RRs' hashes (order-independent), the SOA
+ * hashed with serial 0.  0 or -1 (out of memory).
+ */
+static int
+compute_digest(struct zone *z)
+{
+	const ldns_rr_list *l = zone_rrs(z);
+	ldns_buffer *b = ldns_buffer_new(LDNS_MAX_PACKETLEN);
+	ldns_rr *soa = ldns_rr_clone(ldns_rr_list_rr(l, 0));
+	ldns_rdf *zero = ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, 0);
+	ldns_rdf *old = NULL;
+	int rc = -1;
+
+	if (b == NULL || soa == NULL || zero == NULL)
+		goto done;
+	old = ldns_rr_set_rdf(soa, zero, 2); /* soa owns zero from here */
+	zero = NULL;
+	z->digest = rr_hash(b, soa);
+	for (size_t i = 1; i < ldns_rr_list_rr_count(l); i++)
+		z->digest += rr_hash(b, ldns_rr_list_rr(l, i));
+	rc = 0;
+done:
+	ldns_rdf_deep_free(old);
+	ldns_rdf_deep_free(zero);
+	ldns_rr_free(soa);
+	ldns_buffer_free(b);
+	return rc;
+}
+
 /* ---- resolving and preparing answers ---------------------------------- */
 
 struct item {
@@ -1063,6 +1155,8 @@ zone_build(const char *name, const char *file, ldns_rr_list *rrs, struct rrsrc *
 	mark_cuts(z);
 	collect_types(z);
 	apply_rflags(z);
+	if (build_xfr_list(z) == -1 || compute_digest(z) == -1)
+		goto fail;
 	if (prepare_all(z, err, errlen) == -1)
 		goto fail;
 	return z;
@@ -1230,6 +1324,7 @@ zone_free(struct zone *z)
 		free(z->arena);
 		z->arena = next;
 	}
+	ldns_rr_list_free(z->xfr);
 	ldns_rr_list_deep_free(z->rrs);
 	free(z->nodes);
 	free(z->table);
@@ -1280,7 +1375,13 @@ zone_name_count(const struct zone *z)
 const ldns_rr_list *
 zone_rrs(const struct zone *z)
 {
-	return z->rrs;
+	return z->xfr != NULL ? z->xfr : z->rrs;
+}
+
+uint64_t
+zone_digest(const struct zone *z)
+{
+	return z->digest;
 }
 
 const ldns_rr *

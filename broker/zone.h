@@ -22,6 +22,12 @@ struct zone;
 /* Flags of an RRset (zone_with_rrset), kept across later updates. */
 #define ZONE_RRSET_ROTATE 0x01 /* round robin per answer (prep.h) */
 #define ZONE_RRSET_TRIM   0x02 /* trim to the UDP size, never TC */
+/*
+ * Answered by this server only: left out of zone_rrs (so out of AXFR) and
+ * out of zone_digest, so replacing it moves no serial and costs no
+ * secondary a transfer (the live _status table, cluster.h).
+ */
+#define ZONE_RRSET_LOCAL 0x04
 
 #define ZONE_MAX_INCLUDE_DEPTH 8
 #define ZONE_MAX_CNAME_CHAIN   8
@@ -62,8 +68,18 @@ const char *zone_file(const struct zone *z);
 uint32_t zone_serial(const struct zone *z);
 size_t zone_rr_count(const struct zone *z); /* SOA included */
 size_t zone_name_count(const struct zone *z);
-/* The zone's RRs, SOA first, the rest in file order (for AXFR). */
+/*
+ * The zone's RRs, SOA first, the rest in file order (for AXFR); RRsets
+ * flagged ZONE_RRSET_LOCAL are not among them.
+ */
 const ldns_rr_list *zone_rrs(const struct zone *z);
+/*
+ * A digest of the zone's content: every RR but the LOCAL ones, with the SOA
+ * serial left out, independent of the order of the RRs.  Two zones with the
+ * same digest serve the same data, so they may share a serial (serials
+ * across restarts, zonestore.h).
+ */
+uint64_t zone_digest(const struct zone *z);
 const ldns_rr *zone_soa(const struct zone *z);
 
 /*

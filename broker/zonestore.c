@@ -32,9 +32,13 @@ struct overlay {
 	unsigned flags;
 };
 
-struct base_serial {
+/* What was served of a zone before this process (the state file). */
+struct floor {
 	char *zone;
-	uint32_t serial; /* SOA serial of the file last loaded */
+	uint32_t serial;
+	uint64_t digest; /* zone_digest of what was served with it */
+	uint32_t file;   /* the serial of the file loaded at start */
+	bool pending;    /* nothing served yet (zonestore_serving) */
 };
 
 struct zonestore {
@@ -46,8 +50,8 @@ struct zonestore {
 	size_t nretired, capretired;
 	struct overlay *ov;
 	size_t nov;
-	struct base_serial *bases;
-	size_t nbases;
+	struct floor *floors;
+	size_t nfloors;
 	zonestore_change_fn change_fn;
 	void *change_arg;
 };
@@ -99,9 +103,9 @@ zonestore_free(struct zonestore *zs)
 	free(s);
 	for (size_t i = 0; i < zs->nov; i++)
 		overlay_clear(&zs->ov[i]);
-	for (size_t i = 0; i < zs->nbases; i++)
-		free(zs->bases[i].zone);
-	free(zs->bases);
+	for (size_t i = 0; i < zs->nfloors; i++)
+		free(zs->floors[i].zone);
+	free(zs->floors);
 	free(zs->ov);
 	free(zs->retired);
 	free(zs->readers);
@@ -257,34 +261,86 @@ owner_in(const struct overlay *o, const struct zone *z)
 	return in;
 }
 
-static struct base_serial *
-base_of(struct zonestore *zs, const char *zone)
+/* The floor of `zone` while nothing has been served yet, else NULL. */
+static struct floor *
+floor_of(const struct zonestore *zs, const char *zone)
 {
-	struct base_serial *v;
-
-	for (size_t i = 0; i < zs->nbases; i++)
-		if (strcmp(zs->bases[i].zone, zone) == 0)
-			return &zs->bases[i];
-	v = reallocarray(zs->bases, zs->nbases + 1, sizeof(*v));
-	if (v == NULL)
-		return NULL;
-	zs->bases = v;
-	v[zs->nbases].zone = strdup(zone);
-	v[zs->nbases].serial = 0;
-	if (v[zs->nbases].zone == NULL)
-		return NULL;
-	return &v[zs->nbases++];
+	for (size_t i = 0; i < zs->nfloors; i++)
+		if (zs->floors[i].pending && strcmp(zs->floors[i].zone, zone) == 0)
+			return &zs->floors[i];
+	return NULL;
 }
 
-/* The serial to serve for a reloaded file when our own changes sit on top. */
-static uint32_t
-overlay_serial(const struct zone *prev, uint32_t file_serial, uint32_t last_file)
+void
+zonestore_serving(struct zonestore *zs)
 {
-	if (prev == NULL)
-		return file_serial;
-	if (file_serial == last_file)
-		return zone_serial(prev);
-	return serial_gt(file_serial, zone_serial(prev)) ? file_serial : zone_serial(prev) + 1;
+	for (size_t i = 0; i < zs->nfloors; i++)
+		zs->floors[i].pending = false;
+}
+
+int
+zonestore_restore_serial(struct zonestore *zs, const char *zone, uint32_t serial, uint64_t digest)
+{
+	struct floor *v;
+
+	if (floor_of(zs, zone) != NULL)
+		return 0;
+	v = reallocarray(zs->floors, zs->nfloors + 1, sizeof(*v));
+	if (v == NULL)
+		return -1;
+	zs->floors = v;
+	if ((v[zs->nfloors].zone = strdup(zone)) == NULL)
+		return -1;
+	v[zs->nfloors].serial = serial;
+	v[zs->nfloors].digest = digest;
+	v[zs->nfloors].file = serial;
+	v[zs->nfloors].pending = true;
+	zs->nfloors++;
+	return 0;
+}
+
+/*
+ * The serial for `z` (a loaded file with our RRsets on top, still carrying
+ * the file's serial) when `served`/`digest` were served before: the file's
+ * serial when it is ahead, else the same serial for the same content, else
+ * one more than what was served.  Never lower (RFC 1982).
+ */
+static uint32_t
+next_serial(const struct zone *z, uint32_t served, uint64_t digest)
+{
+	if (serial_gt(zone_serial(z), served))
+		return zone_serial(z);
+	return zone_digest(z) == digest ? served : served + 1;
+}
+
+/* Give z (owned; freed on error) the serial `serial`; NULL on error. */
+static struct zone *
+with_serial(struct zone *z, uint32_t serial)
+{
+	char err[512];
+	struct zone *next;
+
+	if (zone_serial(z) == serial)
+		return z;
+	next = zone_apply(z, NULL, 0, serial, err, sizeof(err));
+	zone_free(z);
+	if (next == NULL)
+		log_warnx("%s", err);
+	return next;
+}
+
+/* Our replaced RRsets that lie in z, as changes for zone_apply. */
+static size_t
+overlay_changes(
+    const struct zonestore *zs, const struct zone *z, struct zone_change *ch, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < zs->nov && n < max; i++)
+		if (owner_in(&zs->ov[i], z))
+			ch[n++] = (struct zone_change){
+			    zs->ov[i].owner, zs->ov[i].type, zs->ov[i].rrs, zs->ov[i].flags};
+	return n;
 }
 
 int
@@ -292,31 +348,28 @@ zonestore_set_zone(struct zonestore *zs, struct zone *z)
 {
 	struct zone_change ch[64];
 	const struct zone *prev = zonestore_find(zs, zone_name(z));
-	struct base_serial *b = base_of(zs, zone_name(z));
-	size_t n = 0;
-	uint32_t last = b != NULL ? b->serial : 0;
+	struct floor *fl = floor_of(zs, zone_name(z));
+	size_t n = overlay_changes(zs, z, ch, 64);
 	char err[512];
-	struct zone *merged;
 
-	if (b != NULL)
-		b->serial = zone_serial(z);
-	for (size_t i = 0; i < zs->nov && n < 64; i++)
-		if (owner_in(&zs->ov[i], z)) {
-			ch[n].owner = zs->ov[i].owner;
-			ch[n].type = zs->ov[i].type;
-			ch[n].rrs = zs->ov[i].rrs;
-			ch[n].flags = zs->ov[i].flags;
-			n++;
+	if (fl != NULL)
+		fl->file = zone_serial(z);
+	if (n > 0) {
+		struct zone *merged = zone_apply(z, ch, n, zone_serial(z), err, sizeof(err));
+
+		zone_free(z);
+		if ((z = merged) == NULL) {
+			log_warnx("%s", err);
+			return -1;
 		}
-	if (n == 0)
-		return publish(zs, z);
-	merged = zone_apply(z, ch, n, overlay_serial(prev, zone_serial(z), last), err, sizeof(err));
-	zone_free(z);
-	if (merged == NULL) {
-		log_warnx("%s", err);
-		return -1;
 	}
-	return publish(zs, merged);
+	/* Before serving, what this process built is no one's business: the
+	 * last run's serial is the one to continue from. */
+	if (fl != NULL)
+		z = with_serial(z, next_serial(z, fl->serial, fl->digest));
+	else if (prev != NULL)
+		z = with_serial(z, next_serial(z, zone_serial(prev), zone_digest(prev)));
+	return z != NULL ? publish(zs, z) : -1;
 }
 
 static const struct zone *
@@ -394,11 +447,14 @@ zonestore_replace_batch(struct zonestore *zs, const struct zonestore_rrset *sets
 	const struct zone *z = NULL;
 	struct zone *next = NULL;
 	char err[512];
+	bool local = true; /* LOCAL RRsets only: the serial stays */
+	struct floor *fl;
 	size_t i;
 
 	if (n == 0 || n > ZONESTORE_BATCH_MAX)
 		return -1;
 	for (i = 0; i < n; i++) {
+		local &= (sets[i].flags & ZONE_RRSET_LOCAL) != 0;
 		if (batch_check(&sets[i], &names[i]) == -1)
 			goto fail;
 		if (i > 0 && zone_holding(zs, names[i]) != z) {
@@ -412,14 +468,26 @@ zonestore_replace_batch(struct zonestore *zs, const struct zonestore_rrset *sets
 		}
 		ch[i] = (struct zone_change){names[i], sets[i].type, sets[i].rrs, sets[i].flags};
 	}
-	if ((next = zone_apply(z, ch, n, zone_serial(z) + 1, err, sizeof(err))) == NULL) {
-		log_warnx("%s", err);
-		goto fail;
+	if ((fl = floor_of(zs, zone_name(z))) != NULL) {
+		/* Not served yet: continue from the last run, as set_zone does. */
+		if ((next = zone_apply(z, ch, n, fl->file, err, sizeof(err))) == NULL ||
+		    (next = with_serial(next, next_serial(next, fl->serial, fl->digest))) == NULL)
+			goto fail_logged;
+	} else if ((next = zone_apply(z, ch, n, zone_serial(z) + !local, err, sizeof(err))) ==
+	        NULL ||
+	    (zone_digest(next) == zone_digest(z) &&
+	        (next = with_serial(next, zone_serial(z))) == NULL)) {
+		/* A change that leaves the transferred content as it was (LOCAL
+		 * RRsets only, or the same data again) keeps the serial. */
+		goto fail_logged;
 	}
 	for (i = 0; i < n; i++)
 		overlay_set(zs, names[i], sets[i].type,
 		    sets[i].rrs != NULL ? ldns_rr_list_clone(sets[i].rrs) : NULL, sets[i].flags);
 	return publish(zs, next);
+fail_logged:
+	if (err[0] != '\0')
+		log_warnx("%s", err);
 fail:
 	for (i = 0; i < n; i++)
 		ldns_rdf_deep_free(names[i]);

@@ -49,10 +49,30 @@ void zonestore_free(struct zonestore *zs);
 void zonestore_on_change(struct zonestore *zs, zonestore_change_fn fn, void *arg);
 
 /*
+ * What an earlier run served of `zone` (the state file): its serial and the
+ * zone_digest of that content; call before the zone is first set.  The
+ * first zonestore_set_zone of that zone then continues from it (see
+ * there), so a restart never serves a lower serial.  0 or -1 (no memory).
+ */
+int zonestore_restore_serial(
+    struct zonestore *zs, const char *zone, uint32_t serial, uint64_t digest);
+
+/*
+ * Answers go out from now on.  Until this call, every publication of a
+ * restored zone (the file, then the saved cluster answers on top) is
+ * numbered from the last run's serial, so a restart that ends up serving
+ * what was served before keeps that serial; after it, from what is served.
+ */
+void zonestore_serving(struct zonestore *zs);
+
+/*
  * Publish `z` (ownership taken, also on error), replacing the zone of the
  * same name or adding it.  RRsets set with zonestore_replace_* are applied
- * again on top of it, with a serial that moves forward from what was
- * served.  Returns 0 or -1 (logged).
+ * again on top of it.  The serial never goes back (RFC 1982): when the
+ * zone was served before (by this process, or as given to
+ * zonestore_restore_serial), a file serial ahead of the served one is
+ * taken; else the same content keeps the serial it was served with and
+ * changed content gets one more.  Returns 0 or -1 (logged).
  */
 int zonestore_set_zone(struct zonestore *zs, struct zone *z);
 
@@ -60,7 +80,9 @@ int zonestore_set_zone(struct zonestore *zs, struct zone *z);
  * Replace the RRset (owner, type) of the zone that holds `owner` (an
  * absolute or relative-to-nothing name such as "smtp.mail.example.test"),
  * atomically for the query threads, and bump that zone's SOA serial by one
- * (RFC 1982); NOTIFY follows through the change callback.  The change is
+ * (RFC 1982); NOTIFY follows through the change callback.  A change that
+ * leaves zone_digest as it was (ZONE_RRSET_LOCAL RRsets only, or the same
+ * data again) keeps the serial: no NOTIFY, no transfer.  The change is
  * remembered and survives zone reloads (SIGHUP) until replaced again.
  *
  * zonestore_replace_addrs: `n` addresses of one family (AF_INET for type A,

@@ -40,10 +40,12 @@ def common_port(hosts):
 class Agents:
     """metricd on several loopback hosts, one shared UDP port."""
 
-    def __init__(self, daemons, ratings, key=True, port=None):
+    def __init__(self, daemons, ratings, key=True, port=None, extra=None, secrets=None):
         self.daemons = daemons
         self.ratings = dict(ratings)
         self.key = key
+        self.extra = dict(extra or {})      # host -> more metrics statements
+        self.secrets = dict(secrets or {})  # host -> another secret (key mismatch)
         self.port = port or common_port(list(self.ratings))
         self.http = {}
         self.d = {}
@@ -52,12 +54,17 @@ class Agents:
             self.start(host)
 
     def conf(self, host):
+        keydef = KEYDEF
+        if host in self.secrets:
+            keydef = (f'key "lb-key" {{ algorithm hmac-sha256; '
+                      f'secret "{self.secrets[host]}"; }};\n')
         return (
-            KEYDEF + f"metrics {{\n    listen {host} port {self.port};\n"
+            keydef + f"metrics {{\n    listen {host} port {self.port};\n"
             f"    http-listen {host} port {self.http[host]};\n"
             f"    compute-interval 1;\n    cpu-rating {self.ratings[host]};\n"
             f"    capacity 100;\n" + ('    key "lb-key";\n' if self.key else "") +
-            f'    drain-file "{self.daemons.dir}/drain-{host}";\n' + "};\n")
+            f'    drain-file "{self.daemons.dir}/drain-{host}";\n' +
+            self.extra.get(host, "") + "};\n")
 
     def start(self, host):
         self.starts += 1

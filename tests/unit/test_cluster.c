@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -271,6 +272,158 @@ test_batch(void)
 	rmdir(dir);
 }
 
+/* Write a zone file: serial, and the address of smtp (the content). */
+static struct zone *
+write_zone(const char *path, unsigned serial, const char *smtp)
+{
+	char err[256];
+	FILE *f = fopen(path, "w");
+	struct zone *z;
+
+	fprintf(f,
+	    "$ORIGIN example.test.\n@ 300 IN SOA ns hm %u 3600 900 604800 60\n@ 300 IN NS ns\n"
+	    "ns 300 IN A 192.0.2.1\nsmtp 300 IN A %s\n",
+	    serial, smtp);
+	fclose(f);
+	z = zone_load("example.test", path, err, sizeof(err));
+	if (z == NULL)
+		tap_diag("%s", err);
+	return z;
+}
+
+static uint32_t
+serial_of(const struct zonestore *zs)
+{
+	return zone_serial(zonestore_find(zs, "example.test"));
+}
+
+/* Issue 13 item 2: a restart, a reload or an edit never lowers the serial. */
+static void
+test_serial_continuity(void)
+{
+	char dir[] = "/tmp/test_serial.XXXXXX", path[128];
+	struct zonestore *zs;
+	struct zone *z;
+	uint64_t digest_a;
+	struct addr a;
+	ldns_rr_list *al, *txt = ldns_rr_list_new();
+	ldns_rr *rr = NULL;
+
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	snprintf(path, sizeof(path), "%s/zone", dir);
+	z = write_zone(path, 6, "192.0.2.9");
+	digest_a = zone_digest(z);
+	zone_free(z);
+	z = write_zone(path, 7, "192.0.2.9");
+	is_int(zone_digest(z) == digest_a, 1, "the digest leaves the serial out");
+	zone_free(z);
+
+	/* Restart after serving 9 for this content: 9 again, not the file's 6. */
+	zs = zonestore_new(1);
+	ok(zonestore_restore_serial(zs, "example.test", 9, digest_a) == 0, "floor 9 restored");
+	zonestore_set_zone(zs, write_zone(path, 6, "192.0.2.9"));
+	is_int(serial_of(zs), 9, "same content after a restart: the served serial");
+	zonestore_free(zs);
+
+	/* Restart with other content behind the file's serial: one more than served. */
+	zs = zonestore_new(1);
+	zonestore_restore_serial(zs, "example.test", 9, digest_a);
+	zonestore_set_zone(zs, write_zone(path, 6, "192.0.2.10"));
+	is_int(serial_of(zs), 10, "other content after a restart: served + 1");
+	zonestore_set_zone(zs, write_zone(path, 6, "192.0.2.9"));
+	is_int(serial_of(zs), 9, "not served yet: the last run's content, its serial");
+	zonestore_set_zone(zs, write_zone(path, 6, "192.0.2.10"));
+	zonestore_serving(zs);
+	/* An edit whose serial is still behind: +1 again; one ahead: the file's. */
+	zonestore_set_zone(zs, write_zone(path, 7, "192.0.2.11"));
+	is_int(serial_of(zs), 11, "edit behind the served serial: served + 1");
+	zonestore_set_zone(zs, write_zone(path, 7, "192.0.2.11"));
+	is_int(serial_of(zs), 11, "reload without a change keeps the serial");
+	zonestore_set_zone(zs, write_zone(path, 50, "192.0.2.11"));
+	is_int(serial_of(zs), 50, "a file serial ahead wins");
+	zonestore_set_zone(zs, write_zone(path, 2000000000u, "192.0.2.12"));
+	zonestore_set_zone(zs, write_zone(path, 4000000000u, "192.0.2.12"));
+	zonestore_set_zone(zs, write_zone(path, 4294967295u, "192.0.2.12"));
+	is_int(serial_of(zs), 4294967295u, "up to 2^32-1");
+	zonestore_set_zone(zs, write_zone(path, 4294967290u, "192.0.2.13"));
+	is_int(serial_of(zs), 0, "a file serial behind: wraps to 0 (RFC 1982)");
+
+	/* The live status table: answered, never transferred, no serial move. */
+	ldns_rr_new_frm_str(&rr, "_status.smtp.example.test. 0 IN TXT \"rank 1\"", 0, NULL, NULL);
+	ldns_rr_list_push_rr(txt, rr);
+	struct zonestore_rrset local = {
+	    "_status.smtp.example.test", LDNS_RR_TYPE_TXT, txt, ZONE_RRSET_LOCAL};
+	is_int(zonestore_replace_batch(zs, &local, 1), 0, "LOCAL TXT replaced");
+	is_int(serial_of(zs), 0, "LOCAL RRset: the serial stays");
+	is_int(count_rrs(zonestore_find(zs, "example.test"), "_status.smtp.example.test",
+	           LDNS_RR_TYPE_TXT),
+	    0, "LOCAL RRset: not among the transferred RRs");
+	addr_parse("192.0.2.13", 0, &a);
+	al = zonestore_addr_rrs("smtp.example.test", LDNS_RR_TYPE_A, 300, &a, 1);
+	struct zonestore_rrset same = {"smtp.example.test", LDNS_RR_TYPE_A, al, 0};
+	is_int(zonestore_replace_batch(zs, &same, 1), 0, "the same A set again");
+	is_int(serial_of(zs), 0, "the same data: the serial stays");
+	ldns_rr_list_deep_free(al);
+	addr_parse("192.0.2.14", 0, &a);
+	al = zonestore_addr_rrs("smtp.example.test", LDNS_RR_TYPE_A, 300, &a, 1);
+	same.rrs = al;
+	is_int(zonestore_replace_batch(zs, &same, 1), 0, "a new A set");
+	is_int(serial_of(zs), 1, "new data: +1");
+	ldns_rr_list_deep_free(al);
+	ldns_rr_list_deep_free(txt);
+	zonestore_free(zs);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* The state file keeps zone serials; its folder must take files. */
+static void
+test_statefile_serials(void)
+{
+	char dir[] = "/tmp/test_sfser.XXXXXX", path[128], why[256];
+	struct statefile *sf;
+	uint32_t serial = 0;
+	uint64_t digest = 0;
+
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	snprintf(path, sizeof(path), "%s/brokerd.state", dir);
+	sf = statefile_load(path);
+	is_int(statefile_get_serial(sf, "a.test", &serial, &digest), -1, "no serial saved yet");
+	statefile_set_serial(sf, "a.test", 4000000000u, 0xfedcba9876543210ULL);
+	statefile_set_serial(sf, "b.test", 7, 1);
+	statefile_set_serial(sf, "c.test", 8, 2);
+	ok(statefile_save(sf) == 0, "saved");
+	statefile_free(sf);
+	sf = statefile_load(path);
+	ok(statefile_get_serial(sf, "a.test", &serial, &digest) == 0 && serial == 4000000000u &&
+	        digest == 0xfedcba9876543210ULL,
+	    "first zone's serial and digest back");
+	ok(statefile_get_serial(sf, "c.test", &serial, &digest) == 0 && serial == 8 && digest == 2,
+	    "last zone's serial and digest back");
+	statefile_free(sf);
+	is_int(statefile_check_dir(path, NULL, why, sizeof(why)), 0, "writable folder passes");
+	snprintf(path, sizeof(path), "%s/missing/brokerd.state", dir);
+	is_int(statefile_check_dir(path, NULL, why, sizeof(why)), -1, "missing folder fails");
+	ok(strstr(why, "missing") != NULL, "the reason names the folder (%s)", why);
+	snprintf(path, sizeof(path), "%s/brokerd.state", dir);
+	chmod(dir, 0755);
+	if (geteuid() == 0) {
+		is_int(statefile_check_dir(path, "nobody", why, sizeof(why)), -1,
+		    "root checking for user nobody: a 0755 root folder fails");
+		ok(strstr(why, "nobody") != NULL, "the reason names the user (%s)", why);
+		chmod(dir, 0777);
+		is_int(statefile_check_dir(path, "nobody", why, sizeof(why)), 0,
+		    "a folder nobody may write passes");
+	} else {
+		ok(1, "# skip not root");
+		ok(1, "# skip not root");
+		ok(1, "# skip not root");
+	}
+	snprintf(path, sizeof(path), "%s/brokerd.state", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -279,5 +432,7 @@ main(void)
 	test_statefile();
 	test_healthcheck();
 	test_batch();
+	test_serial_continuity();
+	test_statefile_serials();
 	return tap_done();
 }
