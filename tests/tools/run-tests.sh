@@ -1,7 +1,8 @@
 #!/bin/sh
 # run-tests.sh - the whole suite behind `make test`:
 #   build, C unit tests, the same under ASan+UBSan, pytest integration tests
-#   against the normal programs and against ASan+UBSan builds of them.
+#   against the normal programs, the fault lab (tests/lab, as root: network
+#   namespaces) and the integration tests against ASan+UBSan builds.
 # Ends with one line "N passed, N failed" summing every stage.
 set -u
 cd "$(dirname "$0")/../.."
@@ -41,6 +42,7 @@ stage "build" $MAKE --no-print-directory all unit-bins
 stage "unit tests" tests/tools/run-unit.sh build/tests
 stage "unit tests under ASan+UBSan" $MAKE --no-print-directory check-asan-unit
 stage "integration tests" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+stage "fault lab" tests/lab/run.sh
 stage "integration tests under ASan+UBSan" $MAKE --no-print-directory check-asan-integration
 
 echo "$passed passed, $failed failed"
