@@ -290,16 +290,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static bool
-is_wildcard(const struct addr *a)
-{
-	const struct sockaddr *sa = addr_sa(a);
-
-	if (sa->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
-	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-}
-
 static int
 udp_open(struct udp_sock *us, const struct addr *a)
 {
@@ -314,7 +304,7 @@ udp_open(struct udp_sock *us, const struct addr *a)
 	if (sock_set_rcvbuf(us->fd, SERVER_UDP_RCVBUF) == -1 && us->w->id == 0)
 		log_warn("udp: %s: receive buffer below %d bytes", addr_str(a, text, sizeof(text)),
 		    SERVER_UDP_RCVBUF);
-	if (is_wildcard(a)) {
+	if (addr_is_any(a)) {
 		int r = addr_family(a) == AF_INET
 		    ? setsockopt(us->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on))
 		    : setsockopt(us->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));

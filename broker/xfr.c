@@ -269,20 +269,10 @@ target_send(struct notify_target *t)
 	evtimer_add(t->timer, &tv);
 }
 
-static bool
-is_wildcard(const struct addr *a)
-{
-	const struct sockaddr *sa = addr_sa(a);
-
-	if (sa->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
-	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-}
-
 static const char *
 source_str(const struct notify_source *s, char *buf, size_t len)
 {
-	return is_wildcard(&s->addr) ? "any" : addr_host_str(&s->addr, buf, len);
+	return addr_is_any(&s->addr) ? "any" : addr_host_str(&s->addr, buf, len);
 }
 
 /* An answer to the pending NOTIFY of t: NOERROR acknowledges, anything else fails. */
@@ -376,7 +366,7 @@ source_choose(const struct config_broker *cfg, const struct config_zone *cz, con
 		if (addr_family(&cfg->listen.v[i]) == family) {
 			*out = cfg->listen.v[i];
 			addr_set_port(out, 0);
-			if (!is_wildcard(out))
+			if (!addr_is_any(out))
 				return;
 			break;
 		}
@@ -400,7 +390,7 @@ source_get(struct notifier *n, const struct addr *a)
 	if (s->fd == -1) {
 		log_warn("notify: cannot bind %s", addr_str(a, text, sizeof(text)));
 		/* A family this host lacks is survivable; a named source is not. */
-		return is_wildcard(a) ? s : NULL;
+		return addr_is_any(a) ? s : NULL;
 	}
 	s->ev = event_new(n->base, s->fd, EV_READ | EV_PERSIST, notify_read_cb, s);
 	if (s->ev == NULL || event_add(s->ev, NULL) == -1)

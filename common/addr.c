@@ -272,3 +272,13 @@ sock_local_addr(int fd, struct addr *out)
 		return -1;
 	return addr_from_sockaddr((struct sockaddr *)&ss, len, out);
 }
+
+bool
+addr_is_any(const struct addr *a)
+{
+	const struct sockaddr *sa = addr_sa(a);
+
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}

@@ -35,6 +35,9 @@ bool addr_equal(const struct addr *a, const struct addr *b);
 /* True when family and address are equal; ports are ignored. */
 bool addr_equal_host(const struct addr *a, const struct addr *b);
 
+/* True for the wildcard address of its family (0.0.0.0 or ::). */
+bool addr_is_any(const struct addr *a);
+
 /* Write "192.0.2.1" (no port) into buf; returns buf. */
 const char *addr_host_str(const struct addr *a, char *buf, size_t len);
 /* Write "192.0.2.1:53" or "[2001:db8::1]:53" into buf; returns buf. */

@@ -124,3 +124,21 @@ def write_zone(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def nsd_server_conf(d, port, extra=""):
+    """The server: and remote-control: part of an nsd.conf for a private NSD
+    in folder d on 127.0.0.1@port (no chroot, no user change, no database)."""
+    return f"""server:
+  ip-address: 127.0.0.1@{port}
+  username: ""
+  pidfile: "{d}/nsd.pid"
+  zonesdir: "{d}"
+  database: ""
+  zonelistfile: "{d}/zone.list"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  chroot: ""
+{extra}remote-control:
+  control-enable: no
+"""

@@ -9,7 +9,7 @@ import dns.rcode
 import pytest
 
 import mxb
-from broker_util import ORIGIN, ZONE, Broker, qualify, rrsets
+from broker_util import ORIGIN, ZONE, Broker, nsd_server_conf, qualify, rrsets
 from conftest import require_tool
 
 NAMES = ["@", "ns1", "mx1", "mx2", "smtp", "www", "www2", "ext", "dangling", "cw",
@@ -25,20 +25,8 @@ def start_nsd(daemons):
     port = mxb.free_port()
     d = daemons.dir
     daemons.write("nsd.zone", ZONE)
-    conf = daemons.write("nsd.conf", f"""server:
-  ip-address: 127.0.0.1@{port}
-  username: ""
-  pidfile: "{d}/nsd.pid"
-  zonesdir: "{d}"
-  database: ""
-  zonelistfile: "{d}/zone.list"
-  xfrdfile: "{d}/xfrd.state"
-  xfrdir: "{d}"
-  chroot: ""
-  hide-version: yes
-remote-control:
-  control-enable: no
-zone:
+    conf = daemons.write("nsd.conf", nsd_server_conf(d, port, "  hide-version: yes\n") +
+                         f"""zone:
   name: {ORIGIN}
   zonefile: "{d}/nsd.zone"
 """)

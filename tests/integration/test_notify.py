@@ -18,6 +18,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+import broker_util
 import mxb
 from conftest import require_tool
 
@@ -102,20 +103,8 @@ def start_nsd(daemons, tag, primary, allow, port):
   allow-notify: {addr} NOKEY
   request-xfr: AXFR {BROKER_ADDR}@{primary.port} NOKEY
 """ for name, addr in allow.items())
-    conf = daemons.write(f"{tag}/nsd.conf", f"""server:
-  ip-address: 127.0.0.1@{port}
-  username: ""
-  pidfile: "{d}/nsd.pid"
-  zonesdir: "{d}"
-  database: ""
-  zonelistfile: "{d}/zone.list"
-  xfrdfile: "{d}/xfrd.state"
-  xfrdir: "{d}"
-  chroot: ""
-  verbosity: 2
-remote-control:
-  control-enable: no
-{zones}""")
+    conf = daemons.write(f"{tag}/nsd.conf",
+                         broker_util.nsd_server_conf(d, port, "  verbosity: 2\n") + zones)
     daemons.start(tag, [nsd, "-d", "-c", conf], ready=lambda: all(
         soa_serial("127.0.0.1", port, z) == primary.serial(z) for z in allow), timeout=20)
     return port
