@@ -2,7 +2,9 @@
 #
 #   make            build every library and program into build/ (programs in build/bin/)
 #   make deps       install the Debian packages the build and the tests need (as root)
-#   make test       deps, build, unit tests, unit tests under ASan/UBSan, integration tests
+#   make test       deps, build, unit tests, unit tests under ASan/UBSan, integration tests,
+#                   the fault lab (as root)
+#   make lab        the fault lab alone (tests/lab/run.sh)
 #   make check-asan unit tests built with -fsanitize=address,undefined
 #   make demo       run the whole appliance on loopback
 #   make install    install programs, man pages and systemd units under $(DESTDIR)$(PREFIX)
@@ -46,7 +48,7 @@ BINS      := $(addprefix $(BUILD)/bin/,$(PROGS))
 UNIT_BINS := $(foreach c,$(COMPONENTS),$(addprefix $(BUILD)/tests/,$($(c)_TESTS)))
 
 .PHONY: all deps test check check-unit check-asan check-asan-unit check-asan-integration \
-        check-integration check-valgrind demo \
+        check-integration check-valgrind demo lab \
         install clean style style-check unit-bins $(PROGS)
 all: $(BINS)
 
@@ -157,6 +159,10 @@ check-valgrind: all
 
 check-integration: all
 	@/usr/bin/python3 -m pytest -q tests/integration
+
+# The fault lab (tests/lab, docs/testing.md): network namespaces, as root.
+lab: all
+	@tests/lab/run.sh
 
 demo: deps all
 	@tests/tools/demo.sh
