@@ -1,4 +1,5 @@
 /* status_http.c - GET /status (JSON) and GET /metrics (Prometheus) on evhttp. */
+#include "common/jsonout.h"
 #include "common/status_http.h"
 
 #include <inttypes.h>
@@ -76,8 +77,7 @@ serve_status(struct status_http *sh, struct evhttp_request *req, struct evbuffer
 	    root, "uptime_seconds", json_object_new_int64((int64_t)(time(NULL) - sh->started)));
 	if (sh->json_cb != NULL)
 		sh->json_cb(root, sh->arg);
-	text = json_object_to_json_string_ext(
-	    root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = jsonout_text(root, true);
 	evbuffer_add(body, text, strlen(text));
 	evbuffer_add(body, "\n", 1);
 	json_object_put(root);
