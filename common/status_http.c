@@ -1,5 +1,4 @@
 /* status_http.c - GET /status (JSON) and GET /metrics (Prometheus) on evhttp. */
-#include "common/jsonout.h"
 #include "common/status_http.h"
 
 #include <inttypes.h>
@@ -14,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
 
+#include "common/jsonout.h"
 #include "common/listener.h"
 #include "common/log.h"
 
