@@ -121,14 +121,16 @@ def test_mail_follows_the_broker(daemons):
         n = h.rsplit(".", 1)[1]
         assert not glob.glob(os.path.join(daemons.dir, f"m{n}", "mail", "user", "new", "*"))
 
-    # The best member fills up: its rating drops and the answers move away.
+    # The best member fills up: it leaves the answer.
     busy = open_sessions("127.0.0.13", ports["smtp"], MAX_SESSIONS)
     try:
         status = lambda: mxb.http_json("127.0.0.13", ports["status"])["sessions"]["open"]
         mxb.wait_until(lambda: status() == MAX_SESSIONS, 10, "the sessions to count")
         lb.wait_set(["127.0.0.12", "127.0.0.11"], 20)
         m = lb.member("127.0.0.13")
-        assert m["state"] == "up" and m["why"] == "ranked-out", m
+        # At max-sessions it cannot take mail: out at once, not just ranked low.
+        assert m["state"] == "up" and m["why"] == "not-accepting", m
+        assert "max-sessions" in m["reason"], m
         assert "127.0.0.13" not in dig(lb.port, bu.CLUSTER, "A")
     finally:
         for s in busy:
