@@ -33,7 +33,7 @@
 
 /* Rating points a challenger must win by: near-equal members (a few points
  * apart from noise) then keep their ranks, and the answer does not churn. */
-#define CONFIG_DEFAULT_HYSTERESIS 5
+#define CONFIG_DEFAULT_HYSTERESIS "5"
 
 /* queue-min-free not written: 1.5 x max-message-size once that is known. */
 #define QUEUE_MIN_FREE_UNSET UINT64_MAX
@@ -135,6 +135,8 @@ struct conv {
 	 * options.directory.  Keys are final by then too, so every reference is
 	 * resolved where it is read: no pointer into a growing array is kept. */
 	const char *dir;
+	const char *where_file_tmp; /* last statement file seen, in tmp */
+	const char *where_file;     /* its copy in the configuration's arena */
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -146,7 +148,9 @@ cv_error(struct conv *cv, const char *file, int line, const char *fmt, ...)
 	if (cv->failed)
 		return -1;
 	cv->failed = true;
-	n = snprintf(cv->err, cv->errlen, "%s:%d: ", file, line);
+	/* Line 0: the message is about the file itself, not a statement. */
+	n = line > 0 ? snprintf(cv->err, cv->errlen, "%s:%d: ", file, line)
+	             : snprintf(cv->err, cv->errlen, "%s: ", file);
 	if (n >= 0 && (size_t)n < cv->errlen) {
 		va_start(ap, fmt);
 		vsnprintf(cv->err + n, cv->errlen - (size_t)n, fmt, ap);
@@ -443,6 +447,15 @@ path_join(struct config_arena *a, const char *dir, const char *path)
 
 	if (path[0] == '/' || dir == NULL || dir[0] == '\0')
 		return arena_strndup(a, path, pl);
+	/* "./x" against a folder is "folder/x": messages name real paths. */
+	while (path[0] == '.' && path[1] == '/' && path[2] != '\0') {
+		path += 2;
+		while (path[0] == '/')
+			path++;
+	}
+	pl = strlen(path);
+	if (strcmp(dir, ".") == 0)
+		return arena_strndup(a, path, pl);
 	dl = strlen(dir);
 	out = arena_alloc(a, dl + pl + 2);
 	if (out != NULL)
@@ -560,20 +573,49 @@ enum vtype {
 };
 
 struct stmt;
+struct pr;
 typedef int (*stmt_fn)(struct conv *, const struct cnode *, void *obj, const struct stmt *);
+typedef void (*stmt_print_fn)(struct pr *, const void *obj, const struct stmt *);
 
+/*
+ * One statement of a block: how it is read, its default and its range.
+ * These tables are the one source of both: set_defaults applies `def`,
+ * conversion enforces [min, max], -p prints from them and --dump-grammar
+ * hands them to the documentation check.
+ */
 struct stmt {
 	const char *name;
 	enum vtype type;
 	size_t off;
-	unsigned long long min, max; /* V_UINT, V_DURATION, V_SIZE */
+	unsigned long long min, max; /* V_UINT, V_DURATION, V_SIZE, V_PORT */
 	uint16_t port;               /* V_ADDR, V_ADDRS default port */
 	const char *const *names;    /* V_ENUM, NULL-terminated */
 	stmt_fn fn;                  /* V_CUSTOM */
 	bool repeat;                 /* may appear more than once */
+	/* The default as it would be written in the file (NULL = none); one in
+	 * parentheses is a description of a default that code derives. */
+	const char *def;
+	stmt_print_fn print; /* V_CUSTOM: -p */
 };
 
 #define FIELD(obj, off, type) ((type *)((char *)(obj) + (off)))
+
+/*
+ * A statement whose words run onto a new line and then into a { } block is
+ * two statements with the ';' between them missing ("threads 2" then
+ * "rate-limit { ... }"): say so.  0 when that is not the case.
+ */
+static int
+missing_semi_before_block(struct conv *cv, const struct cnode *n)
+{
+	if (!n->has_block)
+		return 0;
+	for (size_t i = 1; i < n->nwords; i++)
+		if (n->words[i].line > n->words[i - 1].line)
+			return cv_error(cv, n->file, n->words[i - 1].line, "missing ';' after '%s'",
+			    n->words[i - 1].text);
+	return 0;
+}
 
 /* The statement must have exactly `nargs` values after its name, no block. */
 static int
@@ -581,6 +623,8 @@ need_args(struct conv *cv, const struct cnode *n, size_t nargs)
 {
 	const char *name = n->words[0].text;
 
+	if (missing_semi_before_block(cv, n) == -1)
+		return -1;
 	if (n->has_block)
 		return cv_error(cv, n->file, n->line, "'%s' does not take a { } block", name);
 	if (n->nwords - 1 < nargs)
@@ -605,6 +649,8 @@ need_block(struct conv *cv, const struct cnode *n, size_t nargs)
 
 	if (!n->has_block)
 		return cv_error(cv, n->file, n->line, "'%s' needs a { } block", name);
+	if (n->nwords - 1 != nargs && missing_semi_before_block(cv, n) == -1)
+		return -1;
 	if (n->nwords - 1 != nargs)
 		return cv_error(cv, n->file, n->line,
 		    nargs == 0 ? "'%s' takes no value before its block"
@@ -703,7 +749,8 @@ parse_addr_words(struct conv *cv, const struct cnode *n, size_t from, size_t to,
 {
 	const struct cword *w = &n->words[from];
 	unsigned long long port = defport;
-	static const struct stmt port_stmt = {"port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false};
+	static const struct stmt port_stmt = {
+	    "port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false, NULL, NULL};
 
 	if (from >= to)
 		return cv_error(cv, n->file, n->line, "'%s' needs an address", n->words[0].text);
@@ -897,6 +944,8 @@ conv_scalar(struct conv *cv, const struct cnode *n, void *obj, const struct stmt
 	const char *text;
 
 	if (s->type == V_ADDR) {
+		if (missing_semi_before_block(cv, n) == -1)
+			return -1;
 		if (n->has_block)
 			return cv_error(cv, n->file, n->line,
 			    "'%s' takes one address, not a "
@@ -944,12 +993,34 @@ conv_scalar(struct conv *cv, const struct cnode *n, void *obj, const struct stmt
 	}
 }
 
+/* Remember where the statement that fills `field` was written (config_where). */
+static int
+record_where(struct conv *cv, const struct cnode *n, const void *field)
+{
+	struct config *cfg = cv->cfg;
+	struct config_where *w;
+
+	if (cv->where_file_tmp != n->file) {
+		cv->where_file = arena_strndup(cfg->arena, n->file, strlen(n->file));
+		cv->where_file_tmp = n->file;
+	}
+	w = arena_push(cfg->arena, &cfg->where, &cfg->nwhere, sizeof(*w));
+	if (w == NULL || cv->where_file == NULL)
+		return cv_error(cv, n->file, n->line, "out of memory");
+	w->field = field;
+	w->file = cv->where_file;
+	w->line = n->line;
+	return 0;
+}
+
 static int
 conv_value(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
 	struct addrs_arg aa = {FIELD(obj, s->off, struct config_addrs), s->port};
 	struct strings_arg sa = {FIELD(obj, s->off, struct config_strings), s->type == V_DOMAINS};
 
+	if (s->type != V_CUSTOM && record_where(cv, n, FIELD(obj, s->off, void)) == -1)
+		return -1;
 	switch (s->type) {
 	case V_ADDRS:
 		aa.list->n = 0; /* replaces the default */
@@ -1033,49 +1104,60 @@ conv_block(struct conv *cv, const struct cnode *first, const char *where, const 
 /* ---- statement tables ------------------------------------------------- */
 
 #define OFF(type, field) offsetof(struct type, field)
-#define U(name, type, field, lo, hi)                                                               \
+/* Numbers, durations and sizes: default `def` (as written), range lo..hi. */
+#define U(name, type, field, def, lo, hi)                                                          \
 	{                                                                                          \
-		name, V_UINT, OFF(type, field), lo, hi, 0, NULL, NULL, false                       \
+		name, V_UINT, OFF(type, field), lo, hi, 0, NULL, NULL, false, def, NULL            \
 	}
-#define D(name, type, field, lo, hi)                                                               \
+#define D(name, type, field, def, lo, hi)                                                          \
 	{                                                                                          \
-		name, V_DURATION, OFF(type, field), lo, hi, 0, NULL, NULL, false                   \
+		name, V_DURATION, OFF(type, field), lo, hi, 0, NULL, NULL, false, def, NULL        \
 	}
-#define Z(name, type, field, lo, hi)                                                               \
+#define Z(name, type, field, def, lo, hi)                                                          \
 	{                                                                                          \
-		name, V_SIZE, OFF(type, field), lo, hi, 0, NULL, NULL, false                       \
+		name, V_SIZE, OFF(type, field), lo, hi, 0, NULL, NULL, false, def, NULL            \
 	}
-#define T(name, vt, type, field)                                                                   \
+#define T(name, vt, type, field, def)                                                              \
 	{                                                                                          \
-		name, vt, OFF(type, field), 0, 0, 0, NULL, NULL, false                             \
+		name, vt, OFF(type, field), 0, 0, 0, NULL, NULL, false, def, NULL                  \
 	}
-#define A(name, vt, type, field, port)                                                             \
+#define A(name, vt, type, field, port, def)                                                        \
 	{                                                                                          \
-		name, vt, OFF(type, field), 0, 0, port, NULL, NULL, false                          \
+		name, vt, OFF(type, field), 0, 0, port, NULL, NULL, false, def, NULL               \
 	}
-#define E(name, type, field, names)                                                                \
+#define E(name, type, field, names, def)                                                           \
 	{                                                                                          \
-		name, V_ENUM, OFF(type, field), 0, 0, 0, names, NULL, false                        \
+		name, V_ENUM, OFF(type, field), 0, 0, 0, names, NULL, false, def, NULL             \
 	}
-#define P(name, type, field)                                                                       \
+#define P(name, type, field, def)                                                                  \
 	{                                                                                          \
-		name, V_PORT, OFF(type, field), 1, 65535, 0, NULL, NULL, false                     \
+		name, V_PORT, OFF(type, field), 1, 65535, 0, NULL, NULL, false, def, NULL          \
 	}
-#define C(name, fn, rep)                                                                           \
+#define C(name, fn, rep, def, print)                                                               \
 	{                                                                                          \
-		name, V_CUSTOM, 0, 0, 0, 0, NULL, fn, rep                                          \
+		name, V_CUSTOM, 0, 0, 0, 0, NULL, fn, rep, def, print                              \
 	}
 #define END                                                                                        \
 	{                                                                                          \
-		NULL, 0, 0, 0, 0, 0, NULL, NULL, false                                             \
+		NULL, 0, 0, 0, 0, 0, NULL, NULL, false, NULL, NULL                                 \
 	}
+
+static int table_defaults(struct config *cfg, const struct stmt *table, void *obj);
+static void broker_zone_print(struct pr *, const void *, const struct stmt *);
+static void broker_rrl_print(struct pr *, const void *, const struct stmt *);
+static void cluster_members_print(struct pr *, const void *, const struct stmt *);
+static void cluster_failover_print(struct pr *, const void *, const struct stmt *);
+static void cluster_health_print(struct pr *, const void *, const struct stmt *);
+static void resolver_gateway_print(struct pr *, const void *, const struct stmt *);
 
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 
-static const struct stmt options_table[] = {T("directory", V_PATH, config_options, directory),
-    T("user", V_STRING, config_options, user), T("pid-file", V_PATH, config_options, pid_file),
-    T("syslog", V_BOOL, config_options, syslog),
-    E("log-level", config_options, log_level, log_levels), END};
+static const struct stmt options_table[] = {
+    T("directory", V_PATH, config_options, directory, "(the configuration file's folder)"),
+    T("user", V_STRING, config_options, user, NULL),
+    T("pid-file", V_PATH, config_options, pid_file, NULL),
+    T("syslog", V_BOOL, config_options, syslog, "no"),
+    E("log-level", config_options, log_level, log_levels, "info"), END};
 
 static const char *const hmac_names[] = {
     "hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512", NULL};
@@ -1102,7 +1184,8 @@ static int
 key_algorithm_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
 	struct key_build *kb = obj;
-	static const struct stmt alg = {"algorithm", V_ENUM, 0, 0, 0, 0, hmac_names, NULL, false};
+	static const struct stmt alg = {
+	    "algorithm", V_ENUM, 0, 0, 0, 0, hmac_names, NULL, false, NULL, NULL};
 	int idx = 0;
 
 	(void)s;
@@ -1114,8 +1197,8 @@ key_algorithm_cb(struct conv *cv, const struct cnode *n, void *obj, const struct
 	return 0;
 }
 
-static const struct stmt key_table[] = {
-    C("algorithm", key_algorithm_cb, false), C("secret", key_secret_cb, false), END};
+static const struct stmt key_table[] = {C("algorithm", key_algorithm_cb, false, "(required)", NULL),
+    C("secret", key_secret_cb, false, "(required)", NULL), END};
 
 /* Decode base64 into the arena; -1 when it is not base64 or is empty. */
 static int
@@ -1180,10 +1263,10 @@ top_key_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt 
 	return 0;
 }
 
-static const struct stmt zone_table[] = {T("file", V_PATH, config_zone, file),
-    A("allow-transfer", V_CIDRS, config_zone, allow_transfer, 0),
-    A("also-notify", V_ADDRS, config_zone, also_notify, CONFIG_PORT_DNS),
-    A("notify-source", V_ADDR, config_zone, notify_source, 0), END};
+static const struct stmt zone_table[] = {T("file", V_PATH, config_zone, file, "(required)"),
+    A("allow-transfer", V_CIDRS, config_zone, allow_transfer, 0, "none"),
+    A("also-notify", V_ADDRS, config_zone, also_notify, CONFIG_PORT_DNS, NULL),
+    A("notify-source", V_ADDR, config_zone, notify_source, 0, "(the broker's notify-source)"), END};
 
 static int
 broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1214,10 +1297,11 @@ broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 }
 
 static const struct stmt rrl_table[] = {
-    U("responses-per-second", config_rrl, responses_per_second, 0, 1000000),
-    U("slip", config_rrl, slip, 0, 10), U("ipv4-prefix-length", config_rrl, ipv4_prefix, 8, 32),
-    U("ipv6-prefix-length", config_rrl, ipv6_prefix, 16, 128),
-    U("table-size", config_rrl, table_size, 64, 16777216), END};
+    U("responses-per-second", config_rrl, responses_per_second, "0", 0, 1000000),
+    U("slip", config_rrl, slip, "2", 0, 10),
+    U("ipv4-prefix-length", config_rrl, ipv4_prefix, "24", 8, 32),
+    U("ipv6-prefix-length", config_rrl, ipv6_prefix, "56", 16, 128),
+    U("table-size", config_rrl, table_size, "16384", 64, 16777216), END};
 
 static int
 broker_rrl_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1231,14 +1315,15 @@ broker_rrl_cb(struct conv *cv, const struct cnode *n, void *obj, const struct st
 }
 
 static const struct stmt broker_table[] = {
-    A("listen", V_ADDRS, config_broker, listen, CONFIG_PORT_DNS),
-    U("threads", config_broker, threads, 1, 64),
-    A("status-listen", V_ADDR, config_broker, status_listen, CONFIG_PORT_BROKER_HTTP),
-    D("tcp-idle-timeout", config_broker, tcp_idle_timeout, 1, 3600),
-    U("tcp-max-clients", config_broker, tcp_max_clients, 1, 100000),
-    T("state-file", V_PATH, config_broker, state_file),
-    A("notify-source", V_ADDR, config_broker, notify_source, 0), C("zone", broker_zone_cb, true),
-    C("rate-limit", broker_rrl_cb, false), END};
+    A("listen", V_ADDRS, config_broker, listen, CONFIG_PORT_DNS, "0.0.0.0 ::"),
+    U("threads", config_broker, threads, "1", 1, 64),
+    A("status-listen", V_ADDR, config_broker, status_listen, CONFIG_PORT_BROKER_HTTP, NULL),
+    D("tcp-idle-timeout", config_broker, tcp_idle_timeout, "10s", 1, 3600),
+    U("tcp-max-clients", config_broker, tcp_max_clients, "1000", 1, 100000),
+    T("state-file", V_PATH, config_broker, state_file, "brokerd.state"),
+    A("notify-source", V_ADDR, config_broker, notify_source, 0, NULL),
+    C("zone", broker_zone_cb, true, NULL, broker_zone_print),
+    C("rate-limit", broker_rrl_cb, false, "(off)", broker_rrl_print), END};
 
 /* One member: ADDR [weight N] [drain] [check ADDR]. */
 static int
@@ -1246,7 +1331,8 @@ member_entry(struct conv *cv, const struct cnode *c, void *arg)
 {
 	struct config_cluster *cl = arg;
 	struct config_member *m;
-	static const struct stmt weight = {"weight", V_UINT, 0, 1, 1000, 0, NULL, NULL, false};
+	static const struct stmt weight = {
+	    "weight", V_UINT, 0, 1, 1000, 0, NULL, NULL, false, NULL, NULL};
 	unsigned long long v;
 	size_t i = 1;
 
@@ -1322,9 +1408,10 @@ static int
 cluster_health_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
 	static const char *const kinds[] = {"none", "tcp", "smtp", NULL};
-	static const struct stmt kind = {"health-check", V_ENUM, 0, 0, 0, 0, kinds, NULL, false};
+	static const struct stmt kind = {
+	    "health-check", V_ENUM, 0, 0, 0, 0, kinds, NULL, false, NULL, NULL};
 	static const struct stmt port = {
-	    "health-check port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false};
+	    "health-check port", V_UINT, 0, 1, 65535, 0, NULL, NULL, false, NULL, NULL};
 	struct config_cluster *cl = obj;
 	unsigned long long v;
 	int idx = 0;
@@ -1343,17 +1430,21 @@ cluster_health_cb(struct conv *cv, const struct cnode *n, void *obj, const struc
 static const char *const protocols[] = {"native", "lbcd", NULL};
 static const char *const policies[] = {"ranked", "weighted", NULL};
 
-static const struct stmt cluster_table[] = {U("dns-ttl", config_cluster, dns_ttl, 0, 604800),
-    D("dns-refresh", config_cluster, dns_refresh, 1, 86400),
-    D("polling-interval", config_cluster, polling_interval, 1, 86400),
-    U("max-members", config_cluster, max_members, 1, 1000),
-    A("masters", V_ADDRS, config_cluster, masters, CONFIG_PORT_DNS),
-    C("members", cluster_members_cb, false), C("failover", cluster_failover_cb, true),
-    P("metric-port", config_cluster, metric_port), T("key", V_KEYREF, config_cluster, key),
-    E("protocol", config_cluster, protocol, protocols), C("health-check", cluster_health_cb, false),
-    U("hysteresis", config_cluster, hysteresis, 0, 1000),
-    E("policy", config_cluster, policy, policies), U("fall", config_cluster, fall, 1, 100),
-    U("rise", config_cluster, rise, 1, 100), END};
+static const struct stmt cluster_table[] = {U("dns-ttl", config_cluster, dns_ttl, "45", 0, 604800),
+    D("dns-refresh", config_cluster, dns_refresh, "30", 1, 86400),
+    D("polling-interval", config_cluster, polling_interval, "30", 1, 86400),
+    U("max-members", config_cluster, max_members, "3", 1, 1000),
+    A("masters", V_ADDRS, config_cluster, masters, CONFIG_PORT_DNS, NULL),
+    C("members", cluster_members_cb, false, "(required)", cluster_members_print),
+    C("failover", cluster_failover_cb, true, NULL, cluster_failover_print),
+    P("metric-port", config_cluster, metric_port, "(4331; 4330 with protocol lbcd)"),
+    T("key", V_KEYREF, config_cluster, key, NULL),
+    E("protocol", config_cluster, protocol, protocols, "native"),
+    C("health-check", cluster_health_cb, false, "none", cluster_health_print),
+    U("hysteresis", config_cluster, hysteresis, CONFIG_DEFAULT_HYSTERESIS, 0, 1000),
+    E("policy", config_cluster, policy, policies, "ranked"),
+    U("fall", config_cluster, fall, "3", 1, 100), U("rise", config_cluster, rise, "1", 1, 100),
+    END};
 
 static int
 top_cluster_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1377,13 +1468,8 @@ top_cluster_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 			return cv_error(cv, n->file, n->line,
 			    "cluster '%s' given twice (first on line %d)", cl->name,
 			    cfg->clusters[i].line);
-	cl->dns_ttl = 45;
-	cl->dns_refresh = 30;
-	cl->polling_interval = 30;
-	cl->max_members = 3;
-	cl->fall = 3;
-	cl->rise = 1;
-	cl->hysteresis = CONFIG_DEFAULT_HYSTERESIS;
+	if (table_defaults(cfg, cluster_table, cl) == -1)
+		return cv_error(cv, n->file, n->line, "out of memory");
 	if (conv_block(cv, n->children, "in cluster", cluster_table, cl) == -1)
 		return -1;
 	if (cl->nmembers == 0)
@@ -1395,17 +1481,17 @@ top_cluster_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 }
 
 static const struct stmt metrics_table[] = {
-    A("listen", V_ADDRS, config_metrics, listen, CONFIG_PORT_METRICS),
-    A("http-listen", V_ADDR, config_metrics, http_listen, CONFIG_PORT_METRICS_HTTP),
-    A("lbcd-listen", V_ADDR, config_metrics, lbcd_listen, CONFIG_PORT_LBCD),
-    D("compute-interval", config_metrics, compute_interval, 1, 300),
-    U("cpu-rating", config_metrics, cpu_rating, 0, 100),
-    U("capacity", config_metrics, capacity, 1, 1000000),
-    U("sessions", config_metrics, sessions, 0, 1000000),
-    Z("memory-goal", config_metrics, memory_goal, 0, 1ULL << 50),
-    A("relay-status", V_ADDR, config_metrics, relay_status, CONFIG_PORT_RELAY_HTTP),
-    T("key", V_KEYREF, config_metrics, key), T("drain-file", V_PATH, config_metrics, drain_file),
-    END};
+    A("listen", V_ADDRS, config_metrics, listen, CONFIG_PORT_METRICS, "0.0.0.0 ::"),
+    A("http-listen", V_ADDR, config_metrics, http_listen, CONFIG_PORT_METRICS_HTTP, NULL),
+    A("lbcd-listen", V_ADDR, config_metrics, lbcd_listen, CONFIG_PORT_LBCD, NULL),
+    D("compute-interval", config_metrics, compute_interval, "10", 1, 300),
+    U("cpu-rating", config_metrics, cpu_rating, "0", 0, 100),
+    U("capacity", config_metrics, capacity, "100", 1, 1000000),
+    U("sessions", config_metrics, sessions, "0", 0, 1000000),
+    Z("memory-goal", config_metrics, memory_goal, "0", 0, 1ULL << 50),
+    A("relay-status", V_ADDR, config_metrics, relay_status, CONFIG_PORT_RELAY_HTTP, NULL),
+    T("key", V_KEYREF, config_metrics, key, NULL),
+    T("drain-file", V_PATH, config_metrics, drain_file, "metricd.drain"), END};
 
 static int
 resolver_gateway_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1445,70 +1531,77 @@ bad:
 	    text);
 }
 
-static const struct stmt resolver_table[] = {
-    A("nameservers", V_ADDRS, config_resolver, nameservers, CONFIG_PORT_DNS),
-    T("local-mx", V_PATH, config_resolver, local_mx), T("hosts", V_PATH, config_resolver, hosts),
-    T("zones", V_DOMAINS, config_resolver, zones), C("gateway", resolver_gateway_cb, false),
-    D("timeout", config_resolver, timeout, 1, 300), U("attempts", config_resolver, attempts, 1, 10),
-    U("cache-size", config_resolver, cache_size, 0, 10000000), END};
+static const struct stmt resolver_table[] = {A("nameservers", V_ADDRS, config_resolver, nameservers,
+                                                 CONFIG_PORT_DNS, "(from /etc/resolv.conf)"),
+    T("local-mx", V_PATH, config_resolver, local_mx, NULL),
+    T("hosts", V_PATH, config_resolver, hosts, "/etc/hosts"),
+    T("zones", V_DOMAINS, config_resolver, zones, NULL),
+    C("gateway", resolver_gateway_cb, false, NULL, resolver_gateway_print),
+    D("timeout", config_resolver, timeout, "5s", 1, 300),
+    U("attempts", config_resolver, attempts, "2", 1, 10),
+    U("cache-size", config_resolver, cache_size, "10000", 0, 10000000), END};
 
 static const struct stmt relay_table[] = {
-    A("listen", V_ADDRS, config_relay, listen, CONFIG_PORT_SMTP),
-    T("hostname", V_DOMAIN, config_relay, hostname),
-    T("local-aliases", V_DOMAINS, config_relay, local_aliases),
-    T("local-aliases-file", V_PATH, config_relay, local_aliases_file),
-    T("relay-domains", V_DOMAINS, config_relay, relay_domains),
-    T("trusted-networks", V_CIDRS, config_relay, trusted_networks),
-    T("queue-directory", V_PATH, config_relay, queue_directory),
-    T("maildir-root", V_PATH, config_relay, maildir_root),
-    T("users", V_STRINGS, config_relay, users),
-    Z("max-message-size", config_relay, max_message_size, 1024, 1ULL << 32),
-    Z("queue-min-free", config_relay, queue_min_free, 0, 1ULL << 50),
-    U("max-recipients", config_relay, max_recipients, 1, 100000),
-    U("max-sessions", config_relay, max_sessions, 1, 100000),
-    U("max-sessions-per-client", config_relay, max_sessions_per_client, 1, 100000),
-    D("command-timeout", config_relay, command_timeout, 1, 3600),
-    D("data-timeout", config_relay, data_timeout, 1, 7200),
-    D("retry-interval", config_relay, retry_interval, 1, 7 * 86400),
-    D("max-retry-interval", config_relay, max_retry_interval, 1, 30 * 86400),
-    D("queue-lifetime", config_relay, queue_lifetime, 1, 365 * 86400),
-    D("delay-warning", config_relay, delay_warning, 0, 365 * 86400),
-    U("max-deliveries", config_relay, max_deliveries, 1, 10000),
-    U("max-deliveries-per-destination", config_relay, max_per_destination, 1, 10000),
-    P("remote-port", config_relay, remote_port),
-    T("hold-delivery", V_BOOL, config_relay, hold_delivery),
-    T("postmaster", V_STRING, config_relay, postmaster),
-    T("control-socket", V_PATH, config_relay, control_socket),
-    A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP), END};
+    A("listen", V_ADDRS, config_relay, listen, CONFIG_PORT_SMTP, "0.0.0.0 ::"),
+    T("hostname", V_DOMAIN, config_relay, hostname, "(the host name)"),
+    T("local-aliases", V_DOMAINS, config_relay, local_aliases, NULL),
+    T("local-aliases-file", V_PATH, config_relay, local_aliases_file, NULL),
+    T("relay-domains", V_DOMAINS, config_relay, relay_domains, NULL),
+    T("trusted-networks", V_CIDRS, config_relay, trusted_networks, "127.0.0.0/8 ::1"),
+    T("queue-directory", V_PATH, config_relay, queue_directory, "spool"),
+    T("maildir-root", V_PATH, config_relay, maildir_root, "mail"),
+    T("users", V_STRINGS, config_relay, users, "(any local part)"),
+    Z("max-message-size", config_relay, max_message_size, "10M", 1024, 1ULL << 32),
+    Z("queue-min-free", config_relay, queue_min_free, "(1.5 x max-message-size)", 0, 1ULL << 50),
+    U("max-recipients", config_relay, max_recipients, "100", 1, 100000),
+    U("max-sessions", config_relay, max_sessions, "100", 1, 100000),
+    U("max-sessions-per-client", config_relay, max_sessions_per_client, "10", 1, 100000),
+    D("command-timeout", config_relay, command_timeout, "5m", 1, 3600),
+    D("data-timeout", config_relay, data_timeout, "10m", 1, 7200),
+    D("retry-interval", config_relay, retry_interval, "30m", 1, 7 * 86400),
+    D("max-retry-interval", config_relay, max_retry_interval, "4h", 1, 30 * 86400),
+    D("queue-lifetime", config_relay, queue_lifetime, "5d", 1, 365 * 86400),
+    D("delay-warning", config_relay, delay_warning, "0", 0, 365 * 86400),
+    U("max-deliveries", config_relay, max_deliveries, "20", 1, 10000),
+    U("max-deliveries-per-destination", config_relay, max_per_destination, "4", 1, 10000),
+    P("remote-port", config_relay, remote_port, "25"),
+    T("hold-delivery", V_BOOL, config_relay, hold_delivery, "no"),
+    T("postmaster", V_STRING, config_relay, postmaster, "(postmaster@HOSTNAME)"),
+    T("control-socket", V_PATH, config_relay, control_socket, "smtp-relayd.sock"),
+    A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP, NULL), END};
 
 /* options, broker, metrics, resolver, relay: a block with no name, once. */
+static const struct section {
+	const char *name;
+	const struct stmt *table;
+	size_t off;
+	size_t present_off; /* (size_t)-1: no `present` flag */
+	unsigned parts;     /* the daemons that use it (CONFIG_PART_*) */
+} sections[] = {
+    {"options", options_table, offsetof(struct config, options), (size_t)-1, CONFIG_PART_ALL},
+    {"broker", broker_table, offsetof(struct config, broker),
+        offsetof(struct config_broker, present), CONFIG_PART_BROKER},
+    {"metrics", metrics_table, offsetof(struct config, metrics),
+        offsetof(struct config_metrics, present), CONFIG_PART_METRICS},
+    {"resolver", resolver_table, offsetof(struct config, resolver),
+        offsetof(struct config_resolver, present), CONFIG_PART_RELAY},
+    {"relay", relay_table, offsetof(struct config, relay), offsetof(struct config_relay, present),
+        CONFIG_PART_RELAY},
+};
+
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+
 static int
 top_section_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
 {
 	struct config *cfg = obj;
 	const char *name = n->words[0].text;
-	static const struct {
-		const char *name;
-		const struct stmt *table;
-		size_t off;
-		size_t present_off; /* (size_t)-1: no `present` flag */
-	} sections[] = {
-	    {"options", options_table, offsetof(struct config, options), (size_t)-1},
-	    {"broker", broker_table, offsetof(struct config, broker),
-	        offsetof(struct config_broker, present)},
-	    {"metrics", metrics_table, offsetof(struct config, metrics),
-	        offsetof(struct config_metrics, present)},
-	    {"resolver", resolver_table, offsetof(struct config, resolver),
-	        offsetof(struct config_resolver, present)},
-	    {"relay", relay_table, offsetof(struct config, relay),
-	        offsetof(struct config_relay, present)},
-	};
 	char where[32];
 
 	(void)s;
 	if (need_block(cv, n, 0) == -1)
 		return -1;
-	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+	for (size_t i = 0; i < NSECTIONS; i++) {
 		void *sec;
 
 		if (strcmp(sections[i].name, name) != 0)
@@ -1524,11 +1617,12 @@ top_section_cb(struct conv *cv, const struct cnode *n, void *obj, const struct s
 
 /* First round: what the other blocks refer to (keys) or depend on (directory). */
 static const struct stmt top_first_table[] = {
-    C("options", top_section_cb, false), C("key", top_key_cb, true), END};
+    C("options", top_section_cb, false, NULL, NULL), C("key", top_key_cb, true, NULL, NULL), END};
 
-static const struct stmt top_table[] = {C("broker", top_section_cb, false),
-    C("cluster", top_cluster_cb, true), C("metrics", top_section_cb, false),
-    C("resolver", top_section_cb, false), C("relay", top_section_cb, false), END};
+static const struct stmt top_table[] = {C("broker", top_section_cb, false, NULL, NULL),
+    C("cluster", top_cluster_cb, true, NULL, NULL), C("metrics", top_section_cb, false, NULL, NULL),
+    C("resolver", top_section_cb, false, NULL, NULL), C("relay", top_section_cb, false, NULL, NULL),
+    END};
 
 /*
  * Once `options` is read: make the directory absolute (the configuration
@@ -1577,85 +1671,112 @@ conv_top(struct conv *cv, const struct cnode *tree)
 
 /* ---- defaults, cross-references, entry points ------------------------- */
 
-static int default_addrs(struct config *cfg, struct config_addrs *list, uint16_t port);
-static int default_cidrs(struct config *cfg, struct config_cidrs *list);
+/* Fill an empty address list from `def` (addresses separated by spaces) on `port`. */
+static int
+default_addrs(struct config *cfg, struct config_addrs *list, const char *def, uint16_t port)
+{
+	char word[64];
+	int used = 0;
+
+	while (sscanf(def, "%63s%n", word, &used) == 1) {
+		struct addr *a = arena_push(cfg->arena, &list->v, &list->n, sizeof(*a));
+
+		if (a == NULL || addr_parse(word, port, a) == -1)
+			return -1;
+		def += used;
+	}
+	return 0;
+}
+
+/* The same for a prefix list; `none` adds nothing. */
+static int
+default_cidrs(struct config *cfg, struct config_cidrs *list, const char *def)
+{
+	char word[64];
+	int used = 0;
+
+	while (sscanf(def, "%63s%n", word, &used) == 1) {
+		struct cidr *c;
+
+		def += used;
+		if (strcmp(word, "none") == 0)
+			continue;
+		c = arena_push(cfg->arena, &list->v, &list->n, sizeof(*c));
+		if (c == NULL || cidr_parse(word, c) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Apply the table default of `s` to obj.  Paths wait for the directory
+ * (path_defaults); a default in parentheses is derived by code.  The
+ * defaults are ours, so -1 means out of memory or a bad table.
+ */
+static int
+stmt_set_default(struct config *cfg, const struct stmt *s, void *obj)
+{
+	unsigned d;
+	uint64_t z;
+	int i;
+
+	if (s->def == NULL || s->def[0] == '(')
+		return 0;
+	switch (s->type) {
+	case V_UINT: *FIELD(obj, s->off, unsigned) = (unsigned)strtoul(s->def, NULL, 10); return 0;
+	case V_PORT: *FIELD(obj, s->off, uint16_t) = (uint16_t)strtoul(s->def, NULL, 10); return 0;
+	case V_DURATION:
+		if (config_parse_duration(s->def, &d) == -1)
+			return -1;
+		*FIELD(obj, s->off, unsigned) = d;
+		return 0;
+	case V_SIZE:
+		if (config_parse_size(s->def, &z) == -1)
+			return -1;
+		*FIELD(obj, s->off, uint64_t) = z;
+		return 0;
+	case V_BOOL: *FIELD(obj, s->off, bool) = strcmp(s->def, "yes") == 0; return 0;
+	case V_ENUM:
+		if ((i = enum_index(s->names, s->def)) < 0)
+			return -1;
+		*FIELD(obj, s->off, int) = i;
+		return 0;
+	case V_ADDRS:
+		return default_addrs(cfg, FIELD(obj, s->off, struct config_addrs), s->def, s->port);
+	case V_CIDRS: return default_cidrs(cfg, FIELD(obj, s->off, struct config_cidrs), s->def);
+	default: return 0;
+	}
+}
+
+static int
+table_defaults(struct config *cfg, const struct stmt *table, void *obj)
+{
+	for (const struct stmt *s = table; s->name != NULL; s++)
+		if (stmt_set_default(cfg, s, obj) == -1)
+			return -1;
+	return 0;
+}
 
 static int
 set_defaults(struct config *cfg)
 {
-	cfg->options.log_level = LOG_LEVEL_INFO;
-	cfg->broker.threads = 1;
-	cfg->broker.tcp_idle_timeout = 10;
-	cfg->broker.tcp_max_clients = 1000;
-	cfg->broker.rrl.slip = 2;
-	cfg->broker.rrl.ipv4_prefix = 24;
-	cfg->broker.rrl.ipv6_prefix = 56;
-	cfg->broker.rrl.table_size = 16384;
-	cfg->metrics.compute_interval = 10;
-	cfg->metrics.capacity = 100;
-	cfg->resolver.timeout = 5;
-	cfg->resolver.attempts = 2;
-	cfg->resolver.cache_size = 10000;
-	cfg->relay.max_message_size = 10ULL << 20;
 	cfg->relay.queue_min_free = QUEUE_MIN_FREE_UNSET;
-	cfg->relay.max_recipients = 100;
-	cfg->relay.max_sessions = 100;
-	cfg->relay.max_sessions_per_client = 10;
-	cfg->relay.command_timeout = 300;
-	cfg->relay.data_timeout = 600;
-	cfg->relay.retry_interval = 30 * 60;
-	cfg->relay.max_retry_interval = 4 * 3600;
-	cfg->relay.queue_lifetime = 5 * 86400;
-	cfg->relay.max_deliveries = 20;
-	cfg->relay.max_per_destination = 4;
-	cfg->relay.remote_port = CONFIG_PORT_SMTP;
-	if (default_addrs(cfg, &cfg->broker.listen, CONFIG_PORT_DNS) == -1 ||
-	    default_addrs(cfg, &cfg->metrics.listen, CONFIG_PORT_METRICS) == -1 ||
-	    default_addrs(cfg, &cfg->relay.listen, CONFIG_PORT_SMTP) == -1 ||
-	    default_cidrs(cfg, &cfg->relay.trusted_networks) == -1)
-		return -1;
-	return 0;
-}
-
-/* Fill an empty address list with the wildcard addresses on `port`. */
-static int
-default_addrs(struct config *cfg, struct config_addrs *list, uint16_t port)
-{
-	static const char *const any[] = {"0.0.0.0", "::"};
-
-	if (list->n != 0)
-		return 0;
-	for (size_t i = 0; i < 2; i++) {
-		struct addr *a = arena_push(cfg->arena, &list->v, &list->n, sizeof(*a));
-
-		if (a == NULL)
+	for (size_t i = 0; i < NSECTIONS; i++)
+		if (table_defaults(cfg, sections[i].table, (char *)cfg + sections[i].off) == -1)
 			return -1;
-		addr_parse(any[i], port, a);
-	}
-	return 0;
+	return table_defaults(cfg, rrl_table, &cfg->broker.rrl);
 }
 
-static int
-default_cidrs(struct config *cfg, struct config_cidrs *list)
+/* Table defaults of the paths not given, resolved against the directory. */
+static void
+path_defaults(struct config *cfg, const struct stmt *table, void *obj)
 {
-	static const char *const local[] = {"127.0.0.0/8", "::1"};
+	for (const struct stmt *s = table; s->name != NULL; s++) {
+		char **slot = FIELD(obj, s->off, char *);
 
-	if (list->n != 0)
-		return 0;
-	for (size_t i = 0; i < 2; i++) {
-		struct cidr *c = arena_push(cfg->arena, &list->v, &list->n, sizeof(*c));
-
-		if (c == NULL)
-			return -1;
-		cidr_parse(local[i], c);
+		if (s->type == V_PATH && s->def != NULL && s->def[0] != '(' && *slot == NULL)
+			*slot = path_join(cfg->arena, cfg->options.directory, s->def);
 	}
-	return 0;
-}
-
-static char *
-default_path(struct config *cfg, char *cur, const char *name)
-{
-	return cur != NULL ? cur : path_join(cfg->arena, cfg->options.directory, name);
 }
 
 static int
@@ -1665,16 +1786,11 @@ apply_defaults(struct conv *cv)
 	struct config_relay *r = &cfg->relay;
 	char host[256];
 
-	cfg->broker.state_file = default_path(cfg, cfg->broker.state_file, "brokerd.state");
-	cfg->metrics.drain_file = default_path(cfg, cfg->metrics.drain_file, "metricd.drain");
-	r->queue_directory = default_path(cfg, r->queue_directory, "spool");
-	r->maildir_root = default_path(cfg, r->maildir_root, "mail");
-	r->control_socket = default_path(cfg, r->control_socket, "smtp-relayd.sock");
+	for (size_t i = 0; i < NSECTIONS; i++)
+		path_defaults(cfg, sections[i].table, (char *)cfg + sections[i].off);
 	for (size_t i = 0; i < cfg->broker.nzones; i++)
 		if (cfg->broker.zones[i].notify_source.len == 0)
 			cfg->broker.zones[i].notify_source = cfg->broker.notify_source;
-	if (cfg->resolver.hosts == NULL)
-		cfg->resolver.hosts = arena_strndup(cfg->arena, "/etc/hosts", 10);
 	if (r->hostname == NULL) {
 		if (gethostname(host, sizeof(host)) == -1)
 			snprintf(host, sizeof(host), "localhost");
@@ -1691,10 +1807,15 @@ apply_defaults(struct conv *cv)
 	/* Postfix's queue_minfree rule: room for one and a half largest messages. */
 	if (r->queue_min_free == QUEUE_MIN_FREE_UNSET)
 		r->queue_min_free = r->max_message_size + r->max_message_size / 2;
-	if (r->max_retry_interval < r->retry_interval)
-		return cv_error(cv, cfg->path, 0,
+	if (r->max_retry_interval < r->retry_interval) {
+		const void *f = config_where(cfg, &r->max_retry_interval) != 0
+		    ? (void *)&r->max_retry_interval
+		    : (void *)&r->retry_interval;
+
+		return cv_error(cv, config_where_file(cfg, f), config_where(cfg, f),
 		    "relay: max-retry-interval (%us) is shorter than retry-interval (%us)",
 		    r->max_retry_interval, r->retry_interval);
+	}
 	return 0;
 }
 
@@ -1790,4 +1911,368 @@ config_zone_find(const struct config *cfg, const char *name)
 		    strncasecmp(cfg->broker.zones[i].name, name, len) == 0)
 			return &cfg->broker.zones[i];
 	return NULL;
+}
+
+int
+config_where(const struct config *cfg, const void *field)
+{
+	for (size_t i = cfg->nwhere; i-- > 0;)
+		if (cfg->where[i].field == field)
+			return cfg->where[i].line;
+	return 0;
+}
+
+const char *
+config_where_file(const struct config *cfg, const void *field)
+{
+	for (size_t i = cfg->nwhere; i-- > 0;)
+		if (cfg->where[i].field == field)
+			return cfg->where[i].file;
+	return cfg->path;
+}
+
+/* ---- printing (-p) ---------------------------------------------------- */
+
+struct pr {
+	FILE *out;
+	int depth;
+	bool show_secrets;
+};
+
+static void
+pr_indent(struct pr *p)
+{
+	for (int i = 0; i < p->depth; i++)
+		fputc('\t', p->out);
+}
+
+/* A quoted string, with the escapes the lexer undoes. */
+static void
+pr_quoted(struct pr *p, const char *text)
+{
+	fputc('"', p->out);
+	for (const char *c = text; *c != '\0'; c++) {
+		if (*c == '"' || *c == '\\')
+			fputc('\\', p->out);
+		fputc(*c, p->out);
+	}
+	fputc('"', p->out);
+}
+
+/* The largest unit that divides v exactly: 1800 is "30m". */
+static void
+pr_unit(struct pr *p, unsigned long long v, const unsigned long long *mult, const char *units)
+{
+	for (size_t i = 0; v != 0 && units[i] != '\0'; i++)
+		if (v % mult[i] == 0) {
+			fprintf(p->out, "%llu%c", v / mult[i], units[i]);
+			return;
+		}
+	fprintf(p->out, "%llu", v);
+}
+
+static void
+pr_duration(struct pr *p, unsigned v)
+{
+	static const unsigned long long mult[] = {7 * 86400, 86400, 3600, 60};
+
+	pr_unit(p, v, mult, "wdhm");
+}
+
+static void
+pr_size(struct pr *p, uint64_t v)
+{
+	static const unsigned long long mult[] = {1ULL << 30, 1ULL << 20, 1ULL << 10};
+
+	pr_unit(p, v, mult, "GMK");
+}
+
+/* ADDR [port N]; port 0 (any, or none allowed) is left out. */
+static void
+pr_addr(struct pr *p, const struct addr *a)
+{
+	char buf[ADDR_STRLEN];
+
+	fputs(addr_host_str(a, buf, sizeof(buf)), p->out);
+	if (addr_port(a) != 0)
+		fprintf(p->out, " port %u", (unsigned)addr_port(a));
+}
+
+static void
+pr_list_open(struct pr *p, const char *name)
+{
+	pr_indent(p);
+	fprintf(p->out, "%s {", name);
+}
+
+static void
+pr_strings(struct pr *p, const char *name, const struct config_strings *l)
+{
+	if (l->n == 0)
+		return;
+	pr_list_open(p, name);
+	for (size_t i = 0; i < l->n; i++) {
+		fputc(' ', p->out);
+		pr_quoted(p, l->v[i]);
+		fputc(';', p->out);
+	}
+	fputs(" };\n", p->out);
+}
+
+static void
+pr_addrs(struct pr *p, const char *name, const struct config_addrs *l)
+{
+	if (l->n == 0)
+		return;
+	pr_list_open(p, name);
+	for (size_t i = 0; i < l->n; i++) {
+		fputc(' ', p->out);
+		pr_addr(p, &l->v[i]);
+		fputc(';', p->out);
+	}
+	fputs(" };\n", p->out);
+}
+
+static void
+pr_cidrs(struct pr *p, const char *name, const struct config_cidrs *l)
+{
+	char buf[ADDR_STRLEN + 8];
+
+	pr_list_open(p, name);
+	for (size_t i = 0; i < l->n; i++)
+		fprintf(p->out, " %s;", cidr_str(&l->v[i], buf, sizeof(buf)));
+	fputs(l->n == 0 ? " none; };\n" : " };\n", p->out);
+}
+
+/* "name value;" for the one-word values; nothing when unset. */
+static void
+pr_scalar(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const char *text = NULL;
+	const struct config_key *key;
+
+	if (s->type == V_STRING || s->type == V_PATH || s->type == V_DOMAIN)
+		text = *FIELD(obj, s->off, char *const);
+	else if (s->type == V_KEYREF)
+		text =
+		    (key = *FIELD(obj, s->off, const struct config_key *const)) ? key->name : NULL;
+	if ((s->type == V_ADDR && FIELD(obj, s->off, const struct addr)->len == 0) ||
+	    ((s->type == V_STRING || s->type == V_PATH || s->type == V_DOMAIN ||
+	         s->type == V_KEYREF) &&
+	        text == NULL))
+		return;
+	pr_indent(p);
+	fprintf(p->out, "%s ", s->name);
+	switch (s->type) {
+	case V_UINT: fprintf(p->out, "%u", *FIELD(obj, s->off, const unsigned)); break;
+	case V_PORT: fprintf(p->out, "%u", (unsigned)*FIELD(obj, s->off, const uint16_t)); break;
+	case V_DURATION: pr_duration(p, *FIELD(obj, s->off, const unsigned)); break;
+	case V_SIZE: pr_size(p, *FIELD(obj, s->off, const uint64_t)); break;
+	case V_BOOL: fputs(*FIELD(obj, s->off, const bool) ? "yes" : "no", p->out); break;
+	case V_ENUM: fputs(s->names[*FIELD(obj, s->off, const int)], p->out); break;
+	case V_ADDR: pr_addr(p, FIELD(obj, s->off, const struct addr)); break;
+	default: pr_quoted(p, text); break;
+	}
+	fputs(";\n", p->out);
+}
+
+static void
+pr_table(struct pr *p, const struct stmt *table, const void *obj)
+{
+	for (const struct stmt *s = table; s->name != NULL; s++) {
+		switch (s->type) {
+		case V_ADDRS:
+			pr_addrs(p, s->name, FIELD(obj, s->off, const struct config_addrs));
+			break;
+		case V_CIDRS:
+			pr_cidrs(p, s->name, FIELD(obj, s->off, const struct config_cidrs));
+			break;
+		case V_DOMAINS:
+		case V_STRINGS:
+			pr_strings(p, s->name, FIELD(obj, s->off, const struct config_strings));
+			break;
+		case V_CUSTOM:
+			if (s->print != NULL)
+				s->print(p, obj, s);
+			break;
+		default: pr_scalar(p, obj, s); break;
+		}
+	}
+}
+
+/* name ["label"] { statements of table };  */
+static void
+pr_block(
+    struct pr *p, const char *name, const char *label, const struct stmt *table, const void *obj)
+{
+	pr_indent(p);
+	fputs(name, p->out);
+	if (label != NULL) {
+		fputc(' ', p->out);
+		pr_quoted(p, label);
+	}
+	fputs(" {\n", p->out);
+	p->depth++;
+	pr_table(p, table, obj);
+	p->depth--;
+	pr_indent(p);
+	fputs("};\n", p->out);
+}
+
+static void
+broker_zone_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_broker *b = obj;
+
+	for (size_t i = 0; i < b->nzones; i++)
+		pr_block(p, s->name, b->zones[i].name, zone_table, &b->zones[i]);
+}
+
+static void
+broker_rrl_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_broker *b = obj;
+
+	pr_block(p, s->name, NULL, rrl_table, &b->rrl);
+}
+
+static void
+cluster_members_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_cluster *cl = obj;
+	char buf[ADDR_STRLEN];
+
+	pr_list_open(p, s->name);
+	fputc('\n', p->out);
+	p->depth++;
+	for (size_t i = 0; i < cl->nmembers; i++) {
+		const struct config_member *m = &cl->members[i];
+
+		pr_indent(p);
+		fprintf(
+		    p->out, "%s weight %u", addr_host_str(&m->addr, buf, sizeof(buf)), m->weight);
+		if (m->drain)
+			fputs(" drain", p->out);
+		if (!addr_equal_host(&m->check, &m->addr))
+			fprintf(p->out, " check %s", addr_host_str(&m->check, buf, sizeof(buf)));
+		fputs(";\n", p->out);
+	}
+	p->depth--;
+	pr_indent(p);
+	fputs("};\n", p->out);
+}
+
+static void
+cluster_failover_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_cluster *cl = obj;
+	const struct addr *f[] = {&cl->failover4, &cl->failover6};
+	char buf[ADDR_STRLEN];
+
+	for (size_t i = 0; i < 2; i++) {
+		if (f[i]->len == 0)
+			continue;
+		pr_indent(p);
+		fprintf(p->out, "%s %s;\n", s->name, addr_host_str(f[i], buf, sizeof(buf)));
+	}
+}
+
+static void
+cluster_health_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	static const char *const kinds[] = {"none", "tcp", "smtp"};
+	const struct config_cluster *cl = obj;
+
+	pr_indent(p);
+	if (cl->health == CONFIG_HEALTH_NONE)
+		fprintf(p->out, "%s none;\n", s->name);
+	else
+		fprintf(
+		    p->out, "%s %s %u;\n", s->name, kinds[cl->health], (unsigned)cl->health_port);
+}
+
+static void
+resolver_gateway_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_resolver *r = obj;
+
+	if (r->gateway == NULL)
+		return;
+	pr_indent(p);
+	fprintf(p->out, "%s ", s->name);
+	pr_quoted(p, r->gateway);
+	fputs(";\n", p->out);
+}
+
+static void
+pr_key(struct pr *p, const struct config_key *k)
+{
+	fputs("key ", p->out);
+	pr_quoted(p, k->name);
+	fprintf(p->out, " {\n\talgorithm %s;\n\tsecret ", k->algorithm_name);
+	pr_quoted(p, p->show_secrets ? k->secret_b64 : "<hidden>");
+	fputs(";\n};\n", p->out);
+}
+
+void
+config_print(const struct config *cfg, unsigned parts, bool show_secrets, FILE *out)
+{
+	struct pr p = {out, 0, show_secrets};
+
+	for (size_t i = 0; i < NSECTIONS; i++) {
+		const void *sec = (const char *)cfg + sections[i].off;
+
+		if (!(sections[i].parts & parts) ||
+		    (sec == &cfg->resolver && !cfg->resolver.present))
+			continue;
+		pr_block(&p, sections[i].name, NULL, sections[i].table, sec);
+		if (sec == &cfg->options)
+			for (size_t k = 0; k < cfg->nkeys; k++)
+				pr_key(&p, &cfg->keys[k]);
+		if (sec == &cfg->broker)
+			for (size_t c = 0; c < cfg->nclusters; c++)
+				pr_block(&p, "cluster", cfg->clusters[c].name, cluster_table,
+				    &cfg->clusters[c]);
+	}
+}
+
+/* ---- the grammar, for the documentation check ------------------------- */
+
+static const char *
+vtype_name(enum vtype t)
+{
+	static const char *const names[] = {"number", "duration", "size", "boolean", "string",
+	    "path", "domain", "port", "address", "address-list", "prefix-list", "domain-list",
+	    "string-list", "keyword", "key", "block"};
+
+	return names[t];
+}
+
+static void
+grammar_table(FILE *out, const char *block, const struct stmt *table)
+{
+	for (const struct stmt *s = table; s->name != NULL; s++) {
+		fprintf(out, "%s\t%s\t%s\t%s\t", block, s->name, vtype_name(s->type),
+		    s->def != NULL ? s->def : "-");
+		if (s->type == V_UINT || s->type == V_DURATION || s->type == V_SIZE ||
+		    s->type == V_PORT)
+			fprintf(out, "%llu..%llu", s->min, s->max);
+		else
+			fputc('-', out);
+		fprintf(out, "\t%s\n", s->repeat ? "repeat" : "once");
+	}
+}
+
+void
+config_grammar_print(FILE *out)
+{
+	grammar_table(out, "options", options_table);
+	grammar_table(out, "key", key_table);
+	grammar_table(out, "broker", broker_table);
+	grammar_table(out, "rate-limit", rrl_table);
+	grammar_table(out, "zone", zone_table);
+	grammar_table(out, "cluster", cluster_table);
+	grammar_table(out, "metrics", metrics_table);
+	grammar_table(out, "resolver", resolver_table);
+	grammar_table(out, "relay", relay_table);
 }

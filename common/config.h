@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/addr.h"
 
@@ -211,6 +212,19 @@ struct config_relay {
 	uint64_t queue_min_free;
 };
 
+/* Private to config.c: where the statement that set a field was written. */
+struct config_where {
+	const void *field;
+	const char *file;
+	int line;
+};
+
+/* The parts of the file each daemon uses (options and keys: all of them). */
+#define CONFIG_PART_BROKER  0x1u /* broker, cluster: brokerd */
+#define CONFIG_PART_METRICS 0x2u /* metrics: metricd */
+#define CONFIG_PART_RELAY   0x4u /* resolver, relay: smtp-relayd */
+#define CONFIG_PART_ALL     0x7u
+
 struct config {
 	char *path; /* the file given to config_load */
 	struct config_options options;
@@ -222,6 +236,8 @@ struct config {
 	struct config_metrics metrics;
 	struct config_resolver resolver;
 	struct config_relay relay;
+	struct config_where *where; /* private: see config_where */
+	size_t nwhere;
 	struct config_arena *arena; /* private: owns all of the above */
 };
 
@@ -241,6 +257,33 @@ void config_free(struct config *cfg);
 /* Borrowed lookups; NULL when absent.  Names compare case-insensitively. */
 const struct config_key *config_key_find(const struct config *cfg, const char *name);
 const struct config_zone *config_zone_find(const struct config *cfg, const char *name);
+
+/*
+ * The line of the statement that set `field` (the address of a member of a
+ * section of cfg: &cfg->relay.queue_directory), or 0 when the statement was
+ * not written (a default); config_where_file gives its file (cfg->path when
+ * not written).  For messages about values: "file:line: ...".
+ */
+int config_where(const struct config *cfg, const void *field);
+const char *config_where_file(const struct config *cfg, const void *field);
+
+/*
+ * Print the effective configuration of the parts in `parts` (CONFIG_PART_*)
+ * to out, in the grammar config_load reads: options and keys, then each
+ * statement of those parts with its default filled in and paths absolute.
+ * Key secrets are printed as "<hidden>" unless show_secrets.  Reading the
+ * output again (with show_secrets) gives the same configuration.
+ */
+void config_print(const struct config *cfg, unsigned parts, bool show_secrets, FILE *out);
+
+/*
+ * Print every statement of the grammar, one per line, tab-separated:
+ * block, statement, type, default (as written; "(...)" when derived; "-"
+ * when none), range ("MIN..MAX" or "-"), "repeat" or "once".  The tables
+ * behind it are the one place defaults and ranges are kept; the
+ * documentation is checked against this output.
+ */
+void config_grammar_print(FILE *out);
 
 /*
  * Value parsers shared with command-line handling (all return 0 or -1):

@@ -1,6 +1,6 @@
 /*
  * daemon.h - what every mxbroker program does the same way: command-line
- * basics (--help, --version, -c FILE, -t), loading the configuration, signal
+ * basics (--help, --version, -c FILE, -t, -p), loading the configuration, signal
  * handling on libevent, privilege drop and the pid file.
  */
 #ifndef MXB_DAEMON_H
@@ -18,11 +18,14 @@ struct prog_info {
 	const char *name;    /* "brokerd" */
 	const char *summary; /* one line: what it does */
 	const char *usage;   /* options beyond the common ones, already formatted */
+	unsigned parts;      /* CONFIG_PART_*: what -t checks and -p prints */
 };
 
 struct daemon_opts {
 	const char *config_path; /* -c, default DAEMON_DEFAULT_CONFIG */
 	bool check_only;         /* -t */
+	bool print;              /* -p */
+	bool show_secrets;       /* --show-secrets (with -p) */
 	bool debug;              /* -d: log level debug */
 };
 
@@ -39,7 +42,8 @@ typedef int (*daemon_opt_fn)(int ch, const char *optarg, void *arg);
 
 /*
  * daemon_args plus the program's own long options (`extra`, terminated by
- * a zeroed entry, at most 11; their `val` must not be c, t, d, h or V),
+ * a zeroed entry, at most 8; their `val` must not be c, t, p, d, h, V or
+ * 0x100 and above),
  * each handed to extra_cb.
  */
 void daemon_args_ext(int argc, char **argv, const struct prog_info *info, struct daemon_opts *opts,
@@ -50,9 +54,13 @@ void prog_usage(const struct prog_info *info, bool error);
 
 /*
  * Load and validate the configuration, set up logging from it; on error print
- * "file:line: message" and exit 1.  With opts->check_only print
- * "<file>: configuration OK" and exit 0 after `check` (may be NULL) passes;
- * `check` returns 0 or -1 after printing its own file:line error.  Sets the
+ * "file:line: message" and exit 1.  `check` (may be NULL) is the daemon's own
+ * check; it returns 0 or -1 after printing its own file:line error.  The
+ * warnings of config_warnings for info->parts are logged (or, with -t/-p,
+ * printed to stderr).  With opts->check_only the run user and the files and
+ * folders of info->parts are checked as well (config_check_env), then
+ * "<file>: configuration OK" is printed and the program exits 0; with
+ * opts->print the effective configuration is printed instead.  Sets the
  * umask to 077: files and folders a daemon creates are 0600 / 0700.
  */
 struct config *daemon_load_config(const struct prog_info *info, const struct daemon_opts *opts,

@@ -337,8 +337,8 @@ test_errors(void)
 	    "t.conf:1: zone 'z.test' given twice (first on line 1)", "duplicate zone");
 	refused("resolver { gateway \"[192.0.2.300]\"; };",
 	    "t.conf:1: 'gateway' wants a host name or an address literal", "bad literal gateway");
-	refused("relay { retry-interval 2h; max-retry-interval 1h; };",
-	    "t.conf:0: relay: max-retry-interval (3600s) is shorter than retry-interval (7200s)",
+	refused("relay { retry-interval 2h;\n max-retry-interval 1h; };",
+	    "t.conf:2: relay: max-retry-interval (3600s) is shorter than retry-interval (7200s)",
 	    "retry intervals inverted");
 	refused("options { directory \"\"; };", "t.conf:1: 'directory' wants a non-empty path",
 	    "empty path");
@@ -396,7 +396,7 @@ test_include_and_paths(void)
 	cfg = config_load("/nonexistent/mxbroker.conf", err, sizeof(err));
 	ok(cfg == NULL &&
 	        strcmp(err,
-	            "/nonexistent/mxbroker.conf:0: cannot read: "
+	            "/nonexistent/mxbroker.conf: cannot read: "
 	            "No such file or directory") == 0,
 	    "missing file: %s", err);
 }
