@@ -7,7 +7,8 @@
 #   make lab        the fault lab alone (tests/lab/run.sh)
 #   make check-asan unit tests built with -fsanitize=address,undefined
 #   make demo       run the whole appliance on loopback
-#   make install    install programs, man pages and systemd units under $(DESTDIR)$(PREFIX)
+#   make install    install programs, man pages, examples, systemd units and sysusers
+#                   under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local by default)
 #
 # Each component folder carries a <component>.mk fragment that names its
 # programs; every .c file in a component folder that is not a program's main
@@ -174,26 +175,34 @@ style-check:
 style:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
-SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+SBINDIR     ?= $(PREFIX)/sbin
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+EXAMPLESDIR ?= $(PREFIX)/share/doc/mxbroker/examples
+SYSTEMDDIR  ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
-# Daemons go to sbin, tools to bin; man pages by section; hardened units with
-# the sbin path filled in; the examples as documentation.
+# Daemons (names ending in d) go to sbin, tools to bin; man pages by section;
+# the units with @SBINDIR@ replaced by where the daemons went (so they start
+# the installed programs, not build/); the examples as documentation, folders
+# and all.  Everything under $(DESTDIR), for packaging.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
 	for p in $(PROGS); do \
-	    case $$p in *d) install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/sbin/ ;; \
-	    *) install -m 755 $(BUILD)/bin/$$p $(DESTDIR)$(PREFIX)/bin/ ;; esac; done
+	    case $$p in *d) dir=$(DESTDIR)$(SBINDIR) ;; *) dir=$(DESTDIR)$(BINDIR) ;; esac; \
+	    install -m 755 $(BUILD)/bin/$$p $$dir/ || exit 1; done
 	for m in docs/man/*.[1-8]; do [ -f "$$m" ] || continue; s=$${m##*.}; \
-	    install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
-	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	    install -d $(DESTDIR)$(MANDIR)/man$$s && \
+	    install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; done
 	install -d $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(SYSUSERSDIR)
 	for u in docs/systemd/*.service; do \
-	    sed 's|@SBINDIR@|$(PREFIX)/sbin|g' $$u > $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; \
-	    chmod 644 $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; done
+	    sed 's|@SBINDIR@|$(SBINDIR)|g' "$$u" > $(DESTDIR)$(SYSTEMDDIR)/$${u##*/} && \
+	    chmod 644 $(DESTDIR)$(SYSTEMDDIR)/$${u##*/} || exit 1; done
 	install -m 644 docs/systemd/mxbroker.sysusers $(DESTDIR)$(SYSUSERSDIR)/mxbroker.conf
-	install -d $(DESTDIR)$(PREFIX)/share/doc/mxbroker/examples
-	install -m 644 docs/examples/* $(DESTDIR)$(PREFIX)/share/doc/mxbroker/examples/
+	find docs/examples -type d | while read -r d; do \
+	    install -d "$(DESTDIR)$(EXAMPLESDIR)$${d#docs/examples}" || exit 1; done
+	find docs/examples -type f | while read -r f; do \
+	    install -m 644 "$$f" "$(DESTDIR)$(EXAMPLESDIR)$${f#docs/examples}" || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

@@ -11,18 +11,23 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 
 static const struct prog_info brokerd_info = {
     "brokerd",
     "Authoritative DNS for a mail subdomain, answering cluster names with the\n"
     "least-loaded live members.",
     NULL,
+    CONFIG_PART_BROKER,
 };
 
+/* SIGHUP; systemd hears RELOADING=1 and READY=1 around it (Type=notify). */
 static void
 reload_cb(void *arg)
 {
+	sdnotify_reloading();
 	broker_reload(arg);
+	sdnotify_ready();
 }
 
 int
@@ -48,7 +53,9 @@ main(int argc, char **argv)
 	    broker_start(b) == -1)
 		goto done;
 	log_info("started (mxbroker %s)", MXB_VERSION);
+	sdnotify_ready(); /* bound, unprivileged, zones loaded, threads answering */
 	event_base_dispatch(base);
+	sdnotify_stopping();
 	rc = 0;
 done:
 	broker_free(b);

@@ -1,5 +1,6 @@
 /* metricd.c - main of the load metric agent (see metricd(8)). */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "common/status_http.h"
 #include "metrics/agent.h"
 #include "metrics/drain.h"
@@ -24,6 +26,7 @@ static const struct prog_info metricd_info = {
     "      --drain[=REASON]   drain this member (rating 0) and exit; lasts\n"
     "                         until --undrain, across restarts\n"
     "      --undrain          end the drain and exit\n",
+    CONFIG_PART_METRICS,
 };
 
 enum drain_cmd { CMD_RUN, CMD_DRAIN, CMD_UNDRAIN };
@@ -34,6 +37,7 @@ struct metricd {
 	struct agent *agent;
 	struct metric_server *servers[MAX_SERVERS];
 	size_t nservers;
+	bool ready; /* answering polls (the first rating is computed) */
 };
 
 struct drain_args {
@@ -105,12 +109,13 @@ ready_cb(void *arg)
 		if (metric_server_enable(md->servers[i]) == -1)
 			log_warnx("metrics: cannot start answering polls");
 	log_info("answering polls");
+	md->ready = true;
+	sdnotify_ready(); /* systemd: only now, not at "started" */
 }
 
 static void
-reload_cb(void *arg)
+reload(struct metricd *md)
 {
-	struct metricd *md = arg;
 	char err[1024];
 	struct config *cfg = config_load(md->config_path, err, sizeof(err));
 
@@ -127,6 +132,18 @@ reload_cb(void *arg)
 	md->cfg = cfg;
 	log_info("reload: configuration %s in use (listen addresses change on restart)",
 	    md->config_path);
+}
+
+/* SIGHUP; READY=1 again only when the daemon already was ready. */
+static void
+reload_cb(void *arg)
+{
+	struct metricd *md = arg;
+
+	sdnotify_reloading();
+	reload(md);
+	if (md->ready)
+		sdnotify_ready();
 }
 
 static int
@@ -192,6 +209,7 @@ main(int argc, char **argv)
 		goto done;
 	log_info("started (mxbroker %s)", MXB_VERSION);
 	event_base_dispatch(base);
+	sdnotify_stopping();
 	rc = 0;
 done:
 	status_http_free(sh);

@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "common/status_http.h"
 #include "smtp-relay/address.h"
 #include "smtp-relay/control.h"
@@ -23,6 +24,7 @@ static const struct prog_info relayd_info = {
     "A minimal relay SMTP server with a crash-safe queue, retries, bounces\n"
     "and local Maildir delivery.",
     NULL,
+    CONFIG_PART_RELAY,
 };
 
 struct relayd {
@@ -49,9 +51,8 @@ check_relay(const struct config *cfg)
 
 /* SIGHUP: a new configuration and policy, swapped in only when both are good. */
 static void
-reload_cb(void *arg)
+reload(struct relayd *d)
 {
-	struct relayd *d = arg;
 	char err[1024];
 	struct config *cfg = config_load(d->cfg->path, err, sizeof(err));
 	struct policy *p;
@@ -70,6 +71,15 @@ reload_cb(void *arg)
 	config_free(d->cfg);
 	d->cfg = cfg;
 	log_info("reload: configuration reloaded (listen addresses need a restart)");
+}
+
+/* SIGHUP, with RELOADING=1 and READY=1 around it for systemd. */
+static void
+reload_cb(void *arg)
+{
+	sdnotify_reloading();
+	reload(arg);
+	sdnotify_ready();
 }
 
 /* The user we will run as, so the spool and socket can be handed over. */
@@ -208,7 +218,9 @@ main(int argc, char **argv)
 	    delivery_start(d.delivery) == -1)
 		goto done;
 	log_info("started (mxbroker %s)", MXB_VERSION);
+	sdnotify_ready(); /* listening, unprivileged, queue recovered */
 	event_base_dispatch(d.base);
+	sdnotify_stopping();
 	rc = 0;
 done:
 	control_free(d.control);

@@ -15,6 +15,7 @@ PACKAGES="
  swaks postfix
  python3 python3-pytest python3-dnspython
  iproute2 procps prometheus
+ systemd
 "
 
 missing=""
