@@ -44,8 +44,8 @@ struct agent {
 	uint64_t free_bytes;
 	uint64_t page_size;
 	bool draining;
-	char drain_reason[DRAIN_REASON_MAX + 64];
-	uint16_t unavailable; /* METRIC_F_UNAVAILABLE bits of the last computation */
+	struct drain_info drain; /* when draining */
+	uint16_t unavailable;    /* METRIC_F_UNAVAILABLE bits of the last computation */
 	struct rating_result res;
 	struct metric_values values;
 	bool ready;
@@ -287,22 +287,31 @@ compute_cb(evutil_socket_t fd, short what, void *arg)
 		compute_cycle(a);
 }
 
+/*
+ * Read the drain file (every second): a change of state recomputes the
+ * rating at once; a new reason, user or time while drained is logged.
+ */
 static void
 check_drain(struct agent *a)
 {
-	char reason[sizeof(a->drain_reason)];
-	bool now = drain_check(a->cfg->metrics.drain_file, reason, sizeof(reason));
+	struct drain_info info;
+	bool now = drain_check(a->cfg->metrics.drain_file, &info);
+	char text[DRAIN_REASON_MAX + DRAIN_WHO_MAX + DRAIN_WHEN_MAX + 16];
 
+	if (now == a->draining && (!now || memcmp(&info, &a->drain, sizeof(info)) == 0))
+		return;
+	if (now) {
+		drain_describe(&info, text, sizeof(text));
+		log_info("metrics: %s (%s): %s", a->draining ? "drain changed" : "draining",
+		    a->cfg->metrics.drain_file, text);
+		a->drain = info;
+	} else {
+		memset(&a->drain, 0, sizeof(a->drain));
+		log_info("metrics: drain ended (%s removed)", a->cfg->metrics.drain_file);
+	}
 	if (now == a->draining)
 		return;
 	a->draining = now;
-	if (now) {
-		snprintf(a->drain_reason, sizeof(a->drain_reason), "%s", reason);
-		log_info("metrics: draining (%s): %s", a->cfg->metrics.drain_file, reason);
-	} else {
-		a->drain_reason[0] = '\0';
-		log_info("metrics: drain ended (%s removed)", a->cfg->metrics.drain_file);
-	}
 	if (a->ready)
 		compute(a);
 }
@@ -360,11 +369,13 @@ agent_new(struct event_base *base, const struct config *cfg)
 		agent_free(a);
 		return NULL;
 	}
-	a->draining =
-	    drain_check(cfg->metrics.drain_file, a->drain_reason, sizeof(a->drain_reason));
-	if (a->draining)
-		log_info(
-		    "metrics: starting drained (%s): %s", cfg->metrics.drain_file, a->drain_reason);
+	a->draining = drain_check(cfg->metrics.drain_file, &a->drain);
+	if (a->draining) {
+		char text[DRAIN_REASON_MAX + DRAIN_WHO_MAX + DRAIN_WHEN_MAX + 16];
+
+		drain_describe(&a->drain, text, sizeof(text));
+		log_info("metrics: starting drained (%s): %s", cfg->metrics.drain_file, text);
+	}
 	return a;
 }
 
@@ -533,7 +544,8 @@ agent_status_json(struct json_object *root, void *arg)
 	    root, "unavailable_reason", reason != NULL ? json_object_new_string(reason) : NULL);
 	json_add(root, "draining", json_object_new_boolean(a->draining));
 	if (a->draining)
-		json_add(root, "drain_reason", json_object_new_string(a->drain_reason));
+		json_add(root, "drain_reason", json_object_new_string(a->drain.reason));
+	json_add(root, "drain", a->draining ? drain_to_json(&a->drain) : NULL);
 	json_add(root, "drain_file", json_object_new_string(a->cfg->metrics.drain_file));
 	json_add(root, "flags", json_object_new_int(v->flags));
 	json_add(root, "computed_at", json_object_new_int64((int64_t)a->computed_at));

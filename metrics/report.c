@@ -1,20 +1,16 @@
 /* report.c - metric figures as JSON. */
 #include "metrics/report.h"
 
-#include <stdio.h>
-
 #include <json-c/json.h>
 
+#include "common/jsonout.h"
 #include "metrics/proto.h"
 
 struct json_object *
 metric_json_milli(int64_t v)
 {
-	char text[32];
-
 	/* Printed as computed, without binary noise (67.88, not 67.879999...). */
-	snprintf(text, sizeof(text), "%.3f", (double)v / 1000.0);
-	return json_object_new_double_s((double)v / 1000.0, text);
+	return jsonout_fixed((double)v / 1000.0, JSONOUT_DECIMALS);
 }
 
 void

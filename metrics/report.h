@@ -7,7 +7,7 @@
 struct json_object;
 struct metric_values;
 
-/* A thousandths value as a JSON number printed with three decimals. */
+/* A thousandths value as a JSON number: at most three decimals (jsonout_fixed). */
 struct json_object *metric_json_milli(int64_t v);
 
 /* Add rating, availability, workload and penalty (the formula's terms) to o. */

@@ -2,16 +2,21 @@
 #include "metrics/view.h"
 
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
 #include "common/fileio.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "metrics/report.h"
 #include "metrics/sysstat.h"
@@ -135,11 +140,31 @@ copy_key(const struct config_key *k, struct view_key *out, char *err, size_t err
 	return 0;
 }
 
+/* The key statement to use: `name`, else the metrics key, else the only one. */
+static const struct config_key *
+pick_key(const struct config *cfg, const char *path, const char *name, char *err, size_t errlen)
+{
+	if (name == NULL && cfg->metrics.key != NULL)
+		return cfg->metrics.key;
+	if (name == NULL && cfg->nkeys == 1)
+		return &cfg->keys[0];
+	for (size_t i = 0; name != NULL && i < cfg->nkeys; i++)
+		if (strcmp(cfg->keys[i].name, name) == 0)
+			return &cfg->keys[i];
+	if (name != NULL)
+		snprintf(err, errlen, "%s: no key \"%s\"", path, name);
+	else
+		snprintf(err, errlen,
+		    "%s: several keys and no metrics { key }: pick one with --key", path);
+	return NULL;
+}
+
 int
-view_load_key(const char *path, struct view_key *out, char *err, size_t errlen)
+view_load_key(const char *path, const char *name, struct view_key *out, char *err, size_t errlen)
 {
 	char cerr[512], text[1024];
 	struct config *cfg = config_load(path, cerr, sizeof(cerr));
+	const struct config_key *k;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -147,22 +172,37 @@ view_load_key(const char *path, struct view_key *out, char *err, size_t errlen)
 	out->key.secret = out->secret;
 	out->key.algorithm = CONFIG_HMAC_SHA256;
 	out->key.algorithm_name = "hmac-sha256";
-	if (cfg != NULL && (cfg->metrics.key != NULL || cfg->nkeys == 1)) {
-		rc = copy_key(
-		    cfg->metrics.key != NULL ? cfg->metrics.key : &cfg->keys[0], out, err, errlen);
-	} else if (cfg != NULL && cfg->nkeys > 1) {
-		snprintf(err, errlen, "%s: several keys and no metrics { key }: which one?", path);
+	if (cfg != NULL && cfg->nkeys > 0) {
+		if ((k = pick_key(cfg, path, name, err, errlen)) != NULL)
+			rc = copy_key(k, out, err, errlen);
 	} else if (file_read_buf(path, text, sizeof(text)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 	} else if (decode_b64(text, out->secret, sizeof(out->secret), &out->key.secret_len) == -1) {
 		snprintf(
 		    err, errlen, "%s: neither key statements (%s) nor a base64 secret", path, cerr);
+	} else if (name != NULL) {
+		snprintf(err, errlen, "%s: a bare secret has no key names: --key %s cannot apply",
+		    path, name);
 	} else {
 		snprintf(out->name, sizeof(out->name), "key-file");
 		rc = 0;
 	}
 	config_free(cfg);
 	return rc;
+}
+
+int
+view_parse_threshold(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno != 0 || end == s || !isfinite(*out) || *out < 0)
+		return -1;
+	if (*end == ':')
+		end++;
+	return *end == '\0' ? 0 : -1;
 }
 
 struct poll_run {
@@ -246,6 +286,108 @@ done:
 	return rc;
 }
 
+#define VIEW_STATUS_MAX 65536 /* a /status document is a few KiB */
+
+struct fetch_ctx {
+	struct poll_run *run;
+	struct view_host *host;
+	struct evhttp_connection *conn;
+};
+
+/* Take the "drain" object of a /status body. */
+static void
+parse_status(struct view_host *h, struct evbuffer *body)
+{
+	size_t len = evbuffer_get_length(body);
+	struct json_tokener *tok;
+	struct json_object *doc = NULL, *drain;
+
+	if (len == 0 || len > VIEW_STATUS_MAX || (tok = json_tokener_new()) == NULL) {
+		snprintf(h->drain_error, sizeof(h->drain_error), "status: empty or too large");
+		return;
+	}
+	doc = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(body, -1), (int)len);
+	json_tokener_free(tok);
+	if (doc == NULL || !json_object_object_get_ex(doc, "drain", &drain) ||
+	    drain_from_json(drain, &h->drain) == -1)
+		snprintf(h->drain_error, sizeof(h->drain_error),
+		    "status: no drain details (not draining any more?)");
+	else
+		h->drain_known = true;
+	json_object_put(doc);
+}
+
+static void
+fetched_cb(struct evhttp_request *req, void *arg)
+{
+	struct fetch_ctx *ctx = arg;
+	int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+
+	if (code == HTTP_OK)
+		parse_status(ctx->host, evhttp_request_get_input_buffer(req));
+	else if (code != 0)
+		snprintf(ctx->host->drain_error, sizeof(ctx->host->drain_error), "status: HTTP %d",
+		    code);
+	else
+		snprintf(
+		    ctx->host->drain_error, sizeof(ctx->host->drain_error), "status: no answer");
+	if (--ctx->run->pending == 0)
+		event_base_loopbreak(ctx->run->base);
+}
+
+static int
+fetch_start(struct fetch_ctx *ctx, uint16_t port, unsigned timeout_ms)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	struct evhttp_request *req;
+	char host[ADDR_STRLEN];
+
+	addr_host_str(&ctx->host->addr, host, sizeof(host));
+	ctx->conn = evhttp_connection_base_new(ctx->run->base, NULL, host, port);
+	if (ctx->conn == NULL || (req = evhttp_request_new(fetched_cb, ctx)) == NULL)
+		return -1;
+	evhttp_connection_set_timeout_tv(ctx->conn, &tv);
+	evhttp_connection_set_retries(ctx->conn, 0);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
+	return evhttp_make_request(ctx->conn, req, EVHTTP_REQ_GET, "/status");
+}
+
+int
+view_fetch_drain(struct view_host *hosts, size_t n, uint16_t http_port, unsigned timeout_ms)
+{
+	struct poll_run run = {event_base_new(), 0};
+	struct fetch_ctx *ctx = calloc(n > 0 ? n : 1, sizeof(*ctx));
+	int rc = -1;
+
+	if (run.base == NULL || ctx == NULL) {
+		log_warnx("cannot start fetching /status: out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!hosts[i].ok || (hosts[i].v.flags & METRIC_F_DRAINING) == 0)
+			continue;
+		ctx[i].run = &run;
+		ctx[i].host = &hosts[i];
+		if (fetch_start(&ctx[i], http_port, timeout_ms) == -1) {
+			snprintf(hosts[i].drain_error, sizeof(hosts[i].drain_error),
+			    "status: cannot connect");
+			continue;
+		}
+		run.pending++;
+	}
+	if (run.pending > 0)
+		event_base_dispatch(run.base);
+	rc = 0;
+done:
+	for (size_t i = 0; ctx != NULL && i < n; i++)
+		if (ctx[i].conn != NULL)
+			evhttp_connection_free(ctx[i].conn);
+	free(ctx);
+	if (run.base != NULL)
+		event_base_free(run.base);
+	return rc;
+}
+
 static int
 rank_cmp(const void *x, const void *y)
 {
@@ -297,29 +439,74 @@ flag_words(uint16_t f, char *buf, size_t len)
 	}
 }
 
+/* "drained: kernel update (by alice at ...)" or why that is not known. */
+static void
+drain_note(const struct view_host *h, char *buf, size_t len)
+{
+	char text[DRAIN_REASON_MAX + DRAIN_WHO_MAX + DRAIN_WHEN_MAX + 16];
+
+	if (h->drain_known)
+		drain_describe(&h->drain, text, sizeof(text));
+	else
+		snprintf(text, sizeof(text), "reason unknown%s%s%s",
+		    h->drain_error[0] != '\0' ? " (" : "", h->drain_error,
+		    h->drain_error[0] != '\0' ? ")" : "");
+	snprintf(buf, len, "%s", text);
+}
+
+static void
+print_row(FILE *out, const struct view_host *h)
+{
+	const struct metric_values *v = &h->v;
+	const char *why = metric_unavailable_str(v->flags);
+	char sess[32], flags[96], note[512] = "";
+
+	if (!h->ok) {
+		fprintf(out, "%-28s %6s  %s\n", h->name, "-", h->error);
+		return;
+	}
+	snprintf(sess, sizeof(sess), "%u/%u", v->sessions, v->capacity);
+	flag_words(v->flags, flags, sizeof(flags));
+	if ((v->flags & METRIC_F_DRAINING) != 0) {
+		char d[400];
+
+		drain_note(h, d, sizeof(d));
+		snprintf(note, sizeof(note), "  drained: %s", d);
+	} else if (why != NULL) {
+		snprintf(note, sizeof(note), "  unavailable: %s", why);
+	}
+	fprintf(out, "%-28s %6.0f %6.2f %8.2f %7.2f %6.2f %13s %9llu  %s%s\n", h->name,
+	    v->rating / 1000.0, v->availability / 1000.0, v->workload / 1000.0, v->penalty / 1000.0,
+	    v->load / 1000.0, sess, (unsigned long long)(v->free_bytes >> 20), flags, note);
+}
+
 void
 view_print_table(FILE *out, const struct view_host *hosts, size_t n)
 {
 	fprintf(out, "%-28s %6s %6s %8s %7s %6s %13s %9s  %s\n", "Host", "Rating", "Avail",
 	    "Workload", "Penalty", "Load%", "Sessions", "Free MiB", "Flags");
-	for (size_t i = 0; i < n; i++) {
-		const struct view_host *h = &hosts[i];
-		const struct metric_values *v = &h->v;
-		const char *why = metric_unavailable_str(v->flags);
-		char sess[32], flags[96];
+	for (size_t i = 0; i < n; i++)
+		print_row(out, &hosts[i]);
+}
 
-		if (!h->ok) {
-			fprintf(out, "%-28s %6s  %s\n", h->name, "-", h->error);
-			continue;
-		}
-		snprintf(sess, sizeof(sess), "%u/%u", v->sessions, v->capacity);
-		flag_words(v->flags, flags, sizeof(flags));
-		fprintf(out, "%-28s %6.0f %6.2f %8.2f %7.2f %6.2f %13s %9llu  %s%s%s\n", h->name,
-		    v->rating / 1000.0, v->availability / 1000.0, v->workload / 1000.0,
-		    v->penalty / 1000.0, v->load / 1000.0, sess,
-		    (unsigned long long)(v->free_bytes >> 20), flags,
-		    why != NULL ? "  unavailable: " : "", why != NULL ? why : "");
-	}
+/* null when not draining; else who/why/when, or the reason it is not known. */
+static struct json_object *
+drain_json(const struct view_host *h)
+{
+	struct json_object *o;
+
+	if ((h->v.flags & METRIC_F_DRAINING) == 0)
+		return NULL;
+	if (h->drain_known)
+		return drain_to_json(&h->drain);
+	o = json_object_new_object();
+	json_object_object_add(o, "reason", NULL);
+	json_object_object_add(o, "by", NULL);
+	json_object_object_add(o, "at", NULL);
+	json_object_object_add(o, "error",
+	    json_object_new_string(
+	        h->drain_error[0] != '\0' ? h->drain_error : "status not fetched"));
+	return o;
 }
 
 static struct json_object *
@@ -327,6 +514,7 @@ host_json(const struct view_host *h)
 {
 	struct json_object *o = json_object_new_object();
 	const struct metric_values *v = &h->v;
+	const char *why = metric_unavailable_str(v->flags);
 	char where[ADDR_STRLEN], flags[96];
 
 	json_object_object_add(o, "host", json_object_new_string(h->name));
@@ -338,12 +526,8 @@ host_json(const struct view_host *h)
 		json_object_object_add(o, "key_mismatch", json_object_new_boolean(h->key_mismatch));
 		return o;
 	}
-	json_object_object_add(
-	    o, "available", json_object_new_boolean(metric_unavailable_str(v->flags) == NULL));
-	json_object_object_add(o, "unavailable",
-	    metric_unavailable_str(v->flags) != NULL
-	        ? json_object_new_string(metric_unavailable_str(v->flags))
-	        : NULL);
+	json_object_object_add(o, "available", json_object_new_boolean(why == NULL));
+	json_object_object_add(o, "unavailable", why != NULL ? json_object_new_string(why) : NULL);
 	flag_words(v->flags, flags, sizeof(flags));
 	metric_json_terms(o, v);
 	json_object_object_add(o, "load_percent", metric_json_milli(v->load));
@@ -356,6 +540,7 @@ host_json(const struct view_host *h)
 	    o, "memory_goal_bytes", json_object_new_int64((int64_t)v->goal_bytes));
 	json_object_object_add(
 	    o, "draining", json_object_new_boolean((v->flags & METRIC_F_DRAINING) != 0));
+	json_object_object_add(o, "drain", drain_json(h));
 	json_object_object_add(o, "flags", json_object_new_string(flags));
 	json_object_object_add(o, "computed_at", metric_json_milli((int64_t)v->computed_ms));
 	json_object_object_add(o, "compute_interval", json_object_new_int64(v->interval));
@@ -372,14 +557,12 @@ view_print_json(FILE *out, const struct view_host *hosts, size_t n)
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(list, host_json(&hosts[i]));
 	json_object_object_add(root, "hosts", list);
-	fprintf(out, "%s\n",
-	    json_object_to_json_string_ext(
-	        root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	jsonout_print(out, root, true);
 	json_object_put(root);
 }
 
 enum view_check_state
-view_check_state(const struct view_host *hosts, size_t n, double warn, double crit)
+view_check_state(const struct view_host *hosts, size_t n, const struct view_check *c)
 {
 	enum view_check_state st = VIEW_OK;
 
@@ -395,9 +578,9 @@ view_check_state(const struct view_host *hosts, size_t n, double warn, double cr
 		}
 		if ((hosts[i].v.flags & METRIC_F_DRAINING) != 0)
 			continue;
-		if (r < crit)
+		if (r < c->crit)
 			st = VIEW_CRITICAL;
-		else if (r < warn && st == VIEW_OK)
+		else if (r < c->warn && st == VIEW_OK)
 			st = VIEW_WARNING;
 	}
 	return st;
@@ -417,34 +600,107 @@ view_exit_status(const struct view_host *hosts, size_t n)
 	return rc;
 }
 
-enum view_check_state
-view_print_check(FILE *out, const struct view_host *hosts, size_t n, double warn, double crit)
+static const char *const state_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+
+/* A number as perfdata wants it: at most three decimals, no trailing zeros. */
+static const char *
+perf_number(double v, char *buf, size_t len)
 {
-	static const char *const names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
-	enum view_check_state st = view_check_state(hosts, n, warn, crit);
+	size_t n;
 
-	fprintf(out, "METRICS %s -", names[st]);
-	for (size_t i = 0; i < n; i++) {
-		const struct view_host *h = &hosts[i];
+	snprintf(buf, len, "%.3f", v);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '0')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '.')
+		buf[--n] = '\0';
+	return buf;
+}
 
-		const char *why = metric_unavailable_str(h->v.flags);
-		char note[64] = "";
-
-		if ((h->v.flags & METRIC_F_DRAINING) != 0)
-			snprintf(note, sizeof(note), " (draining)");
-		else if (why != NULL)
-			snprintf(note, sizeof(note), " (unavailable: %s)", why);
-		if (!h->ok)
-			fprintf(out, "%s %s %s", i > 0 ? "," : "", h->name, h->error);
-		else
-			fprintf(out, "%s %s rating %.1f%s", i > 0 ? "," : "", h->name,
-			    h->v.rating / 1000.0, note);
+/* The perfdata label: quoted, a quote doubled (plugin guidelines), no '='. */
+static void
+perf_label(FILE *out, const char *name)
+{
+	fputc('\'', out);
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p == '\'')
+			fputc('\'', out);
+		fputc(*p == '=' ? '_' : *p, out);
 	}
+	fputc('\'', out);
+}
+
+static void
+print_perfdata(FILE *out, const struct view_host *hosts, size_t n, const struct view_check *c)
+{
+	char v[32], w[32], cr[32], max[32];
+
+	perf_number(c->warn, w, sizeof(w));
+	perf_number(c->crit, cr, sizeof(cr));
+	perf_number(c->max, max, sizeof(max));
 	fprintf(out, " |");
-	for (size_t i = 0; i < n; i++)
-		if (hosts[i].ok)
-			fprintf(out, " '%s'=%.3f;%g;%g;0;", hosts[i].name,
-			    hosts[i].v.rating / 1000.0, warn, crit);
-	fprintf(out, "\n");
+	for (size_t i = 0; i < n; i++) {
+		fputc(' ', out);
+		perf_label(out, hosts[i].name);
+		fprintf(out, "=%s;%s:;%s:;0;%s",
+		    hosts[i].ok ? perf_number(hosts[i].v.rating / 1000.0, v, sizeof(v)) : "U", w,
+		    cr, max);
+	}
+}
+
+static void
+print_host_text(FILE *out, const struct view_host *h)
+{
+	const char *why = metric_unavailable_str(h->v.flags);
+	char note[512] = "";
+
+	if (!h->ok) {
+		fprintf(out, " %s %s", h->name, h->error);
+		return;
+	}
+	if ((h->v.flags & METRIC_F_DRAINING) != 0) {
+		char d[400];
+
+		drain_note(h, d, sizeof(d));
+		snprintf(note, sizeof(note), " (draining: %s)", d);
+	} else if (why != NULL) {
+		snprintf(note, sizeof(note), " (unavailable: %s)", why);
+	}
+	/* A '|' would start the perfdata early. */
+	for (char *p = note; *p != '\0'; p++)
+		if (*p == '|')
+			*p = '/';
+	fprintf(out, " %s rating %.1f%s", h->name, h->v.rating / 1000.0, note);
+}
+
+enum view_check_state
+view_print_check(FILE *out, const struct view_host *hosts, size_t n, const struct view_check *c)
+{
+	enum view_check_state st = view_check_state(hosts, n, c);
+
+	fprintf(out, "METRIC %s -", state_names[st]);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			fputc(',', out);
+		print_host_text(out, &hosts[i]);
+	}
+	print_perfdata(out, hosts, n, c);
+	fputc('\n', out);
 	return st;
+}
+
+enum view_check_state
+view_print_unknown(FILE *out, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (char *p = msg; *p != '\0'; p++)
+		if (*p == '|' || *p == '\n')
+			*p = *p == '|' ? '/' : ' ';
+	fprintf(out, "METRIC UNKNOWN - %s\n", msg);
+	return VIEW_UNKNOWN;
 }

@@ -1,7 +1,8 @@
 /*
  * view.h - metricview's logic: poll a list of agents once, rank them, and
  * print a Host / Rating table (TCPIP$METRICVIEW), JSON, or one
- * Nagios/Icinga status line.  Polling uses the library poller (poll.h).
+ * Nagios/Icinga status line.  Polling uses the library poller (poll.h);
+ * who drained a host, why and when comes from its HTTP /status.
  */
 #ifndef MXB_METRICS_VIEW_H
 #define MXB_METRICS_VIEW_H
@@ -13,9 +14,16 @@
 
 #include "common/addr.h"
 #include "common/config.h"
+#include "metrics/drain.h"
 #include "metrics/poll.h"
 
 #define VIEW_NAME_MAX 256
+
+/* Default plugin thresholds: a rating below them warns / is critical. */
+#define VIEW_WARN_DEFAULT 20.0
+#define VIEW_CRIT_DEFAULT 10.0
+#define VIEW_RATING_MAX   120.0 /* availability 20 + workload 100 (rating.h) */
+#define VIEW_LBCD_MAX     100.0 /* an lbcd weight of 0 */
 
 /* Plugin exit codes (Nagios plugin guidelines). */
 enum view_check_state {
@@ -34,6 +42,16 @@ struct view_host {
 	char error[96];    /* when !ok */
 	struct metric_values v;
 	unsigned rtt_us;
+	/* Draining hosts, after view_fetch_drain: */
+	bool drain_known; /* drain holds what the agent's /status says */
+	struct drain_info drain;
+	char drain_error[96]; /* why not, when !drain_known */
+};
+
+/* The plugin's thresholds: low is bad (a rating below warn warns). */
+struct view_check {
+	double warn, crit; /* crit <= warn */
+	double max;        /* the highest rating possible, for perfdata */
 };
 
 /* A key read from --key-file, owning its secret. */
@@ -51,11 +69,20 @@ int view_parse_target(
     const char *arg, uint16_t default_port, struct view_host *h, char *err, size_t errlen);
 
 /*
- * Read a key file: either mxbroker.conf text with key statements (the
- * metrics key, else the only key) or a single line holding the base64
- * secret.  Returns 0, or -1 with a message in err.
+ * Read a key file: either mxbroker.conf text with key statements or a
+ * single line holding the base64 secret.  Of several keys, `name` picks one
+ * (NULL: the metrics { key }, else the only key); a bare secret takes no
+ * name.  Returns 0, or -1 with a message in err.
  */
-int view_load_key(const char *path, struct view_key *out, char *err, size_t errlen);
+int view_load_key(
+    const char *path, const char *name, struct view_key *out, char *err, size_t errlen);
+
+/*
+ * A plugin threshold, low-is-bad: "N" or the range form "N:" (alert below
+ * N), N a number >= 0.  Other range forms ("N:M", "~:N", "@N") are refused
+ * because a rating alerts only when low.  Returns 0 or -1.
+ */
+int view_parse_threshold(const char *s, double *out);
 
 /*
  * Poll every host once, all at the same time, each with `timeout_ms`.
@@ -74,7 +101,17 @@ void view_sort(struct view_host *hosts, size_t n);
  */
 int view_exit_status(const struct view_host *hosts, size_t n);
 
+/*
+ * For every host that answered with the draining flag, GET /status from its
+ * address on `http_port` (metrics { http-listen }) and fill drain_known,
+ * drain and drain_error; all at once, each within `timeout_ms`.  Returns 0,
+ * or -1 when it could not start at all (logged).
+ */
+int view_fetch_drain(struct view_host *hosts, size_t n, uint16_t http_port, unsigned timeout_ms);
+
 void view_print_table(FILE *out, const struct view_host *hosts, size_t n);
+
+/* Print {"hosts": [...]} in the house JSON style (common/jsonout.h). */
 void view_print_json(FILE *out, const struct view_host *hosts, size_t n);
 
 /*
@@ -84,10 +121,18 @@ void view_print_json(FILE *out, const struct view_host *hosts, size_t n);
  * drain is deliberate); an unavailable one rates 0 and does.
  */
 enum view_check_state view_check_state(
-    const struct view_host *hosts, size_t n, double warn, double crit);
+    const struct view_host *hosts, size_t n, const struct view_check *c);
 
-/* Print the one status line with perfdata; returns view_check_state(). */
+/*
+ * Print the one status line, "METRIC OK - ... | 'host'=37;40:;30:;0;120 ...",
+ * with low-is-bad perfdata ('host'=U for a host that did not answer);
+ * returns view_check_state().
+ */
 enum view_check_state view_print_check(
-    FILE *out, const struct view_host *hosts, size_t n, double warn, double crit);
+    FILE *out, const struct view_host *hosts, size_t n, const struct view_check *c);
+
+/* Print "METRIC UNKNOWN - <message>" (the plugin's error line); returns VIEW_UNKNOWN. */
+enum view_check_state view_print_unknown(FILE *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

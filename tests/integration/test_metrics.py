@@ -2,10 +2,13 @@
 signed polls and forged replies, key mismatches, drain, relay sessions and
 the relay's "accepting" state, lbcd."""
 import json
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 
 import pytest
 
@@ -70,23 +73,120 @@ def test_check_exit_codes(two_agents):
     args = ["--check", "--key-file", t["key"], t["a"], t["b"]]
     ok = view(*args, "--warn", "1", "--crit", "0.5")
     assert ok.returncode == 0, ok.stdout
-    assert ok.stdout.startswith("METRICS OK - ")
+    assert ok.stdout.startswith("METRIC OK - ")
     assert "|" in ok.stdout and f"'{t['a']}'=" in ok.stdout
     assert len(ok.stdout.strip().splitlines()) == 1
     warn = view(*args, "--warn", "1000", "--crit", "0.5")
-    assert warn.returncode == 1 and warn.stdout.startswith("METRICS WARNING"), warn.stdout
+    assert warn.returncode == 1 and warn.stdout.startswith("METRIC WARNING"), warn.stdout
     crit = view(*args, "--warn", "1000", "--crit", "999")
-    assert crit.returncode == 2 and crit.stdout.startswith("METRICS CRITICAL"), crit.stdout
+    assert crit.returncode == 2 and crit.stdout.startswith("METRIC CRITICAL"), crit.stdout
     silent = f"127.0.0.13:{mxb.free_port('127.0.0.13')}"
     unk = view(*args, silent, "--warn", "1", "--crit", "0.5", "--timeout", "0.5")
-    assert unk.returncode == 3 and unk.stdout.startswith("METRICS UNKNOWN"), unk.stdout
+    assert unk.returncode == 3 and unk.stdout.startswith("METRIC UNKNOWN"), unk.stdout
     assert "no answer" in unk.stdout
     # Without the key, a signed agent says "signature required": CRITICAL.
     nokey = view("--check", "--warn", "1", "--crit", "0", "--timeout", "0.5", t["a"])
     assert nokey.returncode == 2, nokey.stdout
     assert "key mismatch (signature required)" in nokey.stdout
-    usage = view("--check", t["a"])
-    assert usage.returncode == 64
+    # Without --warn/--crit the documented defaults apply (20 and 10).
+    dflt = view("--check", "--key-file", t["key"], t["a"])
+    assert dflt.returncode == 0, dflt.stdout
+    assert re.search(r"'[^']+'=[\d.]+;20:;10:;0;120$", dflt.stdout.strip()), dflt.stdout
+
+
+PERFDATA = re.compile(r"^'(?P<label>[^']+)'=(?P<value>[\d.]+|U);(?P<warn>[\d.]+):;"
+                      r"(?P<crit>[\d.]+):;0;(?P<max>[\d.]+)$")
+
+
+def test_check_perfdata_low_is_bad(two_agents):
+    """Perfdata in the plugin guidelines' range syntax: a rating below the
+    warning threshold warns, so the thresholds are 'N:' (alert below N)."""
+    t = two_agents
+    silent = f"127.0.0.13:{mxb.free_port('127.0.0.13')}"
+    r = view("--check", "-w", "40", "-c", "30:", "--timeout", "0.5", "--key-file", t["key"],
+             t["a"], t["b"], silent)
+    assert r.returncode == 3 and len(r.stdout.splitlines()) == 1, r.stdout
+    text, _, perf = r.stdout.strip().partition(" | ")
+    assert text.startswith("METRIC UNKNOWN - ") and "|" not in text
+    items = [PERFDATA.match(p) for p in perf.split(" ")]
+    assert all(items), perf
+    assert [m["label"] for m in items] == [t["a"], t["b"], silent]
+    assert all(m["warn"] == "40" and m["crit"] == "30" and m["max"] == "120" for m in items)
+    assert items[2]["value"] == "U"
+    assert float(items[0]["value"]) > float(items[1]["value"]) > 0
+    assert r.stderr == ""
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--bogus"], "bad option"),
+    ([], "no HOST"),
+    (["--warn", "abc"], "bad warning threshold"),
+    (["--crit", "10:20"], "bad critical threshold"),
+    (["--warn", "~:5"], "bad warning threshold"),
+    (["--warn", "5", "--crit", "10"], "inverted thresholds"),
+    (["--key-file", "/nonexistent/lb.key"], "No such file"),
+    (["--key-file", "/"], "key file /"),
+    (["--key", "lb-key"], "--key NAME needs --key-file"),
+    (["--timeout"], "missing argument"),
+    (["no-such-host.invalid"], "no-such-host.invalid"),
+], ids=["option", "no-host", "bad-warn", "range-warn", "tilde", "inverted", "missing-key",
+        "key-is-dir", "key-without-file", "no-timeout", "unresolvable"])
+def test_check_errors_are_one_unknown_line(args, words):
+    """Plugin guidelines: every error is exit 3 with one status line on stdout."""
+    host = [] if args in ([], ["no-such-host.invalid"], ["--timeout"]) else ["127.0.0.1:9"]
+    r = view("--check", *args, *host)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("METRIC UNKNOWN - "), r.stdout
+    assert words in lines[0], lines[0]
+    assert "|" not in lines[0]
+    assert r.stderr == "", r.stderr
+
+
+def test_key_picked_by_name(daemons, two_agents):
+    t = two_agents
+    both = daemons.write(
+        "both.conf",
+        'key "other" { algorithm hmac-sha256; secret "b3RoZXIgc2VjcmV0"; };\n'
+        f'key "lb-key" {{ algorithm hmac-sha256; secret "{mu.SECRET_B64}"; }};\n')
+    r = view("--check", "--key-file", both, t["a"])
+    assert r.returncode == 3 and "--key" in r.stdout, r.stdout
+    r = view("--check", "--key-file", both, "--key", "lb-key", t["a"])
+    assert r.returncode == 0 and r.stdout.startswith("METRIC OK - "), r.stdout
+    r = view("--check", "--timeout", "1", "--key-file", both, "--key", "other", t["a"])
+    assert r.returncode == 2 and "key mismatch (bad signature)" in r.stdout, r.stdout
+    r = view("--check", "--key-file", both, "--key", "nope", t["a"])
+    assert r.returncode == 3 and 'no key "nope"' in r.stdout, r.stdout
+    j = view("--json", "--key-file", both, "--key", "nope", t["a"])
+    assert j.returncode != 0 and "nope" in json.loads(j.stdout)["error"]
+
+
+def assert_house_json(text):
+    """One JSON style: a top-level object, numbers with at most 3 decimals and
+    no trailing zeros (72.5, not 72.500000000001 or 72.500), no \\/ escapes."""
+    floats = []
+    assert isinstance(json.loads(text, parse_float=lambda f: floats.append(f) or float(f)),
+                      dict), text
+    assert "\\/" not in text, text
+    for f in floats:
+        decimals = f.partition(".")[2]
+        assert len(decimals) <= 3 and not decimals.endswith("0"), f
+
+
+def test_one_json_style(two_agents):
+    t = two_agents
+    r = view("--json", "--key-file", t["key"], t["a"], t["b"])
+    assert r.returncode == 0, r.stderr
+    assert_house_json(r.stdout)
+    _, _, body = mxb.http_get(A, t["http_a"], "/status")
+    assert_house_json(body)
+    # Errors under --json are JSON too, with a non-zero exit.
+    for args, rc in ((["--bogus", t["a"]], 64), (["--warn", "x", t["a"]], 64),
+                     (["--key-file", "/nonexistent/k", t["a"]], 1), ([], 64),
+                     (["no-such-host.invalid"], 1)):
+        e = view("--json", *args)
+        assert e.returncode == rc, (args, e.returncode, e.stdout)
+        assert list(json.loads(e.stdout)) == ["error"] and e.stderr == "", (args, e.stdout)
 
 
 def test_prometheus_text_passes_promtool(two_agents):
@@ -213,8 +313,9 @@ def test_drain_survives_restart(daemons, tmp_path):
     status = mxb.http_json(A, http)
     assert status["draining"] is True and "kernel update" in status["drain_reason"]
     assert status["workload"] > 0                       # inputs still reported
-    chk = view("--check", "--warn", "10", "--crit", "5", "--key-file", key, f"{A}:{port}")
-    assert chk.returncode == 0 and "(draining)" in chk.stdout, chk.stdout
+    chk = view("--check", "--warn", "10", "--crit", "5", "--key-file", key, f"{A}:{port}",
+               "--status-port", str(http))
+    assert chk.returncode == 0 and "(draining: kernel update (by " in chk.stdout, chk.stdout
 
     d.stop()
     d2 = daemons.start("second", [mxb.binary("metricd"), "-c", conf],
@@ -227,6 +328,56 @@ def test_drain_survives_restart(daemons, tmp_path):
         h = json.loads(view("--json", "--key-file", key, f"{A}:{port}").stdout)["hosts"][0]
         return h["ok"] and h["rating"] > 0 and not h["draining"]
     mu.wait_for(undrained, 5, "drain to end")
+
+
+def test_drain_by_root_readable_by_the_daemon_user(daemons):
+    """`metricd --drain` as root (via sudo) writes a file the daemon's user
+    reads: /status and metricview show the reason, who and when."""
+    if os.geteuid() != 0:
+        pytest.fail("the drain-as-root test needs root (CI runs as root)")
+    shared = tempfile.mkdtemp(prefix="mxb-drain-")
+    try:
+        os.chmod(shared, 0o755)
+        drain_file = os.path.join(shared, "metricd.drain")
+        port, http = mxb.free_port(A), mxb.free_port(A)
+        conf = daemons.write("nobody.conf",
+                             f'options {{ directory "{daemons.dir}"; user "nobody"; }};\n'
+                             f"metrics {{ listen {A} port {port}; http-listen {A} port {http};"
+                             f' compute-interval 1; drain-file "{drain_file}"; }};\n')
+        env = dict(os.environ, SUDO_USER="alice")
+        env.pop("MXB_ALLOW_ROOT", None)
+        daemons.start("metricd-nobody", [mxb.binary("metricd"), "-c", conf], env=env,
+                      ready=lambda: mu.is_ready(A, http))
+        why = "kernel update, see https://wiki.example/ops/42"
+        r = subprocess.run([mxb.binary("metricd"), f"--drain={why}", "-c", conf], env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert os.stat(drain_file).st_mode & 0o777 == 0o644
+
+        def drained():
+            s = mxb.http_json(A, http)
+            return s["draining"] and s["drain"] and s["drain"]["reason"] == why
+        mu.wait_for(drained, 5, "the daemon (as nobody) to read the reason")
+        _, _, body = mxb.http_get(A, http, "/status")
+        assert "\\/" not in body
+        d = json.loads(body)["drain"]
+        assert d["by"] == "alice" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", d["at"])
+        assert json.loads(body)["drain_reason"] == why
+        target = [f"{A}:{port}", "--status-port", str(http)]
+        table = view(*target)
+        assert f"drained: {why} (by alice at {d['at']})" in table.stdout, table.stdout
+        h = json.loads(view("--json", *target).stdout)["hosts"][0]
+        assert h["draining"] and h["drain"] == d, h
+        chk = view("--check", *target)
+        assert chk.returncode == 0, chk.stdout
+        assert f"(draining: {why} (by alice at {d['at']}))" in chk.stdout, chk.stdout
+        # Without its /status metricview still says it is drained, and why not more.
+        blind = json.loads(view("--json", f"{A}:{port}", "--status-port",
+                                str(mxb.free_port(A))).stdout)["hosts"][0]
+        assert blind["draining"] and blind["drain"]["reason"] is None
+        assert blind["drain"]["error"].startswith("status: ")
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_relay_sessions_and_fallback(daemons):
@@ -307,7 +458,7 @@ def test_key_mismatch_named_by_metricview_and_logged(daemons, two_agents):
     assert host["error"] == "key mismatch (bad signature)"
     chk = view("--check", "--warn", "1", "--crit", "0", "--timeout", "1", "--key-file", wrong,
                t["a"])
-    assert chk.returncode == 2 and chk.stdout.startswith("METRICS CRITICAL"), chk.stdout
+    assert chk.returncode == 2 and chk.stdout.startswith("METRIC CRITICAL"), chk.stdout
     assert "key mismatch (bad signature)" in chk.stdout
     nokey = view("--timeout", "1", t["a"])
     assert nokey.returncode == 2 and "key mismatch (signature required)" in nokey.stdout
