@@ -1,4 +1,8 @@
-/* log.c - stderr or syslog logging with levels and rate limiting. */
+/*
+ * log.c - stderr or syslog logging with levels and rate limiting.  Lines on
+ * stderr carry an RFC 3339 timestamp (journald, a terminal or a log file
+ * has none of its own); syslog stamps its lines itself.
+ */
 #include "common/log.h"
 
 #include <errno.h>
@@ -42,11 +46,28 @@ log_get_level(void)
 	return log_level;
 }
 
+int
+log_timestamp(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	long off;
+	char date[32];
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 || localtime_r(&ts.tv_sec, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return -1;
+	off = tm.tm_gmtoff / 60;
+	snprintf(buf, len, "%s.%03ld%c%02ld:%02ld", date, ts.tv_nsec / 1000000L,
+	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+	return 0;
+}
+
 static void __attribute__((format(printf, 3, 0)))
 log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-	char msg[2048];
+	char msg[2048], stamp[LOG_TIMESTAMP_MAX];
 	int n;
 
 	if (level > log_level)
@@ -56,11 +77,15 @@ log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 		return;
 	if (errnum != 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(errnum));
-	if (log_syslog)
+	if (log_syslog) {
 		syslog(prio[level], "%s", msg);
-	else
-		fprintf(stderr, "%s: %s%s\n", log_progname,
-		    level == LOG_LEVEL_DEBUG ? "debug: " : "", msg);
+		return;
+	}
+	if (log_timestamp(stamp, sizeof(stamp)) == -1)
+		snprintf(stamp, sizeof(stamp), "-");
+	/* One call per line: lines from several threads do not interleave. */
+	fprintf(stderr, "%s %s: %s%s\n", stamp, log_progname,
+	    level == LOG_LEVEL_DEBUG ? "debug: " : "", msg);
 }
 
 #define LOG_BODY(level, errnum)                                                                    \

@@ -3,6 +3,7 @@
 #define MXB_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERR = 0,
@@ -10,6 +11,15 @@ enum log_level {
 	LOG_LEVEL_INFO,
 	LOG_LEVEL_DEBUG,
 };
+
+/* "2026-12-01T22:15:03.123+00:00" plus the terminating NUL. */
+#define LOG_TIMESTAMP_MAX 30
+
+/*
+ * Lines on stderr are "<RFC 3339 timestamp> <progname>: <message>", the
+ * time local with milliseconds and the UTC offset; syslog lines are left to
+ * syslog's own stamp.
+ */
 
 /*
  * Set the program name, the most verbose level written, and the sink
@@ -22,6 +32,13 @@ void log_init(const char *progname, enum log_level level, bool use_syslog);
 int log_level_parse(const char *name);
 
 enum log_level log_get_level(void);
+
+/*
+ * The current time as RFC 3339 with milliseconds and offset
+ * ("2026-12-01T22:15:03.123+01:00") into buf (LOG_TIMESTAMP_MAX octets
+ * suffice); 0, or -1 when the clock cannot be read.  Thread-safe.
+ */
+int log_timestamp(char *buf, size_t len);
 
 /* log_warn appends ": strerror(errno)"; log_warnx does not. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -39,6 +40,24 @@
 
 enum outcome { OUT_NONE, OUT_DELIVERED, OUT_PERM, OUT_TEMP };
 
+/* Why an attempt ended as it did: the bounded `reason` label on /metrics. */
+enum reason {
+	REASON_2XX,     /* the next hop said 2xx */
+	REASON_4XX,     /* ... 4xx */
+	REASON_5XX,     /* ... 5xx */
+	REASON_DNS,     /* no route: the resolver failed or found no address */
+	REASON_CONNECT, /* no SMTP answer: refused, reset, closed, protocol error */
+	REASON_TIMEOUT, /* no SMTP answer in time */
+	REASON_LOCAL,   /* Maildir delivery, or a local failure (memory, disk) */
+	REASON_COUNT,
+};
+static const char *const reason_names[REASON_COUNT] = {
+    "2xx", "4xx", "5xx", "dns", "connect", "timeout", "local"};
+
+/* Final states per run, counted for /metrics. */
+enum result { RESULT_DELIVERED, RESULT_DEFERRED, RESULT_BOUNCED, RESULT_COUNT };
+static const char *const result_names[RESULT_COUNT] = {"delivered", "deferred", "bounced"};
+
 /* One recipient attempted in this run. */
 struct rcpt_out {
 	size_t idx; /* in env->rcpts */
@@ -46,6 +65,8 @@ struct rcpt_out {
 	char status[16]; /* "5.1.1" */
 	char *diag;      /* "550 5.1.1 ..." or a local reason */
 	char *remote;    /* the SMTP peer's host name, or NULL */
+	enum reason reason;
+	bool forced; /* flushed before its retry time: keeps its backoff step */
 };
 
 struct run;
@@ -111,6 +132,7 @@ struct delivery_stats {
 	uint64_t attempts;                     /* SMTP connections and Maildir writes */
 	uint64_t dsn_sent, dsn_dropped;        /* bounces queued; double bounces dropped */
 	uint64_t write_errors;
+	uint64_t outcomes[RESULT_COUNT][REASON_COUNT];
 };
 
 struct delivery {
@@ -157,6 +179,22 @@ outcome_name(enum outcome o)
 	return o == OUT_DELIVERED ? "delivered" : o == OUT_PERM ? "failed" : "deferred";
 }
 
+/*
+ * The reason label of an outcome: an SMTP reply by its class; without one,
+ * the texts of smtp_client.c (": timeout ...") and of this file tell.
+ */
+static enum reason
+classify(const struct job *j, unsigned code, const char *text, const char *remote)
+{
+	if (j->local || strstr(text, "out of memory") != NULL)
+		return REASON_LOCAL;
+	if (remote != NULL)
+		return code / 100 == 2 ? REASON_2XX : code / 100 == 5 ? REASON_5XX : REASON_4XX;
+	if (code != 0 || strstr(text, "no address to deliver to") != NULL)
+		return REASON_DNS;
+	return strstr(text, ": timeout ") != NULL ? REASON_TIMEOUT : REASON_CONNECT;
+}
+
 /* Record one recipient's outcome at one hop and address, with its log line. */
 static void
 record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text, const char *remote)
@@ -167,6 +205,7 @@ record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text,
 	char *diag = strdup(text), *rem = remote != NULL ? strdup(remote) : NULL;
 
 	out->outcome = o;
+	out->reason = classify(j, code, text, remote);
 	dsn_status(code, text, out->status, sizeof(out->status));
 	free(out->diag);
 	free(out->remote);
@@ -499,13 +538,13 @@ run_free(struct run *r)
 	free(r);
 }
 
-/* Backoff: retry-interval doubled per attempt, at most max-retry-interval. */
+/* Backoff: retry-interval doubled per step, at most max-retry-interval. */
 static time_t
-backoff(const struct config_relay *relay, unsigned attempts)
+backoff(const struct config_relay *relay, unsigned step)
 {
 	time_t t = relay->retry_interval ? relay->retry_interval : 1;
 
-	for (unsigned i = 1; i < attempts && t < (time_t)relay->max_retry_interval; i++)
+	for (unsigned i = 1; i < step && t < (time_t)relay->max_retry_interval; i++)
 		t *= 2;
 	return t < (time_t)relay->max_retry_interval ? t : (time_t)relay->max_retry_interval;
 }
@@ -584,10 +623,14 @@ settle_after(void *arg)
 	}
 	for (size_t i = 0; i < r->nout; i++) {
 		enum queue_rcpt_state s = r->env->rcpts[r->out[i].idx].state;
+		enum result res = s == QUEUE_RCPT_FAILED ? RESULT_BOUNCED
+		    : s == QUEUE_RCPT_PENDING            ? RESULT_DEFERRED
+		                                         : RESULT_DELIVERED;
 
-		if (s == QUEUE_RCPT_FAILED)
+		d->st.outcomes[res][r->out[i].reason]++;
+		if (res == RESULT_BOUNCED)
 			d->st.bounced++;
-		else if (s == QUEUE_RCPT_PENDING)
+		else if (res == RESULT_DEFERRED)
 			d->st.deferred++;
 		else
 			d->st.delivered++;
@@ -658,7 +701,11 @@ apply_outcome(
 		return;
 	}
 	if (o->outcome != OUT_PERM && age < (time_t)relay->queue_lifetime) {
-		q->next_retry = now + backoff(relay, q->attempts);
+		/* A flush is an extra attempt, not a step: retrying now must not
+		 * double the wait after it. */
+		if (!o->forced)
+			q->backoff++;
+		q->next_retry = now + backoff(relay, q->backoff > 0 ? q->backoff : 1);
 		if (dw == 0 || age < dw || warned || r->env->sender[0] == '\0')
 			return;
 		action = "delayed";
@@ -819,8 +866,10 @@ run_cb(const char *id, bool forced, void *arg)
 		goto later;
 	for (size_t i = 0; i < r->env->nrcpts; i++)
 		if (r->env->rcpts[i].state == QUEUE_RCPT_PENDING &&
-		    (forced || r->env->rcpts[i].next_retry <= now))
+		    (forced || r->env->rcpts[i].next_retry <= now)) {
+			r->out[r->nout].forced = r->env->rcpts[i].next_retry > now;
 			r->out[r->nout++].idx = i;
+		}
 	if (r->nout == 0 && !queue_env_is_done(r->env)) {
 		scheduler_done(d->sched, id, next_due(r->env));
 		run_free(r);
@@ -996,6 +1045,55 @@ delivery_status_json(struct json_object *root, void *arg)
 	json_object_object_add(root, "delivery", o);
 }
 
+/* What /metrics says about the queue, from its directory (names only). */
+struct queue_census {
+	size_t messages;
+	char oldest[QUEUE_ID_LEN + 1]; /* IDs sort by arrival */
+};
+
+static int
+census_cb(const char *id, void *arg)
+{
+	struct queue_census *qc = arg;
+
+	qc->messages++;
+	if (qc->oldest[0] == '\0' || strcmp(id, qc->oldest) < 0)
+		memcpy(qc->oldest, id, sizeof(qc->oldest));
+	return 0;
+}
+
+/*
+ * Queue size by state and the oldest message's age: enough to alert on a
+ * stuck queue.  active: in a delivery run or due now; deferred: waiting
+ * for a retry; hold: everything while hold-delivery keeps the queue.
+ */
+static void
+queue_metrics(struct delivery *d, struct evbuffer *out)
+{
+	struct queue_census qc = {0, ""};
+	struct timeval now;
+	size_t active = 0;
+	double age = 0;
+
+	queue_scan(d->queue, census_cb, &qc);
+	gettimeofday(&now, NULL);
+	if (d->started)
+		active = scheduler_due(d->sched, now.tv_sec);
+	if (active > qc.messages)
+		active = qc.messages;
+	if (qc.messages > 0)
+		age = (double)now.tv_sec + now.tv_usec / 1e6 - queue_id_arrival(qc.oldest);
+	prom_family(out, "relay_queue_messages", "gauge", "Messages in the queue by state");
+	prom_sample_u64(out, "relay_queue_messages", "state=\"active\"", active);
+	prom_sample_u64(out, "relay_queue_messages", "state=\"deferred\"",
+	    d->started ? qc.messages - active : 0);
+	prom_sample_u64(
+	    out, "relay_queue_messages", "state=\"hold\"", d->started ? 0 : qc.messages);
+	prom_family(out, "relay_queue_oldest_message_age_seconds", "gauge",
+	    "Age of the oldest message in the queue (0 when empty)");
+	prom_sample(out, "relay_queue_oldest_message_age_seconds", NULL, age > 0 ? age : 0);
+}
+
 void
 delivery_metrics(struct evbuffer *out, void *arg)
 {
@@ -1003,12 +1101,16 @@ delivery_metrics(struct evbuffer *out, void *arg)
 	static const char *const names[] = {"delivered", "deferred", "failed"};
 	char labels[DOMAIN_MAX + 32];
 
-	prom_family(out, "relay_delivered_total", "counter", "Recipients delivered");
-	prom_sample_u64(out, "relay_delivered_total", NULL, d->st.delivered);
-	prom_family(out, "relay_deferred_total", "counter", "Recipient attempts deferred");
-	prom_sample_u64(out, "relay_deferred_total", NULL, d->st.deferred);
-	prom_family(out, "relay_bounced_total", "counter", "Recipients bounced");
-	prom_sample_u64(out, "relay_bounced_total", NULL, d->st.bounced);
+	queue_metrics(d, out);
+	prom_family(out, "relay_deliveries_total", "counter",
+	    "Recipient outcomes per delivery run, by result and reason");
+	for (int res = 0; res < RESULT_COUNT; res++)
+		for (int rs = 0; rs < REASON_COUNT; rs++) {
+			snprintf(labels, sizeof(labels), "result=\"%s\",reason=\"%s\"",
+			    result_names[res], reason_names[rs]);
+			prom_sample_u64(
+			    out, "relay_deliveries_total", labels, d->st.outcomes[res][rs]);
+		}
 	prom_family(out, "relay_delivery_attempts_total", "counter",
 	    "SMTP connections and Maildir deliveries");
 	prom_sample_u64(out, "relay_delivery_attempts_total", NULL, d->st.attempts);

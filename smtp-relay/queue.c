@@ -91,12 +91,12 @@ open_subdir(int dirfd, const char *base, const char *name, bool create)
 	int fd;
 
 	if (create && mkdirat(dirfd, name, 0700) == -1 && errno != EEXIST) {
-		log_warn("queue: %s/%s: mkdir", base, name);
+		log_warn("queue: mkdir %s/%s", base, name);
 		return -1;
 	}
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1)
-		log_warn("queue: %s/%s", base, name);
+		log_warn("queue: open %s/%s", base, name);
 	return fd;
 }
 
@@ -113,11 +113,11 @@ queue_open(const char *dir, bool create)
 	}
 	q->tmpfd = q->queuefd = q->corruptfd = -1;
 	if (create && mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		log_warn("queue: %s: mkdir", dir);
+		log_warn("queue: mkdir %s", dir);
 		goto fail;
 	}
 	if ((top = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		log_warn("queue: %s", dir);
+		log_warn("queue: open %s", dir);
 		goto fail;
 	}
 	if ((q->tmpfd = open_subdir(top, dir, "tmp", create)) == -1 ||
@@ -179,6 +179,14 @@ queue_id_new(char id[QUEUE_ID_LEN + 1])
 	v = ((uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec) << 12;
 	v |= __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED) & 0xfffu;
 	snprintf(id, QUEUE_ID_LEN + 1, "%016" PRIx64, v);
+}
+
+double
+queue_id_arrival(const char *id)
+{
+	if (!queue_id_valid(id))
+		return 0;
+	return (double)(strtoull(id, NULL, 16) >> 12) / 1e6;
 }
 
 /* ---- envelopes ---- */
@@ -256,6 +264,7 @@ rcpt_to_json(const struct queue_rcpt *r)
 	json_object_object_add(o, "address", json_object_new_string(r->address));
 	json_object_object_add(o, "state", json_object_new_string(queue_rcpt_state_name(r->state)));
 	json_object_object_add(o, "attempts", json_object_new_int64(r->attempts));
+	json_object_object_add(o, "backoff", json_object_new_int64(r->backoff));
 	json_object_object_add(o, "next_retry", json_object_new_int64(r->next_retry));
 	json_object_object_add(o, "last_attempt", json_object_new_int64(r->last_attempt));
 	json_object_object_add(o, "last_error", json_str_or_null(r->last_error));
@@ -317,7 +326,7 @@ static bool
 rcpt_from_json(struct json_object *o, struct queue_rcpt *r)
 {
 	char *state = NULL;
-	int64_t attempts, next, last;
+	int64_t attempts, next, last, step;
 	bool good = false;
 
 	if (!json_object_is_type(o, json_type_object) ||
@@ -333,6 +342,9 @@ rcpt_from_json(struct json_object *o, struct queue_rcpt *r)
 			good = true;
 		}
 	r->attempts = (unsigned)attempts;
+	/* Optional (added in version 1): files written before count every attempt. */
+	r->backoff =
+	    get_int(o, "backoff", 0, &step) && step <= UINT32_MAX ? (unsigned)step : r->attempts;
 	r->next_retry = (time_t)next;
 	r->last_attempt = (time_t)last;
 done:
@@ -397,6 +409,31 @@ fail:
 
 /* ---- writing ---- */
 
+/* The system call that failed and on what, for one log line with errno. */
+struct queue_fail {
+	const char *call;   /* "open", "write", "fsync", "rename", ... */
+	const char *folder; /* "tmp" or "queue" */
+	bool folder_only;   /* the folder itself (fsync of queue/), not <folder>/<id> */
+};
+
+/* Log "queue: <id>: <call> <dir>/<folder>[/<id>]: <strerror(errno)>". */
+static void
+log_fail(const struct queue *q, const char *id, const struct queue_fail *f)
+{
+	if (f->folder_only)
+		log_warn("queue: %s: %s %s/%s", id, f->call, q->dir, f->folder);
+	else
+		log_warn("queue: %s: %s %s/%s/%s", id, f->call, q->dir, f->folder, id);
+}
+
+static void
+fail_at(struct queue_fail *f, const char *call, const char *folder, bool folder_only)
+{
+	f->call = call;
+	f->folder = folder;
+	f->folder_only = folder_only;
+}
+
 /* Move tmp/<id> to queue/<id>, never over an existing file unless `replace`. */
 static int
 rename_into_queue(struct queue *q, const char *id, bool replace)
@@ -420,8 +457,8 @@ rename_into_queue(struct queue *q, const char *id, bool replace)
  * into queue/ and fsync queue/.  The envelope's size must be right.
  */
 static int
-write_file(
-    struct queue *q, const struct queue_env *env, const struct iovec *iov, int iovcnt, bool replace)
+write_file(struct queue *q, const struct queue_env *env, const struct iovec *iov, int iovcnt,
+    bool replace, struct queue_fail *f)
 {
 	struct json_object *obj = queue_env_to_json(env);
 	const char *json = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
@@ -435,23 +472,33 @@ write_file(
 	for (int i = 0; i < iovcnt; i++)
 		crc = queue_crc32(crc, iov[i].iov_base, iov[i].iov_len);
 	snprintf(trailer, sizeof(trailer), "END %08" PRIx32 "\n", crc);
+	fail_at(f, "open", "tmp", false);
 	fd = openat(q->tmpfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1)
 		goto fail_put;
+	fail_at(f, "write", "tmp", false);
 	if (file_write_all(fd, head, (size_t)hlen) == -1 || file_write_all(fd, json, jlen) == -1 ||
 	    file_write_all(fd, "\n", 1) == -1)
 		goto fail;
 	for (int i = 0; i < iovcnt; i++)
 		if (file_write_all(fd, iov[i].iov_base, iov[i].iov_len) == -1)
 			goto fail;
-	if (file_write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1 || fsync(fd) == -1)
+	if (file_write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1)
 		goto fail;
+	fail_at(f, "fsync", "tmp", false);
+	if (fsync(fd) == -1)
+		goto fail;
+	fail_at(f, "close", "tmp", false);
 	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
 	}
 	fd = -1;
-	if (rename_into_queue(q, env->id, replace) == -1 || fsync(q->queuefd) == -1)
+	fail_at(f, "rename", "tmp", false);
+	if (rename_into_queue(q, env->id, replace) == -1)
+		goto fail;
+	fail_at(f, "fsync", "queue", true);
+	if (fsync(q->queuefd) == -1)
 		goto fail;
 	json_object_put(obj);
 	return 0;
@@ -471,6 +518,7 @@ fail_put:
 int
 queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt)
 {
+	struct queue_fail f;
 	uint64_t size = 0;
 
 	for (int i = 0; i < iovcnt; i++)
@@ -478,9 +526,9 @@ queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, in
 	env->size = size;
 	if (env->id[0] == '\0')
 		queue_id_new(env->id);
-	if (write_file(q, env, iov, iovcnt, false) == 0)
+	if (write_file(q, env, iov, iovcnt, false, &f) == 0)
 		return 0;
-	log_warn("queue: %s: commit", env->id);
+	log_fail(q, env->id, &f);
 	env->id[0] = '\0';
 	return -1;
 }
@@ -663,13 +711,14 @@ queue_load(struct queue *q, const char *id, struct queue_env **env_out, char **c
 	if (st == QUEUE_ECORRUPT)
 		log_warnx("queue: %s: damaged: %s", id, why);
 	else if (st == QUEUE_EIO)
-		log_warn("queue: %s: read", id);
+		log_warn("queue: %s: read %s/queue/%s", id, q->dir, id);
 	return st;
 }
 
 int
 queue_update(struct queue *q, const struct queue_env *env)
 {
+	struct queue_fail f;
 	struct queue_env *old;
 	struct iovec iov;
 	char *content;
@@ -686,8 +735,8 @@ queue_update(struct queue *q, const struct queue_env *env)
 	}
 	iov.iov_base = content;
 	iov.iov_len = clen;
-	if (write_file(q, env, &iov, 1, true) == -1) {
-		log_warn("queue: %s: update", env->id);
+	if (write_file(q, env, &iov, 1, true, &f) == -1) {
+		log_fail(q, env->id, &f);
 		free(content);
 		return -1;
 	}
@@ -703,11 +752,11 @@ queue_remove(struct queue *q, const char *id)
 	if (unlinkat(q->queuefd, id, 0) == -1) {
 		if (errno == ENOENT)
 			return QUEUE_ENOTFOUND;
-		log_warn("queue: %s: remove", id);
+		log_warn("queue: %s: unlink %s/queue/%s", id, q->dir, id);
 		return QUEUE_EIO;
 	}
 	if (fsync(q->queuefd) == -1)
-		log_warn("queue: %s: remove: fsync", id);
+		log_warn("queue: %s: fsync %s/queue", id, q->dir);
 	return QUEUE_OK;
 }
 
@@ -735,7 +784,8 @@ int
 queue_move_corrupt(struct queue *q, const char *name, const char *why)
 {
 	if (move_corrupt(q, name) == -1) {
-		log_warn("queue: %s: damaged (%s), cannot move to corrupt/", name, why);
+		log_warn("queue: %s: damaged (%s): rename %s/queue/%s to %s/corrupt/", name, why,
+		    q->dir, name, q->dir);
 		return -1;
 	}
 	log_warnx("queue: %s: damaged (%s): moved to %s/corrupt/", name, why, q->dir);
@@ -750,7 +800,7 @@ queue_scan(struct queue *q, int (*cb)(const char *id, void *arg), void *arg)
 	DIR *d;
 
 	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
-		log_warn("queue: %s/queue", q->dir);
+		log_warn("queue: opendir %s/queue", q->dir);
 		if (fd != -1)
 			close(fd);
 		return -1;
@@ -815,7 +865,7 @@ recover_tmp(struct recover_ctx *rc, unsigned min_age)
 		rc->out->stale++;
 		finding(rc, "stale", de->d_name, "left in tmp/, never acknowledged");
 		if (rc->repair && unlinkat(rc->q->tmpfd, de->d_name, 0) == -1 && errno != ENOENT)
-			log_warn("queue: tmp/%s: remove", de->d_name);
+			log_warn("queue: %s: unlink %s/tmp/%s", de->d_name, rc->q->dir, de->d_name);
 	}
 	closedir(d);
 	return 0;
@@ -845,7 +895,7 @@ recover_one(struct recover_ctx *rc, const char *name)
 	}
 	if (st != QUEUE_OK) {
 		if (st == QUEUE_EIO)
-			log_warn("queue: %s: read", name);
+			log_warn("queue: %s: read %s/queue/%s", name, rc->q->dir, name);
 		return;
 	}
 	if (queue_env_is_done(env)) {
@@ -886,7 +936,7 @@ queue_recover(struct queue *q, bool repair, unsigned tmp_min_age, struct queue_r
 
 	memset(out, 0, sizeof(*out));
 	if (recover_tmp(&rc, tmp_min_age) == -1 || (d = open_dir(q->queuefd)) == NULL) {
-		log_warn("queue: %s: scan", q->dir);
+		log_warn("queue: opendir %s", q->dir);
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL)

@@ -40,6 +40,8 @@ struct queue_rcpt {
 	char *address; /* "local@domain" or "postmaster"; owned by the envelope */
 	enum queue_rcpt_state state;
 	unsigned attempts;   /* delivery attempts so far */
+	unsigned backoff;    /* retry steps taken: the wait doubles per step; a
+	                      * flushed attempt takes none */
 	time_t next_retry;   /* not before this time (pending only) */
 	time_t last_attempt; /* 0 = never */
 	char *last_error;    /* NULL or the last diagnostic, e.g. "451 4.4.1 ..." */
@@ -108,6 +110,9 @@ int queue_scan(struct queue *q, int (*cb)(const char *id, void *arg), void *arg)
 
 /* True when `id` has the form of a queue ID. */
 bool queue_id_valid(const char *id);
+
+/* The arrival time an ID encodes (Unix seconds with microseconds); 0 when invalid. */
+double queue_id_arrival(const char *id);
 
 /* Make a new, unique queue ID (thread-safe), e.g. for a Received: header
  * written before queue_commit. */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "common/config.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "smtp-relay/control.h"
 #include "smtp-relay/queue.h"
@@ -27,9 +29,29 @@ struct ctl {
 static void
 print_json(const struct ctl *c, struct json_object *o)
 {
-	fprintf(c->opts->out, "%s\n",
-	    json_object_to_json_string_ext(
-	        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	jsonout_print(c->opts->out, o, true);
+}
+
+static int fail(const struct ctl *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Report a failure: "smtp-relayctl: <message>" on stderr and, under
+ * --json, {"error": "<message>"} on stdout.  Returns rc, the exit status.
+ */
+static int
+fail(const struct ctl *c, int rc, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "smtp-relayctl: %s\n", msg);
+	if (c->opts->json)
+		jsonout_error("%s", msg);
+	return rc;
 }
 
 static void
@@ -102,12 +124,13 @@ cmd_list(struct ctl *c, int argc, char **argv)
 
 	(void)argv;
 	if (argc != 1) {
-		fprintf(stderr, "smtp-relayctl: list takes no operand\n");
-		rc = RELAYCTL_EXIT_USAGE;
+		rc = fail(c, RELAYCTL_EXIT_USAGE, "list takes no operand");
 		goto done;
 	}
-	if (queue_scan(c->queue, list_one, &lc) == -1)
+	if (queue_scan(c->queue, list_one, &lc) == -1) {
+		fail(c, rc, "cannot read %s/queue", queue_dir(c->queue));
 		goto done;
+	}
 	if (c->opts->json) {
 		o = json_object_new_object();
 		json_object_object_add(o, "count", json_object_new_int64((int64_t)lc.n));
@@ -137,15 +160,11 @@ cmd_show(struct ctl *c, int argc, char **argv)
 	char *content;
 	size_t len;
 
-	if (argc != 2) {
-		fprintf(stderr, "smtp-relayctl: usage: show ID\n");
-		return RELAYCTL_EXIT_USAGE;
-	}
+	if (argc != 2)
+		return fail(c, RELAYCTL_EXIT_USAGE, "usage: show ID");
 	st = queue_load(c->queue, argv[1], &env, &content, &len);
-	if (st != QUEUE_OK) {
-		fprintf(stderr, "smtp-relayctl: %s: %s\n", argv[1], queue_strerror(st));
-		return RELAYCTL_EXIT_FAIL;
-	}
+	if (st != QUEUE_OK)
+		return fail(c, RELAYCTL_EXIT_FAIL, "%s: %s", argv[1], queue_strerror(st));
 	if (c->opts->json) {
 		o = queue_env_to_json(env);
 		json_object_object_add(o, "content", json_object_new_string_len(content, (int)len));
@@ -174,17 +193,16 @@ print_reply(struct ctl *c, const char *what, struct json_object *r)
 {
 	struct json_object *ok, *err;
 
-	if (c->opts->json)
-		print_json(c, r);
 	if (json_object_object_get_ex(r, "ok", &ok) && json_object_get_boolean(ok)) {
-		if (!c->opts->json)
+		if (c->opts->json)
+			print_json(c, r);
+		else
 			fprintf(c->opts->out, "%s: ok\n", what);
 		return 0;
 	}
 	json_object_object_get_ex(r, "error", &err);
-	fprintf(stderr, "smtp-relayctl: %s: %s\n", what,
+	return fail(c, RELAYCTL_EXIT_FAIL, "%s: %s", what,
 	    err != NULL ? json_object_get_string(err) : "refused");
-	return RELAYCTL_EXIT_FAIL;
 }
 
 static int
@@ -195,21 +213,17 @@ cmd_remove(struct ctl *c, int argc, char **argv)
 	enum queue_status st;
 	int rc;
 
-	if (argc != 2 || !queue_id_valid(argv[1])) {
-		fprintf(stderr, "smtp-relayctl: usage: remove ID (16 hex digits)\n");
-		return RELAYCTL_EXIT_USAGE;
-	}
+	if (argc != 2 || !queue_id_valid(argv[1]))
+		return fail(c, RELAYCTL_EXIT_USAGE, "usage: remove ID (16 hex digits)");
 	snprintf(req, sizeof(req), "remove %s", argv[1]);
 	if ((r = control_call(c->relay->control_socket, req, CTL_TIMEOUT_SEC)) != NULL) {
 		rc = print_reply(c, argv[1], r);
 		json_object_put(r);
 		return rc;
 	}
-	if (!daemon_absent(errno)) {
-		fprintf(
-		    stderr, "smtp-relayctl: %s: %s\n", c->relay->control_socket, strerror(errno));
-		return RELAYCTL_EXIT_UNAVAILABLE;
-	}
+	if (!daemon_absent(errno))
+		return fail(c, RELAYCTL_EXIT_UNAVAILABLE, "%s: %s", c->relay->control_socket,
+		    strerror(errno));
 	/* No daemon: nobody else touches the queue, remove the file here. */
 	r = json_object_new_object();
 	st = queue_remove(c->queue, argv[1]);
@@ -230,16 +244,13 @@ cmd_flush(struct ctl *c, int argc, char **argv)
 	struct json_object *r;
 	int rc;
 
-	if (argc > 2 || (argc == 2 && !queue_id_valid(argv[1]))) {
-		fprintf(stderr, "smtp-relayctl: usage: flush [ID]\n");
-		return RELAYCTL_EXIT_USAGE;
-	}
+	if (argc > 2 || (argc == 2 && !queue_id_valid(argv[1])))
+		return fail(c, RELAYCTL_EXIT_USAGE, "usage: flush [ID]");
 	snprintf(req, sizeof(req), "flush%s%s", argc == 2 ? " " : "", argc == 2 ? argv[1] : "");
-	if ((r = control_call(c->relay->control_socket, req, CTL_TIMEOUT_SEC)) == NULL) {
-		fprintf(stderr, "smtp-relayctl: flush: smtp-relayd does not answer on %s: %s\n",
-		    c->relay->control_socket, strerror(errno));
-		return RELAYCTL_EXIT_UNAVAILABLE;
-	}
+	if ((r = control_call(c->relay->control_socket, req, CTL_TIMEOUT_SEC)) == NULL)
+		return fail(c, RELAYCTL_EXIT_UNAVAILABLE,
+		    "flush: smtp-relayd does not answer on %s: %s", c->relay->control_socket,
+		    strerror(errno));
 	rc = print_reply(c, argc == 2 ? argv[1] : "flush", r);
 	json_object_put(r);
 	return rc;
@@ -253,15 +264,12 @@ cmd_pause(struct ctl *c, int argc, char **argv)
 	struct json_object *r;
 	int rc;
 
-	if (argc != 1) {
-		fprintf(stderr, "smtp-relayctl: %s takes no operand\n", argv[0]);
-		return RELAYCTL_EXIT_USAGE;
-	}
-	if ((r = control_call(c->relay->control_socket, argv[0], CTL_TIMEOUT_SEC)) == NULL) {
-		fprintf(stderr, "smtp-relayctl: %s: smtp-relayd does not answer on %s: %s\n",
-		    argv[0], c->relay->control_socket, strerror(errno));
-		return RELAYCTL_EXIT_UNAVAILABLE;
-	}
+	if (argc != 1)
+		return fail(c, RELAYCTL_EXIT_USAGE, "%s takes no operand", argv[0]);
+	if ((r = control_call(c->relay->control_socket, argv[0], CTL_TIMEOUT_SEC)) == NULL)
+		return fail(c, RELAYCTL_EXIT_UNAVAILABLE,
+		    "%s: smtp-relayd does not answer on %s: %s", argv[0], c->relay->control_socket,
+		    strerror(errno));
 	rc = print_reply(c, argv[0], r);
 	json_object_put(r);
 	return rc;
@@ -338,8 +346,7 @@ cmd_analyze(struct ctl *c, int argc, char **argv)
 
 	(void)argv;
 	if (argc != 1) {
-		fprintf(stderr, "smtp-relayctl: analyze takes no operand\n");
-		rc = RELAYCTL_EXIT_USAGE;
+		rc = fail(c, RELAYCTL_EXIT_USAGE, "analyze takes no operand");
 	} else if (queue_recover(
 	               c->queue, c->opts->repair, min_age, &rec, analyze_finding, findings) == 0) {
 		rc = 0;
@@ -353,6 +360,8 @@ cmd_analyze(struct ctl *c, int argc, char **argv)
 		} else {
 			print_analysis(c, &rec, findings);
 		}
+	} else {
+		fail(c, rc, "cannot analyze %s", queue_dir(c->queue));
 	}
 	json_object_put(findings);
 	return rc;
@@ -404,53 +413,140 @@ stats_json(const struct stats_ctx *sc)
 	return o;
 }
 
+/*
+ * The text form of stats: "name: value" lines, names right-aligned so that
+ * the colons and values line up and "accepting: yes" reads as one phrase.
+ */
+#define STATS_ROWS_MAX 64
+struct stats_rows {
+	size_t n;
+	struct {
+		char name[64];
+		char value[256];
+	} row[STATS_ROWS_MAX];
+};
+
+static void row_add(struct stats_rows *t, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+row_add(struct stats_rows *t, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->n == STATS_ROWS_MAX)
+		return;
+	snprintf(t->row[t->n].name, sizeof(t->row[t->n].name), "%s", name);
+	va_start(ap, fmt);
+	vsnprintf(t->row[t->n].value, sizeof(t->row[t->n].value), fmt, ap);
+	va_end(ap);
+	t->n++;
+}
+
+static void
+rows_print(FILE *out, const struct stats_rows *t)
+{
+	int width = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		if ((int)strlen(t->row[i].name) > width)
+			width = (int)strlen(t->row[i].name);
+	for (size_t i = 0; i < t->n; i++)
+		fprintf(out, "%*s: %s\n", width, t->row[i].name, t->row[i].value);
+}
+
 /* "accepting: yes" or "accepting: no (reason: detail)" from the daemon's stats. */
 static void
-print_accepting(const struct ctl *c, struct json_object *d)
+accepting_row(struct stats_rows *t, struct json_object *a)
 {
-	struct json_object *a, *ok, *reason, *detail;
+	struct json_object *ok, *reason, *detail;
 
-	if (d == NULL || !json_object_object_get_ex(d, "accepting", &a) ||
-	    !json_object_object_get_ex(a, "ok", &ok))
+	if (!json_object_object_get_ex(a, "ok", &ok))
 		return;
 	if (json_object_get_boolean(ok)) {
-		fprintf(c->opts->out, "accepting: yes\n");
+		row_add(t, "accepting", "yes");
 		return;
 	}
 	json_object_object_get_ex(a, "reason", &reason);
 	json_object_object_get_ex(a, "detail", &detail);
-	fprintf(c->opts->out, "accepting: no (%s: %s)\n", json_object_get_string(reason),
+	row_add(t, "accepting", "no (%s: %s)", json_object_get_string(reason),
 	    json_object_get_string(detail));
+}
+
+/*
+ * The daemon's stats as rows: nested members joined with '_'
+ * ("sessions_open"), counters under their own names, "ok" left out.
+ */
+static void
+daemon_rows(struct stats_rows *t, const char *prefix, struct json_object *o)
+{
+	char name[64];
+
+	json_object_object_foreach(o, key, v)
+	{
+		if (prefix[0] == '\0' && strcmp(key, "ok") == 0)
+			continue;
+		if (prefix[0] == '\0' && strcmp(key, "accepting") == 0) {
+			accepting_row(t, v);
+			continue;
+		}
+		if (prefix[0] == '\0' && strcmp(key, "counters") == 0)
+			snprintf(name, sizeof(name), "%s", "");
+		else
+			snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "_" : "", key);
+		if (json_object_is_type(v, json_type_object))
+			daemon_rows(t, name, v);
+		else if (json_object_is_type(v, json_type_boolean))
+			row_add(t, name, "%s", json_object_get_boolean(v) ? "yes" : "no");
+		else
+			row_add(t, name, "%s", v != NULL ? json_object_get_string(v) : "-");
+	}
+}
+
+static void
+stats_text(const struct ctl *c, const struct stats_ctx *sc, struct json_object *d)
+{
+	struct stats_rows *t = calloc(1, sizeof(*t));
+	char when[32];
+
+	if (t == NULL)
+		return;
+	format_time(sc->oldest, when, sizeof(when));
+	row_add(t, "messages", "%zu", sc->messages);
+	row_add(t, "bytes", "%" PRIu64, sc->bytes);
+	row_add(t, "recipients_pending", "%zu", sc->rcpt[QUEUE_RCPT_PENDING]);
+	row_add(t, "recipients_delivered", "%zu", sc->rcpt[QUEUE_RCPT_DELIVERED]);
+	row_add(t, "recipients_failed", "%zu", sc->rcpt[QUEUE_RCPT_FAILED]);
+	row_add(t, "damaged", "%zu", sc->damaged);
+	row_add(t, "oldest_arrival", "%s", when);
+	row_add(t, "daemon", "%s", d != NULL ? "running" : "not running");
+	if (d != NULL)
+		daemon_rows(t, "", d);
+	rows_print(c->opts->out, t);
+	free(t);
 }
 
 static int
 cmd_stats(struct ctl *c, int argc, char **argv)
 {
 	struct stats_ctx sc = {c->queue, 0, 0, {0, 0, 0}, 0, 0};
-	struct json_object *o = json_object_new_object(), *d;
+	struct json_object *o, *d;
 
 	(void)argv;
-	if (argc != 1) {
-		fprintf(stderr, "smtp-relayctl: stats takes no operand\n");
-		json_object_put(o);
-		return RELAYCTL_EXIT_USAGE;
-	}
-	queue_scan(c->queue, stats_one, &sc);
+	if (argc != 1)
+		return fail(c, RELAYCTL_EXIT_USAGE, "stats takes no operand");
+	if (queue_scan(c->queue, stats_one, &sc) == -1)
+		return fail(c, RELAYCTL_EXIT_FAIL, "cannot read %s/queue", queue_dir(c->queue));
 	d = control_call(c->relay->control_socket, "stats", 2);
+	if (!c->opts->json) {
+		stats_text(c, &sc, d);
+		json_object_put(d);
+		return 0;
+	}
+	o = json_object_new_object();
 	json_object_object_add(o, "queue", stats_json(&sc));
 	json_object_object_add(o, "daemon", d);
-	if (c->opts->json)
-		print_json(c, o);
-	else {
-		fprintf(c->opts->out,
-		    "queue: %zu messages, %" PRIu64 " bytes, recipients: "
-		    "%zu pending, %zu delivered, %zu failed; %zu damaged\n",
-		    sc.messages, sc.bytes, sc.rcpt[0], sc.rcpt[1], sc.rcpt[2], sc.damaged);
-		print_accepting(c, d);
-		fprintf(c->opts->out, "daemon: %s\n",
-		    d != NULL ? json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN)
-		              : "not running");
-	}
+	print_json(c, o);
 	json_object_put(o);
 	return 0;
 }
@@ -481,12 +577,15 @@ relayctl_run(
 		if (strcmp(argv[0], commands[i].name) != 0)
 			continue;
 		if (commands[i].queue &&
-		    (c.queue = queue_open(relay->queue_directory, false)) == NULL)
+		    (c.queue = queue_open(relay->queue_directory, false)) == NULL) {
+			/* queue_open logged why on stderr; --json wants it on stdout too. */
+			if (opts->json)
+				jsonout_error("cannot open the queue %s", relay->queue_directory);
 			return RELAYCTL_EXIT_FAIL;
+		}
 		rc = commands[i].fn(&c, argc, argv);
 		queue_close(c.queue);
 		return rc;
 	}
-	fprintf(stderr, "smtp-relayctl: unknown command '%s'\n", argv[0]);
-	return RELAYCTL_EXIT_USAGE;
+	return fail(&c, RELAYCTL_EXIT_USAGE, "unknown command '%s'", argv[0]);
 }

@@ -365,3 +365,13 @@ scheduler_active(const struct scheduler *s)
 {
 	return s->active;
 }
+
+size_t
+scheduler_due(const struct scheduler *s, time_t now)
+{
+	size_t n = s->active;
+
+	for (size_t i = 0; i < s->nheap; i++)
+		n += s->heap[i]->due <= now;
+	return n;
+}

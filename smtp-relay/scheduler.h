@@ -49,4 +49,7 @@ void scheduler_forget(struct scheduler *s, const char *id);
 size_t scheduler_count(const struct scheduler *s);
 size_t scheduler_active(const struct scheduler *s);
 
+/* Messages running now plus those waiting that are due at `now` (O(n)). */
+size_t scheduler_due(const struct scheduler *s, time_t now);
+
 #endif

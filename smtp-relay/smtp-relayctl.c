@@ -5,6 +5,7 @@
 
 #include "common/config.h"
 #include "common/daemon.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "smtp-relay/relayctl.h"
 
@@ -27,12 +28,12 @@ usage(FILE *out)
 	    "  flush [ID]      ask smtp-relayd to attempt delivery now\n"
 	    "  analyze         report stale, damaged, orphaned and stray queue files\n"
 	    "  stats           queue totals, the daemon's counters and whether it\n"
-	    "                  takes mail now (accepting)\n"
+	    "                  takes mail now (accepting), as name: value lines\n"
 	    "  pause           new SMTP connections get 421 until resume (delivery\n"
 	    "                  goes on; not kept across a restart)\n"
 	    "  resume          take mail again\n\n"
 	    "  -c FILE         configuration file (default " DAEMON_DEFAULT_CONFIG ")\n"
-	    "  --json          machine-readable output\n"
+	    "  --json          one JSON object; errors as {\"error\": ...}\n"
 	    "  --repair        analyze: remove stale files and orphans, move damaged\n"
 	    "                  files to corrupt/\n"
 	    "  -h, --help      show this help and exit\n"
@@ -67,11 +68,15 @@ main(int argc, char **argv)
 	}
 	if (optind == argc) {
 		usage(stderr);
+		if (opts.json)
+			jsonout_error("no command given");
 		return RELAYCTL_EXIT_USAGE;
 	}
 	log_init("smtp-relayctl", LOG_LEVEL_WARN, false);
 	if ((cfg = config_load(path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "smtp-relayctl: %s\n", err);
+		if (opts.json)
+			jsonout_error("%s", err);
 		return RELAYCTL_EXIT_FAIL;
 	}
 	rc = relayctl_run(&cfg->relay, &opts, argc - optind, argv + optind);

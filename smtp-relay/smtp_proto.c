@@ -171,6 +171,7 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd)
 	const struct verb *v;
 
 	memset(cmd, 0, sizeof(*cmd));
+	cmd->verb = SMTP_CMD_COUNT;
 	if (len + 2 > SMTP_COMMAND_LINE_MAX)
 		return SMTP_PARSE_TOO_LONG;
 	for (size_t i = 0; i < len; i++)

@@ -46,8 +46,8 @@ enum smtp_parse_status {
 };
 
 struct smtp_command {
-	enum smtp_verb verb;
-	const char *arg; /* HELO/EHLO domain, VRFY/HELP text: points into the line */
+	enum smtp_verb verb; /* SMTP_CMD_COUNT when no verb was recognised */
+	const char *arg;     /* HELO/EHLO domain, VRFY/HELP text: points into the line */
 	size_t arglen;
 	struct address path; /* MAIL / RCPT */
 	bool null_path;      /* MAIL FROM:<> */

@@ -325,8 +325,6 @@ smtp_server_metrics(struct evbuffer *out, void *arg)
 	prom_sample_u64(out, "smtp_sessions_open", NULL, srv->open);
 	prom_family(out, "smtp_sessions_max", "gauge", "max-sessions");
 	prom_sample_u64(out, "smtp_sessions_max", NULL, srv->relay->max_sessions);
-	prom_family(out, "relay_queue_messages", "gauge", "Messages in the queue");
-	prom_sample_u64(out, "relay_queue_messages", NULL, (uint64_t)srv->queue_messages);
 	intake_metrics(srv->intake, out);
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		snprintf(name, sizeof(name), "smtp_%s_total", counters[i].name);

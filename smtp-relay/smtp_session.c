@@ -34,6 +34,13 @@
 #define SMTP_MAX_ERRORS   20
 #define SMTP_HELO_MAX     255
 #define SMTP_RECEIVED_MAX (SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX)
+/* Longest reply line we make, the Message-ID kept for the log, and the
+ * part of a non-SMTP line that is logged. */
+#define SMTP_REPLY_MAX   512
+#define SMTP_MSGID_MAX   255
+#define SMTP_LOGLINE_MAX 100
+/* "unknown[<address>]": the client as Postfix names it (no reverse lookup). */
+#define SMTP_CLIENT_NAME_MAX (ADDR_STRLEN + 10)
 
 enum smtp_state {
 	SMTP_STATE_HELO,     /* banner sent, waiting for HELO/EHLO */
@@ -57,6 +64,17 @@ struct smtp_session {
 	struct bufferevent *bev;
 	struct addr client;
 	char client_host[ADDR_STRLEN];
+	char client_name[SMTP_CLIENT_NAME_MAX];
+	/* For the log: the command in hand (its first reply counts it as
+	 * accepted or not; SMTP_CMD_COUNT when none waits), commands seen and
+	 * accepted per verb (SMTP_CMD_UNIMPLEMENTED: "unknown"), and the last
+	 * command's name for "lost connection after ...". */
+	enum smtp_verb cur_cmd;
+	unsigned cmd_total[SMTP_CMD_COUNT];
+	unsigned cmd_ok[SMTP_CMD_COUNT];
+	const char *last_cmd;
+	char msgid[SMTP_MSGID_MAX + 1];
+	char qid[QUEUE_ID_LEN + 1]; /* the transaction's queue ID, "" before RCPT */
 	enum smtp_state state;
 	bool esmtp;
 	bool paused;       /* reading stopped until the client reads replies */
@@ -89,17 +107,134 @@ hostname(const struct smtp_session *s)
 static void reply(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The first reply to a command says whether it was accepted (2xx, 3xx);
+ * the 354 to DATA waits for the reply after the final dot. */
+static void
+count_reply(struct smtp_session *s, const char *text)
+{
+	if (s->cur_cmd == SMTP_CMD_COUNT || strncmp(text, "354", 3) == 0)
+		return;
+	s->cmd_ok[s->cur_cmd] += text[0] == '2' || text[0] == '3';
+	s->cur_cmd = SMTP_CMD_COUNT;
+}
+
 /* Append one reply line (CRLF added). */
 static void
 reply(struct smtp_session *s, const char *fmt, ...)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
+	char text[SMTP_REPLY_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
+	count_reply(s, text);
+	evbuffer_add_printf(out, "%s\r\n", text);
+}
+
+/* The transaction's queue ID, or Postfix's "NOQUEUE" before there is one. */
+static const char *
+queue_id(const struct smtp_session *s)
+{
+	return s->qid[0] != '\0' ? s->qid : "NOQUEUE";
+}
+
+static void reject(struct smtp_session *s, const char *stage, const char *from, const char *to,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * Refuse a MAIL, RCPT, DATA or the message with a reply, logged as
+ * Postfix's smtpd does: "<ID|NOQUEUE>: reject: RCPT from unknown[addr]:
+ * <reply>; from=<..> to=<..> proto=ESMTP helo=<..>" (from/to when known).
+ */
+static void
+reject(struct smtp_session *s, const char *stage, const char *from, const char *to, const char *fmt,
+    ...)
+{
+	char text[SMTP_REPLY_MAX], envelope[2 * ADDRESS_PATH_MAX + 32];
+	va_list ap;
+	int n = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	reply(s, "%s", text);
+	if (from != NULL)
+		n = snprintf(envelope, sizeof(envelope), "from=<%s> ", from);
+	if (to != NULL && n >= 0 && (size_t)n < sizeof(envelope))
+		snprintf(envelope + n, sizeof(envelope) - (size_t)n, "to=<%s> ", to);
+	else if (n == 0)
+		envelope[0] = '\0';
+	log_info("smtp: %s: reject: %s from %s: %s; %sproto=%s helo=<%s>", queue_id(s), stage,
+	    s->client_name, text, envelope, s->esmtp ? "ESMTP" : "SMTP", s->helo);
+}
+
+/* "ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4": Postfix's disconnect counts. */
+static void
+format_counts(const struct smtp_session *s, char *buf, size_t len)
+{
+	static const struct {
+		enum smtp_verb verb;
+		const char *name;
+	} order[] = {
+	    {SMTP_CMD_HELO, "helo"},
+	    {SMTP_CMD_EHLO, "ehlo"},
+	    {SMTP_CMD_MAIL, "mail"},
+	    {SMTP_CMD_RCPT, "rcpt"},
+	    {SMTP_CMD_DATA, "data"},
+	    {SMTP_CMD_RSET, "rset"},
+	    {SMTP_CMD_NOOP, "noop"},
+	    {SMTP_CMD_VRFY, "vrfy"},
+	    {SMTP_CMD_HELP, "help"},
+	    {SMTP_CMD_QUIT, "quit"},
+	    {SMTP_CMD_UNIMPLEMENTED, "unknown"},
+	};
+	unsigned total = 0, ok = 0;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && n < len; i++) {
+		unsigned t = s->cmd_total[order[i].verb], k = s->cmd_ok[order[i].verb];
+
+		if (t == 0)
+			continue;
+		total += t;
+		ok += k;
+		n +=
+		    (size_t)(k == t ? snprintf(buf + n, len - n, "%s=%u ", order[i].name, t)
+		                    : snprintf(buf + n, len - n, "%s=%u/%u ", order[i].name, k, t));
+	}
+	if (n < len && ok == total)
+		snprintf(buf + n, len - n, "commands=%u", total);
+	else if (n < len)
+		snprintf(buf + n, len - n, "commands=%u/%u", ok, total);
+}
+
+/* A command is read: count it and remember it for "lost connection after". */
+static void
+command_begin(struct smtp_session *s, enum smtp_verb verb)
+{
+	if (verb == SMTP_CMD_COUNT)
+		verb = SMTP_CMD_UNIMPLEMENTED;
+	s->cur_cmd = verb;
+	s->cmd_total[verb]++;
+	s->last_cmd = verb == SMTP_CMD_UNIMPLEMENTED ? "UNKNOWN" : smtp_verb_name(verb);
+}
+
+/* "timeout" or "lost connection": "after DATA (120 bytes) from unknown[addr]". */
+static void
+log_session_end(const struct smtp_session *s, const char *what)
+{
+	char id[QUEUE_ID_LEN + 3] = "";
+
+	if (s->qid[0] != '\0')
+		snprintf(id, sizeof(id), "%s: ", s->qid);
+	if (s->state == SMTP_STATE_DATA)
+		log_info("smtp: %s%s after DATA (%" PRIu64 " bytes) from %s", id, what, s->msg_size,
+		    s->client_name);
+	else
+		log_info("smtp: %s%s after %s from %s", id, what, s->last_cmd, s->client_name);
 }
 
 /* The last reply of the session: close once it is written. */
@@ -115,6 +250,7 @@ transaction_reset(struct smtp_session *s)
 {
 	queue_env_free(s->env);
 	s->env = NULL;
+	s->qid[0] = '\0';
 	s->declared_size = 0;
 	if (s->msg != NULL)
 		evbuffer_drain(s->msg, evbuffer_get_length(s->msg));
@@ -152,6 +288,7 @@ protocol_error(struct smtp_session *s)
 {
 	smtp_server_counters(s->srv)->protocol_errors++;
 	if (++s->errors >= SMTP_MAX_ERRORS) {
+		log_info("smtp: too many errors after %s from %s", s->last_cmd, s->client_name);
 		reply(s, "421 4.7.0 %s Error: too many errors", hostname(s));
 		session_enter_state(s, SMTP_STATE_CLOSING);
 	}
@@ -199,19 +336,22 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
  * does).  True when a reply was given.
  */
 static bool
-mail_deferred(struct smtp_session *s)
+mail_deferred(struct smtp_session *s, const char *sender)
 {
 	const char *detail;
 
 	switch (intake_state(smtp_server_intake(s->srv), &detail)) {
 	case INTAKE_QUEUE_UNWRITABLE:
-		reply(s, "451 4.3.0 Error: queue file write error, try again later");
+		reject(s, "MAIL", sender, NULL,
+		    "451 4.3.0 Error: queue file write error, try again later");
 		break;
-	case INTAKE_DISK_RESERVE: reply(s, "452 4.3.1 Insufficient system storage"); break;
+	case INTAKE_DISK_RESERVE:
+		reject(s, "MAIL", sender, NULL, "452 4.3.1 Insufficient system storage");
+		break;
 	default: return false;
 	}
 	smtp_server_counters(s->srv)->mail_deferred++;
-	log_info("smtp: %s: MAIL deferred: %s", s->client_host, detail);
+	log_debug("smtp: %s: MAIL deferred: %s", s->client_name, detail);
 	return true;
 }
 
@@ -231,18 +371,19 @@ cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		protocol_error(s);
 		return;
 	}
-	if (mail_deferred(s))
+	address_str(&cmd->path, sender, sizeof(sender));
+	if (mail_deferred(s, sender))
 		return;
 	if (cmd->size > r->max_message_size) {
-		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		reject(s, "MAIL", sender, NULL,
+		    "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
 	}
-	address_str(&cmd->path, sender, sizeof(sender));
 	if ((s->env = queue_env_new()) == NULL || queue_env_set(&s->env->sender, sender) == -1 ||
 	    queue_env_set(&s->env->client_addr, s->client_host) == -1 ||
 	    queue_env_set(&s->env->client_helo, s->helo) == -1) {
 		transaction_reset(s);
-		reply(s, "451 4.3.0 Error: out of memory");
+		reject(s, "MAIL", sender, NULL, "451 4.3.0 Error: out of memory");
 		return;
 	}
 	s->env->body_8bit = cmd->body == SMTP_BODY_8BITMIME;
@@ -277,6 +418,21 @@ verdict_reply(enum policy_verdict v, const char **text)
 	return "550 5.7.1";
 }
 
+/*
+ * The first recipient opens the transaction, as in Postfix: the message gets
+ * its queue ID now (the Received: header and the file use it) and the log
+ * says which client it came from.
+ */
+static void
+transaction_open(struct smtp_session *s)
+{
+	if (s->qid[0] != '\0')
+		return;
+	queue_id_new(s->qid);
+	memcpy(s->env->id, s->qid, sizeof(s->qid));
+	log_info("smtp: %s: client=%s", s->qid, s->client_name);
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
@@ -294,7 +450,7 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	address_str(&cmd->path, rcpt, sizeof(rcpt));
 	if (s->env->nrcpts >= r->max_recipients) {
 		st->recipients_refused++;
-		reply(s, "452 4.5.3 Error: too many recipients");
+		reject(s, "RCPT", s->env->sender, rcpt, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	v = policy_check_rcpt(smtp_server_policy(s->srv), &cmd->path,
@@ -302,14 +458,15 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	if ((refusal = verdict_reply(v, &text)) != NULL) {
 		st->recipients_refused++;
 		st->relay_denied += v == POLICY_DENY_RELAY || v == POLICY_DENY_ROUTING;
-		log_info("smtp: %s: refused <%s>: %s", s->client_host, rcpt, text);
-		reply(s, "%s <%s>: %s", refusal, rcpt, text);
+		reject(s, "RCPT", s->env->sender, rcpt, "%s <%s>: %s", refusal, rcpt, text);
 		return;
 	}
 	if (!has_rcpt(s->env, rcpt) && queue_env_add_rcpt(s->env, rcpt, time(NULL)) == -1) {
-		reply(s, "452 4.3.1 Error: insufficient system resources");
+		reject(s, "RCPT", s->env->sender, rcpt,
+		    "452 4.3.1 Error: insufficient system resources");
 		return;
 	}
+	transaction_open(s);
 	st->recipients_accepted++;
 	session_enter_state(s, SMTP_STATE_RCPT);
 	reply(s, "250 2.1.5 Ok");
@@ -320,7 +477,7 @@ cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	(void)cmd;
 	if (s->state == SMTP_STATE_MAIL) {
-		reply(s, "554 5.5.1 Error: no valid recipients");
+		reject(s, "DATA", s->env->sender, NULL, "554 5.5.1 Error: no valid recipients");
 		return;
 	}
 	if (s->state != SMTP_STATE_RCPT) {
@@ -329,9 +486,11 @@ cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (s->msg == NULL && (s->msg = evbuffer_new()) == NULL) {
-		reply(s, "451 4.3.0 Error: out of memory");
+		reject(s, "DATA", s->env->sender, s->env->rcpts[0].address,
+		    "451 4.3.0 Error: out of memory");
 		return;
 	}
+	s->msgid[0] = '\0';
 	session_enter_state(s, SMTP_STATE_DATA);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -415,12 +574,52 @@ reply_parse_error(struct smtp_session *s, enum smtp_parse_status st, const struc
 	protocol_error(s);
 }
 
+/*
+ * A line no SMTP client sends: an HTTP or proxy request, a mail header, or
+ * one that does not start with a letter (Postfix's smtpd_forbidden_commands).
+ */
+static bool
+is_non_smtp(const char *line, size_t len)
+{
+	static const char *const http[] = {"CONNECT ", "GET ", "POST ", "PUT ", "HEAD "};
+	size_t word = 0;
+
+	if (len == 0 || !((line[0] >= 'A' && line[0] <= 'Z') || (line[0] >= 'a' && line[0] <= 'z')))
+		return true;
+	for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++)
+		if (len >= strlen(http[i]) && strncasecmp(line, http[i], strlen(http[i])) == 0)
+			return true;
+	while (word < len && line[word] != ' ' && line[word] != ':')
+		word++;
+	return word < len && line[word] == ':';
+}
+
+/* Log "non-SMTP command from unknown[addr]: <line>" and hang up, as Postfix does. */
+static void
+non_smtp(struct smtp_session *s, const char *line, size_t len)
+{
+	char shown[SMTP_LOGLINE_MAX + 1];
+	size_t n = len < SMTP_LOGLINE_MAX ? len : SMTP_LOGLINE_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		shown[i] = (line[i] >= 32 && line[i] < 127) ? line[i] : '?';
+	shown[n] = '\0';
+	smtp_server_counters(s->srv)->protocol_errors++;
+	log_warnx("smtp: non-SMTP command from %s: %s", s->client_name, shown);
+	reply_close(s, "521 5.7.0 Error: I can break rules, too. Goodbye.");
+}
+
 static void
 handle_command(struct smtp_session *s, const char *line, size_t len)
 {
 	struct smtp_command cmd;
 	enum smtp_parse_status st = smtp_parse_command(line, len, &cmd);
 
+	command_begin(s, cmd.verb);
+	if (st == SMTP_PARSE_UNKNOWN && is_non_smtp(line, len)) {
+		non_smtp(s, line, len);
+		return;
+	}
 	if (st != SMTP_PARSE_OK) {
 		reply_parse_error(s, st, &cmd);
 		return;
@@ -446,12 +645,14 @@ read_command(struct smtp_session *s, struct evbuffer *in)
 	if (s->discard_line || total > SMTP_COMMAND_LINE_MAX) {
 		s->discard_line = false;
 		evbuffer_drain(in, total);
+		command_begin(s, SMTP_CMD_COUNT);
 		reply(s, "500 5.5.2 Error: line too long");
 		protocol_error(s);
 		return true;
 	}
 	evbuffer_remove(in, s->line, total);
 	if (total < 2 || s->line[total - 2] != '\r') {
+		command_begin(s, SMTP_CMD_COUNT);
 		reply(s, "500 5.5.2 Error: bare <LF> received");
 		protocol_error(s);
 		return true;
@@ -496,15 +697,18 @@ commit_done_cb(int rc, int err, const struct queue_env *env, void *arg)
 	if (rc == -1) {
 		st->queue_errors++;
 		if (err == ENOSPC || err == EDQUOT)
-			reply(s, "452 4.3.1 Error: insufficient system storage");
+			reject(s, "END-OF-MESSAGE", env->sender, env->rcpts[0].address,
+			    "452 4.3.1 Error: insufficient system storage");
 		else
-			reply(s, "451 4.3.0 Error: queue file write error");
+			reject(s, "END-OF-MESSAGE", env->sender, env->rcpts[0].address,
+			    "451 4.3.0 Error: queue file write error");
 	} else {
 		st->messages_queued++;
 		st->bytes_queued += env->size;
 		smtp_server_queue_adjust(s->srv, 1);
-		log_info("smtp: %s: queued as %s: from=<%s> size=%" PRIu64 " nrcpt=%zu",
-		    s->client_host, env->id, env->sender, env->size, env->nrcpts);
+		log_info("smtp: %s: message-id=<%s>", env->id, s->msgid);
+		log_info("smtp: %s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queue active)", env->id,
+		    env->sender, env->size, env->nrcpts);
 		reply(s, "250 2.0.0 Ok: queued as %s", env->id);
 		smtp_server_message_queued(s->srv, env->id);
 	}
@@ -521,18 +725,19 @@ message_commit(struct smtp_session *s)
 
 	if (received == NULL) {
 		smtp_server_counters(s->srv)->queue_errors++;
-		reply(s, "451 4.3.0 Error: out of memory");
+		reject(s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address,
+		    "451 4.3.0 Error: out of memory");
 		return;
 	}
 	s->env->arrival = time(NULL);
-	queue_id_new(s->env->id);
 	build_received(s, received, SMTP_RECEIVED_MAX);
 	s->job = commit_pool_submit(
 	    smtp_server_pool(s->srv), s->env, received, s->msg, commit_done_cb, s);
 	if (s->job == NULL) {
 		free(received);
 		smtp_server_counters(s->srv)->queue_errors++;
-		reply(s, "451 4.3.0 Error: out of memory");
+		reject(s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address,
+		    "451 4.3.0 Error: out of memory");
 		return;
 	}
 	s->env = NULL;
@@ -543,16 +748,19 @@ static void
 message_end(struct smtp_session *s)
 {
 	struct smtp_server_stats *st = smtp_server_counters(s->srv);
+	const char *refusal = NULL;
 
-	if (s->flaw == DATA_LINE_TOO_LONG) {
+	s->last_cmd = "END-OF-MESSAGE";
+	if (s->flaw == DATA_LINE_TOO_LONG)
+		refusal = "500 5.5.2 Error: line too long (RFC 5321 limit is 1000 octets)";
+	else if (s->flaw == DATA_TOO_BIG)
+		refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
+	else if (s->received_lines >= SMTP_MAX_HOPS)
+		refusal = "554 5.4.6 Error: too many hops (mail loop)";
+	if (refusal != NULL) {
 		st->messages_refused++;
-		reply(s, "500 5.5.2 Error: line too long (RFC 5321 limit is 1000 octets)");
-	} else if (s->flaw == DATA_TOO_BIG) {
-		st->messages_refused++;
-		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-	} else if (s->received_lines >= SMTP_MAX_HOPS) {
-		st->messages_refused++;
-		reply(s, "554 5.4.6 Error: too many hops (mail loop)");
+		reject(
+		    s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address, "%s", refusal);
 	} else {
 		message_commit(s);
 	}
@@ -565,8 +773,21 @@ data_bare_newline(struct smtp_session *s)
 {
 	smtp_server_counters(s->srv)->messages_refused++;
 	smtp_server_counters(s->srv)->protocol_errors++;
-	log_info("smtp: %s: bare <CR> or <LF> in DATA: disconnecting", s->client_host);
-	reply_close(s, "521 5.5.2 Error: bare <CR> or <LF> received in message");
+	reject(s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address,
+	    "521 5.5.2 Error: bare <CR> or <LF> received in message");
+	session_enter_state(s, SMTP_STATE_CLOSING);
+}
+
+/* The Message-ID header's value without <>, blanks and CRLF, for the log. */
+static void
+keep_message_id(struct smtp_session *s, const char *v, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n < SMTP_MSGID_MAX; i++)
+		if (v[i] > 32 && v[i] < 127 && v[i] != '<' && v[i] != '>')
+			s->msgid[n++] = v[i];
+	s->msgid[n] = '\0';
 }
 
 /* One complete line of content (with its CRLF) that is not the final dot. */
@@ -584,6 +805,8 @@ data_line(struct smtp_session *s, const char *line, size_t len)
 			s->in_headers = false;
 		else if (len >= 9 && strncasecmp(line, "Received:", 9) == 0)
 			s->received_lines++;
+		else if (len >= 11 && strncasecmp(line, "Message-ID:", 11) == 0)
+			keep_message_id(s, line + 11, len - 11);
 	}
 	s->msg_size += len;
 	if (s->flaw != DATA_OK)
@@ -707,14 +930,16 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING) {
 		smtp_server_counters(s->srv)->timeouts++;
-		log_info("smtp: %s: timeout in state %d", s->client_host, (int)s->state);
+		log_session_end(s, "timeout");
 		bufferevent_enable(s->bev, EV_WRITE);
 		reply_close(s, "421 4.4.2 Error: timeout exceeded");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR)
-		log_debug("smtp: %s: %s", s->client_host,
+		log_debug("smtp: %s: %s", s->client_name,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (s->state != SMTP_STATE_CLOSING)
+		log_session_end(s, "lost connection");
 	smtp_server_session_gone(s->srv, s);
 	smtp_session_free(s);
 }
@@ -731,7 +956,10 @@ smtp_session_new(struct smtp_server *srv, struct event_base *base, int fd,
 	}
 	s->srv = srv;
 	s->client = *client;
+	s->cur_cmd = SMTP_CMD_COUNT;
+	s->last_cmd = "CONNECT";
 	addr_host_str(client, s->client_host, sizeof(s->client_host));
+	snprintf(s->client_name, sizeof(s->client_name), "unknown[%s]", s->client_host);
 	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
 		close(fd);
@@ -741,9 +969,11 @@ smtp_session_new(struct smtp_server *srv, struct event_base *base, int fd,
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	session_enter_state(s, SMTP_STATE_HELO);
-	if (refuse != NULL)
-		reply_close(s, refuse);
-	else
+	log_info("smtp: connect from %s", s->client_name);
+	if (refuse != NULL) {
+		reject(s, "CONNECT", NULL, NULL, "%s", refuse);
+		session_enter_state(s, SMTP_STATE_CLOSING);
+	} else
 		reply(s, "220 %s ESMTP mxbroker", hostname(s));
 	return s;
 }
@@ -751,8 +981,12 @@ smtp_session_new(struct smtp_server *srv, struct event_base *base, int fd,
 void
 smtp_session_free(struct smtp_session *s)
 {
+	char counts[256];
+
 	if (s == NULL)
 		return;
+	format_counts(s, counts, sizeof(counts));
+	log_info("smtp: disconnect from %s %s", s->client_name, counts);
 	if (s->job != NULL)
 		commit_pool_cancel(smtp_server_pool(s->srv), s->job);
 	bufferevent_free(s->bev);

@@ -24,6 +24,7 @@ tempfail  MX 10 mx3
 mx3       A {MX3}
 mixed     MX 10 mx4
 mx4       A {MX4}
+dead      MX 10 mx1
 """
 SENDER = f"""
 @         MX 10 mx
@@ -294,3 +295,68 @@ def test_delay_notice_once(daemons):
         assert len(w.sinks[SENDER_MX].messages) == 1, "one notice only"
     finally:
         w.close()
+
+
+def metrics_text(relay):
+    code, _, body = mxb.http_get("127.0.0.1", relay.status_port, "/metrics")
+    assert code == 200
+    return body
+
+
+def metric(body, name, labels=""):
+    m = re.search(r"^mxbroker_%s%s (\S+)$" % (name, re.escape(labels)), body, re.M)
+    assert m, f"{name}{labels} not in /metrics:\n{body}"
+    return float(m.group(1))
+
+
+def test_stuck_queue_metrics_with_a_dead_next_hop(world):
+    """A next hop that refuses connections: /metrics shows the message
+    deferred, its age growing, and the outcome counted under reason connect;
+    a 4xx from a live hop counts under 4xx."""
+    world.sinks[MX3].data_reply = "451 4.3.0 try again later"
+    dead = send(world.relay, "alice@sender.test", ["bob@dead.remote.test"])
+    soft = send(world.relay, "alice@sender.test", ["bob@tempfail.remote.test"])
+
+    def deferred(qid):
+        rc = world.relay.ctl_json("show", qid)["recipients"][0]
+        return rc["attempts"] >= 1 and rc["state"] == "pending"
+    for qid in (dead, soft):
+        mxb.wait_until(lambda: deferred(qid), 20, "a deferred recipient",
+                       proc=world.relay.d.proc)
+    body = metrics_text(world.relay)
+    assert "# TYPE mxbroker_relay_queue_messages gauge" in body
+    assert metric(body, "relay_queue_messages", '{state="deferred"}') == 2
+    assert metric(body, "relay_queue_messages", '{state="active"}') == 0
+    assert metric(body, "relay_queue_messages", '{state="hold"}') == 0
+    age = metric(body, "relay_queue_oldest_message_age_seconds")
+    assert 0 < age < 60
+    assert "# TYPE mxbroker_relay_queue_oldest_message_age_seconds gauge" in body
+    assert "# TYPE mxbroker_relay_deliveries_total counter" in body
+    assert metric(body, "relay_deliveries_total", '{result="deferred",reason="connect"}') == 1
+    assert metric(body, "relay_deliveries_total", '{result="deferred",reason="4xx"}') == 1
+    assert metric(body, "relay_deliveries_total", '{result="delivered",reason="2xx"}') == 0
+    # No gauge carries _total, every _total is a counter.
+    for fam, typ in re.findall(r"^# TYPE (\S+) (\S+)$", body, re.M):
+        assert fam.endswith("_total") == (typ == "counter"), (fam, typ)
+    time.sleep(1.1)
+    assert metric(metrics_text(world.relay), "relay_queue_oldest_message_age_seconds") > age
+
+
+def test_flush_keeps_the_backoff_step(world):
+    """A flushed attempt that fails again waits retry-interval again, not
+    twice as long: the backoff step is not taken by a forced attempt."""
+    qid = send(world.relay, "alice@sender.test", ["bob@dead.remote.test"])
+
+    def attempts(n):
+        rc = world.relay.ctl_json("show", qid)["recipients"][0]
+        return rc["attempts"] >= n and rc["state"] == "pending"
+    mxb.wait_until(lambda: attempts(1), 20, "the first attempt", proc=world.relay.d.proc)
+    first = world.relay.ctl_json("show", qid)["recipients"][0]
+    assert 3600 - 2 <= first["next_retry"] - first["last_attempt"] <= 3600 + 2, first
+    assert first["backoff"] == 1
+    for n in (2, 3):
+        world.relay.ctl("flush", qid)
+        mxb.wait_until(lambda: attempts(n), 20, f"attempt {n}", proc=world.relay.d.proc)
+        rc = world.relay.ctl_json("show", qid)["recipients"][0]
+        assert rc["backoff"] == 1, rc
+        assert 3600 - 2 <= rc["next_retry"] - rc["last_attempt"] <= 3600 + 2, rc

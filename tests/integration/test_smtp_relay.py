@@ -1,6 +1,8 @@
 """smtp-relayd as an RFC 5321 server: conversations with swaks, smtplib and
 raw sockets, limits, the queue it writes, smtp-relayctl and /status."""
+import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -298,7 +300,9 @@ def test_status_and_metrics(relay):
     code, _, body = mxb.http_get("127.0.0.1", relay.status_port, "/metrics")
     assert code == 200
     assert "mxbroker_smtp_sessions_max 100" in body
-    assert "mxbroker_relay_queue_messages 1" in body
+    assert 'mxbroker_relay_queue_messages{state="hold"} 1' in body
+    assert 'mxbroker_relay_queue_messages{state="deferred"} 0' in body
+    assert "mxbroker_relay_queue_oldest_message_age_seconds " in body
     assert "mxbroker_smtp_messages_queued_total 1" in body
 
 
@@ -377,3 +381,29 @@ def test_sighup_reload_changes_policy(daemons):
     c.cmd("MAIL FROM:<a@client.test>")
     assert c.cmd("RCPT TO:<one@example.test>")[0] == 250
     assert c.cmd("RCPT TO:<two@example.test>")[0] == 250
+
+
+def test_relayctl_stats_text_and_json(relay):
+    assert swaks(relay, "--to", "u@example.test").returncode == 0
+    text = relay.ctl("stats").stdout
+    assert "{" not in text, text
+    lines = text.splitlines()
+    rows = dict(re.fullmatch(r" *([a-z_]+): (\S.*)", l).groups() for l in lines)
+    # Names right-aligned: the colons and the values line up.
+    assert len({l.index(": ") for l in lines}) == 1, text
+    assert rows["messages"] == "1" and rows["recipients_pending"] == "1"
+    assert rows["daemon"] == "running" and rows["accepting"] == "yes"
+    assert rows["sessions_max"] == "100" and rows["messages_queued"] == "1"
+    st = relay.ctl_json("stats")
+    assert set(st) == {"queue", "daemon"} and st["queue"]["messages"] == 1
+
+
+def test_relayctl_json_errors(relay):
+    r = relay.ctl("--json", "show", "0123456789abcdef", check=False)
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {"error": "0123456789abcdef: no such message"}
+    r = relay.ctl("--json", "bogus", check=False)
+    assert r.returncode == 64 and json.loads(r.stdout) == {"error": "unknown command 'bogus'"}
+    relay.d.stop()
+    r = relay.ctl("--json", "flush", check=False)
+    assert r.returncode == 69 and "does not answer" in json.loads(r.stdout)["error"]

@@ -154,6 +154,20 @@ test_json_roundtrip(void)
 		ok(back->rcpts[0].last_error == NULL, "null last_error kept");
 	}
 	queue_env_free(back);
+	env->rcpts[0].attempts = 5;
+	env->rcpts[0].backoff = 2;
+	json_object_put(o);
+	back = queue_env_from_json(o = queue_env_to_json(env));
+	is_int(back != NULL ? back->rcpts[0].backoff : 99, 2, "backoff step kept");
+	queue_env_free(back);
+	json_object_object_del(
+	    json_object_array_get_idx(json_object_object_get(o, "recipients"), 0), "backoff");
+	back = queue_env_from_json(o);
+	is_int(back != NULL ? back->rcpts[0].backoff : 99, 5,
+	    "no backoff member (older file): every attempt was a step");
+	queue_env_free(back);
+	json_object_put(o);
+	o = queue_env_to_json(env);
 	json_object_object_add(o, "version", json_object_new_int(2));
 	ok(queue_env_from_json(o) == NULL, "unknown version refused");
 	json_object_put(o);
@@ -163,6 +177,41 @@ test_json_roundtrip(void)
 	    "\"bounce\":false,\"size\":0,\"recipients\":[]}");
 	ok(queue_env_from_json(o) == NULL, "no recipients refused");
 	json_object_put(o);
+	queue_env_free(env);
+}
+
+/*
+ * A failed commit logs the call, the file and the errno: here tmp/<id> is
+ * already there, so the O_EXCL open fails with EEXIST.
+ */
+static void
+test_error_names_file(struct queue *q)
+{
+	struct queue_env *env = make_env();
+	struct iovec iov = {(void *)content, sizeof(content) - 1};
+	char want[600], got[1024] = "";
+	FILE *log = tmpfile();
+	int saved = dup(STDERR_FILENO), fd;
+
+	memcpy(env->id, "00000000000000aa", QUEUE_ID_LEN + 1);
+	fd = open(path_of("tmp", env->id), O_WRONLY | O_CREAT, 0600);
+	close(fd);
+	fflush(stderr);
+	dup2(fileno(log), STDERR_FILENO);
+	log_init("test_queue", LOG_LEVEL_WARN, false);
+	is_int(queue_commit(q, env, &iov, 1), -1, "commit over a tmp/ leftover fails");
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	log_init("test_queue", LOG_LEVEL_ERR, false);
+	rewind(log);
+	if (fgets(got, sizeof(got), log) == NULL)
+		got[0] = '\0';
+	fclose(log);
+	snprintf(want, sizeof(want), "queue: 00000000000000aa: open %s/tmp/00000000000000aa: %s\n",
+	    dir, strerror(EEXIST));
+	ok(strstr(got, want) != NULL, "the log names call, file and errno: %s", got);
+	unlink(path_of("tmp", "00000000000000aa"));
 	queue_env_free(env);
 }
 
@@ -292,6 +341,7 @@ main(void)
 		test_recovery(q);
 		test_unique_ids();
 		test_probe();
+		test_error_names_file(q);
 	}
 	queue_close(q);
 	queue_close(NULL);
