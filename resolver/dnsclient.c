@@ -49,7 +49,8 @@ struct dnstx {
 	unsigned tries; /* sends so far */
 	size_t server;  /* index asked last */
 	bool started, active, tcp, truncated;
-	enum dns_status failure; /* most telling failure seen */
+	enum dns_status failure; /* most telling failure seen; DNS_OK = none */
+	size_t failure_server;   /* the server that gave it */
 	int fd;
 	struct event *ev_read;
 	struct event *ev_timer; /* start, then per-try timeout */
@@ -325,7 +326,9 @@ tx_fail(struct dnstx *tx)
 	struct dnsclient_info info;
 
 	memset(&a, 0, sizeof(a));
-	a.status = tx->failure;
+	a.status = tx->failure != DNS_OK ? tx->failure : DNS_TIMEOUT;
+	if (tx->failure != DNS_OK) /* name the server the failure came from */
+		tx->server = tx->failure_server;
 	a.qtype = tx->type;
 	snprintf(a.qname, sizeof(a.qname), "%s", tx->name);
 	snprintf(a.canon, sizeof(a.canon), "%s", tx->name);
@@ -337,12 +340,31 @@ static int
 failure_rank(enum dns_status s)
 {
 	switch (s) {
-	case DNS_SERVFAIL: return 5;
-	case DNS_REFUSED: return 4;
-	case DNS_MALFORMED: return 3;
+	case DNS_SERVFAIL: return 6;
+	case DNS_REFUSED: return 5;
+	case DNS_MALFORMED: return 4;
+	case DNS_CONNREFUSED: return 3;
 	case DNS_TIMEOUT: return 2;
 	case DNS_NETERR: return 1;
 	default: return 0;
+	}
+}
+
+/* A failed send, receive or connect: a closed port is told apart (an
+ * operator looks for a stopped server, not a lossy network). */
+static enum dns_status
+neterr_status(int err)
+{
+	return err == ECONNREFUSED ? DNS_CONNREFUSED : DNS_NETERR;
+}
+
+/* Keep the most telling failure and the server that gave it. */
+static void
+tx_note_failure(struct dnstx *tx, enum dns_status why)
+{
+	if (failure_rank(why) > failure_rank(tx->failure)) {
+		tx->failure = why;
+		tx->failure_server = tx->server;
 	}
 }
 
@@ -350,8 +372,7 @@ failure_rank(enum dns_status s)
 static void
 tx_next(struct dnstx *tx, enum dns_status why)
 {
-	if (failure_rank(why) > failure_rank(tx->failure))
-		tx->failure = why;
+	tx_note_failure(tx, why);
 	tx_close_transport(tx);
 	tx_try(tx);
 }
@@ -410,7 +431,7 @@ tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	tx->c->stats.neterrs++;
-	tx_next(tx, DNS_NETERR);
+	tx_next(tx, (what & BEV_EVENT_ERROR) ? neterr_status(EVUTIL_SOCKET_ERROR()) : DNS_NETERR);
 }
 
 /* Retry the same question on the same server over TCP (RFC 7766). */
@@ -485,7 +506,7 @@ udp_read_cb(evutil_socket_t fd, short what, void *arg)
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
 			tx->c->stats.neterrs++;
-			tx_next(tx, DNS_NETERR);
+			tx_next(tx, neterr_status(errno));
 			return;
 		}
 		if (addr_from_sockaddr((struct sockaddr *)&from, fromlen, &src) == -1 ||
@@ -521,6 +542,7 @@ static void
 tx_try(struct dnstx *tx)
 {
 	struct dnsclient *c = tx->c;
+	enum dns_status why;
 	int len;
 
 	while (tx->tries < c->attempts * c->nservers) {
@@ -531,15 +553,15 @@ tx_try(struct dnstx *tx)
 		len = dnsmsg_build_query(
 		    tx->name, tx->type, tx->id, c->edns_size, tx->query, sizeof(tx->query));
 		if (len < 0) {
-			tx->failure = DNS_MALFORMED;
+			tx_note_failure(tx, DNS_MALFORMED);
 			break;
 		}
 		tx->qlen = (size_t)len;
 		if (udp_send(tx) == 0)
 			return;
+		why = neterr_status(errno);
 		c->stats.neterrs++;
-		if (failure_rank(DNS_NETERR) > failure_rank(tx->failure))
-			tx->failure = DNS_NETERR;
+		tx_note_failure(tx, why);
 		tx_close_transport(tx);
 	}
 	tx_fail(tx);
@@ -581,7 +603,7 @@ tx_new(struct dnsclient *c, const char *name, uint16_t type)
 	tx->c = c;
 	tx->fd = -1;
 	tx->type = type;
-	tx->failure = DNS_TIMEOUT;
+	tx->failure = DNS_OK;
 	snprintf(tx->name, sizeof(tx->name), "%s", name);
 	if ((tx->ev_timer = evtimer_new(c->base, tx_timer_cb, tx)) == NULL) {
 		free(tx);

@@ -30,6 +30,7 @@ dns_status_str(enum dns_status s)
 	case DNS_REFUSED: return "query refused";
 	case DNS_TIMEOUT: return "timed out";
 	case DNS_NETERR: return "network error";
+	case DNS_CONNREFUSED: return "connection refused";
 	case DNS_MALFORMED: return "malformed reply";
 	case DNS_TRUNCATED: return "truncated reply";
 	}

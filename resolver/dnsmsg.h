@@ -27,16 +27,18 @@
 
 /* What one question got, as the route planner needs to tell it apart. */
 enum dns_status {
-	DNS_OK,        /* NOERROR with records of the type */
-	DNS_NODATA,    /* NOERROR, no records of the type */
-	DNS_NXDOMAIN,  /* the name does not exist */
-	DNS_CNAME,     /* NOERROR, chain ends at a name not answered */
-	DNS_SERVFAIL,  /* SERVFAIL from every server */
-	DNS_REFUSED,   /* REFUSED, NOTIMP or another error rcode */
-	DNS_TIMEOUT,   /* no answer from any server */
-	DNS_NETERR,    /* send/receive failed (e.g. ICMP unreachable) */
-	DNS_MALFORMED, /* the reply did not parse or did not match */
-	DNS_TRUNCATED, /* TC set: retry over TCP */
+	DNS_OK,          /* NOERROR with records of the type */
+	DNS_NODATA,      /* NOERROR, no records of the type */
+	DNS_NXDOMAIN,    /* the name does not exist */
+	DNS_CNAME,       /* NOERROR, chain ends at a name not answered */
+	DNS_SERVFAIL,    /* SERVFAIL from every server */
+	DNS_REFUSED,     /* REFUSED, NOTIMP or another error rcode */
+	DNS_TIMEOUT,     /* no answer from any server */
+	DNS_NETERR,      /* send/receive failed (no route, ...) */
+	DNS_CONNREFUSED, /* nothing listens on the server's port: ICMP port
+	                  * unreachable on UDP, ECONNREFUSED on TCP */
+	DNS_MALFORMED,   /* the reply did not parse or did not match */
+	DNS_TRUNCATED,   /* TC set: retry over TCP */
 };
 
 /* True for outcomes that mean "ask again later" (RFC 5321 §5.1 R4). */

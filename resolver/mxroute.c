@@ -2,6 +2,7 @@
  * Postfix socketmap lookups with the same routes. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "common/config.h"
 #include "common/daemon.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "resolver/resolver.h"
 #include "resolver/routefmt.h"
@@ -23,6 +25,9 @@
 #define EXIT_TEMP   2
 #define EXIT_USAGE  64
 #define EXIT_CONFIG 78 /* EX_CONFIG */
+
+/* --json: results and errors go to stdout as JSON (common/jsonout.h). */
+static bool json_out;
 
 struct batch;
 
@@ -38,6 +43,22 @@ struct batch {
 	size_t pending;
 };
 
+/* An error for the user: {"error": ...} on stdout under --json, else a
+ * line on stderr. */
+static void __attribute__((format(printf, 1, 2))) report(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (json_out)
+		jsonout_error("%s", msg);
+	else
+		fprintf(stderr, "mxroute: %s\n", msg);
+}
+
 static void
 usage(FILE *out)
 {
@@ -51,13 +72,35 @@ usage(FILE *out)
 	fprintf(out,
 	    "Print the next hops for each destination, in order.\n\n"
 	    "  -c, --config FILE   configuration (default " DAEMON_DEFAULT_CONFIG ")\n"
-	    "  --json              machine-readable output\n"
+	    "  --json              machine-readable output: one JSON object, {\"routes\": [...]},\n"
+	    "                      or {\"error\": \"...\"} with a non-zero exit\n"
 	    "  --explain           show each step tried and why\n"
 	    "  --socketmap A:P     answer Postfix socketmap lookups on A:P\n"
 	    "  --repeat N          route every destination N more times (cache benchmark)\n"
 	    "  -h, --help          show this help and exit\n"
 	    "  -V, --version       show the version and exit\n\n"
-	    "Exit status: 0 routed, 1 permanent failure, 2 temporary failure, 64 usage.\n");
+	    "Exit status: 0 routed, 1 permanent failure, 2 temporary failure, 64 usage,\n"
+	    "78 configuration error.\n");
+}
+
+/* A usage error: exit status 64 (EX_USAGE). */
+static int
+usage_error(const char *why)
+{
+	if (json_out)
+		jsonout_error("usage: %s (mxroute --help)", why);
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+/* --json anywhere before "--": errors found while parsing argv are JSON too. */
+static bool
+has_json_option(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			return true;
+	return false;
 }
 
 /* The configuration: -c FILE, else the default file when it exists, else
@@ -73,7 +116,7 @@ load_config(const char *path)
 	cfg = path != NULL ? config_load(path, err, sizeof(err))
 	                   : config_load_string("(defaults)", "", err, sizeof(err));
 	if (cfg == NULL)
-		fprintf(stderr, "mxroute: %s\n", err);
+		report("%s", err);
 	return cfg;
 }
 
@@ -89,7 +132,7 @@ build_resolver(struct event_base *base, const struct config *cfg)
 	struct resolver *r = resolver_new(base, &cfg->resolver, &local, err, sizeof(err));
 
 	if (r == NULL)
-		fprintf(stderr, "mxroute: %s\n", err);
+		report("%s", err);
 	return r;
 }
 
@@ -216,10 +259,36 @@ route_all(struct resolver *r, struct batch *b, char **dests, int n, int flags)
 	return 0;
 }
 
+/* {"routes": [one object per destination, in argument order]}; -1 on OOM. */
 static int
-print_results(const struct slot *slots, int n, bool json)
+print_json(const struct slot *slots, int n)
 {
-	struct json_object *arr = json ? json_object_new_array() : NULL;
+	struct json_object *o = json_object_new_object();
+	struct json_object *arr = json_object_new_array();
+	int rc = -1;
+
+	if (o == NULL || arr == NULL) {
+		json_object_put(arr);
+		goto out;
+	}
+	json_object_object_add(o, "routes", arr);
+	for (int i = 0; i < n; i++) {
+		struct json_object *r = routefmt_json(slots[i].res);
+
+		if (r == NULL || json_object_array_add(arr, r) == -1) {
+			json_object_put(r);
+			goto out;
+		}
+	}
+	rc = jsonout_print(stdout, o, true);
+out:
+	json_object_put(o);
+	return rc;
+}
+
+static int
+print_results(const struct slot *slots, int n)
+{
 	int rc = EXIT_ROUTED;
 
 	for (int i = 0; i < n; i++) {
@@ -229,14 +298,12 @@ print_results(const struct slot *slots, int n, bool json)
 			rc = EXIT_TEMP;
 		else if (res->status == ROUTE_PERMFAIL && rc != EXIT_TEMP)
 			rc = EXIT_PERM;
-		if (arr != NULL)
-			json_object_array_add(arr, routefmt_json(res));
-		else
+		if (!json_out)
 			routefmt_text(res, stdout);
 	}
-	if (arr != NULL) {
-		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
-		json_object_put(arr);
+	if (json_out && print_json(slots, n) == -1) {
+		report("cannot print the routes (out of memory or write error)");
+		return EXIT_TEMP;
 	}
 	return rc;
 }
@@ -264,8 +331,7 @@ now_s(void)
 }
 
 static int
-run_routes(
-    const struct config *cfg, char **dests, int n, bool json, int flags, unsigned long repeat)
+run_routes(const struct config *cfg, char **dests, int n, int flags, unsigned long repeat)
 {
 	struct batch b = {0};
 	struct resolver *r = NULL;
@@ -274,7 +340,9 @@ run_routes(
 
 	b.base = event_base_new();
 	b.slots = calloc((size_t)n, sizeof(*b.slots));
-	if (b.base == NULL || b.slots == NULL || (r = build_resolver(b.base, cfg)) == NULL)
+	if (b.base == NULL || b.slots == NULL)
+		goto nomem;
+	if ((r = build_resolver(b.base, cfg)) == NULL)
 		goto out;
 	t0 = now_s();
 	if (route_all(r, &b, dests, n, flags) == -1)
@@ -295,10 +363,10 @@ run_routes(
 		fprintf(stderr, "mxroute: %d routes in %.4f s\n", n, now_s() - t0);
 		print_stats(r);
 	}
-	rc = print_results(b.slots, n, json);
+	rc = print_results(b.slots, n);
 	goto out;
 nomem:
-	fprintf(stderr, "mxroute: out of memory\n");
+	report("out of memory");
 	rc = EXIT_TEMP;
 out:
 	resolver_free(r);
@@ -326,42 +394,40 @@ main(int argc, char **argv)
 	};
 	const char *config_path = NULL, *socketmap = NULL;
 	unsigned long repeat = 0;
-	bool json = false;
 	int ch, flags = 0, rc;
 	struct config *cfg;
 	char *end;
 
 	log_init("mxroute", LOG_LEVEL_WARN, false);
+	json_out = has_json_option(argc, argv);
 	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': config_path = optarg; break;
-		case 'j': json = true; break;
+		case 'j': json_out = true; break;
 		case 'e': flags |= RESOLVER_EXPLAIN; break;
 		case 's': socketmap = optarg; break;
 		case 'r':
 			errno = 0;
 			repeat = strtoul(optarg, &end, 10);
-			if (errno != 0 || *end != '\0' || repeat > 100000000) {
-				usage(stderr);
-				return EXIT_USAGE;
-			}
+			if (errno != 0 || *end != '\0' || repeat > 100000000)
+				return usage_error("--repeat wants a number up to 100000000");
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("mxroute (mxbroker) %s\n", MXB_VERSION); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		default: return usage_error("unknown option or missing argument");
 		}
 	}
-	if ((socketmap == NULL) == (optind == argc)) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (socketmap == NULL && optind == argc)
+		return usage_error("no destination given");
+	if (socketmap != NULL && optind < argc)
+		return usage_error("--socketmap takes no destinations");
 	if ((cfg = load_config(config_path)) == NULL)
 		return EXIT_CONFIG;
 	if (socketmap != NULL) {
 		log_init("mxroute", (enum log_level)cfg->options.log_level, cfg->options.syslog);
 		rc = run_socketmap(cfg, config_path, socketmap);
 	} else {
-		rc = run_routes(cfg, argv + optind, argc - optind, json, flags, repeat);
+		rc = run_routes(cfg, argv + optind, argc - optind, flags, repeat);
 	}
 	config_free(cfg);
 	return rc;

@@ -663,6 +663,25 @@ route_localmx(struct resolver_route *rt, const struct localmx_entry *e, size_t n
 	targets_ready(rt);
 }
 
+/*
+ * The gateway (step 2) comes before the local MX database (step 3): an entry
+ * for a domain outside the zones is never used.  Say so, or the operator
+ * wonders why the entry has no effect.
+ */
+static void
+explain_localmx_overridden(
+    struct resolver_route *rt, const char *d, const struct localmx_entry *e, size_t n)
+{
+	if (n == 0)
+		return;
+	step(rt,
+	    "local MX database: %zu entr%s for %s (line %d: preference %u, %s) "
+	    "overridden by gateway %s: %s is outside the zones, and the gateway "
+	    "comes before the local MX database",
+	    n, n == 1 ? "y" : "ies", d, e[0].line, e[0].preference, e[0].gateway, rt->r->gateway,
+	    d);
+}
+
 /* Steps 1-3 of the route order, then DNS. */
 static void
 route_domain(struct resolver_route *rt, const char *d)
@@ -682,14 +701,15 @@ route_domain(struct resolver_route *rt, const char *d)
 		return;
 	}
 	step(rt, "local aliases: %s is not a local-alias domain", d);
+	n = r->localmx != NULL ? localmx_lookup(r->localmx, d, &e) : 0;
 	if (r->gateway != NULL) {
 		if (!in_zones(r, d, &zone)) {
+			explain_localmx_overridden(rt, d, e, n);
 			route_gateway(rt, "outside the zones");
 			return;
 		}
 		step(rt, "zones: %s is inside zone %s: routed by MX", d, zone);
 	}
-	n = r->localmx != NULL ? localmx_lookup(r->localmx, d, &e) : 0;
 	if (n > 0) {
 		route_localmx(rt, e, n);
 		return;

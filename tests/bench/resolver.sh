@@ -77,7 +77,7 @@ single=$(MXROUTE_TIMING=1 "$bin/mxroute" -c "$dir/mxroute.conf" d2.bench.test 2>
     sed -n 's/.* in \([0-9.]*\) s$/\1/p')
 # shellcheck disable=SC2086
 out=$("$bin/mxroute" -c "$dir/mxroute.conf" --repeat "$repeat" --json $domains 2>"$dir/timing")
-routed=$(printf '%s\n' "$out" | grep -c '"status":"ok"' || true)
+routed=$(printf '%s\n' "$out" | grep -o '"status": *"ok"' | wc -l)
 cat "$dir/timing"
 cold=$(sed -n 's/.*first pass: [0-9]* routes in \([0-9.]*\) s.*/\1/p' "$dir/timing")
 rate=$(sed -n 's/.*: \([0-9]*\) routes\/s/\1/p' "$dir/timing")

@@ -80,11 +80,14 @@ def mxroute(conf, *args, timeout=30):
 
 
 def route(conf, *dests, explain=False):
-    """Route with --json; returns (exit status, [result objects])."""
+    """Route with --json; returns (exit status, [result objects]).  The
+    output is one object, {"routes": [one result per destination]}."""
     args = ["--json"] + (["--explain"] if explain else []) + list(dests)
     r = mxroute(conf, *args)
     assert r.returncode in (0, 1, 2), f"mxroute failed: {r.returncode} {r.stderr}"
-    return r.returncode, json.loads(r.stdout)
+    doc = json.loads(r.stdout)
+    assert isinstance(doc, dict) and list(doc) == ["routes"], r.stdout
+    return r.returncode, doc["routes"]
 
 
 def hosts_of(result):
@@ -132,7 +135,8 @@ class FakeDNS:
 
 
 def dead_port():
-    """A loopback UDP port where nothing listens (ICMP unreachable)."""
+    """A loopback UDP port where nothing listens: a connected UDP socket
+    gets ECONNREFUSED (ICMP port unreachable) when it sends there."""
     return mxb.free_port()
 
 

@@ -4,6 +4,7 @@ on loopback, and the Postfix socketmap server queried with Debian's postmap.
 Target addresses come from TEST-NET-2 (198.51.100.0/24) and 2001:db8::/32 so
 that none is an address of the test machine (which would count as "self")."""
 import collections
+import json
 import signal
 import subprocess
 
@@ -175,9 +176,23 @@ def test_unreachable_nameserver_is_temporary(daemons):
     assert rc == 2
     for r in res:
         assert (r["status"], r["dsn"], r["hops"]) == ("temporary", "4.4.3", [])
-        # ICMP port unreachable gives "network error"; where ICMP is
-        # filtered the try times out instead: both are temporary.
-        assert "network error" in r["reason"] or "timed out" in r["reason"]
+
+
+def test_refused_nameserver_is_not_a_timeout(daemons):
+    """Nothing listens on the nameserver's port: loopback answers with ICMP
+    port unreachable, the connected UDP socket gets ECONNREFUSED, and
+    mxroute says so at once rather than "timed out" after the timeout."""
+    port = ru.dead_port()
+    conf = ru.resolver_conf(daemons, port)
+    rc, r = one(conf, "order.example.test", explain=True)
+    assert rc == 2
+    assert r["reason"] == (f"MX lookup of order.example.test failed: connection refused "
+                           f"(nameserver 127.0.0.1:{port})")
+    assert "DNS MX order.example.test: connection refused" in r["steps"]
+    assert not any("timed out" in s for s in r["steps"])
+    text = ru.mxroute(conf, "--explain", "order.example.test")
+    assert text.returncode == 2
+    assert "connection refused" in text.stdout and "timed out" not in text.stdout
 
 
 def test_silent_nameserver_times_out(daemons):
@@ -254,6 +269,50 @@ def test_gateway_name_with_only_mx_records(daemons, nsd):
     assert set(ru.hosts_of(gw)[2:4]) == {"mail1.abc.test", "mail2.abc.test"}
     assert set(ru.hosts_of(gw)[4:]) == {"mail12.abc.test", "mail21.abc.test"}
     assert {h["source"] for h in inside["hops"]} == {"dns-mx"}
+
+
+def test_local_mx_overridden_by_gateway_is_explained(daemons, nsd):
+    """The gateway (outside the zones) comes before the local MX database:
+    an entry for a domain outside the zones is never used, and --explain
+    says so; inside the zones the entry is used."""
+    daemons.write("local-mx.txt", "elsewhere.org 5 gw1.example.test\n"
+                  "localover.example.test 5 gw1.example.test\n")
+    conf = ru.resolver_conf(daemons, nsd, extra='    zones { "example.test"; };\n'
+                            '    gateway "[198.51.100.250]";\n'
+                            '    local-mx "local-mx.txt";\n')
+    rc, (out, inside) = ru.route(conf, "elsewhere.org", "localover.example.test",
+                                 explain=True)
+    assert rc == 0
+    assert [(h["host"], h["source"]) for h in out["hops"]] == [("[198.51.100.250]", "gateway")]
+    assert ("local MX database: 1 entry for elsewhere.org (line 1: preference 5, "
+            "gw1.example.test) overridden by gateway [198.51.100.250]: elsewhere.org is "
+            "outside the zones, and the gateway comes before the local MX database"
+            ) in out["steps"]
+    assert [(h["host"], h["source"]) for h in inside["hops"]] == [
+        ("gw1.example.test", "local-mx")]
+    assert not any("overridden" in s for s in inside["steps"])
+    text = ru.mxroute(conf, "--explain", "elsewhere.org")
+    assert "overridden by gateway [198.51.100.250]" in text.stdout
+
+
+def test_json_is_one_object_and_errors_are_json(daemons, conf):
+    """--json prints one object, {"routes": [...]}, also for one destination,
+    and every error as {"error": "..."} with a non-zero exit status."""
+    r = ru.mxroute(conf, "--json", "order.example.test")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and list(doc) == ["routes"] and len(doc["routes"]) == 1
+    assert "\\/" not in r.stdout
+    missing = daemons.dir + "/missing.conf"
+    for args, status in ((["-c", missing, "--json", "x.test"], 78),
+                         (["-c", conf, "--json"], 64),
+                         (["-c", conf, "--json", "--no-such-option", "x.test"], 64),
+                         (["-c", conf, "--repeat", "many", "--json", "x.test"], 64)):
+        r = mxb.run("mxroute", *args)
+        assert r.returncode == status, (args, r.returncode, r.stdout, r.stderr)
+        doc = json.loads(r.stdout)
+        assert list(doc) == ["error"] and doc["error"], (args, r.stdout)
+    r = mxb.run("mxroute", "-c", missing, "--json", "x.test")
+    assert "missing.conf" in json.loads(r.stdout)["error"]
 
 
 def test_gateway_literal_needs_no_dns(daemons):

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -415,6 +416,81 @@ test_exchange(void)
 	event_base_free(f.base);
 }
 
+/* A port nothing listens on: bound for a moment, then closed. */
+static int
+closed_udp_port(struct addr *a)
+{
+	int fd;
+
+	addr_parse("127.0.0.1", 0, a);
+	if ((fd = sock_bind(a, SOCK_DGRAM, 0)) == -1 || sock_local_addr(fd, a) == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static void
+stop_cb(const struct dns_answer *a, const struct dnsclient_info *info, void *arg)
+{
+	struct got *g = arg;
+
+	g->called = true;
+	g->status = a->status;
+	g->info = *info;
+	event_base_loopexit(g->f->base, NULL);
+}
+
+/*
+ * ICMP port unreachable (ECONNREFUSED on the connected UDP socket) is
+ * "connection refused", at once, not "timed out" after the timeout; with a
+ * silent second server it is still the failure reported, naming its server.
+ */
+static void
+test_connection_refused(void)
+{
+	struct fake f = {0};
+	struct addr srv[2];
+	struct dnsclient_params p = {
+	    .servers = srv, .nservers = 1, .timeout_ms = 3000, .attempts = 2, .edns_size = 1232};
+	struct dnsclient *c;
+	struct dnsclient_stats st;
+	struct got g = {.f = &f};
+	char want[ADDR_STRLEN];
+	struct timespec t0, t1;
+	int silent;
+
+	f.base = event_base_new();
+	ok(closed_udp_port(&srv[0]) == 0, "a closed port: %u", addr_port(&srv[0]));
+	addr_str(&srv[0], want, sizeof(want));
+	c = dnsclient_new(f.base, &p);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	dnsclient_query(c, "refused.test", LDNS_RR_TYPE_MX, stop_cb, &g);
+	event_base_dispatch(f.base);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	is_str(dns_status_str(g.status), "connection refused", "reported as connection refused");
+	ok(t1.tv_sec - t0.tv_sec < 2, "without waiting for the timeout");
+	dnsclient_get_stats(c, &st);
+	ok(st.timeouts == 0 && st.neterrs == 2, "two refused tries, no timeout (%llu, %llu)",
+	    (unsigned long long)st.timeouts, (unsigned long long)st.neterrs);
+	dnsclient_free(c);
+
+	addr_parse("127.0.0.1", 0, &srv[1]);
+	silent = sock_bind(&srv[1], SOCK_DGRAM, 0);
+	sock_local_addr(silent, &srv[1]);
+	p.nservers = 2;
+	p.attempts = 1;
+	p.timeout_ms = 200;
+	c = dnsclient_new(f.base, &p);
+	g.called = false;
+	dnsclient_query(c, "refused.test", LDNS_RR_TYPE_MX, stop_cb, &g);
+	event_base_dispatch(f.base);
+	is_int(g.status, DNS_CONNREFUSED, "refused beats a silent second server");
+	is_str(g.info.server, want, "and names the server that refused");
+	dnsclient_free(c);
+	close(silent);
+	event_base_free(f.base);
+}
+
 int
 main(void)
 {
@@ -423,5 +499,6 @@ main(void)
 	test_cache();
 	test_resolv_conf();
 	test_exchange();
+	test_connection_refused();
 	return tap_done();
 }

@@ -1,9 +1,13 @@
 /* test_resolver.c - the route planner's pure parts: local MX and hosts
  * databases, RFC 5321 §5.1 ordering and self-check, Postfix next hops,
- * the socketmap request parser, and the resolver configuration. */
+ * the socketmap request parser, and the resolver configuration; and the
+ * planner's explanation when the gateway overrides a local MX entry. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "common/config.h"
 #include "resolver/hostsdb.h"
@@ -250,6 +254,79 @@ test_names(void)
 	is_str(route_status_str(ROUTE_TEMPFAIL), "temporary", "status names");
 }
 
+static void
+route_cb(struct route_result *res, void *arg)
+{
+	struct route_result **out = arg;
+
+	*out = res;
+}
+
+static bool
+has_step(const struct route_result *res, const char *text)
+{
+	for (size_t i = 0; i < res->nsteps; i++)
+		if (strstr(res->steps[i], text) != NULL)
+			return true;
+	return false;
+}
+
+/* Route `dest` with RESOLVER_EXPLAIN; the caller frees the result. */
+static struct route_result *
+route_once(struct event_base *base, struct resolver *r, const char *dest)
+{
+	struct route_result *res = NULL;
+
+	resolver_route(r, dest, RESOLVER_EXPLAIN, route_cb, &res);
+	event_base_loop(base, EVLOOP_ONCE);
+	return res;
+}
+
+/* The gateway (outside the zones) comes before the local MX database: an
+ * entry it overrides is named in the explanation, never silently ignored. */
+static void
+test_localmx_overridden_by_gateway(void)
+{
+	char path[] = "/tmp/test_resolver.XXXXXX", text[512];
+	const char *mx = "outside.example 5 gw.outside.example\ninside.test 7 gw.inside.test\n";
+	struct resolver_local local = {.hostname = "relay.inside.test"};
+	struct event_base *base = event_base_new();
+	struct route_result *res;
+	struct config *cfg;
+	struct resolver *r;
+	int fd = mkstemp(path);
+
+	ok(fd != -1 && write(fd, mx, strlen(mx)) == (ssize_t)strlen(mx), "local MX file");
+	close(fd);
+	snprintf(text, sizeof(text),
+	    "resolver { nameservers { 127.0.0.1 port 9; }; local-mx \"%s\";\n"
+	    "  zones { \"inside.test\"; }; gateway \"[192.0.2.9]\"; };\n",
+	    path);
+	cfg = config_load_string("t.conf", text, err, sizeof(err));
+	r = cfg != NULL ? resolver_new(base, &cfg->resolver, &local, err, sizeof(err)) : NULL;
+	ok(r != NULL, "resolver with a gateway and a local MX file (%s)", err);
+	if (r == NULL)
+		goto out;
+	res = route_once(base, r, "user@outside.example");
+	ok(res != NULL && res->nhops == 1 && res->hops[0].source == ROUTE_SRC_GATEWAY,
+	    "outside the zones: the gateway");
+	ok(res != NULL &&
+	        has_step(res,
+	            "local MX database: 1 entry for outside.example (line 1: "
+	            "preference 5, gw.outside.example) overridden by gateway "
+	            "[192.0.2.9]"),
+	    "the overridden local MX entry is explained");
+	resolver_result_free(res);
+	res = route_once(base, r, "no-entry.example");
+	ok(res != NULL && !has_step(res, "overridden"), "no entry: nothing overridden");
+	resolver_result_free(res);
+out:
+	resolver_free(r);
+	config_free(cfg);
+	event_base_free(base);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -261,5 +338,6 @@ main(void)
 	test_socketmap_parse();
 	test_config_statements();
 	test_names();
+	test_localmx_overridden_by_gateway();
 	return tap_done();
 }
