@@ -13,6 +13,7 @@
 #include <ldns/ldns.h>
 
 #include "broker/cluster.h"
+#include "broker/ctl.h"
 #include "broker/server.h"
 #include "broker/statefile.h"
 #include "broker/xfr.h"
@@ -31,6 +32,7 @@ struct broker {
 	struct status_http *status;
 	struct event *reclaim;
 	struct clusters *clusters;
+	struct ctl *ctl;         /* brokerd-ctl's socket */
 	struct statefile *sf;    /* served serials and answers, kept across restarts */
 	struct config *reloaded; /* the clusters' configuration after a reload */
 	uint64_t reloads, reload_failures;
@@ -136,52 +138,129 @@ load_zones(struct broker *b)
 	return 0;
 }
 
+/* The configuration in force: the last one a reload adopted, else the start's. */
+static const struct config *
+current_config(const struct broker *b)
+{
+	return b->reloaded != NULL ? b->reloaded : b->cfg;
+}
+
+/* Load one zone of cfg into the store; an added zone continues its saved serial. */
+static bool
+reload_zone(struct broker *b, const struct config_zone *cz)
+{
+	const struct zone *old = zonestore_find(b->zs, cz->name);
+	char err[1024];
+	struct zone *z;
+	uint32_t serial;
+	uint64_t digest;
+
+	if (old == NULL && b->sf != NULL &&
+	    statefile_get_serial(b->sf, cz->name, &serial, &digest) == 0)
+		zonestore_restore_serial(b->zs, cz->name, serial, digest);
+	z = zone_load(cz->name, cz->file, err, sizeof(err));
+	if (z == NULL || zonestore_set_zone(b->zs, z) == -1) {
+		if (old != NULL)
+			log_warnx("%s; zone %s keeps serving serial %u",
+			    z == NULL ? err : "reload failed", cz->name, zone_serial(old));
+		else
+			log_warnx(
+			    "%s; zone %s is not served", z == NULL ? err : "load failed", cz->name);
+		zonestore_serving(b->zs);
+		return false;
+	}
+	zonestore_serving(b->zs); /* a restored serial counts from now on */
+	if (old == NULL)
+		log_info("zone %s: added", cz->name);
+	return true;
+}
+
+/* Zones of cfg loaded (added or again), zones no longer in it removed. */
+static unsigned
+reload_zones(struct broker *b, const struct config *cfg)
+{
+	const struct zsnap *snap = zonestore_snapshot(b->zs);
+	char **gone = calloc(snap->n + 1, sizeof(*gone));
+	size_t ngone = 0;
+	unsigned failures = 0;
+
+	for (size_t i = 0; gone != NULL && i < snap->n; i++)
+		if (config_zone_find(cfg, zone_name(snap->zones[i])) == NULL &&
+		    (gone[ngone] = strdup(zone_name(snap->zones[i]))) != NULL)
+			ngone++;
+	for (size_t i = 0; i < ngone; i++) {
+		if (zonestore_remove_zone(b->zs, gone[i]) == 0)
+			log_info("zone %s: removed: its names are REFUSED from now on", gone[i]);
+		else
+			failures++;
+		free(gone[i]);
+	}
+	free(gone);
+	for (size_t i = 0; i < cfg->broker.nzones; i++)
+		failures += !reload_zone(b, &cfg->broker.zones[i]);
+	return failures;
+}
+
+/* The DNS sockets follow the listen addresses; the first zone opens them. */
+static int
+reload_server(struct broker *b, const struct config *cfg)
+{
+	if (b->server != NULL)
+		return dns_server_reconfigure(b->server, &cfg->broker);
+	if (cfg->broker.nzones == 0)
+		return 0;
+	if (cfg->broker.threads != b->cfg->broker.threads)
+		log_warnx("reload: threads changes at the next restart");
+	if ((b->server = dns_server_new(b->base, &cfg->broker, b->zs)) == NULL ||
+	    dns_server_start(b->server) == -1) {
+		dns_server_free(b->server);
+		b->server = NULL;
+		log_warnx("reload: no DNS socket: privileged ports need a restart");
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * Clusters follow the file: read it again and hand the new configuration
- * to the clusters (members and clusters added and removed).  Zones and
- * listen addresses keep the configuration brokerd started with.
+ * SIGHUP, as `nsd-control reconfig`: read the file again; when it loads,
+ * zones are added, loaded again and removed, clusters and members follow,
+ * and the DNS sockets follow the listen addresses (unchanged ones are
+ * never closed).  A file that does not load changes nothing.  What stays
+ * as started: threads, rate-limit, status-listen, state-file, user.
  */
-static void
-reload_clusters(struct broker *b)
+void
+broker_reload(struct broker *b)
 {
 	char err[1024];
-	struct config *cfg = config_load(b->cfg->path, err, sizeof(err));
+	const struct config *prev = current_config(b);
+	struct config *cfg;
+	unsigned failures;
 
+	b->reloads++;
+	cfg = config_load(b->cfg->path, err, sizeof(err));
 	if (cfg == NULL || clusters_check_config(cfg) == -1) {
 		b->reload_failures++;
-		log_warnx("reload: %s; clusters keep the previous configuration",
+		log_warnx("reload: %s; the running configuration stays in force",
 		    cfg == NULL ? err : "invalid cluster key");
 		config_free(cfg);
 		return;
 	}
-	if (clusters_reload(b->clusters, cfg) == -1) {
+	/* Peers first: the zones loaded next NOTIFY them (an added one too). */
+	failures = notifier_reload(b->notifier, &cfg->broker) == -1;
+	failures += reload_zones(b, cfg);
+	if (b->clusters != NULL && clusters_reload(b->clusters, cfg) == -1) {
 		b->reload_failures++;
+		log_warnx("reload: out of memory: clusters and listen addresses unchanged");
+		notifier_reload(b->notifier, &prev->broker);
 		config_free(cfg);
 		return;
 	}
+	failures += reload_server(b, cfg) == -1;
 	config_free(b->reloaded);
 	b->reloaded = cfg;
-}
-
-void
-broker_reload(struct broker *b)
-{
-	b->reloads++;
-	if (b->clusters != NULL)
-		reload_clusters(b);
-	for (size_t i = 0; i < b->cfg->broker.nzones; i++) {
-		const struct config_zone *cz = &b->cfg->broker.zones[i];
-		const struct zone *old = zonestore_find(b->zs, cz->name);
-		char err[1024];
-		struct zone *z = zone_load(cz->name, cz->file, err, sizeof(err));
-
-		if (z == NULL || zonestore_set_zone(b->zs, z) == -1) {
-			b->reload_failures++;
-			log_warnx("%s; zone %s keeps serving serial %u",
-			    z == NULL ? err : "reload failed", cz->name,
-			    old != NULL ? zone_serial(old) : 0);
-		}
-	}
+	b->reload_failures += failures;
+	log_info("reload: %zu zones, %zu clusters%s", cfg->broker.nzones, cfg->nclusters,
+	    failures ? " (with errors, logged)" : "");
 }
 
 /* "refused" for REFUSED: the result label of an error answer to NOTIFY. */
@@ -369,6 +448,9 @@ broker_new(struct event_base *base, const struct config *cfg)
 	if (clusters_check_config(cfg) == -1 ||
 	    (b->clusters = clusters_new(base, cfg, b->zs, b->sf)) == NULL)
 		goto fail;
+	/* Bound now, while the socket's folder may still need root. */
+	if ((b->ctl = ctl_new(base, cfg, &b->clusters)) == NULL)
+		goto fail;
 	/* With no zone there is nothing to answer: no DNS sockets are opened. */
 	if (cfg->broker.nzones == 0)
 		log_info("no zone configured: not listening for DNS");
@@ -415,6 +497,7 @@ broker_free(struct broker *b)
 {
 	if (b == NULL)
 		return;
+	ctl_free(b->ctl);
 	clusters_free(b->clusters);
 	statefile_free(b->sf);
 	config_free(b->reloaded);

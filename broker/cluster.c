@@ -23,6 +23,7 @@
 #include "broker/zonestore.h"
 #include "common/addr.h"
 #include "common/config.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "common/status_http.h"
 #include "metrics/poll.h"
@@ -30,6 +31,8 @@
 #define TICK_MS_MAX           250 /* poll scheduler tick, at most */
 #define TICK_MS_MIN           10
 #define LOG_LINE_MAX          1024
+#define TABLE_ROW_MAX         256
+#define LOG_WHY_MAX           (STATEFILE_REASON_MAX + STATEFILE_WHO_MAX + 64)
 #define FAM_V4                0
 #define FAM_V6                1
 #define CLUSTER_VERIFY_MIN_MS 60000 /* masters compared at least this far apart */
@@ -47,7 +50,7 @@ enum member_why {
 	WHY_RANK,    /* eligible but ranked below max-members */
 	WHY_UNKNOWN, /* no verdict yet */
 	WHY_DOWN,    /* its agent stopped answering */
-	WHY_DRAINED, /* `drain` in the configuration */
+	WHY_DRAINED, /* `drain` in the configuration, or brokerd-ctl drain */
 	WHY_AGENT,   /* its agent reports draining */
 	WHY_HEALTH,  /* the service check fails */
 	WHY_UNAVAIL, /* its agent reports the relay cannot take mail now */
@@ -88,6 +91,8 @@ struct member {
 	char error[64];
 	struct healthcheck *hc;
 	char hwhy[HEALTHCHECK_WHY_LEN];
+	bool ctl_drain; /* drained by brokerd-ctl (kept in the state file) */
+	struct statefile_drain drain;
 	bool published;
 	enum member_why why;
 	size_t rank; /* 1-based within its family, 0 = not ranked */
@@ -145,6 +150,7 @@ struct clusters {
 };
 
 static void cluster_refresh(struct cluster *cl);
+static void prune_drains(struct clusters *cs);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -247,8 +253,8 @@ member_find(struct cluster *cl, const struct addr *a)
 static bool
 member_eligible(const struct member *m)
 {
-	return m->state == MEMBER_UP && !m->cm.drain && !m->agent_drain && m->unavail == 0 &&
-	    (m->cl->cfg->health == CONFIG_HEALTH_NONE || m->hstate == MEMBER_UP);
+	return m->state == MEMBER_UP && !m->cm.drain && !m->ctl_drain && !m->agent_drain &&
+	    m->unavail == 0 && (m->cl->cfg->health == CONFIG_HEALTH_NONE || m->hstate == MEMBER_UP);
 }
 
 /*
@@ -267,7 +273,7 @@ cluster_refresh_soon(struct cluster *cl)
 static enum member_why
 member_exclusion(const struct member *m)
 {
-	if (m->cm.drain)
+	if (m->cm.drain || m->ctl_drain)
 		return WHY_DRAINED;
 	if (m->state == MEMBER_UNKNOWN)
 		return WHY_UNKNOWN;
@@ -280,6 +286,32 @@ member_exclusion(const struct member *m)
 	if (m->cl->cfg->health != CONFIG_HEALTH_NONE && m->hstate != MEMBER_UP)
 		return WHY_HEALTH;
 	return WHY_ANSWER;
+}
+
+/* RFC 3339 UTC, e.g. 2026-01-02T03:04:05Z. */
+static void
+utc_text(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "%" PRId64, t);
+}
+
+/* "drained by root at 2026-...Z: disk swap", or by the configuration. */
+static void
+drain_text(const struct member *m, char *buf, size_t len)
+{
+	char when[32];
+
+	if (!m->ctl_drain) {
+		snprintf(buf, len, "drained by the configuration");
+		return;
+	}
+	utc_text(m->drain.since, when, sizeof(when));
+	snprintf(buf, len, "drained by %s at %s%s%s", m->drain.who[0] ? m->drain.who : "?", when,
+	    m->drain.reason[0] ? ": " : "", m->drain.reason);
 }
 
 static void
@@ -298,7 +330,7 @@ why_text(const struct member *m, char *buf, size_t len)
 		snprintf(buf, len, "down: %u polls failed (%s)", m->misses,
 		    m->error[0] ? m->error : "timeout");
 		break;
-	case WHY_DRAINED: snprintf(buf, len, "drained by the configuration"); break;
+	case WHY_DRAINED: drain_text(m, buf, len); break;
 	case WHY_AGENT: snprintf(buf, len, "its agent reports draining"); break;
 	case WHY_HEALTH:
 		snprintf(
@@ -578,7 +610,7 @@ static void
 log_change(struct cluster *cl, int f, const struct addr *next, size_t nn)
 {
 	const struct pubset *p = &cl->pub[f];
-	char line[LOG_LINE_MAX] = "", why[160], a[ADDR_STRLEN];
+	char line[LOG_LINE_MAX] = "", why[LOG_WHY_MAX], a[ADDR_STRLEN];
 
 	bprintf(line, sizeof(line), "%s set now ", fam_type(f));
 	set_list(line, sizeof(line), next, nn);
@@ -651,6 +683,33 @@ all_down(struct cluster *cl, int f, struct addr *next)
 	return 0;
 }
 
+/*
+ * While warming up, the placeholder set still leaves out a member the
+ * operator drained (an answer must never wait for a drain); the set is
+ * kept whole when it would become empty.  True when it changed.
+ */
+static bool
+placeholder_without_drained(struct cluster *cl, int f, struct addr *next)
+{
+	struct pubset *p = &cl->pub[f];
+	size_t nn = 0;
+
+	for (size_t i = 0; i < p->n && nn < cl->cfg->max_members; i++) {
+		const struct member *m = member_find(cl, &p->v[i]);
+
+		if (m == NULL || (!m->ctl_drain && !m->cm.drain))
+			next[nn++] = p->v[i];
+	}
+	if (nn == 0 || nn == p->n)
+		return false;
+	log_change(cl, f, next, nn);
+	memcpy(p->v, next, nn * sizeof(*next));
+	p->n = nn;
+	if (cl->cs->sf != NULL)
+		statefile_set(cl->cs->sf, cl->name, f == FAM_V4 ? AF_INET : AF_INET6, p->v, p->n);
+	return true;
+}
+
 /* Recompute family f; true when its published set changed. */
 static bool
 refresh_family(struct cluster *cl, int f, struct addr *next)
@@ -664,7 +723,7 @@ refresh_family(struct cluster *cl, int f, struct addr *next)
 			if (fam_index(&cl->m[i].cm.addr) == f && cl->m[i].why == WHY_ANSWER &&
 			    !set_has(p->v, p->n, &cl->m[i].cm.addr))
 				cl->m[i].why = WHY_WARMING;
-		return false;
+		return placeholder_without_drained(cl, f, next);
 	}
 	if (nn == 0 && (nn = all_down(cl, f, next)) == 0)
 		return false;
@@ -694,6 +753,46 @@ row_cmp(const void *pa, const void *pb)
 	if (ra != rb)
 		return ra < rb ? -1 : 1;
 	return a < b ? -1 : a > b;
+}
+
+/* The members in table order (row_cmp); NULL when out of memory.  Free it. */
+static const struct member **
+sorted_rows(const struct cluster *cl)
+{
+	const struct member **rows = calloc(cl->n ? cl->n : 1, sizeof(*rows));
+
+	if (rows == NULL)
+		return NULL;
+	for (size_t i = 0; i < cl->n; i++)
+		rows[i] = &cl->m[i];
+	qsort(rows, cl->n, sizeof(*rows), row_cmp);
+	return rows;
+}
+
+/* "cluster NAME policy ranked max-members 2 members 3 answer A {...}" */
+static void
+table_header(const struct cluster *cl, char *text, size_t len)
+{
+	text[0] = '\0';
+	bprintf(text, len, "cluster %s policy %s max-members %u members %zu answer ", cl->name,
+	    cl->cfg->policy == CONFIG_POLICY_WEIGHTED ? "weighted" : "ranked", cl->cfg->max_members,
+	    cl->n);
+	for (int f = 0; f < 2; f++)
+		if (cl->pub[f].managed) {
+			bprintf(text, len, "%s ", fam_type(f));
+			set_list(text, len, cl->pub[f].v, cl->pub[f].n);
+		}
+}
+
+/* "rank 1 127.0.0.13 in-answer up rating=70.576 weight=1" */
+static void
+table_row(const struct member *m, char *text, size_t len)
+{
+	char a[ADDR_STRLEN];
+
+	snprintf(text, len, "rank %zu %s %s %s rating=%.3f weight=%u", m->rank,
+	    addr_host_str(&m->cm.addr, a, sizeof(a)), why_names[m->why], state_names[m->state],
+	    m->smoothed / 1000.0, m->cm.weight);
 }
 
 static ldns_rr *
@@ -744,9 +843,9 @@ table_hash(const ldns_rr_list *l)
 static ldns_rr_list *
 build_table(struct cluster *cl)
 {
-	struct member **rows = calloc(cl->n, sizeof(*rows));
+	const struct member **rows = sorted_rows(cl);
 	ldns_rr_list *l = ldns_rr_list_new();
-	char text[256] = "", a[ADDR_STRLEN];
+	char text[TABLE_ROW_MAX];
 	size_t nrows = cl->n < CLUSTER_TXT_ROWS ? cl->n : CLUSTER_TXT_ROWS;
 
 	if (rows == NULL || l == NULL) {
@@ -754,24 +853,10 @@ build_table(struct cluster *cl)
 		ldns_rr_list_free(l);
 		return NULL;
 	}
-	for (size_t i = 0; i < cl->n; i++)
-		rows[i] = &cl->m[i];
-	qsort(rows, cl->n, sizeof(*rows), row_cmp);
-	bprintf(text, sizeof(text), "cluster %s policy %s max-members %u members %zu answer ",
-	    cl->name, cl->cfg->policy == CONFIG_POLICY_WEIGHTED ? "weighted" : "ranked",
-	    cl->cfg->max_members, cl->n);
-	for (int f = 0; f < 2; f++)
-		if (cl->pub[f].managed) {
-			bprintf(text, sizeof(text), "%s ", fam_type(f));
-			set_list(text, sizeof(text), cl->pub[f].v, cl->pub[f].n);
-		}
+	table_header(cl, text, sizeof(text));
 	push_txt(l, cl->status_name, text);
 	for (size_t i = 0; i < nrows; i++) {
-		const struct member *m = rows[i];
-
-		snprintf(text, sizeof(text), "rank %zu %s %s %s rating=%.3f weight=%u", m->rank,
-		    addr_host_str(&m->cm.addr, a, sizeof(a)), why_names[m->why],
-		    state_names[m->state], m->smoothed / 1000.0, m->cm.weight);
+		table_row(rows[i], text, sizeof(text));
 		push_txt(l, cl->status_name, text);
 	}
 	free(rows);
@@ -914,6 +999,21 @@ cluster_in_zone(const struct config *cfg, const char *name)
 	return false;
 }
 
+/* A new member drained by brokerd-ctl before a restart stays drained. */
+static void
+restore_drain(struct cluster *cl, struct member *m, const struct addr *a)
+{
+	char text[ADDR_STRLEN];
+
+	if (cl->cs->sf == NULL ||
+	    statefile_get_drain(
+	        cl->cs->sf, cl->cfg->name, addr_host_str(a, text, sizeof(text)), &m->drain) == -1)
+		return;
+	m->ctl_drain = true;
+	log_info("cluster %s: member %s stays drained (by %s: %s)", cl->cfg->name, text,
+	    m->drain.who, m->drain.reason[0] ? m->drain.reason : "no reason given");
+}
+
 /* Members from the configuration; state carried over from `old`. */
 static int
 build_members(struct cluster *cl, const struct cluster *old)
@@ -931,6 +1031,10 @@ build_members(struct cluster *cl, const struct cluster *old)
 		}
 		m->cl = cl;
 		m->cm = cc->members[i];
+		if (prev == NULL) {
+			restore_drain(cl, m, &cc->members[i].addr);
+			m->why = member_exclusion(m); /* until the first ranking */
+		}
 		m->agent = m->cm.check;
 		addr_set_port(&m->agent, cc->metric_port);
 		m->target = m->cm.check;
@@ -1172,9 +1276,9 @@ clusters_new(
 	cs->cfg = cfg;
 	cs->zs = zs;
 	cs->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 10);
+	cs->sf = sf; /* also for clusters a reload adds */
 	if (cfg->nclusters == 0)
 		return cs;
-	cs->sf = sf;
 	cs->poller_cap = poller_size(cfg);
 	cs->poller = metric_poller_new(base, cs->poller_cap, NULL, NULL);
 	cs->v = calloc(cfg->nclusters, sizeof(*cs->v));
@@ -1188,6 +1292,7 @@ clusters_new(
 		    cfg->clusters[i].name, cfg->clusters[i].nmembers,
 		    cfg->clusters[i].polling_interval, cfg->clusters[i].dns_refresh);
 	}
+	prune_drains(cs);
 	return cs;
 fail:
 	clusters_free(cs);
@@ -1246,6 +1351,7 @@ clusters_reload(struct clusters *cs, const struct config *cfg)
 	if (resize_poller(cs, cfg) == -1)
 		log_warnx("clusters: cannot grow the poller: some polls will fail");
 	log_info("clusters: %zu clusters, %zu members after reload", n, total_members(cfg));
+	prune_drains(cs);
 	return 0;
 fail:
 	for (size_t i = 0; i < n; i++)
@@ -1287,16 +1393,42 @@ json_set(const struct addr *v, size_t n)
 	return a;
 }
 
+/* {"by": "configuration"} or {"by": "brokerd-ctl", "who", "reason", "since"}; NULL. */
+static struct json_object *
+drain_json(const struct member *m)
+{
+	struct json_object *o;
+	char when[32];
+
+	if (!m->cm.drain && !m->ctl_drain)
+		return NULL;
+	o = json_object_new_object();
+	if (!m->ctl_drain) {
+		jadd(o, "by", json_object_new_string("configuration"));
+		return o;
+	}
+	utc_text(m->drain.since, when, sizeof(when));
+	jadd(o, "by", json_object_new_string("brokerd-ctl"));
+	jadd(o, "who", json_object_new_string(m->drain.who));
+	jadd(o, "reason", json_object_new_string(m->drain.reason));
+	jadd(o, "since", json_object_new_int64(m->drain.since));
+	jadd(o, "since_text", json_object_new_string(when));
+	jadd(o, "also_in_configuration", json_object_new_boolean(m->cm.drain));
+	return o;
+}
+
 static struct json_object *
 member_json(const struct member *m, time_t now)
 {
 	struct json_object *o = json_object_new_object(), *in = json_object_new_object();
-	char buf[ADDR_STRLEN], why[160];
+	char buf[ADDR_STRLEN], why[LOG_WHY_MAX];
 
 	jadd(o, "address", json_object_new_string(addr_host_str(&m->cm.addr, buf, sizeof(buf))));
 	jadd(o, "check", json_object_new_string(addr_str(&m->agent, buf, sizeof(buf))));
 	jadd(o, "state", json_object_new_string(state_names[m->state]));
-	jadd(o, "operator", json_object_new_string(m->cm.drain ? "drained" : "active"));
+	jadd(o, "operator",
+	    json_object_new_string(m->cm.drain || m->ctl_drain ? "drained" : "active"));
+	jadd(o, "drain", drain_json(m));
 	jadd(o, "agent_draining", json_object_new_boolean(m->agent_drain));
 	if (m->cl->cfg->health != CONFIG_HEALTH_NONE) {
 		jadd(o, "health", json_object_new_string(state_names[m->hstate]));
@@ -1468,4 +1600,159 @@ clusters_metrics(struct clusters *cs, struct evbuffer *out)
 	prom_family(out, "broker_poll_replies_discarded_total", "counter",
 	    "Replies that failed validation (forged, unsigned, stale).");
 	prom_sample_u64(out, "broker_poll_replies_discarded_total", NULL, ps.discarded);
+}
+
+/* ---- the operator: brokerd-ctl ---------------------------------------------- */
+
+static bool
+drain_kept_cb(const char *cluster, const char *member, void *arg)
+{
+	struct clusters *cs = arg;
+	struct cluster *cl = cluster_find_in(cs->v, cs->n, cluster);
+	struct addr a;
+
+	return cl != NULL && addr_parse(member, 0, &a) == 0 && member_find(cl, &a) != NULL;
+}
+
+/* Saved drains of members no longer configured are forgotten (logged). */
+static void
+prune_drains(struct clusters *cs)
+{
+	size_t n;
+
+	if (cs->sf == NULL || (n = statefile_prune_drains(cs->sf, drain_kept_cb, cs)) == 0)
+		return;
+	log_info("clusters: %zu saved drains of members no longer configured forgotten", n);
+	statefile_save(cs->sf);
+}
+
+const char *
+clusters_strerror(enum clusters_status st)
+{
+	switch (st) {
+	case CLUSTERS_OK: return "ok";
+	case CLUSTERS_ENOCLUSTER: return "no such cluster";
+	case CLUSTERS_ENOMEMBER: return "no such member in the cluster";
+	case CLUSTERS_ECONFIG:
+		return "drained by the configuration: remove `drain` from its member line and "
+		       "reload";
+	case CLUSTERS_ESAVE:
+		return "done, but the state file could not be written: a restart forgets it";
+	case CLUSTERS_ENOMEM: return "out of memory";
+	}
+	return "unknown error";
+}
+
+static void
+set_ctl_drain(struct member *m, bool drain, const char *reason, const char *who)
+{
+	if (!drain) {
+		m->ctl_drain = false;
+		memset(&m->drain, 0, sizeof(m->drain));
+		return;
+	}
+	if (!m->ctl_drain)
+		m->drain.since = (int64_t)time(NULL);
+	snprintf(m->drain.reason, sizeof(m->drain.reason), "%s", reason != NULL ? reason : "");
+	snprintf(m->drain.who, sizeof(m->drain.who), "%s", who != NULL ? who : "");
+	m->ctl_drain = true;
+}
+
+enum clusters_status
+clusters_drain(struct clusters *cs, const char *cluster, const struct addr *member, bool drain,
+    const char *reason, const char *who, struct json_object *reply)
+{
+	struct cluster *cl = cluster_find_in(cs->v, cs->n, cluster);
+	struct member *m = cl != NULL ? member_find(cl, member) : NULL;
+	char a[ADDR_STRLEN];
+	int rc;
+
+	if (cl == NULL)
+		return CLUSTERS_ENOCLUSTER;
+	if (m == NULL)
+		return CLUSTERS_ENOMEMBER;
+	if (!drain && m->cm.drain && !m->ctl_drain)
+		return CLUSTERS_ECONFIG;
+	addr_host_str(&m->cm.addr, a, sizeof(a));
+	set_ctl_drain(m, drain, reason, who);
+	if (drain)
+		log_info("cluster %s: member %s drained by %s: %s", cl->name, a, m->drain.who,
+		    m->drain.reason[0] ? m->drain.reason : "no reason given");
+	else
+		log_info("cluster %s: member %s undrained by %s", cl->name, a, who);
+	rc = cs->sf == NULL ? -1
+	                    : statefile_set_drain(cs->sf, cl->name, a, drain ? &m->drain : NULL);
+	cluster_refresh(cl); /* leaves (or may come back into) the answer now */
+	if (rc == 0)
+		rc = statefile_save(cs->sf);
+	if (reply != NULL)
+		jadd(reply, "member", member_json(m, time(NULL)));
+	return rc == 0 ? CLUSTERS_OK : CLUSTERS_ESAVE;
+}
+
+static struct json_object *
+show_row(const struct member *m)
+{
+	struct json_object *o = json_object_new_object();
+	char buf[LOG_WHY_MAX];
+
+	jadd(o, "rank", json_object_new_int64((int64_t)m->rank));
+	jadd(o, "address", json_object_new_string(addr_host_str(&m->cm.addr, buf, sizeof(buf))));
+	jadd(o, "why", json_object_new_string(why_names[m->why]));
+	why_text(m, buf, sizeof(buf));
+	jadd(o, "reason", json_object_new_string(buf));
+	jadd(o, "state", json_object_new_string(state_names[m->state]));
+	jadd(o, "rating", jsonout_fixed(m->smoothed / 1000.0, JSONOUT_DECIMALS));
+	jadd(o, "weight", json_object_new_int((int)m->cm.weight));
+	jadd(o, "published", json_object_new_boolean(m->published));
+	jadd(o, "drain", drain_json(m));
+	return o;
+}
+
+static struct json_object *
+show_cluster(const struct cluster *cl)
+{
+	struct json_object *o = json_object_new_object(), *pub = json_object_new_object();
+	struct json_object *table = json_object_new_array(), *ms = json_object_new_array();
+	const struct member **rows = sorted_rows(cl);
+	char text[TABLE_ROW_MAX + LOG_WHY_MAX];
+
+	jadd(o, "name", json_object_new_string(cl->name));
+	for (int f = 0; f < 2; f++)
+		if (cl->pub[f].managed)
+			jadd(pub, fam_type(f), json_set(cl->pub[f].v, cl->pub[f].n));
+	jadd(o, "published", pub);
+	table_header(cl, text, sizeof(text));
+	json_object_array_add(table, json_object_new_string(text));
+	for (size_t i = 0; rows != NULL && i < cl->n; i++) {
+		table_row(rows[i], text, sizeof(text));
+		if (rows[i]->why == WHY_DRAINED) {
+			bprintf(text, sizeof(text), " (");
+			drain_text(rows[i], text + strlen(text), sizeof(text) - strlen(text));
+			bprintf(text, sizeof(text), ")");
+		}
+		json_object_array_add(table, json_object_new_string(text));
+		json_object_array_add(ms, show_row(rows[i]));
+	}
+	free(rows);
+	jadd(o, "table", table);
+	jadd(o, "members", ms);
+	return o;
+}
+
+enum clusters_status
+clusters_show_json(struct clusters *cs, const char *cluster, struct json_object *reply)
+{
+	struct json_object *a;
+	const struct cluster *one = NULL;
+
+	if (cluster != NULL && (one = cluster_find_in(cs->v, cs->n, cluster)) == NULL)
+		return CLUSTERS_ENOCLUSTER;
+	if ((a = json_object_new_array()) == NULL)
+		return CLUSTERS_ENOMEM;
+	for (size_t i = 0; i < cs->n; i++)
+		if (one == NULL || cs->v[i] == one)
+			json_object_array_add(a, show_cluster(cs->v[i]));
+	jadd(reply, "clusters", a);
+	return CLUSTERS_OK;
 }

@@ -6,8 +6,9 @@
  * (statefile.h).
  *
  * A member carries three layers of state:
- *   operator  active, or drained by `drain` in the configuration, or by its
- *             agent (metricd --drain: the reply's draining flag);
+ *   operator  active, or drained by `drain` in the configuration, by
+ *             brokerd-ctl (clusters_drain; kept in the state file), or by
+ *             its agent (metricd --drain: the reply's draining flag);
  *   health    unknown, up or down: down after `fall` unanswered polls in a
  *             row, up after `rise` answered ones; with `health-check` the
  *             service port must also pass (same fall/rise counts);
@@ -26,6 +27,9 @@
 #ifndef MXB_BROKER_CLUSTER_H
 #define MXB_BROKER_CLUSTER_H
 
+#include <stdbool.h>
+
+struct addr;
 struct clusters;
 struct config;
 struct event_base;
@@ -65,6 +69,43 @@ struct clusters *clusters_new(
  * Returns 0 or -1 (the old configuration then stays in use).
  */
 int clusters_reload(struct clusters *cs, const struct config *cfg);
+
+/* What clusters_drain and clusters_show_json can fail with. */
+enum clusters_status {
+	CLUSTERS_OK,
+	CLUSTERS_ENOCLUSTER, /* no cluster of that name */
+	CLUSTERS_ENOMEMBER,  /* no member of that address in the cluster */
+	CLUSTERS_ECONFIG,    /* undrain: drained by `drain` in the configuration */
+	CLUSTERS_ESAVE,      /* done, but the state file was not written */
+	CLUSTERS_ENOMEM,
+};
+
+/* A sentence for st ("no such cluster", ...); never NULL. */
+const char *clusters_strerror(enum clusters_status st);
+
+/*
+ * The operator drains (drain true) or undrains `member` of `cluster`
+ * (lower case, no trailing dot): a drained member leaves the answer at
+ * once (published now, also while warming up), is shown with why
+ * "drained", `reason` (may be NULL), `who` and the time in /status, the
+ * TXT table and the log, and stays drained across SIGHUP and restarts (the
+ * state file) until undrained.  Draining again replaces reason and who.
+ * The member's /status object is added to `reply` (may be NULL) under
+ * "member".  CLUSTERS_ESAVE: in effect, but a restart would forget it.
+ */
+enum clusters_status clusters_drain(struct clusters *cs, const char *cluster,
+    const struct addr *member, bool drain, const char *reason, const char *who,
+    struct json_object *reply);
+
+/*
+ * The ranked table of `cluster` (NULL: every cluster) added to `reply` as
+ * "clusters": [{"name", "published", "table": [the _status TXT texts, a
+ * drained member's row followed by its drain], "members": [in table
+ * order: rank, address, why, reason, state, rating, weight, published,
+ * drain]}].
+ */
+enum clusters_status clusters_show_json(
+    struct clusters *cs, const char *cluster, struct json_object *reply);
 
 /* Add "clusters" to a /status document, and the metric families. */
 void clusters_status_json(struct clusters *cs, struct json_object *root);

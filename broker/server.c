@@ -75,6 +75,8 @@ struct dns_server {
 	struct zonestore *zs;
 	struct worker *workers;
 	unsigned nworkers;
+	struct addr
+	    *addrs; /* bound listen addresses; listeners[] and each worker's socks[] match */
 	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct answer_stats tcp_stats;
@@ -290,37 +292,53 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* One thread's UDP socket on a (SO_REUSEPORT); -1 (logged) on failure. */
 static int
-udp_open(struct udp_sock *us, const struct addr *a)
+udp_bind(const struct addr *a, bool first, bool *pktinfo)
 {
-	int on = 1;
+	int on = 1, fd;
 	char text[ADDR_STRLEN];
 
-	us->fd = sock_bind(a, SOCK_DGRAM, SOCK_F_REUSEPORT);
-	if (us->fd == -1) {
+	*pktinfo = false;
+	if ((fd = sock_bind(a, SOCK_DGRAM, SOCK_F_REUSEPORT)) == -1) {
 		log_warn("cannot listen on %s (udp)", addr_str(a, text, sizeof(text)));
 		return -1;
 	}
-	if (sock_set_rcvbuf(us->fd, SERVER_UDP_RCVBUF) == -1 && us->w->id == 0)
+	if (sock_set_rcvbuf(fd, SERVER_UDP_RCVBUF) == -1 && first)
 		log_warn("udp: %s: receive buffer below %d bytes", addr_str(a, text, sizeof(text)),
 		    SERVER_UDP_RCVBUF);
 	if (addr_is_any(a)) {
 		int r = addr_family(a) == AF_INET
-		    ? setsockopt(us->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on))
-		    : setsockopt(us->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+		    ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on))
+		    : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
 
 		if (r == -1) {
 			log_warn("udp: %s: packet info", addr_str(a, text, sizeof(text)));
+			close(fd);
 			return -1;
 		}
-		us->pktinfo = true;
+		*pktinfo = true;
 	}
+	return fd;
+}
+
+/* Watch us->fd on its thread's loop; 0 or -1 (logged). */
+static int
+udp_watch(struct udp_sock *us)
+{
 	us->ev = event_new(us->w->base, us->fd, EV_READ | EV_PERSIST, udp_read_cb, us);
 	if (us->ev == NULL || event_add(us->ev, NULL) == -1) {
 		log_warnx("udp: cannot watch a socket");
 		return -1;
 	}
 	return 0;
+}
+
+static int
+udp_open(struct udp_sock *us, const struct addr *a)
+{
+	us->fd = udp_bind(a, us->w->id == 0, &us->pktinfo);
+	return us->fd == -1 ? -1 : udp_watch(us);
 }
 
 static int
@@ -530,8 +548,10 @@ dns_server_new(struct event_base *base, const struct config_broker *cfg, struct 
 	s->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 60);
 	s->nworkers = cfg->threads;
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
-	if (s->workers == NULL || tcp_listen(s) == -1)
+	s->addrs = calloc(cfg->listen.n + 1, sizeof(*s->addrs));
+	if (s->workers == NULL || s->addrs == NULL || tcp_listen(s) == -1)
 		goto fail;
+	memcpy(s->addrs, cfg->listen.v, cfg->listen.n * sizeof(*s->addrs));
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 
@@ -580,7 +600,218 @@ dns_server_free(struct dns_server *s)
 		listener_free(s->listeners[i]);
 	free(s->listeners);
 	free(s->workers);
+	free(s->addrs);
 	free(s);
+}
+
+/* ---- SIGHUP: a new listen set ------------------------------------------ */
+
+/* The sockets of the next listen set, opened before anything is changed. */
+struct rebind {
+	size_t n;
+	const struct addr *addrs;          /* cfg->listen.v */
+	long *from;                        /* index among s->addrs, or -1: new */
+	struct evconnlistener **listeners; /* n */
+	int *fds;                          /* n per worker (worker-major); -1 = kept */
+	bool *pktinfo;
+};
+
+static long
+bound_index(const struct dns_server *s, const struct addr *a)
+{
+	for (size_t i = 0; i < s->nlisteners; i++)
+		if (addr_equal(&s->addrs[i], a))
+			return (long)i;
+	return -1;
+}
+
+static bool
+same_listen(const struct dns_server *s, const struct config_addrs *listen)
+{
+	if (listen->n != s->nlisteners)
+		return false;
+	for (size_t i = 0; i < listen->n; i++)
+		if (!addr_equal(&s->addrs[i], &listen->v[i]))
+			return false;
+	return true;
+}
+
+static void
+rebind_close(struct rebind *rb, unsigned nworkers)
+{
+	for (size_t i = 0; rb->from != NULL && i < rb->n; i++)
+		if (rb->from[i] == -1 && rb->listeners != NULL)
+			listener_free(rb->listeners[i]);
+	for (size_t i = 0; rb->fds != NULL && i < rb->n * nworkers; i++)
+		if (rb->fds[i] != -1)
+			close(rb->fds[i]);
+	free(rb->from);
+	free(rb->listeners);
+	free(rb->fds);
+	free(rb->pktinfo);
+}
+
+/* Bind TCP and every thread's UDP socket for the new addresses; 0 or -1. */
+static int
+rebind_open(struct dns_server *s, const struct config_addrs *listen, struct rebind *rb)
+{
+	size_t nfd = listen->n * s->nworkers;
+
+	memset(rb, 0, sizeof(*rb));
+	rb->n = listen->n;
+	rb->addrs = listen->v;
+	rb->from = calloc(rb->n + 1, sizeof(*rb->from));
+	rb->listeners = calloc(rb->n + 1, sizeof(*rb->listeners));
+	rb->fds = calloc(nfd + 1, sizeof(*rb->fds));
+	rb->pktinfo = calloc(nfd + 1, sizeof(*rb->pktinfo));
+	if (rb->from == NULL || rb->listeners == NULL || rb->fds == NULL || rb->pktinfo == NULL)
+		return -1;
+	for (size_t k = 0; k < nfd; k++)
+		rb->fds[k] = -1;
+	for (size_t i = 0; i < rb->n; i++) {
+		if ((rb->from[i] = bound_index(s, &listen->v[i])) != -1) {
+			rb->listeners[i] = s->listeners[rb->from[i]];
+			continue;
+		}
+		rb->listeners[i] = listener_new(s->base, &listen->v[i], tcp_accept_cb, s, "dns");
+		if (rb->listeners[i] == NULL)
+			return -1;
+		for (unsigned w = 0; w < s->nworkers; w++) {
+			size_t k = w * rb->n + i;
+
+			if ((rb->fds[k] = udp_bind(&listen->v[i], w == 0, &rb->pktinfo[k])) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Stop and join every query thread; queries wait in the socket buffers. */
+static void
+workers_stop(struct dns_server *s)
+{
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (!w->started)
+			continue;
+		atomic_store(&w->stop, true);
+		event_base_loopbreak(w->base);
+		pthread_join(w->tid, NULL);
+		w->started = false;
+		atomic_store(&w->stop, false);
+	}
+}
+
+/* Give worker w the sockets of rb: kept ones move over, new ones come from rb. */
+static int
+worker_swap(struct worker *w, struct rebind *rb)
+{
+	struct udp_sock *socks = calloc(rb->n + 1, sizeof(*socks));
+	int rc = 0;
+
+	if (socks == NULL)
+		return -1;
+	for (size_t i = 0; i < rb->n; i++) {
+		size_t k = w->id * rb->n + i;
+
+		socks[i].w = w;
+		if (rb->from[i] != -1) {
+			socks[i].fd = w->socks[rb->from[i]].fd;
+			socks[i].pktinfo = w->socks[rb->from[i]].pktinfo;
+			w->socks[rb->from[i]].fd = -1;
+		} else {
+			socks[i].fd = rb->fds[k];
+			socks[i].pktinfo = rb->pktinfo[k];
+			rb->fds[k] = -1;
+		}
+		if (udp_watch(&socks[i]) == -1)
+			rc = -1;
+	}
+	for (size_t i = 0; i < w->nsocks; i++) {
+		if (w->socks[i].ev != NULL)
+			event_free(w->socks[i].ev);
+		if (w->socks[i].fd != -1)
+			close(w->socks[i].fd); /* an address no longer listened on */
+	}
+	free(w->socks);
+	w->socks = socks;
+	w->nsocks = rb->n;
+	return rc;
+}
+
+static void
+log_listen_changes(const struct dns_server *s, const struct rebind *rb)
+{
+	char a[ADDR_STRLEN];
+
+	for (size_t i = 0; i < rb->n; i++)
+		if (rb->from[i] == -1)
+			log_info("listen: now also on %s", addr_str(&rb->addrs[i], a, sizeof(a)));
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		bool kept = false;
+
+		for (size_t k = 0; k < rb->n; k++)
+			kept |= rb->from[k] == (long)i;
+		if (!kept)
+			log_info("listen: no longer on %s", addr_str(&s->addrs[i], a, sizeof(a)));
+	}
+}
+
+/* Swap in rb's sockets: threads stopped, sockets moved, threads started again. */
+static int
+rebind_apply(struct dns_server *s, struct rebind *rb)
+{
+	struct addr *addrs = calloc(rb->n + 1, sizeof(*addrs));
+	int rc = 0;
+
+	if (addrs == NULL)
+		return -1;
+	log_listen_changes(s, rb);
+	workers_stop(s);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		if (worker_swap(&s->workers[i], rb) == -1)
+			rc = -1;
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		bool kept = false;
+
+		for (size_t k = 0; k < rb->n; k++)
+			kept |= rb->from[k] == (long)i;
+		if (!kept)
+			listener_free(s->listeners[i]);
+	}
+	free(s->listeners);
+	s->listeners = rb->listeners;
+	s->nlisteners = rb->n;
+	rb->listeners = NULL;
+	memcpy(addrs, rb->addrs, rb->n * sizeof(*addrs));
+	free(s->addrs);
+	s->addrs = addrs;
+	for (size_t i = 0; i < rb->n; i++)
+		rb->from[i] = 0; /* nothing of rb is left to close */
+	if (dns_server_start(s) == -1)
+		rc = -1;
+	return rc;
+}
+
+int
+dns_server_reconfigure(struct dns_server *s, const struct config_broker *cfg)
+{
+	struct rebind rb;
+	int rc;
+
+	s->cfg = cfg;
+	if (same_listen(s, &cfg->listen))
+		return 0;
+	if (rebind_open(s, &cfg->listen, &rb) == -1) {
+		log_warnx("listen: the new addresses cannot all be bound (a privileged port "
+		          "needs a restart): still listening on the previous ones");
+		rebind_close(&rb, s->nworkers);
+		return -1;
+	}
+	rc = rebind_apply(s, &rb);
+	rebind_close(&rb, s->nworkers);
+	return rc;
 }
 
 static void

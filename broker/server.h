@@ -39,6 +39,20 @@ struct dns_counters {
 struct dns_server *dns_server_new(
     struct event_base *base, const struct config_broker *cfg, struct zonestore *zs);
 
+/*
+ * SIGHUP: adopt `cfg` (borrowed from now on, in place of the one given
+ * before: zones for AXFR, TCP limits).  When its listen addresses differ,
+ * the added ones are bound first (TCP and a UDP socket per thread; after
+ * the privilege drop a privileged port fails unless the process holds
+ * CAP_NET_BIND_SERVICE), and only if all of them bind: the query threads
+ * are stopped, take the sockets of unchanged addresses over (queries
+ * waiting in them are answered, none is lost) and the new ones, and start
+ * again; removed addresses are closed.  `threads` and `rate-limit` keep
+ * their values from the start.  0, or -1 (logged) when the previous
+ * addresses stay.
+ */
+int dns_server_reconfigure(struct dns_server *s, const struct config_broker *cfg);
+
 /* Start the UDP threads; 0 or -1 (logged). */
 int dns_server_start(struct dns_server *s);
 

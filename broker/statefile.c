@@ -28,6 +28,7 @@ struct statefile {
 	char *path;
 	struct json_object *clusters; /* name -> {"A": [...], "AAAA": [...]} */
 	struct json_object *zones;    /* name -> {"serial": N, "digest": "hex"} */
+	struct json_object *drains;   /* cluster -> member -> {"reason", "who", "since"} */
 };
 
 static const char *
@@ -64,6 +65,7 @@ statefile_load(const char *path)
 		root = json_object_from_file(path);
 		sf->clusters = root != NULL ? parse_member(root, "clusters") : NULL;
 		sf->zones = root != NULL ? parse_member(root, "zones") : NULL;
+		sf->drains = root != NULL ? parse_member(root, "drains") : NULL;
 		if (sf->clusters == NULL)
 			log_warnx(
 			    "state file %s: unreadable or not a brokerd state file: ignored", path);
@@ -73,7 +75,9 @@ statefile_load(const char *path)
 		sf->clusters = json_object_new_object();
 	if (sf->zones == NULL)
 		sf->zones = json_object_new_object();
-	if (sf->clusters == NULL || sf->zones == NULL) {
+	if (sf->drains == NULL)
+		sf->drains = json_object_new_object();
+	if (sf->clusters == NULL || sf->zones == NULL || sf->drains == NULL) {
 		statefile_free(sf);
 		return NULL;
 	}
@@ -162,6 +166,110 @@ statefile_set_serial(struct statefile *sf, const char *zone, uint32_t serial, ui
 	return 0;
 }
 
+/* A string member of o copied (cut to fit) into buf; "" when absent. */
+static void
+copy_string(struct json_object *o, const char *key, char *buf, size_t len)
+{
+	struct json_object *v;
+	const char *s;
+
+	buf[0] = '\0';
+	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) &&
+	    (s = json_object_get_string(v)) != NULL)
+		snprintf(buf, len, "%s", s);
+}
+
+int
+statefile_get_drain(const struct statefile *sf, const char *cluster, const char *member,
+    struct statefile_drain *out)
+{
+	struct json_object *c, *m, *since;
+
+	if (!json_object_object_get_ex(sf->drains, cluster, &c) ||
+	    !json_object_is_type(c, json_type_object) ||
+	    !json_object_object_get_ex(c, member, &m) || !json_object_is_type(m, json_type_object))
+		return -1;
+	copy_string(m, "reason", out->reason, sizeof(out->reason));
+	copy_string(m, "who", out->who, sizeof(out->who));
+	out->since = json_object_object_get_ex(m, "since", &since) &&
+	        json_object_is_type(since, json_type_int)
+	    ? json_object_get_int64(since)
+	    : 0;
+	return 0;
+}
+
+static struct json_object *
+drain_json(const struct statefile_drain *d)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "reason", json_object_new_string(d->reason));
+	json_object_object_add(o, "who", json_object_new_string(d->who));
+	json_object_object_add(o, "since", json_object_new_int64(d->since));
+	return o;
+}
+
+int
+statefile_set_drain(
+    struct statefile *sf, const char *cluster, const char *member, const struct statefile_drain *d)
+{
+	struct json_object *c, *o;
+
+	if (!json_object_object_get_ex(sf->drains, cluster, &c)) {
+		if (d == NULL)
+			return 0;
+		if ((c = json_object_new_object()) == NULL ||
+		    json_object_object_add(sf->drains, cluster, c) != 0) {
+			json_object_put(c);
+			return -1;
+		}
+	}
+	if (d == NULL) {
+		json_object_object_del(c, member);
+		if (json_object_object_length(c) == 0)
+			json_object_object_del(sf->drains, cluster);
+		return 0;
+	}
+	if ((o = drain_json(d)) == NULL || json_object_object_add(c, member, o) != 0) {
+		json_object_put(o);
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+statefile_prune_drains(struct statefile *sf,
+    bool (*keep)(const char *cluster, const char *member, void *arg), void *arg)
+{
+	struct json_object *next = json_object_new_object(), *nc;
+	size_t dropped = 0;
+
+	if (next == NULL)
+		return 0;
+	json_object_object_foreach(sf->drains, cname, c)
+	{
+		if (!json_object_is_type(c, json_type_object))
+			continue;
+		json_object_object_foreach(c, mname, m)
+		{
+			if (!keep(cname, mname, arg)) {
+				dropped++;
+				continue;
+			}
+			if (!json_object_object_get_ex(next, cname, &nc)) {
+				nc = json_object_new_object();
+				json_object_object_add(next, cname, nc);
+			}
+			json_object_object_add(nc, mname, json_object_get(m));
+		}
+	}
+	json_object_put(sf->drains);
+	sf->drains = next;
+	return dropped;
+}
+
 /* Can uid (groups: gid and its supplementary ones) write into dir? */
 static bool
 user_may_write(const struct stat *st, const struct passwd *pw)
@@ -239,6 +347,7 @@ statefile_save(struct statefile *sf)
 	json_object_object_add(root, "saved", json_object_new_int64((int64_t)time(NULL)));
 	json_object_object_add(root, "clusters", json_object_get(sf->clusters));
 	json_object_object_add(root, "zones", json_object_get(sf->zones));
+	json_object_object_add(root, "drains", json_object_get(sf->drains));
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY);
 	rc = file_write_atomic(sf->path, text, strlen(text), 0644);
 done:
@@ -255,6 +364,7 @@ statefile_free(struct statefile *sf)
 		return;
 	json_object_put(sf->clusters);
 	json_object_put(sf->zones);
+	json_object_put(sf->drains);
 	free(sf->path);
 	free(sf);
 }

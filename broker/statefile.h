@@ -14,12 +14,17 @@
  *    "clusters": {"smtp.mail.example.test": {"A": ["192.0.2.1", ...],
  *                                            "AAAA": [...]}},
  *    "zones": {"mail.example.test": {"serial": 2024010107,
- *                                    "digest": "16 hex digits"}}}
+ *                                    "digest": "16 hex digits"}},
+ *    "drains": {"smtp.mail.example.test": {"192.0.2.1": {"reason": "disk swap",
+ *                                           "who": "root", "since": UNIX-TIME}}}}
+ * The drains are brokerd-ctl's (a `drain` in the configuration is not kept
+ * here): they survive restarts until `brokerd-ctl undrain`.
  * Main thread only.
  */
 #ifndef MXB_BROKER_STATEFILE_H
 #define MXB_BROKER_STATEFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +55,35 @@ int statefile_get_serial(
 
 /* Remember the served serial and digest of `zone`; 0 or -1. */
 int statefile_set_serial(struct statefile *sf, const char *zone, uint32_t serial, uint64_t digest);
+
+/* A member drained by the operator (brokerd-ctl drain). */
+#define STATEFILE_REASON_MAX 160 /* octets of a drain reason, NUL included */
+#define STATEFILE_WHO_MAX    64  /* octets of who drained, NUL included */
+struct statefile_drain {
+	char reason[STATEFILE_REASON_MAX];
+	char who[STATEFILE_WHO_MAX];
+	int64_t since; /* UNIX time */
+};
+
+/*
+ * The saved drain of `member` (its address as addr_host_str writes it) in
+ * `cluster`: 0 with *out filled, or -1 when there is none (or it is
+ * malformed: a reason or who that does not fit is cut, not refused).
+ */
+int statefile_get_drain(const struct statefile *sf, const char *cluster, const char *member,
+    struct statefile_drain *out);
+
+/* Remember (d not NULL) or forget (d NULL) a drain; 0 or -1 (no memory). */
+int statefile_set_drain(
+    struct statefile *sf, const char *cluster, const char *member, const struct statefile_drain *d);
+
+/*
+ * Forget every saved drain for which keep(cluster, member, arg) is false
+ * (clusters and members no longer in the configuration); returns how many
+ * were forgotten.
+ */
+size_t statefile_prune_drains(struct statefile *sf,
+    bool (*keep)(const char *cluster, const char *member, void *arg), void *arg);
 
 /*
  * Check that the folder of the state file `path` takes new files: by a

@@ -441,23 +441,85 @@ fail:
 	return NULL;
 }
 
-void
-notifier_free(struct notifier *n)
+/* Drop every target (a NOTIFY being retried is abandoned). */
+static void
+targets_free(struct notifier *n)
 {
-	if (n == NULL)
-		return;
 	for (size_t i = 0; i < n->ntargets; i++) {
 		if (n->targets[i].timer != NULL)
 			event_free(n->targets[i].timer);
 		free(n->targets[i].wire);
 	}
+	free(n->targets);
+	n->targets = NULL;
+	n->ntargets = 0;
+}
+
+/* Move the sources into an array with room for `more`; events follow them. */
+static int
+sources_grow(struct notifier *n, size_t more)
+{
+	struct notify_source *v = calloc(n->nsrcs + more + 1, sizeof(*v));
+
+	if (v == NULL)
+		return -1;
+	for (size_t i = 0; i < n->nsrcs; i++) {
+		v[i] = n->srcs[i];
+		if (v[i].ev == NULL)
+			continue;
+		event_free(v[i].ev);
+		v[i].ev = event_new(n->base, v[i].fd, EV_READ | EV_PERSIST, notify_read_cb, &v[i]);
+		if (v[i].ev == NULL || event_add(v[i].ev, NULL) == -1)
+			log_warnx("notify: cannot watch a source socket");
+	}
+	free(n->srcs);
+	n->srcs = v;
+	return 0;
+}
+
+int
+notifier_reload(struct notifier *n, const struct config_broker *cfg)
+{
+	size_t total = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->nzones; i++)
+		total += cfg->zones[i].also_notify.n;
+	targets_free(n);
+	if (sources_grow(n, total) == -1 ||
+	    (n->targets = calloc(total + 1, sizeof(*n->targets))) == NULL) {
+		log_warnx("notify: out of memory: no NOTIFY until a restart");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nzones; i++)
+		for (size_t k = 0; k < cfg->zones[i].also_notify.n; k++) {
+			if (target_init(n, cfg, &cfg->zones[i], &cfg->zones[i].also_notify.v[k]) ==
+			    0)
+				continue;
+			/* A source that cannot be bound after the privilege drop. */
+			n->ntargets--;
+			if (n->targets[n->ntargets].timer != NULL)
+				event_free(n->targets[n->ntargets].timer);
+			memset(&n->targets[n->ntargets], 0, sizeof(n->targets[0]));
+			log_warnx("notify: zone %s: no NOTIFY to this peer until a restart",
+			    cfg->zones[i].name);
+			rc = -1;
+		}
+	return rc;
+}
+
+void
+notifier_free(struct notifier *n)
+{
+	if (n == NULL)
+		return;
+	targets_free(n);
 	for (size_t i = 0; i < n->nsrcs; i++) {
 		if (n->srcs[i].ev != NULL)
 			event_free(n->srcs[i].ev);
 		if (n->srcs[i].fd != -1)
 			close(n->srcs[i].fd);
 	}
-	free(n->targets);
 	free(n->srcs);
 	free(n);
 }

@@ -34,7 +34,7 @@ int xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out);
 
 /*
  * A NOTIFY sender on `base` for every (zone, also-notify address) of `cfg`
- * (borrowed, must outlive it; zones and their peers are fixed at start).
+ * (borrowed, must outlive it or the next notifier_reload).
  * Binds one UDP socket (ephemeral port) per source address now, so call it
  * before privileges are dropped.  The source for a peer is the zone's
  * notify-source when it is of the peer's family, else the first listen
@@ -43,6 +43,16 @@ int xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out);
  */
 struct notifier *notifier_new(struct event_base *base, const struct config_broker *cfg);
 void notifier_free(struct notifier *n);
+
+/*
+ * SIGHUP: the zones and peers of a new configuration `cfg` (borrowed, as
+ * for notifier_new; the old one is no longer used when this returns).
+ * NOTIFYs being retried are dropped; counters and source sockets are
+ * kept, and a source that is new is bound now (after the privilege drop:
+ * a privileged notify-source port then fails).  0, or -1 when some peer
+ * gets no NOTIFY (logged).
+ */
+int notifier_reload(struct notifier *n, const struct config_broker *cfg);
 
 /*
  * Send NOTIFY for z's current serial to each of its also-notify addresses.

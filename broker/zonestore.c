@@ -248,6 +248,35 @@ publish(struct zonestore *zs, struct zone *z)
 	return 0;
 }
 
+int
+zonestore_remove_zone(struct zonestore *zs, const char *name)
+{
+	struct zsnap *old = atomic_load(&zs->current), *s;
+	size_t at = old->n;
+	uint64_t e;
+
+	for (size_t i = 0; i < old->n; i++)
+		if (strcmp(zone_name(old->zones[i]), name) == 0)
+			at = i;
+	if (at == old->n)
+		return 0;
+	s = malloc(sizeof(*s) + old->n * sizeof(s->zones[0]));
+	if (s == NULL || retire_reserve(zs, 2) == -1) {
+		free(s);
+		log_warnx("zone store: out of memory");
+		return -1;
+	}
+	memcpy(s->zones, old->zones, at * sizeof(s->zones[0]));
+	memcpy(s->zones + at, old->zones + at + 1, (old->n - at - 1) * sizeof(s->zones[0]));
+	s->n = old->n - 1;
+	atomic_store(&zs->current, s);
+	e = atomic_fetch_add(&zs->epoch, 1) + 1;
+	retire(zs, old, free, e);
+	retire(zs, old->zones[at], zone_free_cb, e);
+	zonestore_reclaim(zs);
+	return 0;
+}
+
 static bool
 owner_in(const struct overlay *o, const struct zone *z)
 {

@@ -77,6 +77,14 @@ void zonestore_serving(struct zonestore *zs);
 int zonestore_set_zone(struct zonestore *zs, struct zone *z);
 
 /*
+ * Stop serving the zone `name` (SIGHUP removed it): from the next query
+ * on, names in it are REFUSED; the zone is freed once no reader can see
+ * it.  Replaced RRsets in it are remembered (a zone added back gets them).
+ * 0 (also when no such zone is served) or -1 (no memory; still served).
+ */
+int zonestore_remove_zone(struct zonestore *zs, const char *name);
+
+/*
  * Replace the RRset (owner, type) of the zone that holds `owner` (an
  * absolute or relative-to-nothing name such as "smtp.mail.example.test"),
  * atomically for the query threads, and bump that zone's SOA serial by one

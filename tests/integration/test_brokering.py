@@ -113,7 +113,7 @@ def test_reload_drain_add_remove(daemons):
     with open(lb.conf_path, "a") as f:
         f.write("cluster {\n")
     lb.d.signal(__import__("signal").SIGHUP)
-    mxb.wait_until(lambda: "clusters keep the previous configuration" in lb.d.log(), 5,
+    mxb.wait_until(lambda: "the running configuration stays in force" in lb.d.log(), 5,
                    "reload refusal")
     assert lb.answer_set() == {H[2]}
 

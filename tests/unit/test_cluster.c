@@ -129,6 +129,60 @@ test_statefile(void)
 	rmdir(dir);
 }
 
+/* brokerd-ctl drains: kept across a save and load, pruned, cleared. */
+static bool
+keep_a_cb(const char *cluster, const char *member, void *arg)
+{
+	(void)arg;
+	return strcmp(cluster, "a.test") == 0 && strcmp(member, "192.0.2.1") == 0;
+}
+
+static void
+test_statefile_drains(void)
+{
+	char dir[] = "/tmp/test_cluster.XXXXXX", path[128], big[400];
+	struct statefile_drain d = {"disk swap", "root", 1700000000}, out;
+	struct statefile *sf;
+
+	ok(mkdtemp(dir) != NULL, "temp dir");
+	snprintf(path, sizeof(path), "%s/brokerd.state", dir);
+	sf = statefile_load(path);
+	ok(statefile_get_drain(sf, "a.test", "192.0.2.1", &out) == -1, "no drain saved");
+	is_int(statefile_set_drain(sf, "a.test", "192.0.2.1", &d), 0, "drain set");
+	is_int(statefile_set_drain(sf, "a.test", "192.0.2.2", &d), 0, "second drain set");
+	is_int(statefile_set_drain(sf, "b.test", "192.0.2.1", &d), 0, "other cluster");
+	is_int(statefile_save(sf), 0, "saved");
+	statefile_free(sf);
+	sf = statefile_load(path);
+	ok(statefile_get_drain(sf, "a.test", "192.0.2.1", &out) == 0 &&
+	        strcmp(out.reason, "disk swap") == 0 && strcmp(out.who, "root") == 0 &&
+	        out.since == 1700000000,
+	    "drain back after a restart");
+	is_int((long long)statefile_prune_drains(sf, keep_a_cb, NULL), 2, "two pruned");
+	ok(statefile_get_drain(sf, "a.test", "192.0.2.2", &out) == -1, "pruned one gone");
+	ok(statefile_get_drain(sf, "a.test", "192.0.2.1", &out) == 0, "kept one stays");
+	is_int(statefile_set_drain(sf, "a.test", "192.0.2.1", NULL), 0, "undrained");
+	ok(statefile_get_drain(sf, "a.test", "192.0.2.1", &out) == -1, "gone");
+	is_int(statefile_set_drain(sf, "x.test", "192.0.2.9", NULL), 0, "undrain of none: ok");
+	statefile_free(sf);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	FILE *f = fopen(path, "w");
+	fprintf(f,
+	    "{\"version\": 1, \"clusters\": {}, \"drains\": {\"a.test\": {\"192.0.2.1\": "
+	    "{\"reason\": \"%s\", \"who\": 7}}}}",
+	    big);
+	fclose(f);
+	sf = statefile_load(path);
+	ok(statefile_get_drain(sf, "a.test", "192.0.2.1", &out) == 0 &&
+	        strlen(out.reason) == STATEFILE_REASON_MAX - 1 && out.who[0] == '\0' &&
+	        out.since == 0,
+	    "a long reason is cut, a bad who or since is empty");
+	statefile_free(sf);
+	unlink(path);
+	rmdir(dir);
+}
+
 struct hc_result {
 	int done;
 	bool ok;
@@ -430,6 +484,7 @@ main(void)
 	test_statements();
 	test_defaults_and_key();
 	test_statefile();
+	test_statefile_drains();
 	test_healthcheck();
 	test_batch();
 	test_serial_continuity();

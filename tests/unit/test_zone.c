@@ -261,6 +261,30 @@ test_epochs(struct zonestore *zs, const char *file)
 	    "published RRset kept over the reload");
 }
 
+/* SIGHUP removed a zone: gone for new readers, kept for one still inside. */
+static void
+test_remove(struct zonestore *zs, const char *file)
+{
+	char err[256];
+	const struct zsnap *s;
+
+	s = zonestore_enter(zs, 0);
+	ok(zonestore_remove_zone(zs, "nope.test") == 0, "removing an unknown zone: no-op");
+	ok(zonestore_remove_zone(zs, "example.test") == 0, "zone removed");
+	is_int((long long)zonestore_snapshot(zs)->n, 0, "no zone served");
+	ok(zonestore_find(zs, "example.test") == NULL, "not found any more");
+	ok(s->n == 1 && zone_serial(s->zones[0]) == 20, "a reader inside still sees it");
+	zonestore_leave(zs, 0);
+	zonestore_reclaim(zs);
+	is_int((long long)zonestore_pending(zs), 0, "freed after the reader left");
+	ok(zonestore_set_zone(zs, zone_load("example.test", file, err, sizeof(err))) == 0,
+	    "added back");
+	ok(zone_answer(zonestore_snapshot(zs)->zones[0],
+	       (const uint8_t *)"\004smtp\007example\004test", 19, LDNS_RR_TYPE_A)
+	            ->an == 40,
+	    "published RRset applied again when added back");
+}
+
 int
 main(void)
 {
@@ -286,6 +310,7 @@ main(void)
 	ok(zonestore_set_zone(zs, z) == 0, "zone published");
 	test_rotation(zs);
 	test_epochs(zs, file);
+	test_remove(zs, file);
 	zonestore_free(zs);
 	return tap_done();
 }
