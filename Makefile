@@ -178,14 +178,15 @@ style:
 SBINDIR     ?= $(PREFIX)/sbin
 BINDIR      ?= $(PREFIX)/bin
 MANDIR      ?= $(PREFIX)/share/man
-EXAMPLESDIR ?= $(PREFIX)/share/doc/mxbroker/examples
+DOCDIR      ?= $(PREFIX)/share/doc/mxbroker
+EXAMPLESDIR ?= $(DOCDIR)/examples
 SYSTEMDDIR  ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 # Daemons (names ending in d) go to sbin, tools to bin; man pages by section;
 # the units with @SBINDIR@ replaced by where the daemons went (so they start
-# the installed programs, not build/); the examples as documentation, folders
-# and all.  Everything under $(DESTDIR), for packaging.
+# the installed programs, not build/); the documents (docs/*.md) and the
+# examples, folders and all, with the man pages pointing at where they went.  Everything under $(DESTDIR), for packaging.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
 	for p in $(PROGS); do \
@@ -193,7 +194,11 @@ install: all
 	    install -m 755 $(BUILD)/bin/$$p $$dir/ || exit 1; done
 	for m in docs/man/*.[1-8]; do [ -f "$$m" ] || continue; s=$${m##*.}; \
 	    install -d $(DESTDIR)$(MANDIR)/man$$s && \
-	    install -m 644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; done
+	    sed -e 's|docs/examples/|$(EXAMPLESDIR)/|g' -e 's|docs/\([a-z-]*\.md\)|$(DOCDIR)/\1|g' \
+	        "$$m" > $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} && \
+	    chmod 644 $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; done
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(SYSUSERSDIR)
 	for u in docs/systemd/*.service; do \
 	    sed 's|@SBINDIR@|$(SBINDIR)|g' "$$u" > $(DESTDIR)$(SYSTEMDDIR)/$${u##*/} && \

@@ -89,7 +89,15 @@ def test_install_tree(tmp_path):
     for m in os.listdir(os.path.join(mxb.TOP, "docs/man")):
         sec = m.rsplit(".", 1)[-1]
         if sec.isdigit():
-            assert os.path.isfile(os.path.join(pre, f"share/man/man{sec}", m)), m
+            page = os.path.join(pre, f"share/man/man{sec}", m)
+            assert os.path.isfile(page), m
+            # Every file a page points at is installed too.
+            text = open(page).read()
+            assert "docs/" not in text, f"{m} points into the source tree"
+            for ref in re.findall(r"(/[\w./-]*share/doc/mxbroker/[\w./$-]*\w)", text):
+                local = os.path.join(root, ref.lstrip("/"))
+                assert os.path.exists(local), f"{m} points at {ref}, not installed"
+    assert os.path.isfile(os.path.join(pre, "share/doc/mxbroker/brokering.md"))
 
     ex = os.path.join(pre, "share/doc/mxbroker/examples")
     assert tree(ex) == tree(EXAMPLES), "the examples tree differs from docs/examples"

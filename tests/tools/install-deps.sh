@@ -14,7 +14,7 @@ PACKAGES="
  nsd knot gdnsd lbcd
  swaks postfix
  python3 python3-pytest python3-dnspython
- iproute2 procps prometheus
+ iproute2 procps prometheus man-db groff-base
  systemd
 "
 
