@@ -1393,7 +1393,11 @@ json_set(const struct addr *v, size_t n)
 	return a;
 }
 
-/* {"by": "configuration"} or {"by": "brokerd-ctl", "who", "reason", "since"}; NULL. */
+/*
+ * The same keys as metricd's drain (metrics/drain.h): reason, by (who),
+ * at (RFC 3339), plus via: "brokerd-ctl" or "configuration".  NULL when
+ * the member is not drained by the operator.
+ */
 static struct json_object *
 drain_json(const struct member *m)
 {
@@ -1404,15 +1408,14 @@ drain_json(const struct member *m)
 		return NULL;
 	o = json_object_new_object();
 	if (!m->ctl_drain) {
-		jadd(o, "by", json_object_new_string("configuration"));
+		jadd(o, "via", json_object_new_string("configuration"));
 		return o;
 	}
 	utc_text(m->drain.since, when, sizeof(when));
-	jadd(o, "by", json_object_new_string("brokerd-ctl"));
-	jadd(o, "who", json_object_new_string(m->drain.who));
+	jadd(o, "via", json_object_new_string("brokerd-ctl"));
 	jadd(o, "reason", json_object_new_string(m->drain.reason));
-	jadd(o, "since", json_object_new_int64(m->drain.since));
-	jadd(o, "since_text", json_object_new_string(when));
+	jadd(o, "by", json_object_new_string(m->drain.who));
+	jadd(o, "at", json_object_new_string(when));
 	jadd(o, "also_in_configuration", json_object_new_boolean(m->cm.drain));
 	return o;
 }
@@ -1440,13 +1443,13 @@ member_json(const struct member *m, time_t now)
 	jadd(o, "why", json_object_new_string(why_names[m->why]));
 	why_text(m, why, sizeof(why));
 	jadd(o, "reason", json_object_new_string(why));
-	jadd(o, "rating", json_object_new_double(m->rating / 1000.0));
-	jadd(o, "rating_smoothed", json_object_new_double(m->smoothed / 1000.0));
+	jadd(o, "rating", jsonout_fixed(m->rating / 1000.0, JSONOUT_DECIMALS));
+	jadd(o, "rating_smoothed", jsonout_fixed(m->smoothed / 1000.0, JSONOUT_DECIMALS));
 	jadd(o, "weight", json_object_new_int((int)m->cm.weight));
-	jadd(in, "availability", json_object_new_double(m->last.availability / 1000.0));
-	jadd(in, "workload", json_object_new_double(m->last.workload / 1000.0));
-	jadd(in, "penalty", json_object_new_double(m->last.penalty / 1000.0));
-	jadd(in, "load", json_object_new_double(m->last.load / 1000.0));
+	jadd(in, "availability", jsonout_fixed(m->last.availability / 1000.0, JSONOUT_DECIMALS));
+	jadd(in, "workload", jsonout_fixed(m->last.workload / 1000.0, JSONOUT_DECIMALS));
+	jadd(in, "penalty", jsonout_fixed(m->last.penalty / 1000.0, JSONOUT_DECIMALS));
+	jadd(in, "load", jsonout_fixed(m->last.load / 1000.0, JSONOUT_DECIMALS));
 	jadd(in, "cpu_rating", json_object_new_int(m->last.cpu_rating));
 	jadd(in, "sessions", json_object_new_int64(m->last.sessions));
 	jadd(in, "capacity", json_object_new_int64(m->last.capacity));
