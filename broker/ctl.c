@@ -2,7 +2,6 @@
 #include "broker/ctl.h"
 
 #include <ctype.h>
-#include <libgen.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,18 +35,12 @@ struct ctl_request {
 int
 ctl_socket_path(const struct config *cfg, char *buf, size_t len)
 {
-	const char *base = cfg->broker.state_file;
-	char *copy = strdup(base != NULL ? base : ".");
+	const char *path = cfg->broker.control_socket;
 	int n;
 
-	if (copy == NULL)
+	if (path == NULL)
 		return -1;
-	if (base != NULL)
-		n = snprintf(buf, len, "%s/%s", dirname(copy), CTL_SOCKET_NAME);
-	else
-		n = snprintf(buf, len, "%s/%s",
-		    cfg->options.directory != NULL ? cfg->options.directory : ".", CTL_SOCKET_NAME);
-	free(copy);
+	n = snprintf(buf, len, "%s", path);
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 

@@ -21,13 +21,11 @@ struct config;
 struct ctl;
 struct event_base;
 
-#define CTL_SOCKET_NAME "brokerd.sock" /* in the state file's folder */
-#define CTL_REASON_MAX  150            /* octets of a drain reason */
+#define CTL_REASON_MAX 150 /* octets of a drain reason */
 
 /*
- * The control socket's path for cfg: CTL_SOCKET_NAME in the folder of
- * broker { state-file } (else options { directory }).  0, or -1 when it
- * does not fit buf.
+ * The control socket's path for cfg: broker { control-socket } (default
+ * <directory>/brokerd.sock).  0, or -1 when it does not fit buf.
  */
 int ctl_socket_path(const struct config *cfg, char *buf, size_t len);
 

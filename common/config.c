@@ -1321,6 +1321,7 @@ static const struct stmt broker_table[] = {
     D("tcp-idle-timeout", config_broker, tcp_idle_timeout, "10s", 1, 3600),
     U("tcp-max-clients", config_broker, tcp_max_clients, "1000", 1, 100000),
     T("state-file", V_PATH, config_broker, state_file, "brokerd.state"),
+    T("control-socket", V_PATH, config_broker, control_socket, "brokerd.sock"),
     A("notify-source", V_ADDR, config_broker, notify_source, 0, NULL),
     C("zone", broker_zone_cb, true, NULL, broker_zone_print),
     C("rate-limit", broker_rrl_cb, false, "(off)", broker_rrl_print), END};

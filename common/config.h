@@ -100,6 +100,7 @@ struct config_broker {
 	unsigned tcp_idle_timeout;  /* seconds, default 10 */
 	unsigned tcp_max_clients;   /* default 1000 */
 	char *state_file;           /* default <directory>/brokerd.state */
+	char *control_socket;       /* brokerd-ctl's socket, default <directory>/brokerd.sock */
 	struct addr notify_source;  /* len 0 = unset; port 0 = any; zones inherit it */
 	struct config_rrl rrl;
 	struct config_zone *zones;

@@ -235,6 +235,9 @@ check_broker(struct env *e)
 			e->rc = -1;
 		}
 	}
+	if (cfg->broker.nzones > 0 || cfg->nclusters > 0)
+		need_creatable(e, (const char *const *)&cfg->broker.control_socket,
+		    "broker: control-socket", false);
 }
 
 static void
