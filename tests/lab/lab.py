@@ -93,7 +93,9 @@ def change_row(app, fault, expect, t0, want, bound, name=SMTP, secondaries=True)
 
 
 def held(app, row, want, since, until, name=SMTP):
-    """The broker's answer stayed `want` from its change until the fault ended."""
+    """The broker's answer stayed `want` from its change until the repair
+    began (`until`: taken before the repair's action, which may take a
+    while — a restarted daemon is polled before its start returns)."""
     obs = app.observers["broker"]
     changed = obs.find(lambda s: s.sets.get(name) == want, since, until)
     if changed is None:
@@ -136,8 +138,9 @@ def relay_killed(app):
     t0 = inject("kill -9 smtp-relayd on m1 (metricd keeps running)", m.relay.kill)
     rows = [change_row(app, "relay killed (metricd alive)", "m1 leaves", t0,
                        without("m1"), B_REPORTED)]
+    r0 = now()
     t1 = inject("start smtp-relayd on m1 again", m.start_relay)
-    held(app, rows[0], without("m1"), t0, t1)
+    held(app, rows[0], without("m1"), t0, r0)
     rows.append(change_row(app, "  relay back", "m1 returns", t1, FULL, B_REPORTED))
     return rows
 
@@ -166,8 +169,9 @@ def max_sessions(app):
                 c.quit()
             except (OSError, smtplib.SMTPException):
                 c.close()
+    r0 = now()
     t1 = inject("close the sessions", release)
-    held(app, rows[0], without("m2"), t0, t1)
+    held(app, rows[0], without("m2"), t0, r0)
     rows.append(change_row(app, "  sessions closed", "m2 returns", t1, FULL, B_REPORTED))
     return rows
 
@@ -243,9 +247,10 @@ def queue_fault(app, fault, what, spoil, repair):
         refused_before = sender.refused
         t0 = inject(what, spoil)
         rows = [change_row(app, fault, "m3 leaves", t0, without("m3"), B_REPORTED)]
+        r0 = now()
         t1 = inject("repair the queue", repair)
         refused = sender.refused - refused_before
-        held(app, rows[0], without("m3"), t0, t1)
+        held(app, rows[0], without("m3"), t0, r0)
         rows.append(change_row(app, "  queue repaired", "m3 returns", t1, FULL, B_REPORTED))
         accepted = len(sender.accepted)
         netlab.wait_until(lambda: len(sender.accepted) >= accepted + 3, 15,
@@ -300,10 +305,9 @@ def metricd_killed(app):
     m = app.members["m1"]
     t0 = inject("kill -9 metricd on m1", m.metricd.kill)
     rows = [change_row(app, "metricd killed", "m1 leaves", t0, without("m1"), B_UNANSWERED)]
-    m.start_metricd()
-    t1 = now()
-    netlab.log("  metricd on m1 started again")
-    held(app, rows[0], without("m1"), t0, t1)
+    r0 = now()
+    t1 = inject("start metricd on m1 again", m.start_metricd)
+    held(app, rows[0], without("m1"), t0, r0)
     rows.append(change_row(app, "  metricd back", "m1 returns (rise)", t1, FULL, B_RISE))
     return rows
 
@@ -313,8 +317,9 @@ def link_down(app):
     t0 = inject("ip link set eth0 down on m2", link.down)
     rows = [change_row(app, "member link down (partition)", "m2 leaves", t0, without("m2"),
                        B_UNANSWERED)]
+    r0 = now()
     t1 = inject("ip link set eth0 up on m2", link.up)
-    held(app, rows[0], without("m2"), t0, t1)
+    held(app, rows[0], without("m2"), t0, r0)
     rows.append(change_row(app, "  link up", "m2 returns (rise)", t1, FULL, B_RISE))
     return rows
 
