@@ -30,14 +30,17 @@ struct zone;
 #define ZONE_RRSET_LOCAL 0x04
 
 #define ZONE_MAX_INCLUDE_DEPTH 8
-#define ZONE_MAX_CNAME_CHAIN   8
+/* Largest zone file (each $INCLUDEd file counted alone) zone_load reads. */
+#define ZONE_MAX_FILE_SIZE   (256 * 1024 * 1024)
+#define ZONE_MAX_CNAME_CHAIN 8
 
 /*
  * Load the zone `origin` (e.g. "mail.example.test") from `file`, following
  * $INCLUDE (relative to the including file's folder), and compile it.
  * Checks: one SOA at the apex, NS at the apex, no data outside the zone,
- * CNAME alone at its name.  Returns NULL and writes "file:line: why" into
- * err on failure.
+ * CNAME alone at its name.  Only regular files are read (a FIFO or a
+ * folder is an error, not a hang), each at most ZONE_MAX_FILE_SIZE bytes.
+ * Returns NULL and writes "file:line: why" into err on failure.
  */
 struct zone *zone_load(const char *origin, const char *file, char *err, size_t errlen);
 

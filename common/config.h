@@ -239,7 +239,7 @@ struct config {
 	struct config_relay relay;
 	struct config_where *where; /* private: see config_where */
 	size_t nwhere;
-	struct config_arena *arena; /* private: owns all of the above */
+	struct arena *arena; /* private: owns all of the above */
 };
 
 /*

@@ -19,6 +19,12 @@ static bool log_syslog;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
+/*
+ * May be called again (after a reload or when daemonizing): closing the
+ * syslog connection only when leaving syslog keeps LOG_NDELAY's socket open
+ * across re-initialisation, so a chroot or dropped privileges later do not
+ * cut us off from /dev/log.
+ */
 void
 log_init(const char *progname, enum log_level level, bool use_syslog)
 {
@@ -31,6 +37,7 @@ log_init(const char *progname, enum log_level level, bool use_syslog)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+/* The index of `name` in level_names is its enum log_level value; -1 if unknown. */
 int
 log_level_parse(const char *name)
 {
@@ -40,12 +47,19 @@ log_level_parse(const char *name)
 	return -1;
 }
 
+/* For callers that skip building an expensive debug message. */
 enum log_level
 log_get_level(void)
 {
 	return log_level;
 }
 
+/*
+ * Local time with milliseconds and the numeric UTC offset (RFC 3339), so
+ * lines from several hosts and time zones sort and compare; tm_gmtoff
+ * (a glibc/BSD extension) gives the offset in force at that instant,
+ * daylight saving included, which the global `timezone` would not.
+ */
 int
 log_timestamp(char *buf, size_t len)
 {
@@ -63,6 +77,11 @@ log_timestamp(char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The one writer every level goes through.  errnum is captured by the
+ * caller before anything here can change errno.  A message is cut at 2 KiB
+ * rather than allocated: logging must work when memory is what ran out.
+ */
 static void __attribute__((format(printf, 3, 0)))
 log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
@@ -96,6 +115,7 @@ log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 		va_end(ap);                                                                        \
 	} while (0)
 
+/* log_warn and fatal save errno first: formatting the message may clobber it. */
 void
 log_warn(const char *fmt, ...)
 {
@@ -124,6 +144,7 @@ log_debug(const char *fmt, ...)
 	LOG_BODY(LOG_LEVEL_DEBUG, 0);
 }
 
+/* Startup only (style guide): library code returns errors instead. */
 void
 fatal(const char *fmt, ...)
 {
@@ -139,6 +160,13 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+/*
+ * Fixed windows instead of a token bucket: at most `burst` lines per
+ * `interval` seconds, and the count of what was dropped is reported when
+ * the next window opens (so a flood is visible without flooding).  Wall
+ * time() is enough at one-second resolution; a step of the clock only ends
+ * a window early or late.  Not thread-safe: one struct per thread or caller.
+ */
 void
 log_warnx_rl(struct log_ratelimit *rl, const char *fmt, ...)
 {

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 /* A STATUS= line longer than this is cut: systemctl shows one short line. */
@@ -100,13 +100,11 @@ sdnotify_ready(void)
 void
 sdnotify_reloading(void)
 {
-	struct timespec ts;
 	char msg[96];
 
 	/* MONOTONIC_USEC lets Type=notify-reload (systemd >= 253) match the reload. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\n",
-	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+	snprintf(
+	    msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\n", (unsigned long long)clock_us());
 	sdnotify_send(msg);
 }
 

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <openssl/rand.h>
 
 #include "common/log.h"
 #include "common/bytes.h"
+#include "common/random.h"
 
 #define SLOT_BITS  16
 #define SLOT_MASK  ((1U << SLOT_BITS) - 1)
@@ -56,12 +56,12 @@ struct metric_poller {
 static void complete(struct poll_slot *s, struct metric_poll_result *res);
 static int family_index(const struct addr *a);
 
-/* Random bytes from a pool refilled from OpenSSL's CSPRNG. */
+/* Random bytes from a pool refilled from the kernel's CSPRNG (one syscall per pool). */
 static int
 take_random(struct metric_poller *p, void *out, size_t n)
 {
 	if (p->pool_used + n > sizeof(p->pool)) {
-		if (RAND_bytes(p->pool, sizeof(p->pool)) != 1)
+		if (random_bytes(p->pool, sizeof(p->pool)) == -1)
 			return -1;
 		p->pool_used = 0;
 	}

@@ -12,7 +12,9 @@
 #include <event2/event.h>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "resolver/dnscache.h"
 #include "resolver/dnsclient.h"
 
@@ -83,10 +85,7 @@ static void query_start(struct dnsclient_query *q, const char *name, uint16_t ty
 static uint64_t
 now_sec(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
+	return clock_ms() / 1000;
 }
 
 struct dnsclient *
@@ -549,7 +548,7 @@ tx_try(struct dnstx *tx)
 		tx->server = tx->tries % c->nservers;
 		tx->tries++;
 		tx->tcp = false;
-		tx->id = (uint16_t)arc4random();
+		tx->id = (uint16_t)random_u32();
 		len = dnsmsg_build_query(
 		    tx->name, tx->type, tx->id, c->edns_size, tx->query, sizeof(tx->query));
 		if (len < 0) {

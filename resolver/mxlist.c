@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/random.h"
 #include "resolver/mxlist.h"
 
 static int
@@ -27,7 +28,7 @@ mxlist_sort(struct mx_target *v, size_t n)
 		while (j < n && v[j].pref == v[i].pref)
 			j++;
 		for (size_t k = j - 1; k > i; k--) {
-			size_t r = i + arc4random_uniform((uint32_t)(k - i + 1));
+			size_t r = i + random_uniform((uint32_t)(k - i + 1));
 
 			tmp = v[k];
 			v[k] = v[r];

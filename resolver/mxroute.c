@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/jsonout.h"
@@ -324,10 +325,7 @@ print_stats(const struct resolver *r)
 static double
 now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)clock_us() / 1e6;
 }
 
 static int

@@ -1,7 +1,10 @@
 /* test_zone.c - zone loading, prepared answers, rotation and the zone store. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ldns/ldns.h>
@@ -120,6 +123,91 @@ test_load_errors(void)
 	ok(z == NULL && strstr(err, "bad5.zone:4: $INCLUDE") != NULL, "missing include: %s", err);
 	z = zone_load("example.test", "/nonexistent/x.zone", err, sizeof(err));
 	ok(z == NULL && strstr(err, "/nonexistent/x.zone:0: cannot read") != NULL, "%s", err);
+}
+
+/*
+ * Only regular files are zones: a FIFO would block the reload for ever
+ * (alarm() turns a hang into a failure), a folder is no zone.
+ */
+static void
+test_special_files(void)
+{
+	char err[512], fifo[300], sub[300];
+	struct zone *z;
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo.zone", dir);
+	snprintf(sub, sizeof(sub), "%s/folder.zone", dir);
+	if (mkfifo(fifo, 0600) == -1 || mkdir(sub, 0700) == -1) {
+		ok(false, "mkfifo/mkdir");
+		return;
+	}
+	alarm(10);
+	z = zone_load("example.test", fifo, err, sizeof(err));
+	ok(z == NULL && strstr(err, "fifo.zone:0: cannot read: not a regular file") != NULL,
+	    "a FIFO is refused, not read: %s", err);
+	z = zone_load("example.test", sub, err, sizeof(err));
+	ok(z == NULL && strstr(err, "folder.zone:0: cannot read: not a regular file") != NULL,
+	    "a folder is refused: %s", err);
+	z = zone_load("example.test",
+	    write_file("incfifo.zone",
+	        "$ORIGIN example.test.\n"
+	        "@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\n$INCLUDE fifo.zone\n"),
+	    err, sizeof(err));
+	ok(z == NULL && strstr(err, "incfifo.zone:4: $INCLUDE") != NULL &&
+	        strstr(err, "not a regular file") != NULL,
+	    "an $INCLUDEd FIFO is refused at its line: %s", err);
+	alarm(0);
+	unlink(fifo);
+	rmdir(sub);
+}
+
+struct build_arg {
+	const char *file;
+	uint64_t digest;
+	size_t nxlen;
+	int failures;
+};
+
+/* Load and compile the zone many times over (zone_prep.c keeps no statics). */
+static void *
+build_many_cb(void *arg)
+{
+	struct build_arg *a = arg;
+	char err[512];
+
+	for (int i = 0; i < 20; i++) {
+		struct zone *z = zone_load("example.test", a->file, err, sizeof(err));
+		const struct prep *p = z != NULL
+		    ? zone_answer(z, (const uint8_t *)"\x02no\x07example\x04test", 17, 1)
+		    : NULL;
+
+		if (z == NULL || p == NULL || (a->digest != 0 && zone_digest(z) != a->digest) ||
+		    (a->nxlen != 0 && p->len != a->nxlen))
+			a->failures++;
+		else {
+			a->digest = zone_digest(z);
+			a->nxlen = p->len;
+		}
+		zone_free(z);
+	}
+	return NULL;
+}
+
+/* Two threads build zones at once and get the same answers. */
+static void
+test_parallel_builds(const char *file)
+{
+	struct build_arg a = {file, 0, 0, 0}, b = {file, 0, 0, 0};
+	pthread_t ta, tb;
+
+	ok(pthread_create(&ta, NULL, build_many_cb, &a) == 0 &&
+	        pthread_create(&tb, NULL, build_many_cb, &b) == 0,
+	    "two builder threads");
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	ok(a.failures == 0 && b.failures == 0 && a.digest == b.digest && a.nxlen == b.nxlen &&
+	        a.nxlen > 0,
+	    "parallel builds agree (%d, %d failures)", a.failures, b.failures);
 }
 
 static void
@@ -297,6 +385,7 @@ main(void)
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	test_load_errors();
+	test_special_files();
 	write_file("inc.zone", "inc TXT \"included\"\n");
 	file = write_file("example.zone", ZONE);
 	z = zone_load("example.test", file, err, sizeof(err));
@@ -306,6 +395,7 @@ main(void)
 	is_int(zone_serial(z), 7, "serial");
 	is_int((long long)zone_rr_count(z), 14, "record count");
 	test_answers(z);
+	test_parallel_builds(file);
 	zs = zonestore_new(1);
 	ok(zonestore_set_zone(zs, z) == 0, "zone published");
 	test_rotation(zs);
