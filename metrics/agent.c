@@ -25,7 +25,14 @@
 
 #define PROC_STAT         "/proc/stat"
 #define PROC_MEMINFO      "/proc/meminfo"
-#define RELAY_TIMEOUT_MAX 5 /* seconds; never more than compute-interval */
+#define RELAY_TIMEOUT_MAX 5 /* seconds; else compute-interval */
+#define RELAY_TIMEOUT_MIN 2 /* seconds: a busy relay is not a dead one */
+/*
+ * Fetches in a row that must time out before the relay counts as not
+ * answering: a refused connection or a bad answer counts at once (a fact),
+ * a single slow answer does not (a guess) and keeps the last good figures.
+ */
+#define RELAY_TIMEOUTS_DOWN 2
 
 struct agent {
 	struct event_base *base;
@@ -35,6 +42,7 @@ struct agent {
 	struct relay_probe *relay; /* NULL without relay-status */
 	struct addr relay_addr;
 	struct relay_result relay_last;
+	unsigned relay_timeouts; /* fetches in a row that timed out */
 	bool relay_tried;
 	time_t relay_last_ok;
 	struct cpu_times prev;
@@ -251,6 +259,13 @@ relay_fetched_cb(const struct relay_result *r, void *arg)
 	char where[ADDR_STRLEN];
 
 	addr_str(&a->relay_addr, where, sizeof(where));
+	a->relay_timeouts = r->timed_out ? a->relay_timeouts + 1 : 0;
+	if (r->timed_out && a->relay_last.ok && a->relay_timeouts < RELAY_TIMEOUTS_DOWN) {
+		log_debug(
+		    "metrics: relay-status %s: %s; keeping its last figures", where, r->error);
+		compute(a);
+		return;
+	}
 	if (r->ok && (!a->relay_last.ok || !a->relay_tried))
 		log_info("metrics: relay-status %s: %u of %u sessions", where, r->open, r->max);
 	else if (!r->ok && (a->relay_last.ok || !a->relay_tried))
@@ -271,6 +286,8 @@ compute_cycle(struct agent *a)
 
 	if (timeout > RELAY_TIMEOUT_MAX)
 		timeout = RELAY_TIMEOUT_MAX;
+	if (timeout < RELAY_TIMEOUT_MIN)
+		timeout = RELAY_TIMEOUT_MIN;
 	if (a->relay == NULL || relay_probe_busy(a->relay) ||
 	    relay_probe_start(a->relay, timeout, relay_fetched_cb, a) == -1)
 		compute(a);

@@ -203,6 +203,7 @@ response_cb(struct evhttp_request *req, void *arg)
 		snprintf(r.error, sizeof(r.error), "%s",
 		    rp->have_error ? request_error_str(rp->last_error)
 		                   : "connection failed or no answer");
+		r.timed_out = rp->have_error && rp->last_error == EVREQ_HTTP_TIMEOUT;
 	} else if (code != HTTP_OK) {
 		snprintf(r.error, sizeof(r.error), "HTTP status %d", code);
 	} else {

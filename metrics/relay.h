@@ -29,9 +29,10 @@ struct relay_probe;
 #define RELAY_REASON_PAUSED "paused"
 
 struct relay_result {
-	bool ok;       /* fetched and valid; the rest holds only then */
-	unsigned open; /* sessions.open */
-	unsigned max;  /* sessions.max */
+	bool ok;        /* fetched and valid; the rest holds only then */
+	bool timed_out; /* !ok: no answer in time (not refused, not invalid) */
+	unsigned open;  /* sessions.open */
+	unsigned max;   /* sessions.max */
 	/*
 	 * Why the relay takes no mail, as proto.h flags: METRIC_F_RELAY_FULL,
 	 * _QUEUE_FAIL, _DISK_RESERVE or _PAUSED (also for a reason we do not
