@@ -79,7 +79,6 @@ do_remove(struct control *c, const char *id, struct json_object *r)
 		reply_error(r, queue_strerror(st));
 		return;
 	}
-	smtp_server_queue_adjust(c->srv, -1);
 	log_info("control: %s: removed by the operator", id);
 	json_object_object_add(r, "ok", json_object_new_boolean(true));
 	json_object_object_add(r, "removed", json_object_new_string(id));

@@ -26,13 +26,12 @@
 #include "common/status_http.h"
 #include "resolver/resolver.h"
 #include "smtp-relay/address.h"
-#include "smtp-relay/commit_pool.h"
+#include "smtp-relay/disk_pool.h"
 #include "smtp-relay/dsn.h"
 #include "smtp-relay/maildir.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/scheduler.h"
 #include "smtp-relay/smtp_client.h"
-#include "smtp-relay/smtp_server.h"
 
 /* Hops counted one by one on /status; the rest add up under "other". */
 #define HOP_STATS_MAX 64
@@ -110,8 +109,7 @@ struct run {
 	char *bounce_content;
 	size_t bounce_len;
 	int bounce_rc, write_rc;
-	bool removed;  /* gone from the queue (by us or the operator) */
-	bool unlinked; /* removed by us: the queue count drops */
+	bool removed; /* gone from the queue (by us or the operator) */
 	LIST_ENTRY(run) link;
 };
 
@@ -139,10 +137,9 @@ struct delivery {
 	struct event_base *base;
 	const struct config_relay *relay;
 	struct queue *queue;
-	struct commit_pool *pool;
-	struct smtp_server *srv;
+	struct disk_pool *pool;
 	struct resolver *resolver;
-	struct policy *policy;
+	const struct policy *policy; /* borrowed: smtp-relayd.c owns it */
 	struct scheduler *sched;
 	struct smtp_client_timeouts timeouts;
 	bool started; /* the queue is scheduled (not held) */
@@ -482,7 +479,7 @@ local_start(struct job *j)
 	snprintf(j->hopname, sizeof(j->hopname), "local");
 	snprintf(j->addrname, sizeof(j->addrname), "maildir");
 	j->run->d->st.attempts++;
-	if (commit_pool_run(j->run->d->pool, local_run, local_after, j) == -1) {
+	if (disk_pool_run(j->run->d->pool, local_run, local_after, j) == -1) {
 		for (size_t i = 0; i < j->nouts; i++)
 			record(j, j->outs[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
 		job_done(j);
@@ -597,7 +594,6 @@ settle_run(void *arg)
 		enum queue_status st = queue_remove(q, r->id);
 
 		r->removed = st == QUEUE_OK || st == QUEUE_ENOTFOUND;
-		r->unlinked = st == QUEUE_OK;
 		r->write_rc = r->removed ? 0 : -1;
 	} else
 		r->write_rc = queue_update(q, r->env);
@@ -613,8 +609,6 @@ settle_after(void *arg)
 
 	if (r->bounce != NULL && r->bounce_rc == 0) {
 		d->st.dsn_sent++;
-		if (d->srv != NULL)
-			smtp_server_queue_adjust(d->srv, 1);
 		log_info("delivery: %s: report queued as %s to <%s>", r->id, r->bounce->id,
 		    r->bounce->rcpts[0].address);
 		if (scheduler_add(d->sched, r->bounce->id, 0) == -1)
@@ -636,8 +630,6 @@ settle_after(void *arg)
 			d->st.delivered++;
 	}
 	if (r->removed) {
-		if (d->srv != NULL && r->unlinked)
-			smtp_server_queue_adjust(d->srv, -1);
 		log_info("delivery: %s: removed: every recipient is final", r->id);
 		scheduler_done(d->sched, r->id, 0);
 	} else if (r->write_rc == -1) {
@@ -741,7 +733,7 @@ run_settle(struct run *r)
 	}
 	free(fails);
 	r->retry = (time_t)relay->retry_interval;
-	if (commit_pool_run(r->d->pool, settle_run, settle_after, r) == -1) {
+	if (disk_pool_run(r->d->pool, settle_run, settle_after, r) == -1) {
 		log_warnx("delivery: %s: out of memory: retried later", r->id);
 		scheduler_done(r->d->sched, r->id, now + (time_t)relay->retry_interval);
 		run_free(r);
@@ -832,9 +824,8 @@ run_load(struct run *r)
 
 	if (st == QUEUE_OK)
 		return true;
-	if (st == QUEUE_ECORRUPT && queue_move_corrupt(d->queue, r->id, "failed to load") == 0 &&
-	    d->srv != NULL)
-		smtp_server_queue_adjust(d->srv, -1);
+	if (st == QUEUE_ECORRUPT)
+		(void)queue_move_corrupt(d->queue, r->id, "failed to load");
 	if (st == QUEUE_EIO)
 		scheduler_done(d->sched, r->id, time(NULL) + (time_t)d->relay->retry_interval);
 	else
@@ -892,7 +883,7 @@ later:
 
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
-    struct commit_pool *pool, struct smtp_server *srv, char *err, size_t errlen)
+    struct disk_pool *pool, const struct policy *policy, char *err, size_t errlen)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	const struct config_relay *relay = &cfg->relay;
@@ -907,13 +898,12 @@ delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
 	d->relay = relay;
 	d->queue = q;
 	d->pool = pool;
-	d->srv = srv;
+	d->policy = policy;
 	d->timeouts = smtp_client_default_timeouts;
 	TAILQ_INIT(&d->waiting);
 	LIST_INIT(&d->dests);
 	LIST_INIT(&d->runs);
 	if ((d->resolver = resolver_new(base, &cfg->resolver, &local, err, errlen)) == NULL ||
-	    (d->policy = policy_new(relay)) == NULL ||
 	    (d->sched = scheduler_new(base, relay->max_deliveries * 2, run_cb, d)) == NULL) {
 		if (d->resolver != NULL)
 			snprintf(err, errlen, "cannot set up delivery");
@@ -938,7 +928,6 @@ delivery_free(struct delivery *d)
 		free(x);
 	}
 	scheduler_free(d->sched);
-	policy_free(d->policy);
 	resolver_free(d->resolver);
 	free(d);
 }
@@ -990,15 +979,10 @@ delivery_flush(const char *id, void *arg)
 }
 
 void
-delivery_reconfigure(struct delivery *d, const struct config *cfg)
+delivery_reconfigure(struct delivery *d, const struct config *cfg, const struct policy *policy)
 {
-	struct policy *p = policy_new(&cfg->relay);
-
 	d->relay = &cfg->relay;
-	if (p != NULL) {
-		policy_free(d->policy);
-		d->policy = p;
-	}
+	d->policy = policy;
 	scheduler_set_max(d->sched, d->relay->max_deliveries * 2);
 	dispatch(d);
 	/* Released by a reload: schedule the whole queue now.  (Holding again

@@ -16,7 +16,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/status_http.h"
-#include "smtp-relay/commit_pool.h"
+#include "smtp-relay/disk_pool.h"
 #include "smtp-relay/queue.h"
 
 /* Recompute the state this often (seconds): the "at most once a second". */
@@ -58,7 +58,7 @@ struct intake_job {
 
 struct intake {
 	struct queue *queue;
-	struct commit_pool *pool;
+	struct disk_pool *pool;
 	const struct config_relay *relay;
 	struct event *tick;
 	struct intake_job job;
@@ -196,7 +196,7 @@ refresh(struct intake *in)
 		    "relay: not accepting mail: %s: %s", reason_labels[in->reason], in->detail);
 }
 
-/* ---- probes on the commit pool ---- */
+/* ---- probes on the disk pool ---- */
 
 /* Worker thread: only in->job and the queue (thread-safe) are touched. */
 static void
@@ -248,7 +248,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (!in->job.busy) {
 		in->job.probe = now >= in->next_probe;
 		in->job.started = now;
-		in->job.busy = commit_pool_run(in->pool, probe_run, probe_after, in) == 0;
+		in->job.busy = disk_pool_run(in->pool, probe_run, probe_after, in) == 0;
 	}
 	refresh(in);
 }
@@ -256,7 +256,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- API ---- */
 
 struct intake *
-intake_new(struct event_base *base, struct queue *q, struct commit_pool *pool,
+intake_new(struct event_base *base, struct queue *q, struct disk_pool *pool,
     const struct config_relay *relay)
 {
 	struct timeval every = {INTAKE_TICK_SEC, 0};

@@ -12,7 +12,7 @@
  *   sessions-full     max-sessions sessions are open.
  *
  * The state is recomputed at most once a second from values cached here
- * (the probe and statvfs run on the commit pool, never on the loop), and on
+ * (the probe and statvfs run on the disk pool, never on the loop), and on
  * pause/resume; each transition is logged once.  Everything but the probe
  * runs on the loop's thread.
  */
@@ -21,7 +21,7 @@
 
 #include <stdbool.h>
 
-struct commit_pool;
+struct disk_pool;
 struct config_relay;
 struct event_base;
 struct evbuffer;
@@ -49,7 +49,7 @@ const char *intake_reason_name(enum intake_reason r);
  * once the loop runs, i.e. after the privilege drop.  NULL (logged) on
  * failure.
  */
-struct intake *intake_new(struct event_base *base, struct queue *q, struct commit_pool *pool,
+struct intake *intake_new(struct event_base *base, struct queue *q, struct disk_pool *pool,
     const struct config_relay *relay);
 
 /* NULL is a no-op. */
@@ -61,7 +61,7 @@ void intake_reconfigure(struct intake *in, const struct config_relay *relay);
  * when it ends a sessions-full state). */
 void intake_set_sessions(struct intake *in, unsigned open);
 
-/* A commit_pool observer (commit_pool_set_observer; arg = the intake). */
+/* A disk_pool observer (disk_pool_set_observer; arg = the intake). */
 void intake_commit_cb(int rc, int err, const struct queue_env *env, void *arg);
 
 /* The operator's pause (true) or resume (false); takes effect at once. */

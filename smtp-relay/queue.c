@@ -1,5 +1,6 @@
 /* queue.c - the crash-safe file queue (format: docs/queue-format.md). */
 #include "smtp-relay/queue.h"
+#include "smtp-relay/queue_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,13 +27,6 @@
 #define QUEUE_ENVELOPE_MAX (64u << 20)
 /* The file queue_probe writes in tmp/ (never a queue ID: recovery removes it). */
 #define QUEUE_PROBE_NAME "probe"
-
-struct queue {
-	char *dir;
-	int tmpfd;
-	int queuefd;
-	int corruptfd;
-};
 
 static const char *const rcpt_state_names[] = {"pending", "delivered", "failed"};
 
@@ -154,6 +148,23 @@ const char *
 queue_dir(const struct queue *q)
 {
 	return q->dir;
+}
+
+size_t
+queue_count(const struct queue *q)
+{
+	return atomic_load(&q->count);
+}
+
+/* One message less, never below zero: a file someone else put in queue/
+ * (and that we never counted) may be removed through us. */
+static void
+count_down(struct queue *q)
+{
+	size_t n = atomic_load(&q->count);
+
+	while (n > 0 && !atomic_compare_exchange_weak(&q->count, &n, n - 1))
+		;
 }
 
 bool
@@ -526,8 +537,10 @@ queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, in
 	env->size = size;
 	if (env->id[0] == '\0')
 		queue_id_new(env->id);
-	if (write_file(q, env, iov, iovcnt, false, &f) == 0)
+	if (write_file(q, env, iov, iovcnt, false, &f) == 0) {
+		atomic_fetch_add(&q->count, 1);
 		return 0;
+	}
 	log_fail(q, env->id, &f);
 	env->id[0] = '\0';
 	return -1;
@@ -674,10 +687,9 @@ read_file(struct queue *q, const char *id, char **buf, size_t *len)
 	return QUEUE_OK;
 }
 
-/* Load and validate; *why is set for QUEUE_ECORRUPT. */
-static enum queue_status
-load(struct queue *q, const char *id, struct queue_env **env_out, char **content, size_t *clen,
-    const char **why)
+enum queue_status
+queue_load_env(struct queue *q, const char *id, struct queue_env **env_out, char **content,
+    size_t *clen, const char **why)
 {
 	enum queue_status st;
 	size_t len, off;
@@ -706,7 +718,7 @@ queue_load(struct queue *q, const char *id, struct queue_env **env_out, char **c
     size_t *content_len)
 {
 	const char *why;
-	enum queue_status st = load(q, id, env_out, content_out, content_len, &why);
+	enum queue_status st = queue_load_env(q, id, env_out, content_out, content_len, &why);
 
 	if (st == QUEUE_ECORRUPT)
 		log_warnx("queue: %s: damaged: %s", id, why);
@@ -755,6 +767,7 @@ queue_remove(struct queue *q, const char *id)
 		log_warn("queue: %s: unlink %s/queue/%s", id, q->dir, id);
 		return QUEUE_EIO;
 	}
+	count_down(q);
 	if (fsync(q->queuefd) == -1)
 		log_warn("queue: %s: fsync %s/queue", id, q->dir);
 	return QUEUE_OK;
@@ -788,6 +801,7 @@ queue_move_corrupt(struct queue *q, const char *name, const char *why)
 		    q->dir, name, q->dir);
 		return -1;
 	}
+	count_down(q);
 	log_warnx("queue: %s: damaged (%s): moved to %s/corrupt/", name, why, q->dir);
 	return 0;
 }
@@ -811,138 +825,4 @@ queue_scan(struct queue *q, int (*cb)(const char *id, void *arg), void *arg)
 			rc = cb(de->d_name, arg);
 	closedir(d);
 	return rc;
-}
-
-/* ---- recovery and analysis ---- */
-
-struct recover_ctx {
-	struct queue *q;
-	bool repair;
-	struct queue_recovery *out;
-	void (*each)(const char *, const char *, const char *, void *);
-	void *arg;
-};
-
-static void
-finding(struct recover_ctx *rc, const char *kind, const char *name, const char *why)
-{
-	if (rc->each != NULL)
-		rc->each(kind, name, why, rc->arg);
-}
-
-static DIR *
-open_dir(int dirfd)
-{
-	int fd = dup(dirfd);
-	DIR *d;
-
-	if (fd == -1)
-		return NULL;
-	if ((d = fdopendir(fd)) == NULL) {
-		close(fd);
-		return NULL;
-	}
-	rewinddir(d);
-	return d;
-}
-
-static int
-recover_tmp(struct recover_ctx *rc, unsigned min_age)
-{
-	time_t now = time(NULL);
-	struct dirent *de;
-	struct stat st;
-	DIR *d = open_dir(rc->q->tmpfd);
-
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (fstatat(rc->q->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    now - st.st_mtime < (time_t)min_age)
-			continue;
-		rc->out->stale++;
-		finding(rc, "stale", de->d_name, "left in tmp/, never acknowledged");
-		if (rc->repair && unlinkat(rc->q->tmpfd, de->d_name, 0) == -1 && errno != ENOENT)
-			log_warn("queue: %s: unlink %s/tmp/%s", de->d_name, rc->q->dir, de->d_name);
-	}
-	closedir(d);
-	return 0;
-}
-
-static void
-recover_one(struct recover_ctx *rc, const char *name)
-{
-	struct queue_env *env;
-	const char *why;
-	enum queue_status st;
-
-	if (!queue_id_valid(name)) {
-		rc->out->stray++;
-		finding(rc, "stray", name, "not a queue ID");
-		if (rc->repair)
-			queue_move_corrupt(rc->q, name, "not a queue ID");
-		return;
-	}
-	st = load(rc->q, name, &env, NULL, NULL, &why);
-	if (st == QUEUE_ECORRUPT) {
-		rc->out->damaged++;
-		finding(rc, "damaged", name, why);
-		if (rc->repair)
-			queue_move_corrupt(rc->q, name, why);
-		return;
-	}
-	if (st != QUEUE_OK) {
-		if (st == QUEUE_EIO)
-			log_warn("queue: %s: read %s/queue/%s", name, rc->q->dir, name);
-		return;
-	}
-	if (queue_env_is_done(env)) {
-		rc->out->orphans++;
-		finding(rc, "orphan", name, "every recipient is final");
-		if (rc->repair)
-			queue_remove(rc->q, name);
-	} else {
-		rc->out->messages++;
-		for (size_t i = 0; i < env->nrcpts; i++)
-			rc->out->recipients_pending += env->rcpts[i].state == QUEUE_RCPT_PENDING;
-	}
-	queue_env_free(env);
-}
-
-static size_t
-count_entries(int dirfd)
-{
-	struct dirent *de;
-	size_t n = 0;
-	DIR *d = open_dir(dirfd);
-
-	if (d == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-int
-queue_recover(struct queue *q, bool repair, unsigned tmp_min_age, struct queue_recovery *out,
-    void (*each)(const char *kind, const char *name, const char *why, void *arg), void *arg)
-{
-	struct recover_ctx rc = {q, repair, out, each, arg};
-	struct dirent *de;
-	DIR *d;
-
-	memset(out, 0, sizeof(*out));
-	if (recover_tmp(&rc, tmp_min_age) == -1 || (d = open_dir(q->queuefd)) == NULL) {
-		log_warn("queue: opendir %s", q->dir);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			recover_one(&rc, de->d_name);
-	closedir(d);
-	out->corrupt_total = count_entries(q->corruptfd);
-	return 0;
 }

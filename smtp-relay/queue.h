@@ -80,6 +80,14 @@ struct queue *queue_open(const char *dir, bool create);
 void queue_close(struct queue *q);
 const char *queue_dir(const struct queue *q);
 
+/*
+ * Messages in queue/ as this process knows them: set by queue_recover (to
+ * out->messages), one more per queue_commit, one less per queue_remove
+ * that unlinked a file and per queue_move_corrupt that moved one; never
+ * below zero.  Safe from any thread (commits run on worker threads).
+ */
+size_t queue_count(const struct queue *q);
+
 /* What queue_recover found; also what `smtp-relayctl analyze` reports. */
 struct queue_recovery {
 	size_t messages; /* good files in queue/ (orphans not counted) */

@@ -26,6 +26,7 @@ struct ctl {
 	struct queue *queue;
 };
 
+/* --json output: one pretty-printed document per command, on opts->out. */
 static void
 print_json(const struct ctl *c, struct json_object *o)
 {
@@ -54,6 +55,7 @@ fail(const struct ctl *c, int rc, const char *fmt, ...)
 	return rc;
 }
 
+/* Local time for people reading a terminal; 0 (never, or not set) is "-". */
 static void
 format_time(time_t t, char *buf, size_t len)
 {
@@ -67,6 +69,11 @@ format_time(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/*
+ * The text form of one message: a line for the envelope, then one indented
+ * line per recipient with its own state, so a partly delivered message
+ * shows which recipients are still waiting and why.
+ */
 static void
 print_env(const struct ctl *c, const struct queue_env *env)
 {
@@ -95,6 +102,11 @@ struct list_ctx {
 	size_t n;
 };
 
+/*
+ * queue_scan callback: a damaged file is listed by ID (and not printed)
+ * but never stops the listing; other load errors (a file removed by the
+ * daemon meanwhile) are skipped silently.
+ */
 static int
 list_one(const char *id, void *arg)
 {
@@ -115,6 +127,7 @@ list_one(const char *id, void *arg)
 	return 0;
 }
 
+/* list: every message in queue/, read from the files (the daemon is not asked). */
 static int
 cmd_list(struct ctl *c, int argc, char **argv)
 {
@@ -151,6 +164,7 @@ done:
 
 /* ---- show ---- */
 
+/* show ID: the envelope and the stored content, checksum verified by queue_load. */
 static int
 cmd_show(struct ctl *c, int argc, char **argv)
 {
@@ -182,12 +196,21 @@ cmd_show(struct ctl *c, int argc, char **argv)
 
 /* ---- remove and flush: through the daemon when it runs ---- */
 
+/*
+ * control_call failed because no daemon listens (socket missing or nobody
+ * behind it), as opposed to a daemon that is there but does not answer:
+ * only then may we touch the queue ourselves.
+ */
 static bool
 daemon_absent(int err)
 {
 	return err == ECONNREFUSED || err == ENOENT;
 }
 
+/*
+ * The daemon's reply (or one made up here in the same shape): "what: ok",
+ * or the error as a failure.  Returns the exit status.
+ */
 static int
 print_reply(struct ctl *c, const char *what, struct json_object *r)
 {
@@ -205,6 +228,11 @@ print_reply(struct ctl *c, const char *what, struct json_object *r)
 	    err != NULL ? json_object_get_string(err) : "refused");
 }
 
+/*
+ * remove ID: through the daemon when it runs, so that it forgets the message
+ * (scheduler, queue count) instead of finding the file gone under a delivery
+ * in flight; directly on the files only when no daemon listens.
+ */
 static int
 cmd_remove(struct ctl *c, int argc, char **argv)
 {
@@ -237,6 +265,7 @@ cmd_remove(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
+/* flush [ID]: only the daemon schedules deliveries, so without it this fails. */
 static int
 cmd_flush(struct ctl *c, int argc, char **argv)
 {
@@ -258,6 +287,7 @@ cmd_flush(struct ctl *c, int argc, char **argv)
 
 /* ---- pause and resume: the daemon's intake ---- */
 
+/* pause / resume (argv[0] is the request itself): the intake lives in the daemon only. */
 static int
 cmd_pause(struct ctl *c, int argc, char **argv)
 {
@@ -277,6 +307,7 @@ cmd_pause(struct ctl *c, int argc, char **argv)
 
 /* ---- analyze ---- */
 
+/* queue_recover callback: each finding kept as JSON, printed after the summary is known. */
 static void
 analyze_finding(const char *kind, const char *name, const char *why, void *arg)
 {
@@ -289,6 +320,7 @@ analyze_finding(const char *kind, const char *name, const char *why, void *arg)
 	json_object_array_add(findings, f);
 }
 
+/* The counters of queue_recover under the names docs/queue-format.md uses. */
 static struct json_object *
 recovery_json(const struct queue_recovery *rec)
 {
@@ -306,6 +338,10 @@ recovery_json(const struct queue_recovery *rec)
 	return o;
 }
 
+/*
+ * Whether smtp-relayd answers now.  analyze then leaves young tmp/ files
+ * alone: they may be commits in progress, not leftovers of a crash.
+ */
 static bool
 daemon_running(const struct ctl *c)
 {
@@ -315,6 +351,7 @@ daemon_running(const struct ctl *c)
 	return r != NULL;
 }
 
+/* The text form of analyze: one line per finding, then the totals. */
 static void
 print_analysis(struct ctl *c, const struct queue_recovery *rec, struct json_object *findings)
 {
@@ -336,6 +373,10 @@ print_analysis(struct ctl *c, const struct queue_recovery *rec, struct json_obje
 	    rec->stray, c->opts->repair ? " (repaired)" : "", rec->corrupt_total);
 }
 
+/*
+ * analyze [--repair]: the start-up recovery run on demand; without --repair
+ * nothing changes, so it is safe beside a running daemon.
+ */
 static int
 cmd_analyze(struct ctl *c, int argc, char **argv)
 {
@@ -376,6 +417,7 @@ struct stats_ctx {
 	time_t oldest;
 };
 
+/* queue_scan callback: add one message to the totals (damaged files counted apart). */
 static int
 stats_one(const char *id, void *arg)
 {
@@ -396,6 +438,7 @@ stats_one(const char *id, void *arg)
 	return 0;
 }
 
+/* The queue part of stats --json; rcpt[] is indexed by enum queue_rcpt_state. */
 static struct json_object *
 stats_json(const struct stats_ctx *sc)
 {
@@ -429,6 +472,7 @@ struct stats_rows {
 static void row_add(struct stats_rows *t, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Append one row; rows past STATS_ROWS_MAX are dropped rather than failing stats. */
 static void
 row_add(struct stats_rows *t, const char *name, const char *fmt, ...)
 {
@@ -443,6 +487,7 @@ row_add(struct stats_rows *t, const char *name, const char *fmt, ...)
 	t->n++;
 }
 
+/* Print the rows with the names right-aligned to the longest one. */
 static void
 rows_print(FILE *out, const struct stats_rows *t)
 {
@@ -503,6 +548,10 @@ daemon_rows(struct stats_rows *t, const char *prefix, struct json_object *o)
 	}
 }
 
+/*
+ * stats in text: the queue as read from the files, then the daemon's own
+ * view (d, NULL when it does not run) flattened into rows.
+ */
 static void
 stats_text(const struct ctl *c, const struct stats_ctx *sc, struct json_object *d)
 {
@@ -526,6 +575,11 @@ stats_text(const struct ctl *c, const struct stats_ctx *sc, struct json_object *
 	free(t);
 }
 
+/*
+ * stats: the files are read here (they are the truth even when no daemon
+ * runs); the daemon is asked for its counters with a short timeout so that
+ * a hung daemon does not hang the command.
+ */
 static int
 cmd_stats(struct ctl *c, int argc, char **argv)
 {
@@ -566,6 +620,11 @@ static const struct command {
     {"resume", cmd_pause, false},
 };
 
+/*
+ * Find the command and run it; the queue is opened (never created) only for
+ * the commands that read it, so pause and resume work without access to
+ * the spool.
+ */
 int
 relayctl_run(
     const struct config_relay *relay, const struct relayctl_opts *opts, int argc, char **argv)

@@ -15,6 +15,8 @@
 #include "smtp-relay/address.h"
 #include "smtp-relay/control.h"
 #include "smtp-relay/delivery.h"
+#include "smtp-relay/disk_pool.h"
+#include "smtp-relay/intake.h"
 #include "smtp-relay/maildir.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_server.h"
@@ -27,10 +29,14 @@ static const struct prog_info relayd_info = {
     CONFIG_PART_RELAY,
 };
 
+/* Everything the daemon owns; the modules borrow from here (teardown in main). */
 struct relayd {
 	struct config *cfg;
+	struct policy *policy; /* built from cfg->relay; server and delivery share it */
 	struct event_base *base;
 	struct queue *queue;
+	struct disk_pool *pool; /* commits, delivery's disk work, the intake's probe */
+	struct intake *intake;
 	struct smtp_server *server;
 	struct status_http *status;
 	struct control *control;
@@ -67,7 +73,10 @@ reload(struct relayd *d)
 		return;
 	}
 	smtp_server_reconfigure(d->server, &cfg->relay, p);
-	delivery_reconfigure(d->delivery, cfg);
+	intake_reconfigure(d->intake, &cfg->relay);
+	delivery_reconfigure(d->delivery, cfg, p);
+	policy_free(d->policy);
+	d->policy = p;
 	config_free(d->cfg);
 	d->cfg = cfg;
 	log_info("reload: configuration reloaded (listen addresses need a restart)");
@@ -148,8 +157,7 @@ setup_delivery(struct relayd *d)
 
 	if (maildir_prepare(d->cfg->relay.maildir_root, (int)d->uid, (int)d->gid) == -1)
 		return -1;
-	d->delivery = delivery_new(
-	    d->base, d->cfg, d->queue, smtp_server_pool(d->server), d->server, err, sizeof(err));
+	d->delivery = delivery_new(d->base, d->cfg, d->queue, d->pool, d->policy, err, sizeof(err));
 	if (d->delivery == NULL) {
 		log_warnx("delivery: %s", err);
 		return -1;
@@ -158,16 +166,27 @@ setup_delivery(struct relayd *d)
 	return 0;
 }
 
+/* The queue's disk workers and the intake that watches their commits. */
+static int
+setup_disk(struct relayd *d)
+{
+	if ((d->pool = disk_pool_new(d->base, d->queue, DISK_POOL_THREADS)) == NULL ||
+	    (d->intake = intake_new(d->base, d->queue, d->pool, &d->cfg->relay)) == NULL)
+		return -1;
+	disk_pool_set_observer(d->pool, intake_commit_cb, d->intake);
+	return 0;
+}
+
 static int
 setup(struct relayd *d)
 {
 	const struct config_relay *r = &d->cfg->relay;
-	struct policy *p;
 
 	lookup_user(d);
-	if (prepare_queue(d) == -1 || (p = policy_new(r)) == NULL)
+	if (prepare_queue(d) == -1 || (d->policy = policy_new(r)) == NULL || setup_disk(d) == -1)
 		return -1;
-	if ((d->server = smtp_server_new(d->base, r, d->queue, p)) == NULL ||
+	if ((d->server = smtp_server_new(d->base, r, d->policy, d->queue, d->pool, d->intake)) ==
+	        NULL ||
 	    setup_delivery(d) == -1)
 		return -1;
 	for (size_t i = 0; i < r->listen.n; i++)
@@ -184,7 +203,8 @@ setup(struct relayd *d)
 	return daemon_signals(d->base, reload_cb, d);
 }
 
-/* After the privilege drop: clean tmp/, validate queue/, count what is queued. */
+/* After the privilege drop: clean tmp/, validate queue/, count what is
+ * queued (queue_count starts from here). */
 static int
 recover_queue(struct relayd *d)
 {
@@ -196,8 +216,25 @@ recover_queue(struct relayd *d)
 	         "%zu orphans; moved %zu damaged and %zu stray files to corrupt/",
 	    d->cfg->relay.queue_directory, rec.messages, rec.recipients_pending, rec.stale,
 	    rec.orphans, rec.damaged, rec.stray);
-	smtp_server_queue_adjust(d->server, (long)rec.messages);
 	return 0;
+}
+
+/*
+ * Users before what they borrow: the sessions cancel their commits, then
+ * the pool joins its threads (the jobs of delivery and the intake's probe
+ * point into them), then the rest.
+ */
+static void
+teardown(struct relayd *d)
+{
+	control_free(d->control);
+	smtp_server_free(d->server);
+	disk_pool_free(d->pool);
+	delivery_free(d->delivery);
+	intake_free(d->intake);
+	policy_free(d->policy);
+	status_http_free(d->status);
+	queue_close(d->queue);
 }
 
 int
@@ -223,11 +260,7 @@ main(int argc, char **argv)
 	sdnotify_stopping();
 	rc = 0;
 done:
-	control_free(d.control);
-	smtp_server_free(d.server); /* first: its pool threads may hold delivery work */
-	delivery_free(d.delivery);
-	status_http_free(d.status);
-	queue_close(d.queue);
+	teardown(&d);
 	if (d.base != NULL)
 		event_base_free(d.base);
 	config_free(d.cfg);

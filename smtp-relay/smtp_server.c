@@ -19,8 +19,8 @@
 #include "common/log.h"
 #include "common/status_http.h"
 #include "smtp-relay/address.h"
-#include "smtp-relay/commit_pool.h"
 #include "smtp-relay/intake.h"
+#include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_session.h"
 
 struct session_entry {
@@ -36,41 +36,40 @@ struct listener_entry {
 
 struct smtp_server {
 	struct event_base *base;
-	const struct config_relay *relay;
-	struct policy *policy;
-	struct commit_pool *pool;
+	struct queue *queue;
 	struct intake *intake;
+	/* What every session borrows; relay and policy replaced on reload. */
+	struct smtp_session_ctx ctx;
 	TAILQ_HEAD(, session_entry) sessions;
 	SLIST_HEAD(, listener_entry) listeners;
 	unsigned open;
-	long queue_messages;
-	smtp_server_queued_fn queued;
-	void *queued_arg;
-	struct smtp_server_stats stats;
+	struct smtp_stats stats;
 };
 
+static void session_gone_cb(struct smtp_session *s, void *arg);
+
 struct smtp_server *
-smtp_server_new(
-    struct event_base *base, const struct config_relay *relay, struct queue *q, struct policy *p)
+smtp_server_new(struct event_base *base, const struct config_relay *relay, const struct policy *p,
+    struct queue *q, struct disk_pool *pool, struct intake *intake)
 {
 	struct smtp_server *srv = calloc(1, sizeof(*srv));
 
 	if (srv == NULL) {
 		log_warnx("smtp: out of memory");
-		policy_free(p);
 		return NULL;
 	}
 	srv->base = base;
-	srv->relay = relay;
-	srv->policy = p;
+	srv->queue = q;
+	srv->intake = intake;
+	srv->ctx = (struct smtp_session_ctx){.relay = relay,
+	    .policy = p,
+	    .pool = pool,
+	    .intake = intake,
+	    .stats = &srv->stats,
+	    .gone = session_gone_cb,
+	    .gone_arg = srv};
 	TAILQ_INIT(&srv->sessions);
 	SLIST_INIT(&srv->listeners);
-	if ((srv->pool = commit_pool_new(base, q, COMMIT_POOL_THREADS)) == NULL ||
-	    (srv->intake = intake_new(base, q, srv->pool, relay)) == NULL) {
-		smtp_server_free(srv);
-		return NULL;
-	}
-	commit_pool_set_observer(srv->pool, intake_commit_cb, srv->intake);
 	return srv;
 }
 
@@ -92,9 +91,9 @@ limit_reply(const struct smtp_server *srv, const struct addr *client)
 {
 	if (intake_is_paused(srv->intake))
 		return "421 4.3.2 Service not available, closing transmission channel";
-	if (srv->open >= srv->relay->max_sessions)
+	if (srv->open >= srv->ctx.relay->max_sessions)
 		return "421 4.7.0 Error: too many connections, try again later";
-	if (sessions_from(srv, client) >= srv->relay->max_sessions_per_client)
+	if (sessions_from(srv, client) >= srv->ctx.relay->max_sessions_per_client)
 		return "421 4.7.0 Error: too many connections from your address";
 	return NULL;
 }
@@ -118,7 +117,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		close(fd);
 		return;
 	}
-	if ((e->s = smtp_session_new(srv, srv->base, fd, &client, refuse)) == NULL) {
+	if ((e->s = smtp_session_new(&srv->ctx, srv->base, fd, &client, refuse)) == NULL) {
 		free(e);
 		return;
 	}
@@ -154,12 +153,11 @@ smtp_server_listen(struct smtp_server *srv, const struct addr *a)
 }
 
 void
-smtp_server_reconfigure(struct smtp_server *srv, const struct config_relay *relay, struct policy *p)
+smtp_server_reconfigure(
+    struct smtp_server *srv, const struct config_relay *relay, const struct policy *p)
 {
-	policy_free(srv->policy);
-	srv->policy = p;
-	srv->relay = relay;
-	intake_reconfigure(srv->intake, relay);
+	srv->ctx.relay = relay;
+	srv->ctx.policy = p;
 }
 
 void
@@ -180,52 +178,14 @@ smtp_server_free(struct smtp_server *srv)
 		smtp_session_free(e->s);
 		free(e);
 	}
-	/* Sessions first: they cancel their jobs, then the pool finishes them;
-	 * the intake after the pool: a probe may be running there. */
-	commit_pool_free(srv->pool);
-	intake_free(srv->intake);
-	policy_free(srv->policy);
 	free(srv);
-}
-
-void
-smtp_server_queue_adjust(struct smtp_server *srv, long delta)
-{
-	srv->queue_messages += delta;
-	if (srv->queue_messages < 0)
-		srv->queue_messages = 0;
 }
 
 void
 smtp_server_set_queued(struct smtp_server *srv, smtp_server_queued_fn fn, void *arg)
 {
-	srv->queued = fn;
-	srv->queued_arg = arg;
-}
-
-void
-smtp_server_message_queued(struct smtp_server *srv, const char *id)
-{
-	if (srv->queued != NULL)
-		srv->queued(id, srv->queued_arg);
-}
-
-const struct config_relay *
-smtp_server_relay(const struct smtp_server *srv)
-{
-	return srv->relay;
-}
-
-const struct policy *
-smtp_server_policy(const struct smtp_server *srv)
-{
-	return srv->policy;
-}
-
-struct commit_pool *
-smtp_server_pool(struct smtp_server *srv)
-{
-	return srv->pool;
+	srv->ctx.queued = fn;
+	srv->ctx.queued_arg = arg;
 }
 
 struct intake *
@@ -234,15 +194,11 @@ smtp_server_intake(struct smtp_server *srv)
 	return srv->intake;
 }
 
-struct smtp_server_stats *
-smtp_server_counters(struct smtp_server *srv)
+/* A session ended by itself (smtp_session_ctx.gone): forget it; it frees itself. */
+static void
+session_gone_cb(struct smtp_session *s, void *arg)
 {
-	return &srv->stats;
-}
-
-void
-smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s)
-{
+	struct smtp_server *srv = arg;
 	struct session_entry *e;
 
 	TAILQ_FOREACH(e, &srv->sessions, link)
@@ -266,7 +222,7 @@ static const struct counter {
 } counters[] = {
 #define C(n, h)                                                                                    \
 	{                                                                                          \
-#n, offsetof(struct smtp_server_stats, n), h                                       \
+#n, offsetof(struct smtp_stats, n), h                                              \
 	}
     C(connections, "SMTP connections served"),
     C(connections_refused, "SMTP connections refused with 421 (session limits)"),
@@ -301,11 +257,13 @@ smtp_server_status_json(struct json_object *root, void *arg)
 	struct json_object *ctr = json_object_new_object();
 
 	json_object_object_add(sessions, "open", json_object_new_int64(srv->open));
-	json_object_object_add(sessions, "max", json_object_new_int64(srv->relay->max_sessions));
 	json_object_object_add(
-	    sessions, "max_per_client", json_object_new_int64(srv->relay->max_sessions_per_client));
+	    sessions, "max", json_object_new_int64(srv->ctx.relay->max_sessions));
+	json_object_object_add(sessions, "max_per_client",
+	    json_object_new_int64(srv->ctx.relay->max_sessions_per_client));
 	json_object_object_add(root, "sessions", sessions);
-	json_object_object_add(queue, "messages", json_object_new_int64(srv->queue_messages));
+	json_object_object_add(
+	    queue, "messages", json_object_new_int64((int64_t)queue_count(srv->queue)));
 	intake_space_json(srv->intake, queue);
 	json_object_object_add(root, "queue", queue);
 	intake_status_json(srv->intake, root);
@@ -324,7 +282,7 @@ smtp_server_metrics(struct evbuffer *out, void *arg)
 	prom_family(out, "smtp_sessions_open", "gauge", "SMTP sessions open");
 	prom_sample_u64(out, "smtp_sessions_open", NULL, srv->open);
 	prom_family(out, "smtp_sessions_max", "gauge", "max-sessions");
-	prom_sample_u64(out, "smtp_sessions_max", NULL, srv->relay->max_sessions);
+	prom_sample_u64(out, "smtp_sessions_max", NULL, srv->ctx.relay->max_sessions);
 	intake_metrics(srv->intake, out);
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		snprintf(name, sizeof(name), "smtp_%s_total", counters[i].name);

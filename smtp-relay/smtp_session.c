@@ -20,11 +20,10 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "smtp-relay/address.h"
-#include "smtp-relay/commit_pool.h"
+#include "smtp-relay/disk_pool.h"
 #include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_proto.h"
-#include "smtp-relay/smtp_server.h"
 
 /* RFC 5321 6.3: a message with this many Received: lines is a loop. */
 #define SMTP_MAX_HOPS 100
@@ -60,7 +59,7 @@ enum data_flaw {
 };
 
 struct smtp_session {
-	struct smtp_server *srv;
+	const struct smtp_session_ctx *ctx;
 	struct bufferevent *bev;
 	struct addr client;
 	char client_host[ADDR_STRLEN];
@@ -83,7 +82,7 @@ struct smtp_session {
 	char helo[SMTP_HELO_MAX + 1];
 	/* The transaction. */
 	struct queue_env *env;
-	struct commit_job *job; /* in the commit pool (state QUEUEING) */
+	struct commit_job *job; /* in the disk pool (state QUEUEING) */
 	uint64_t declared_size;
 	/* DATA state. */
 	struct evbuffer *msg;
@@ -101,7 +100,7 @@ static void session_process(struct smtp_session *s);
 static const char *
 hostname(const struct smtp_session *s)
 {
-	return smtp_server_relay(s->srv)->hostname;
+	return s->ctx->relay->hostname;
 }
 
 static void reply(struct smtp_session *s, const char *fmt, ...)
@@ -259,7 +258,7 @@ transaction_reset(struct smtp_session *s)
 static void
 session_enter_state(struct smtp_session *s, enum smtp_state state)
 {
-	const struct config_relay *r = smtp_server_relay(s->srv);
+	const struct config_relay *r = s->ctx->relay;
 	struct timeval tv = {r->command_timeout, 0};
 
 	s->state = state;
@@ -286,7 +285,7 @@ session_enter_state(struct smtp_session *s, enum smtp_state state)
 static void
 protocol_error(struct smtp_session *s)
 {
-	smtp_server_counters(s->srv)->protocol_errors++;
+	s->ctx->stats->protocol_errors++;
 	if (++s->errors >= SMTP_MAX_ERRORS) {
 		log_info("smtp: too many errors after %s from %s", s->last_cmd, s->client_name);
 		reply(s, "421 4.7.0 %s Error: too many errors", hostname(s));
@@ -300,7 +299,7 @@ static void
 cmd_greet(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
 {
 	size_t n = cmd->arglen < SMTP_HELO_MAX ? cmd->arglen : SMTP_HELO_MAX;
-	const struct config_relay *r = smtp_server_relay(s->srv);
+	const struct config_relay *r = s->ctx->relay;
 
 	memcpy(s->helo, cmd->arg, n);
 	s->helo[n] = '\0';
@@ -340,7 +339,7 @@ mail_deferred(struct smtp_session *s, const char *sender)
 {
 	const char *detail;
 
-	switch (intake_state(smtp_server_intake(s->srv), &detail)) {
+	switch (intake_state(s->ctx->intake, &detail)) {
 	case INTAKE_QUEUE_UNWRITABLE:
 		reject(s, "MAIL", sender, NULL,
 		    "451 4.3.0 Error: queue file write error, try again later");
@@ -350,7 +349,7 @@ mail_deferred(struct smtp_session *s, const char *sender)
 		break;
 	default: return false;
 	}
-	smtp_server_counters(s->srv)->mail_deferred++;
+	s->ctx->stats->mail_deferred++;
 	log_debug("smtp: %s: MAIL deferred: %s", s->client_name, detail);
 	return true;
 }
@@ -358,7 +357,7 @@ mail_deferred(struct smtp_session *s, const char *sender)
 static void
 cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	const struct config_relay *r = smtp_server_relay(s->srv);
+	const struct config_relay *r = s->ctx->relay;
 	char sender[ADDRESS_PATH_MAX + 1];
 
 	if (s->state == SMTP_STATE_HELO) {
@@ -436,8 +435,8 @@ transaction_open(struct smtp_session *s)
 static void
 cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	const struct config_relay *r = smtp_server_relay(s->srv);
-	struct smtp_server_stats *st = smtp_server_counters(s->srv);
+	const struct config_relay *r = s->ctx->relay;
+	struct smtp_stats *st = s->ctx->stats;
 	char rcpt[ADDRESS_PATH_MAX + 1];
 	enum policy_verdict v;
 	const char *refusal, *text;
@@ -453,8 +452,8 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		reject(s, "RCPT", s->env->sender, rcpt, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	v = policy_check_rcpt(smtp_server_policy(s->srv), &cmd->path,
-	    policy_is_trusted(smtp_server_policy(s->srv), &s->client));
+	v = policy_check_rcpt(
+	    s->ctx->policy, &cmd->path, policy_is_trusted(s->ctx->policy, &s->client));
 	if ((refusal = verdict_reply(v, &text)) != NULL) {
 		st->recipients_refused++;
 		st->relay_denied += v == POLICY_DENY_RELAY || v == POLICY_DENY_ROUTING;
@@ -604,7 +603,7 @@ non_smtp(struct smtp_session *s, const char *line, size_t len)
 	for (size_t i = 0; i < n; i++)
 		shown[i] = (line[i] >= 32 && line[i] < 127) ? line[i] : '?';
 	shown[n] = '\0';
-	smtp_server_counters(s->srv)->protocol_errors++;
+	s->ctx->stats->protocol_errors++;
 	log_warnx("smtp: non-SMTP command from %s: %s", s->client_name, shown);
 	reply_close(s, "521 5.7.0 Error: I can break rules, too. Goodbye.");
 }
@@ -686,12 +685,12 @@ build_received(struct smtp_session *s, char *buf, size_t len)
 		    date);
 }
 
-/* Back from the commit pool: only now may the client hear "queued". */
+/* Back from the disk pool: only now may the client hear "queued". */
 static void
 commit_done_cb(int rc, int err, const struct queue_env *env, void *arg)
 {
 	struct smtp_session *s = arg;
-	struct smtp_server_stats *st = smtp_server_counters(s->srv);
+	struct smtp_stats *st = s->ctx->stats;
 
 	s->job = NULL;
 	if (rc == -1) {
@@ -705,37 +704,36 @@ commit_done_cb(int rc, int err, const struct queue_env *env, void *arg)
 	} else {
 		st->messages_queued++;
 		st->bytes_queued += env->size;
-		smtp_server_queue_adjust(s->srv, 1);
 		log_info("smtp: %s: message-id=<%s>", env->id, s->msgid);
 		log_info("smtp: %s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queue active)", env->id,
 		    env->sender, env->size, env->nrcpts);
 		reply(s, "250 2.0.0 Ok: queued as %s", env->id);
-		smtp_server_message_queued(s->srv, env->id);
+		if (s->ctx->queued != NULL)
+			s->ctx->queued(env->id, s->ctx->queued_arg);
 	}
 	session_enter_state(s, SMTP_STATE_IDLE);
 	bufferevent_enable(s->bev, EV_READ);
 	session_process(s);
 }
 
-/* Hand the message to the commit pool; the reply waits for commit_done_cb. */
+/* Hand the message to the disk pool; the reply waits for commit_done_cb. */
 static void
 message_commit(struct smtp_session *s)
 {
 	char *received = malloc(SMTP_RECEIVED_MAX);
 
 	if (received == NULL) {
-		smtp_server_counters(s->srv)->queue_errors++;
+		s->ctx->stats->queue_errors++;
 		reject(s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address,
 		    "451 4.3.0 Error: out of memory");
 		return;
 	}
 	s->env->arrival = time(NULL);
 	build_received(s, received, SMTP_RECEIVED_MAX);
-	s->job = commit_pool_submit(
-	    smtp_server_pool(s->srv), s->env, received, s->msg, commit_done_cb, s);
+	s->job = disk_pool_commit(s->ctx->pool, s->env, received, s->msg, commit_done_cb, s);
 	if (s->job == NULL) {
 		free(received);
-		smtp_server_counters(s->srv)->queue_errors++;
+		s->ctx->stats->queue_errors++;
 		reject(s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address,
 		    "451 4.3.0 Error: out of memory");
 		return;
@@ -747,7 +745,7 @@ message_commit(struct smtp_session *s)
 static void
 message_end(struct smtp_session *s)
 {
-	struct smtp_server_stats *st = smtp_server_counters(s->srv);
+	struct smtp_stats *st = s->ctx->stats;
 	const char *refusal = NULL;
 
 	s->last_cmd = "END-OF-MESSAGE";
@@ -771,8 +769,8 @@ message_end(struct smtp_session *s)
 static void
 data_bare_newline(struct smtp_session *s)
 {
-	smtp_server_counters(s->srv)->messages_refused++;
-	smtp_server_counters(s->srv)->protocol_errors++;
+	s->ctx->stats->messages_refused++;
+	s->ctx->stats->protocol_errors++;
 	reject(s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address,
 	    "521 5.5.2 Error: bare <CR> or <LF> received in message");
 	session_enter_state(s, SMTP_STATE_CLOSING);
@@ -794,7 +792,7 @@ keep_message_id(struct smtp_session *s, const char *v, size_t len)
 static void
 data_line(struct smtp_session *s, const char *line, size_t len)
 {
-	const struct config_relay *r = smtp_server_relay(s->srv);
+	const struct config_relay *r = s->ctx->relay;
 
 	if (line[0] == '.') {
 		line++;
@@ -897,6 +895,15 @@ session_process(struct smtp_session *s)
 	}
 }
 
+/* The session ended by itself: tell the owner, then free it. */
+static void
+session_gone(struct smtp_session *s)
+{
+	if (s->ctx->gone != NULL)
+		s->ctx->gone(s, s->ctx->gone_arg);
+	smtp_session_free(s);
+}
+
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
@@ -911,8 +918,7 @@ write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->state == SMTP_STATE_CLOSING) {
-		smtp_server_session_gone(s->srv, s);
-		smtp_session_free(s);
+		session_gone(s);
 		return;
 	}
 	if (s->paused && s->state != SMTP_STATE_QUEUEING) {
@@ -929,7 +935,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING) {
-		smtp_server_counters(s->srv)->timeouts++;
+		s->ctx->stats->timeouts++;
 		log_session_end(s, "timeout");
 		bufferevent_enable(s->bev, EV_WRITE);
 		reply_close(s, "421 4.4.2 Error: timeout exceeded");
@@ -940,12 +946,11 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	if (s->state != SMTP_STATE_CLOSING)
 		log_session_end(s, "lost connection");
-	smtp_server_session_gone(s->srv, s);
-	smtp_session_free(s);
+	session_gone(s);
 }
 
 struct smtp_session *
-smtp_session_new(struct smtp_server *srv, struct event_base *base, int fd,
+smtp_session_new(const struct smtp_session_ctx *ctx, struct event_base *base, int fd,
     const struct addr *client, const char *refuse)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
@@ -954,7 +959,7 @@ smtp_session_new(struct smtp_server *srv, struct event_base *base, int fd,
 		close(fd);
 		return NULL;
 	}
-	s->srv = srv;
+	s->ctx = ctx;
 	s->client = *client;
 	s->cur_cmd = SMTP_CMD_COUNT;
 	s->last_cmd = "CONNECT";
@@ -988,7 +993,7 @@ smtp_session_free(struct smtp_session *s)
 	format_counts(s, counts, sizeof(counts));
 	log_info("smtp: disconnect from %s %s", s->client_name, counts);
 	if (s->job != NULL)
-		commit_pool_cancel(smtp_server_pool(s->srv), s->job);
+		disk_pool_cancel(s->ctx->pool, s->job);
 	bufferevent_free(s->bev);
 	queue_env_free(s->env);
 	if (s->msg != NULL)

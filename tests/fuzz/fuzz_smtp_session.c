@@ -3,7 +3,7 @@
  * (smtp_session.c) driven through a socketpair: command dispatch and
  * sequencing, pipelining, and the DATA state machine (dot-unstuffing,
  * bare <CR>/<LF> refusal, over-long lines, the size limit, the hop count,
- * the commit through the commit pool into a scratch queue on /dev/shm).
+ * the commit through the disk pool into a scratch queue on /dev/shm).
  *
  * The first input byte picks the client (even: trusted 127.0.0.1, odd: the
  * untrusted 192.0.2.7); the rest is what the client sends, followed by EOF.
@@ -27,8 +27,9 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "smtp-relay/address.h"
+#include "smtp-relay/disk_pool.h"
+#include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
-#include "smtp-relay/smtp_server.h"
 #include "smtp-relay/smtp_session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -38,7 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct event_base *base;
 static struct config *cfg;
 static struct queue *queue;
-static struct smtp_server *srv;
+static struct policy *policy;
+static struct disk_pool *pool;
+static struct intake *intake;
+static struct smtp_stats stats;
+/* What a session borrows; no server: the session is driven directly. */
+static struct smtp_session_ctx ctx;
 static struct addr trusted, untrusted;
 static char dir[128];
 
@@ -56,7 +62,9 @@ cleanup(void)
 	static const char *const sub[] = {"/tmp", "/queue", "/corrupt", ""};
 	char p[256];
 
-	smtp_server_free(srv);
+	disk_pool_free(pool);
+	intake_free(intake);
+	policy_free(policy);
 	queue_scan(queue, remove_cb, queue);
 	queue_close(queue);
 	for (size_t i = 0; i < 4; i++) {
@@ -76,18 +84,24 @@ setup(void)
 	                           "  max-message-size 4K; max-recipients 5;\n"
 	                           "};\n";
 	char err[512];
-	struct policy *p;
 
 	log_init("fuzz", LOG_LEVEL_ERR, false);
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(dir, sizeof(dir), "/dev/shm/mxb-fuzz-session.%ld", (long)getpid());
 	if ((cfg = config_load_string("fuzz.conf", conf, err, sizeof(err))) == NULL ||
-	    (p = policy_new(&cfg->relay)) == NULL || (base = event_base_new()) == NULL ||
+	    (policy = policy_new(&cfg->relay)) == NULL || (base = event_base_new()) == NULL ||
 	    (queue = queue_open(dir, true)) == NULL ||
-	    (srv = smtp_server_new(base, &cfg->relay, queue, p)) == NULL ||
+	    (pool = disk_pool_new(base, queue, DISK_POOL_THREADS)) == NULL ||
+	    (intake = intake_new(base, queue, pool, &cfg->relay)) == NULL ||
 	    addr_parse("127.0.0.1", 0, &trusted) == -1 ||
 	    addr_parse("192.0.2.7", 0, &untrusted) == -1)
 		abort();
+	disk_pool_set_observer(pool, intake_commit_cb, intake);
+	ctx = (struct smtp_session_ctx){.relay = &cfg->relay,
+	    .policy = policy,
+	    .pool = pool,
+	    .intake = intake,
+	    .stats = &stats};
 	atexit(cleanup);
 }
 
@@ -120,13 +134,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool shut = false, closed = false, overflow = false;
 	int sv[2];
 
-	if (srv == NULL)
+	if (pool == NULL)
 		setup();
 	if (size < 1)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
 		abort();
-	if (smtp_session_new(srv, base, sv[0], (data[0] & 1) ? &untrusted : &trusted, NULL) == NULL)
+	if (smtp_session_new(&ctx, base, sv[0], (data[0] & 1) ? &untrusted : &trusted, NULL) ==
+	    NULL)
 		abort();
 	for (int turn = 0; turn < MAX_TURNS && !closed; turn++) {
 		bool progress = false;

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,68 @@ test_probe(void)
 	queue_close(q);
 }
 
+#define COUNT_THREADS 4
+#define COUNT_COMMITS 10
+
+/* Commits from several threads at once, as the disk pool makes them. */
+static void *
+commit_thread(void *arg)
+{
+	struct queue *q = arg;
+
+	for (int i = 0; i < COUNT_COMMITS; i++) {
+		struct queue_env *env = make_env();
+		struct iovec iov = {(void *)content, sizeof(content) - 1};
+
+		if (queue_commit(q, env, &iov, 1) == -1)
+			fprintf(stderr, "commit_thread: commit failed\n");
+		queue_env_free(env);
+	}
+	return NULL;
+}
+
+/* queue_count: kept by commit, remove, move to corrupt/ and recovery. */
+static void
+test_count(void)
+{
+	char tmp[512], first[QUEUE_ID_LEN + 1], second[QUEUE_ID_LEN + 1];
+	pthread_t th[COUNT_THREADS];
+	struct queue_recovery rec;
+	struct queue *q, *again;
+
+	snprintf(tmp, sizeof(tmp), "%s/count-q", dir);
+	q = queue_open(tmp, true);
+	ok(q != NULL, "count queue opened");
+	if (q == NULL)
+		return;
+	is_int((long long)queue_count(q), 0, "a new queue counts 0");
+	memcpy(first, commit(q), sizeof(first));
+	memcpy(second, commit(q), sizeof(second));
+	is_int((long long)queue_count(q), 2, "two commits: 2");
+	is_int(queue_remove(q, first), QUEUE_OK, "remove one");
+	is_int((long long)queue_count(q), 1, "after the remove: 1");
+	is_int(queue_remove(q, first), QUEUE_ENOTFOUND, "remove it again");
+	is_int((long long)queue_count(q), 1, "a remove that unlinked nothing counts nothing");
+	is_int(queue_move_corrupt(q, second, "test"), 0, "move one to corrupt/");
+	is_int((long long)queue_count(q), 0, "after the move: 0");
+	for (int i = 0; i < COUNT_THREADS; i++)
+		pthread_create(&th[i], NULL, commit_thread, q);
+	for (int i = 0; i < COUNT_THREADS; i++)
+		pthread_join(th[i], NULL);
+	is_int((long long)queue_count(q), COUNT_THREADS * COUNT_COMMITS,
+	    "concurrent commits are all counted");
+	again = queue_open(tmp, false);
+	ok(again != NULL, "the same queue opened again");
+	if (again != NULL) {
+		is_int((long long)queue_count(again), 0, "not counted before recovery");
+		ok(queue_recover(again, true, 0, &rec, NULL, NULL) == 0, "recover");
+		is_int((long long)queue_count(again), COUNT_THREADS * COUNT_COMMITS,
+		    "recovery sets the count");
+		queue_close(again);
+	}
+	queue_close(q);
+}
+
 int
 main(void)
 {
@@ -341,6 +404,7 @@ main(void)
 		test_recovery(q);
 		test_unique_ids();
 		test_probe();
+		test_count();
 		test_error_names_file(q);
 	}
 	queue_close(q);

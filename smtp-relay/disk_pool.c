@@ -1,5 +1,5 @@
-/* commit_pool.c - queue commits on worker threads, results back on the loop. */
-#include "smtp-relay/commit_pool.h"
+/* disk_pool.c - queue commits on worker threads, results back on the loop. */
+#include "smtp-relay/disk_pool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -23,8 +23,8 @@ struct commit_job {
 	char *head;
 	struct evbuffer *body;
 	commit_done_fn done; /* NULL once cancelled */
-	commit_run_fn run;   /* a generic job (commit_pool_run) when set */
-	commit_after_fn after;
+	disk_run_fn run;     /* a generic job (disk_pool_run) when set */
+	disk_after_fn after;
 	void *arg;
 	int rc;
 	int err;
@@ -33,7 +33,7 @@ struct commit_job {
 
 TAILQ_HEAD(job_list, commit_job);
 
-struct commit_pool {
+struct disk_pool {
 	struct queue *queue;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -60,7 +60,7 @@ job_free(struct commit_job *job)
 
 /* Runs on a worker thread: the job is owned by this thread meanwhile. */
 static void
-job_run(struct commit_pool *p, struct commit_job *job)
+job_run(struct disk_pool *p, struct commit_job *job)
 {
 	int n;
 	struct iovec *iov;
@@ -91,7 +91,7 @@ job_run(struct commit_pool *p, struct commit_job *job)
 static void *
 worker(void *arg)
 {
-	struct commit_pool *p = arg;
+	struct disk_pool *p = arg;
 	struct commit_job *job;
 	uint64_t one = 1;
 
@@ -107,7 +107,7 @@ worker(void *arg)
 		pthread_mutex_lock(&p->lock);
 		TAILQ_INSERT_TAIL(&p->done, job, link);
 		if (write(p->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
-			log_warn("commit pool: eventfd");
+			log_warn("disk pool: eventfd");
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -117,14 +117,14 @@ worker(void *arg)
 static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct commit_pool *p = arg;
+	struct disk_pool *p = arg;
 	struct job_list ready = TAILQ_HEAD_INITIALIZER(ready);
 	struct commit_job *job;
 	uint64_t n;
 
 	(void)what;
 	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
-		log_warn("commit pool: eventfd");
+		log_warn("disk pool: eventfd");
 	pthread_mutex_lock(&p->lock);
 	TAILQ_CONCAT(&ready, &p->done, link);
 	pthread_mutex_unlock(&p->lock);
@@ -140,14 +140,14 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-struct commit_pool *
-commit_pool_new(struct event_base *base, struct queue *q, unsigned nthreads)
+struct disk_pool *
+disk_pool_new(struct event_base *base, struct queue *q, unsigned nthreads)
 {
-	struct commit_pool *p = calloc(1, sizeof(*p));
+	struct disk_pool *p = calloc(1, sizeof(*p));
 
 	if (p == NULL || (p->threads = calloc(nthreads, sizeof(*p->threads))) == NULL) {
 		free(p);
-		log_warnx("commit pool: out of memory");
+		log_warnx("disk pool: out of memory");
 		return NULL;
 	}
 	p->queue = q;
@@ -159,14 +159,14 @@ commit_pool_new(struct event_base *base, struct queue *q, unsigned nthreads)
 	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, wake_cb, p)) == NULL ||
 	    event_add(p->ev, NULL) == -1) {
-		log_warn("commit pool: eventfd");
-		commit_pool_free(p);
+		log_warn("disk pool: eventfd");
+		disk_pool_free(p);
 		return NULL;
 	}
 	for (; p->nthreads < nthreads; p->nthreads++) {
 		if ((errno = pthread_create(&p->threads[p->nthreads], NULL, worker, p)) != 0) {
-			log_warn("commit pool: pthread_create");
-			commit_pool_free(p);
+			log_warn("disk pool: pthread_create");
+			disk_pool_free(p);
 			return NULL;
 		}
 	}
@@ -174,7 +174,7 @@ commit_pool_new(struct event_base *base, struct queue *q, unsigned nthreads)
 }
 
 struct commit_job *
-commit_pool_submit(struct commit_pool *p, struct queue_env *env, char *head, struct evbuffer *body,
+disk_pool_commit(struct disk_pool *p, struct queue_env *env, char *head, struct evbuffer *body,
     commit_done_fn done, void *arg)
 {
 	struct commit_job *job = calloc(1, sizeof(*job));
@@ -194,7 +194,7 @@ commit_pool_submit(struct commit_pool *p, struct queue_env *env, char *head, str
 }
 
 int
-commit_pool_run(struct commit_pool *p, commit_run_fn run, commit_after_fn after, void *arg)
+disk_pool_run(struct disk_pool *p, disk_run_fn run, disk_after_fn after, void *arg)
 {
 	struct commit_job *job = calloc(1, sizeof(*job));
 
@@ -211,14 +211,14 @@ commit_pool_run(struct commit_pool *p, commit_run_fn run, commit_after_fn after,
 }
 
 void
-commit_pool_set_observer(struct commit_pool *p, commit_done_fn fn, void *arg)
+disk_pool_set_observer(struct disk_pool *p, commit_done_fn fn, void *arg)
 {
 	p->observer = fn;
 	p->observer_arg = arg;
 }
 
 void
-commit_pool_cancel(struct commit_pool *p, struct commit_job *job)
+disk_pool_cancel(struct disk_pool *p, struct commit_job *job)
 {
 	/* The loop is the only reader of job->done; the lock orders it with
 	 * the worker's hand-over all the same. */
@@ -228,7 +228,7 @@ commit_pool_cancel(struct commit_pool *p, struct commit_job *job)
 }
 
 void
-commit_pool_free(struct commit_pool *p)
+disk_pool_free(struct disk_pool *p)
 {
 	struct commit_job *job;
 
