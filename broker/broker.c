@@ -38,25 +38,36 @@ struct broker {
 	uint64_t reloads, reload_failures;
 };
 
-static const char *const rcode_names[ANSWER_NRCODES] = {
-    "NOERROR",
-    "FORMERR",
-    "SERVFAIL",
-    "NXDOMAIN",
-    "NOTIMP",
-    "REFUSED",
-    "YXDOMAIN",
-    "YXRRSET",
-    "NXRRSET",
-    "NOTAUTH",
-    "NOTZONE",
-    "RCODE11",
-    "RCODE12",
-    "RCODE13",
-    "RCODE14",
-    "RCODE15",
-    "BADVERS",
-};
+#define RCODE_NAME_MAX 16 /* "RCODE4095" and every name below */
+
+/*
+ * The name of an answer's rcode in /status and /metrics: ldns's
+ * (ldns_rcodes), except where published names must not move: NOTIMP
+ * (IANA's and dig's name; ldns says "NOTIMPL"), BADVERS (an extended rcode,
+ * which ldns's table lacks) and RCODE<n> for the unassigned ones.
+ */
+static const char *
+rcode_name(int rcode, char *buf, size_t len)
+{
+	const ldns_lookup_table *t = ldns_lookup_by_id(ldns_rcodes, rcode);
+
+	if (rcode == LDNS_RCODE_NOTIMPL)
+		return "NOTIMP";
+	if (rcode == ANSWER_RCODE_BADVERS)
+		return "BADVERS";
+	if (t != NULL)
+		return t->name;
+	snprintf(buf, len, "RCODE%d", rcode);
+	return buf;
+}
+
+/* The rcodes listed in /status and /metrics even at zero. */
+static bool
+rcode_always_shown(int rcode)
+{
+	return rcode == LDNS_RCODE_NOERROR || rcode == LDNS_RCODE_NXDOMAIN ||
+	    rcode == LDNS_RCODE_REFUSED;
+}
 
 int
 broker_check_zones(const struct config *cfg)
@@ -267,10 +278,12 @@ broker_reload(struct broker *b)
 static const char *
 notify_result(int rcode, char *buf, size_t len)
 {
+	char tmp[RCODE_NAME_MAX];
+	const char *name = rcode_name(rcode, tmp, sizeof(tmp));
 	size_t i;
 
-	for (i = 0; rcode_names[rcode][i] != '\0' && i + 1 < len; i++)
-		buf[i] = (char)tolower((unsigned char)rcode_names[rcode][i]);
+	for (i = 0; name[i] != '\0' && i + 1 < len; i++)
+		buf[i] = (char)tolower((unsigned char)name[i]);
 	buf[i] = '\0';
 	return buf;
 }
@@ -279,7 +292,7 @@ static void
 notify_metrics(const struct notifier *n, struct evbuffer *out)
 {
 	struct notifier_stats ns;
-	char labels[64], name[16];
+	char labels[64], name[RCODE_NAME_MAX];
 
 	notifier_stats(n, &ns);
 	prom_family(out, "dns_notify_total", "counter",
@@ -287,7 +300,7 @@ notify_metrics(const struct notifier *n, struct evbuffer *out)
 	    "timeout (no answer); failed counts NOTIFYs given up after every retry.");
 	prom_sample_u64(out, "dns_notify_total", "result=\"sent\"", ns.sent);
 	prom_sample_u64(out, "dns_notify_total", "result=\"acked\"", ns.acked);
-	for (int i = 1; i < 16; i++) {
+	for (int i = 1; i < NOTIFY_RCODES; i++) {
 		if (ns.rcode[i] == 0 && i != LDNS_RCODE_REFUSED)
 			continue;
 		snprintf(
@@ -303,12 +316,12 @@ notify_json(const struct notifier *n)
 {
 	struct notifier_stats ns;
 	struct json_object *o = json_object_new_object();
-	char name[16];
+	char name[RCODE_NAME_MAX];
 
 	notifier_stats(n, &ns);
 	json_object_object_add(o, "sent", json_object_new_int64((int64_t)ns.sent));
 	json_object_object_add(o, "acked", json_object_new_int64((int64_t)ns.acked));
-	for (int i = 1; i < 16; i++)
+	for (int i = 1; i < NOTIFY_RCODES; i++)
 		if (ns.rcode[i] != 0 || i == LDNS_RCODE_REFUSED)
 			json_object_object_add(o, notify_result(i, name, sizeof(name)),
 			    json_object_new_int64((int64_t)ns.rcode[i]));
@@ -325,6 +338,7 @@ status_json_cb(struct json_object *root, void *arg)
 	struct json_object *zones = json_object_new_array();
 	struct json_object *q = json_object_new_object(), *rc = json_object_new_object();
 	struct dns_counters c;
+	char name[RCODE_NAME_MAX];
 
 	for (size_t i = 0; i < snap->n; i++) {
 		struct json_object *z = json_object_new_object();
@@ -342,9 +356,9 @@ status_json_cb(struct json_object *root, void *arg)
 	json_object_object_add(root, "zones", zones);
 	dns_server_counters(b->server, &c);
 	for (int i = 0; i < ANSWER_NRCODES; i++)
-		if (c.rcode[i] != 0 || i == 0 || i == 3 || i == 5)
-			json_object_object_add(
-			    rc, rcode_names[i], json_object_new_int64((int64_t)c.rcode[i]));
+		if (c.rcode[i] != 0 || rcode_always_shown(i))
+			json_object_object_add(rc, rcode_name(i, name, sizeof(name)),
+			    json_object_new_int64((int64_t)c.rcode[i]));
 	json_object_object_add(q, "udp", json_object_new_int64((int64_t)c.udp));
 	json_object_object_add(q, "tcp", json_object_new_int64((int64_t)c.tcp));
 	json_object_object_add(q, "dropped", json_object_new_int64((int64_t)c.dropped));
@@ -373,7 +387,7 @@ status_metrics_cb(struct evbuffer *out, void *arg)
 	struct broker *b = arg;
 	const struct zsnap *snap = zonestore_snapshot(b->zs);
 	struct dns_counters c;
-	char labels[300];
+	char labels[300], name[RCODE_NAME_MAX];
 
 	dns_server_counters(b->server, &c);
 	prom_family(out, "dns_queries_total", "counter", "DNS queries answered, by protocol.");
@@ -381,8 +395,8 @@ status_metrics_cb(struct evbuffer *out, void *arg)
 	prom_sample_u64(out, "dns_queries_total", "proto=\"tcp\"", c.tcp);
 	prom_family(out, "dns_responses_total", "counter", "DNS responses by rcode.");
 	for (int i = 0; i < ANSWER_NRCODES; i++) {
-		snprintf(labels, sizeof(labels), "rcode=\"%s\"", rcode_names[i]);
-		if (c.rcode[i] != 0 || i == 0 || i == 3 || i == 5)
+		snprintf(labels, sizeof(labels), "rcode=\"%s\"", rcode_name(i, name, sizeof(name)));
+		if (c.rcode[i] != 0 || rcode_always_shown(i))
 			prom_sample_u64(out, "dns_responses_total", labels, c.rcode[i]);
 	}
 	prom_family(out, "dns_dropped_total", "counter", "Packets dropped without an answer.");

@@ -1,7 +1,7 @@
 /* brokerd.c - main of the DNS load broker: authoritative DNS for the zones
  * of `broker { zone ... }`, answered from prepared wire-format answers, and
  * the `cluster` names kept pointing at their least-loaded members
- * (broker.c assembles both; cluster.c does the brokering). */
+ * (broker.c assembles both; cluster*.c do the brokering). */
 #include <stdlib.h>
 
 #include <event2/event.h>

@@ -77,7 +77,7 @@ struct dns_server {
 	unsigned nworkers;
 	struct addr
 	    *addrs; /* bound listen addresses; listeners[] and each worker's socks[] match */
-	struct evconnlistener **listeners;
+	struct listener **listeners;
 	size_t nlisteners;
 	struct answer_stats tcp_stats;
 	uint64_t xfr_refused;
@@ -525,7 +525,7 @@ tcp_listen(struct dns_server *s)
 	if (s->listeners == NULL)
 		return -1;
 	for (size_t i = 0; i < listen->n; i++) {
-		s->listeners[i] = listener_new(s->base, &listen->v[i], tcp_accept_cb, s, "dns");
+		s->listeners[i] = listener_open(s->base, &listen->v[i], tcp_accept_cb, s, "dns");
 		if (s->listeners[i] == NULL)
 			return -1;
 		s->nlisteners++;
@@ -597,7 +597,7 @@ dns_server_free(struct dns_server *s)
 	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
 		worker_close(&s->workers[i]);
 	for (size_t i = 0; i < s->nlisteners; i++)
-		listener_free(s->listeners[i]);
+		listener_close(s->listeners[i]);
 	free(s->listeners);
 	free(s->workers);
 	free(s->addrs);
@@ -609,10 +609,10 @@ dns_server_free(struct dns_server *s)
 /* The sockets of the next listen set, opened before anything is changed. */
 struct rebind {
 	size_t n;
-	const struct addr *addrs;          /* cfg->listen.v */
-	long *from;                        /* index among s->addrs, or -1: new */
-	struct evconnlistener **listeners; /* n */
-	int *fds;                          /* n per worker (worker-major); -1 = kept */
+	const struct addr *addrs;    /* cfg->listen.v */
+	long *from;                  /* index among s->addrs, or -1: new */
+	struct listener **listeners; /* n */
+	int *fds;                    /* n per worker (worker-major); -1 = kept */
 	bool *pktinfo;
 };
 
@@ -641,7 +641,7 @@ rebind_close(struct rebind *rb, unsigned nworkers)
 {
 	for (size_t i = 0; rb->from != NULL && i < rb->n; i++)
 		if (rb->from[i] == -1 && rb->listeners != NULL)
-			listener_free(rb->listeners[i]);
+			listener_close(rb->listeners[i]);
 	for (size_t i = 0; rb->fds != NULL && i < rb->n * nworkers; i++)
 		if (rb->fds[i] != -1)
 			close(rb->fds[i]);
@@ -673,7 +673,7 @@ rebind_open(struct dns_server *s, const struct config_addrs *listen, struct rebi
 			rb->listeners[i] = s->listeners[rb->from[i]];
 			continue;
 		}
-		rb->listeners[i] = listener_new(s->base, &listen->v[i], tcp_accept_cb, s, "dns");
+		rb->listeners[i] = listener_open(s->base, &listen->v[i], tcp_accept_cb, s, "dns");
 		if (rb->listeners[i] == NULL)
 			return -1;
 		for (unsigned w = 0; w < s->nworkers; w++) {
@@ -778,7 +778,7 @@ rebind_apply(struct dns_server *s, struct rebind *rb)
 		for (size_t k = 0; k < rb->n; k++)
 			kept |= rb->from[k] == (long)i;
 		if (!kept)
-			listener_free(s->listeners[i]);
+			listener_close(s->listeners[i]);
 	}
 	free(s->listeners);
 	s->listeners = rb->listeners;

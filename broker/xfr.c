@@ -20,6 +20,9 @@
 #include "common/config.h"
 #include "common/log.h"
 
+#define XFR_TCP_LEN_SIZE 2     /* the length prefix of a DNS message over TCP */
+#define XFR_TCP_MSG_MAX  65535 /* the most that prefix can say */
+
 bool
 xfr_allowed(const struct config_zone *cz, const struct addr *peer)
 {
@@ -29,6 +32,11 @@ xfr_allowed(const struct config_zone *cz, const struct addr *peer)
 	return false;
 }
 
+/*
+ * One message of an AXFR answer.  Only the first carries the question
+ * (RFC 5936 2.2: later messages may leave it empty), which leaves the
+ * later messages' room to RRs.
+ */
 static ldns_pkt *
 axfr_msg(const struct zone *z, const struct dnsq *q, bool first)
 {
@@ -57,18 +65,23 @@ axfr_msg(const struct zone *z, const struct dnsq *q, bool first)
 	return p;
 }
 
+/*
+ * Append p as one TCP message (RFC 1035 4.2.2: a two-byte length first)
+ * and free it.  A message over the 16-bit length cannot be framed, so it
+ * fails the transfer rather than being cut.
+ */
 static int
 axfr_flush(ldns_pkt *p, struct evbuffer *out)
 {
 	uint8_t *wire = NULL;
-	uint8_t len[2];
+	uint8_t len[XFR_TCP_LEN_SIZE];
 	size_t n = 0;
 	int rc = -1;
 
-	if (ldns_pkt2wire(&wire, p, &n) == LDNS_STATUS_OK && n <= 65535) {
+	if (ldns_pkt2wire(&wire, p, &n) == LDNS_STATUS_OK && n <= XFR_TCP_MSG_MAX) {
 		len[0] = (uint8_t)(n >> 8);
 		len[1] = (uint8_t)n;
-		if (evbuffer_add(out, len, 2) == 0 && evbuffer_add(out, wire, n) == 0)
+		if (evbuffer_add(out, len, sizeof(len)) == 0 && evbuffer_add(out, wire, n) == 0)
 			rc = 0;
 	}
 	free(wire);
@@ -76,6 +89,11 @@ axfr_flush(ldns_pkt *p, struct evbuffer *out)
 	return rc;
 }
 
+/*
+ * Messages are cut once they hold XFR_MSG_TARGET bytes of RRs (counted
+ * uncompressed, an over-estimate), well under the 64 KiB a TCP message can
+ * carry, rather than one RR each: fewer messages for the secondary.
+ */
 int
 xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out)
 {
@@ -148,15 +166,7 @@ struct notifier {
 	struct notifier_stats stats;
 };
 
-/* A NOTIFY response, as far as notify_reply_parse validated it. */
-struct notify_reply {
-	uint16_t id;
-	uint8_t rcode;
-	bool has_question;
-	char qname[LDNS_MAX_DOMAINLEN + 1]; /* lower case, no trailing dot */
-	uint16_t qtype, qclass;
-};
-
+/* ldns's name for an rcode ("REFUSED"), or "RCODE<n>" for one it lacks. */
 static const char *
 rcode_str(unsigned rcode, char *buf, size_t len)
 {
@@ -168,47 +178,69 @@ rcode_str(unsigned rcode, char *buf, size_t len)
 	return buf;
 }
 
+/* The question of a reply, its name in text without the trailing dot. */
+static void
+notify_reply_question(const ldns_pkt *p, struct notify_reply *out)
+{
+	const ldns_rr *q = ldns_rr_list_rr(ldns_pkt_question(p), 0);
+	char *name;
+	size_t n;
+
+	if (q == NULL || (name = ldns_rdf2str(ldns_rr_owner(q))) == NULL)
+		return;
+	n = strlen(name);
+	if (n > 1 && name[n - 1] == '.')
+		name[n - 1] = '\0';
+	snprintf(out->qname, sizeof(out->qname), "%s", name);
+	free(name);
+	out->qtype = ldns_rr_get_type(q);
+	out->qclass = ldns_rr_get_class(q);
+	out->has_question = true;
+}
+
 /*
- * The one validating function for what comes back on a NOTIFY socket: a
- * well-formed response (QR=1) with opcode NOTIFY and at most one question.
- * Returns 0 and fills out, or -1 for anything else.
+ * The size is checked here, before anything reads the header, rather than
+ * left to ldns; after ldns_wire2pkt only the parsed packet is read, never
+ * the wire at an offset.
  */
-static int
+int
 notify_reply_parse(const uint8_t *buf, size_t len, struct notify_reply *out)
 {
 	ldns_pkt *p = NULL;
-	const ldns_rr *q;
-	char *name;
 	int rc = -1;
 
-	if (len < LDNS_HEADER_SIZE || ldns_wire2pkt(&p, buf, len) != LDNS_STATUS_OK)
+	if (buf == NULL || len < LDNS_HEADER_SIZE || len > LDNS_MAX_PACKETLEN)
+		return -1;
+	if (ldns_wire2pkt(&p, buf, len) != LDNS_STATUS_OK)
 		return -1;
 	if (!ldns_pkt_qr(p) || ldns_pkt_get_opcode(p) != LDNS_PACKET_NOTIFY ||
 	    ldns_pkt_qdcount(p) > 1)
 		goto done;
 	memset(out, 0, sizeof(*out));
 	out->id = ldns_pkt_id(p);
-	out->rcode = ldns_pkt_get_rcode(p);
-	q = ldns_rr_list_rr(ldns_pkt_question(p), 0);
-	if (q != NULL && (name = ldns_rdf2str(ldns_rr_owner(q))) != NULL) {
-		size_t n = strlen(name);
-
-		if (n > 1 && name[n - 1] == '.')
-			name[n - 1] = '\0';
-		snprintf(out->qname, sizeof(out->qname), "%s", name);
-		free(name);
-		out->qtype = ldns_rr_get_type(q);
-		out->qclass = ldns_rr_get_class(q);
-		out->has_question = true;
-	}
+	out->rcode = (uint8_t)(ldns_pkt_get_rcode(p) % NOTIFY_RCODES);
+	notify_reply_question(p, out);
 	rc = 0;
 done:
 	ldns_pkt_free(p);
 	return rc;
 }
 
+bool
+notify_reply_answers(const struct notify_reply *r, uint16_t id, const char *zone)
+{
+	if (r->id != id)
+		return false;
+	/* RFC 1996 4.7: the response echoes the question; an error may omit it. */
+	if (!r->has_question)
+		return r->rcode != LDNS_RCODE_NOERROR;
+	return strcasecmp(r->qname, zone) == 0 && r->qtype == LDNS_RR_TYPE_SOA &&
+	    r->qclass == LDNS_RR_CLASS_IN;
+}
+
 static void target_send(struct notify_target *t);
 
+/* No NOTIFY pending for t any more: its wire copy and retry timer go. */
 static void
 target_stop(struct notify_target *t)
 {
@@ -218,6 +250,7 @@ target_stop(struct notify_target *t)
 	t->wire = NULL;
 }
 
+/* NOTIFY_TRIES sends without an acknowledgement: counted and logged once. */
 static void
 target_gave_up(struct notify_target *t)
 {
@@ -230,6 +263,10 @@ target_gave_up(struct notify_target *t)
 	target_stop(t);
 }
 
+/*
+ * A try's time is up.  A try answered with an error rcode is not a timeout
+ * (counted already, by rcode), but is retried the same way.
+ */
 static void
 target_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -249,6 +286,11 @@ target_timer_cb(evutil_socket_t fd, short what, void *arg)
 		target_gave_up(t);
 }
 
+/*
+ * Send (or resend: same ID and wire) t's NOTIFY and arm the retry.  A send
+ * that fails still counts as a try, so a peer we cannot reach is given up
+ * after NOTIFY_TRIES like a silent one instead of being retried forever.
+ */
 static void
 target_send(struct notify_target *t)
 {
@@ -269,6 +311,7 @@ target_send(struct notify_target *t)
 	evtimer_add(t->timer, &tv);
 }
 
+/* The source address for log lines; a wildcard is "any" (the kernel chooses). */
 static const char *
 source_str(const struct notify_source *s, char *buf, size_t len)
 {
@@ -295,7 +338,7 @@ target_answered(struct notify_target *t, unsigned rcode)
 		target_stop(t);
 		return;
 	}
-	t->owner->stats.rcode[rcode & 0xf]++;
+	t->owner->stats.rcode[rcode % NOTIFY_RCODES]++;
 	t->acked_last = false;
 	t->answered = true;
 	log_warnx_rl(&t->rl, "notify: %s serial %u to %s: %s (from %s, try %u of %u)", t->zone,
@@ -306,15 +349,15 @@ target_answered(struct notify_target *t, unsigned rcode)
 static bool
 target_matches(const struct notify_target *t, const struct notify_reply *r, const struct addr *from)
 {
-	if (!t->pending || t->id != r->id || !addr_equal(&t->to, from))
-		return false;
-	/* RFC 1996 4.7: the response echoes the question; an error may omit it. */
-	if (!r->has_question)
-		return r->rcode != LDNS_RCODE_NOERROR;
-	return strcasecmp(r->qname, t->zone) == 0 && r->qtype == LDNS_RR_TYPE_SOA &&
-	    r->qclass == LDNS_RR_CLASS_IN;
+	return t->pending && addr_equal(&t->to, from) && notify_reply_answers(r, t->id, t->zone);
 }
 
+/*
+ * Every datagram waiting on a source socket (it is non-blocking: read until
+ * EAGAIN).  Anything that does not pass notify_reply_parse, or answers no
+ * pending NOTIFY of this socket from the address it went to, is dropped
+ * without a word: a spoofed or late reply must not be able to fill the log.
+ */
 static void
 notify_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -374,6 +417,11 @@ source_choose(const struct config_broker *cfg, const struct config_zone *cz, con
 }
 
 /* The socket for source address a, opened on first use; NULL when it cannot be. */
+/*
+ * The source socket for address a, bound now if it is new: sources are
+ * shared by every target with the same source address, so a peer answering
+ * several zones' NOTIFYs is read on one socket.
+ */
 static struct notify_source *
 source_get(struct notifier *n, const struct addr *a)
 {
@@ -398,6 +446,7 @@ source_get(struct notifier *n, const struct addr *a)
 	return s;
 }
 
+/* Add the (zone, peer) target `to` of cz; -1 when its source cannot be had. */
 static int
 target_init(struct notifier *n, const struct config_broker *cfg, const struct config_zone *cz,
     const struct addr *to)
@@ -442,6 +491,7 @@ fail:
 }
 
 /* Drop every target (a NOTIFY being retried is abandoned). */
+/* Drop every target (and what it has pending); the sources stay bound. */
 static void
 targets_free(struct notifier *n)
 {
@@ -524,6 +574,11 @@ notifier_free(struct notifier *n)
 	free(n);
 }
 
+/*
+ * The NOTIFY message for z: question <zone> SOA IN with AA set, and the
+ * current SOA in the answer section (RFC 1996 3.7) so a secondary may skip
+ * its SOA query when the serial is not newer.
+ */
 static uint8_t *
 notify_wire(const struct zone *z, uint16_t id, size_t *len)
 {

@@ -7,6 +7,7 @@
 #define MXB_BROKER_XFR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct addr;
@@ -18,9 +19,11 @@ struct evbuffer;
 struct notifier;
 struct zone;
 
-#define XFR_MSG_TARGET  16000 /* bytes of RRs per AXFR message */
-#define NOTIFY_TRIES    5     /* sends before giving up on a secondary */
-#define NOTIFY_RETRY_MS 1000  /* first retry; doubled each time */
+#define XFR_MSG_TARGET   16000 /* bytes of RRs per AXFR message */
+#define NOTIFY_TRIES     5     /* sends before giving up on a secondary */
+#define NOTIFY_RETRY_MS  1000  /* first retry; doubled each time */
+#define NOTIFY_RCODES    16    /* a DNS header's rcode is four bits */
+#define NOTIFY_QNAME_MAX 255   /* text of a reply's question name (LDNS_MAX_DOMAINLEN) */
 
 /* True when `peer` may transfer the zone (allow-transfer; empty = nobody). */
 bool xfr_allowed(const struct config_zone *cz, const struct addr *peer);
@@ -70,8 +73,35 @@ void notifier_zone_changed(struct notifier *n, const struct zone *z);
  */
 struct notifier_stats {
 	uint64_t sent, acked, timeout, failed;
-	uint64_t rcode[16]; /* error responses; rcode[0] stays 0 */
+	uint64_t rcode[NOTIFY_RCODES]; /* error responses; rcode[0] stays 0 */
 };
 void notifier_stats(const struct notifier *n, struct notifier_stats *out);
+
+/* A response on a NOTIFY socket, as notify_reply_parse validated it. */
+struct notify_reply {
+	uint16_t id;
+	uint8_t rcode; /* < NOTIFY_RCODES */
+	bool has_question;
+	char qname[NOTIFY_QNAME_MAX + 1]; /* no trailing dot; case as received */
+	uint16_t qtype, qclass;
+};
+
+/*
+ * The one validating function for a datagram received on a NOTIFY socket
+ * (untrusted): the length is checked before the header is read, then it
+ * must be a well-formed DNS response (QR set) with opcode NOTIFY and at
+ * most one question.  Returns 0 and fills `out`, or -1 for anything else
+ * (the datagram is then ignored).
+ */
+int notify_reply_parse(const uint8_t *buf, size_t len, struct notify_reply *out);
+
+/*
+ * True when a parsed reply answers our NOTIFY with message ID `id` for
+ * `zone` (no trailing dot): same ID, and the question echoed as
+ * <zone> SOA IN (names compared without case).  RFC 1996 4.7 lets an
+ * error response omit the question; a NOERROR without it is no
+ * acknowledgement.  The caller also checks the sender's address.
+ */
+bool notify_reply_answers(const struct notify_reply *r, uint16_t id, const char *zone);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * test_cluster.c - the cluster statements brokerd relies on, the key check,
  * the state file (broker/statefile.h) and the health checks
- * (broker/healthcheck.h) against loopback listeners.
+ * (broker/healthcheck.h) against loopback listeners, and the rise/fall
+ * counter both share (broker/risefall.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "broker/cluster.h"
 #include "broker/healthcheck.h"
+#include "broker/risefall.h"
 #include "broker/statefile.h"
 #include "broker/zone.h"
 #include "broker/zonestore.h"
@@ -478,9 +480,36 @@ test_statefile_serials(void)
 	rmdir(dir);
 }
 
+/* rise 2, fall 3: the verdict needs a run, and the other kind breaks it. */
+static void
+test_risefall(void)
+{
+	struct risefall rf = {0, 0};
+
+	ok(!risefall_good(&rf, 2), "one good result is not up yet");
+	ok(risefall_good(&rf, 2), "the second in a row is");
+	ok(risefall_good(&rf, 2), "and every one after it");
+	is_int(rf.goods, 3, "goods counted");
+	ok(!risefall_bad(&rf, 3), "one bad result is not down");
+	is_int(rf.goods, 0, "a bad result ends the good run");
+	ok(!risefall_bad(&rf, 3), "two are not down");
+	ok(!risefall_good(&rf, 2), "a good one in between");
+	is_int(rf.bads, 0, "ends the bad run");
+	ok(!risefall_bad(&rf, 3), "so counting starts again: one");
+	ok(!risefall_bad(&rf, 3), "two");
+	ok(risefall_bad(&rf, 3), "three in a row: down");
+	is_int(rf.bads, 3, "the run is reported (\"3 polls failed\")");
+	ok(risefall_bad(&rf, 1), "fall 1: any bad result");
+	risefall_reset(&rf);
+	is_int(rf.goods + rf.bads, 0, "reset forgets both runs");
+	ok(risefall_good(&rf, 1), "rise 1: the first good result");
+	ok(risefall_good(&rf, 0), "rise 0 never holds back");
+}
+
 int
 main(void)
 {
+	test_risefall();
 	test_statements();
 	test_defaults_and_key();
 	test_statefile();
