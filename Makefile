@@ -30,9 +30,26 @@ OPT      ?= -O2 -g
 SANITIZE ?=
 CFLAGS   ?=
 CPPFLAGS += -D_GNU_SOURCE -DMXB_VERSION='"$(VERSION)"' -I.
-ALL_CFLAGS  = -std=gnu11 $(OPT) $(WARN) $(SANITIZE) $(PKG_CFLAGS) $(CFLAGS)
-ALL_LDFLAGS = $(SANITIZE) $(LDFLAGS)
+# Hardened by default (docs/hardening.md): fortified libc calls (needs -O1 or
+# more), stack canaries, position-independent executables, and relocations
+# resolved at start and then made read-only.  Empty them to build without.
+HARDEN_CFLAGS  ?= -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+HARDEN_LDFLAGS ?= -pie -Wl,-z,relro,-z,now
+ALL_CFLAGS  = -std=gnu11 $(OPT) $(WARN) $(HARDEN_CFLAGS) $(SANITIZE) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(SANITIZE) $(LDFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
+
+# $(BUILD)/flags holds the compile and link command lines; it is rewritten
+# only when they change, and every object depends on it, so a tree built
+# with other flags (older defaults, another OPT or SANITIZE) is rebuilt
+# instead of being linked with objects it does not match.
+FLAGS_LINE = $(CC) $(CPPFLAGS) $(ALL_CFLAGS) | $(ALL_LDFLAGS)
+ifneq ($(FLAGS_LINE),$(file <$(BUILD)/flags))
+$(shell mkdir -p $(BUILD))
+$(file >$(BUILD)/flags,$(FLAGS_LINE))
+endif
+# Written above; after `make clean` in the same run it is simply new.
+$(BUILD)/flags: ;
 
 # Components in link order: a library comes before the ones it uses.
 # Each <c>/<c>.mk sets:
@@ -70,7 +87,7 @@ $(BUILD)/tests/$(t): $(BUILD)/obj/tests/unit/$(t).o $(BUILD)/obj/tests/unit/tap.
 endef
 $(foreach c,$(COMPONENTS),$(eval $(call component_rules,$(c))))
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -92,6 +109,7 @@ unit-bins: $(UNIT_BINS)
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c with a seed corpus in
 # tests/fuzz/corpus/<name>/, built with clang into build/fuzz.
 #   make fuzz FUZZ_SECONDS=N   build and run each target for N seconds
+#   make fuzz-replay           build and run each committed corpus once
 FUZZ_SECONDS ?= 30
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
@@ -106,6 +124,10 @@ FUZZ_queue_LIBS        := smtp-relay resolver common
 FUZZ_dnsmsg_LIBS       := resolver common
 FUZZ_socketmap_LIBS    := resolver common
 FUZZ_resolver_db_LIBS  := resolver common
+FUZZ_smtp_reply_LIBS   := smtp-relay resolver common
+FUZZ_dns_LIBS          := broker metrics common
+FUZZ_zone_LIBS         := broker metrics common
+FUZZ_dns_response_LIBS := broker metrics common
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o \
@@ -123,7 +145,12 @@ fuzz-build:
 fuzz: fuzz-build
 	@tests/tools/run-fuzz.sh build/fuzz/fuzz $(FUZZ_SECONDS)
 
-.PHONY: fuzz fuzz-build fuzz-bins
+# Every committed corpus run once through its target (no fuzzing), as part
+# of `make test`: a seed or a past crash that fails again fails the suite.
+fuzz-replay: fuzz-build
+	@tests/tools/run-fuzz.sh --replay build/fuzz/fuzz
+
+.PHONY: fuzz fuzz-build fuzz-bins fuzz-replay
 
 deps:
 	@tests/tools/install-deps.sh

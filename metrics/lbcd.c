@@ -20,6 +20,7 @@
 #define OFF_SERVICES   35
 #define OFF_WEIGHTS    36
 
+/* Every lbcd packet starts with the same four big-endian words; one writer keeps them in order. */
 static void
 put_header(uint8_t *buf, const struct lbcd_header *h)
 {
@@ -29,6 +30,10 @@ put_header(uint8_t *buf, const struct lbcd_header *h)
 	wire_put16(buf + 6, h->status);
 }
 
+/*
+ * Callers have checked the length first: the header is read before any
+ * field is trusted, so the id and status can be matched against the request.
+ */
 static void
 get_header(const uint8_t *buf, struct lbcd_header *h)
 {
@@ -38,6 +43,11 @@ get_header(const uint8_t *buf, struct lbcd_header *h)
 	h->status = wire_get16(buf + 6);
 }
 
+/*
+ * lbcd v3 puts the service count in the status word and pads names with
+ * NULs; a name that does not fit is refused rather than truncated, since a
+ * truncated name would ask lbcd for a different service.
+ */
 size_t
 lbcd_request_build(uint8_t *buf, size_t len, uint16_t id, const char *const *services, size_t n)
 {
@@ -58,6 +68,10 @@ lbcd_request_build(uint8_t *buf, size_t len, uint16_t id, const char *const *ser
 	return LBCD_REQUEST_LEN(n);
 }
 
+/*
+ * Only called after lbcd_reply_parse has matched the length to the service
+ * count, so the weights loop cannot read past the packet.
+ */
 static void
 get_reply_body(const uint8_t *buf, struct lbcd_reply *r)
 {
@@ -79,6 +93,11 @@ get_reply_body(const uint8_t *buf, struct lbcd_reply *r)
 	}
 }
 
+/*
+ * lbcd has no authentication: the id and the exact length for the services
+ * we asked are all that stands between a spoofed packet and a rating, so
+ * the whole header and the length are checked before the body is read.
+ */
 enum lbcd_err
 lbcd_reply_parse(
     const uint8_t *buf, size_t len, uint16_t id, unsigned nservices, struct lbcd_reply *out)
@@ -107,6 +126,11 @@ lbcd_reply_parse(
 	return LBCD_OK;
 }
 
+/*
+ * As strict as lbcd itself (a wrong length gets no answer), so that an
+ * lbnamed poller sees the same behaviour from us as from a real lbcd, and a
+ * forged packet cannot make us answer with more than it sent.
+ */
 enum lbcd_err
 lbcd_request_parse(const uint8_t *buf, size_t len, struct lbcd_request *out)
 {
@@ -140,6 +164,7 @@ lbcd_request_parse(const uint8_t *buf, size_t len, struct lbcd_request *out)
 	return LBCD_OK;
 }
 
+/* lbcd answers a bad version, op or service with these codes; pollers key on them. */
 enum lbcd_status
 lbcd_err_status(enum lbcd_err e)
 {
@@ -151,6 +176,10 @@ lbcd_err_status(enum lbcd_err e)
 	}
 }
 
+/*
+ * An error reply is a bare header that echoes the request's id and op, so a
+ * poller can match it; it always says version 3, as lbcd does.
+ */
 size_t
 lbcd_error_build(uint8_t *buf, size_t len, const struct lbcd_header *req, enum lbcd_status status)
 {
@@ -162,6 +191,11 @@ lbcd_error_build(uint8_t *buf, size_t len, const struct lbcd_header *req, enum l
 	return LBCD_HEADER_LEN;
 }
 
+/*
+ * The header echoes the request's version and id (lbnamed matches on them);
+ * the buffer is zeroed first so no stale bytes of the caller's buffer leave
+ * in the fields we do not fill.
+ */
 size_t
 lbcd_reply_build(
     uint8_t *buf, size_t len, const struct lbcd_request *req, const struct lbcd_reply *r)
@@ -192,6 +226,10 @@ lbcd_reply_build(
 	return total;
 }
 
+/*
+ * Integer arithmetic with rounding keeps the mapping exact and monotonic, so
+ * the broker orders lbcd hosts exactly as lbcd's weights do (lbcd.h).
+ */
 int32_t
 lbcd_weight_to_rating(uint32_t weight)
 {
@@ -202,6 +240,10 @@ lbcd_weight_to_rating(uint32_t weight)
 	    (LBCD_SCALE + (uint64_t)weight));
 }
 
+/*
+ * The inverse of lbcd_weight_to_rating.  A rating of 0 maps just below DOWN:
+ * a busy host is still usable; only draining means "do not use".
+ */
 uint32_t
 lbcd_rating_to_weight(int32_t rating_milli, bool draining)
 {
@@ -218,6 +260,7 @@ lbcd_rating_to_weight(int32_t rating_milli, bool draining)
 	return w >= LBCD_WEIGHT_DOWN ? LBCD_WEIGHT_DOWN - 1 : (uint32_t)w;
 }
 
+/* For log lines: a parse failure is logged once, with the peer, by the caller. */
 const char *
 lbcd_strerror(enum lbcd_err e)
 {
@@ -234,6 +277,7 @@ lbcd_strerror(enum lbcd_err e)
 	return "unknown error";
 }
 
+/* A status comes from the network, so any value must map to a name. */
 const char *
 lbcd_status_str(unsigned status)
 {

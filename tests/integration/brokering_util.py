@@ -4,9 +4,6 @@ Members live on 127.0.0.x and share one metric port (a cluster has one
 `metric-port`), so ports are picked free on every host at once.
 """
 import os
-import selectors
-import socket
-import threading
 
 import dns.message
 import dns.query
@@ -182,80 +179,39 @@ class LB:
         return r.answer[0][0].serial
 
 
-class Responder:
+class Responder(mxb.UdpResponder):
     """Answers the native poll protocol on many loopback addresses at once,
     in one thread: the load of a large fleet without a process per member.
     rating(host) -> thousandths; hosts for which it returns None are silent."""
 
     def __init__(self, hosts, port, rating, key=mu.SECRET):
-        self.sel = selectors.DefaultSelector()
         self.rating = rating
         self.key = key
-        self.socks = []
-        for h in hosts:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind((h, port))
-            s.setblocking(False)
-            self.sel.register(s, selectors.EVENT_READ, h)
-            self.socks.append(s)
-        self.running = True
         self.answered = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(hosts, port, self._answer, bufsize=512)
 
-    def _run(self):
-        while self.running:
-            for k, _ in self.sel.select(0.1):
-                try:
-                    data, peer = k.fileobj.recvfrom(512)
-                except OSError:
-                    continue
-                r = self.rating(k.data)
-                if r is None or len(data) < 20:
-                    continue
-                _, _, _, _, seq, nonce = mu.HEADER.unpack_from(data)
-                pkt = mu.reply(seq, nonce, {"rating": r, "cpu_rating": 50, "capacity": 100,
-                                            "computed_ms": mu.now_ms(), "interval": 1},
-                               self.key)
-                k.fileobj.sendto(pkt, peer)
-                self.answered += 1
-
-    def stop(self):
-        self.running = False
-        self.thread.join(2)
-        for s in self.socks:
-            s.close()
+    def _answer(self, sock, data, peer):
+        r = self.rating(sock.getsockname()[0])
+        if r is None or len(data) < 20:
+            return
+        _, _, _, _, seq, nonce = mu.HEADER.unpack_from(data)
+        pkt = mu.reply(seq, nonce, {"rating": r, "cpu_rating": 50, "capacity": 100,
+                                    "computed_ms": mu.now_ms(), "interval": 1},
+                       self.key)
+        sock.sendto(pkt, peer)
+        self.answered += 1
 
 
-class SmtpBanner:
+class SmtpBanner(mxb.TcpResponder):
     """A tiny SMTP greeter (220) on host:port, in a thread; close() stops it."""
 
     def __init__(self, host, port, banner=b"220 test ESMTP\r\n"):
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.s.bind((host, port))
-        self.s.listen(16)
-        self.s.settimeout(0.1)
         self.banner = banner
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(host, port, self._greet)
 
-    def _run(self):
-        while self.running:
-            try:
-                c, _ = self.s.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                c.sendall(self.banner)
-            except OSError:
-                pass
-            c.close()
-
-    def close(self):
-        self.running = False
-        self.thread.join(2)
-        self.s.close()
+    def _greet(self, c):
+        try:
+            c.sendall(self.banner)
+        except OSError:
+            pass
+        c.close()

@@ -165,8 +165,15 @@ class RelayStatus:
             self.doc["accepting"] = accepting
         outer = self
 
+        self.slow = 0  # answer the next `slow` requests only after 3 s
+        self.served = 0
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                outer.served += 1
+                if outer.slow > 0:
+                    outer.slow -= 1
+                    time.sleep(3)
                 body = json.dumps(outer.doc).encode()
                 self.send_response(200 if self.path == "/status" else 404)
                 self.send_header("Content-Type", "application/json")
@@ -187,36 +194,12 @@ class RelayStatus:
         self.server.server_close()
 
 
-class FakeAgent:
+class FakeAgent(mxb.UdpResponder):
     """A UDP agent on `host` that answers each request via `respond(sock, data,
     peer)`; runs in a thread until stop()."""
 
     def __init__(self, host, respond):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.port = mxb.free_port(host)
-        self.sock.bind((host, self.port))
-        self.sock.settimeout(0.1)
-        self.respond = respond
-        self.requests = 0
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while self.running:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.requests += 1
-            self.respond(self.sock, data, peer)
-
-    def stop(self):
-        self.running = False
-        self.thread.join(2)
-        self.sock.close()
+        super().__init__(host, 0, respond)
 
 
 def wait_for(probe, timeout=10.0, what="condition"):

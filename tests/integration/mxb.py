@@ -12,9 +12,11 @@ answer (never a fixed sleep), and always stop them.
 import json
 import os
 import random
+import selectors
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -231,3 +233,86 @@ class Daemons:
                 errors.append(f"{d.name}: {e}")
         if errors:
             raise RuntimeError("; ".join(errors))
+
+
+
+class _Serving:
+    """What both responders share: a daemon thread running self._run while
+    self.running, and close() (also stop()) that ends it and closes
+    self.socks."""
+
+    def _start(self):
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        for s in self.socks:
+            s.close()
+
+    stop = close
+
+
+class UdpResponder(_Serving):
+    """Fake UDP peers: one socket on (host, port) for each host (port 0: the
+    kernel picks one, see .port), served by one thread that hands every
+    datagram to handle(sock, data, peer) until close().  The handler answers
+    with sock.sendto(reply, peer), or not at all; sock.getsockname() tells
+    which host was asked.  .requests counts the datagrams received."""
+
+    def __init__(self, hosts, port, handle, bufsize=4096):
+        if isinstance(hosts, str):
+            hosts = [hosts]
+        self.handle = handle
+        self.bufsize = bufsize
+        self.requests = 0
+        self.sel = selectors.DefaultSelector()
+        self.socks = []
+        for h in hosts:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((h, port))
+            s.setblocking(False)
+            self.sel.register(s, selectors.EVENT_READ)
+            self.socks.append(s)
+        self.sock = self.socks[0]
+        self.port = self.sock.getsockname()[1]
+        self._start()
+
+    def _run(self):
+        while self.running:
+            for k, _ in self.sel.select(0.1):
+                try:
+                    data, peer = k.fileobj.recvfrom(self.bufsize)
+                except OSError:
+                    continue
+                self.requests += 1
+                self.handle(k.fileobj, data, peer)
+
+
+class TcpResponder(_Serving):
+    """A fake TCP peer on (host, port) (port 0: see .port): one thread
+    accepts connections and hands each to handle(conn), which owns it (and
+    starts a thread of its own if the conversation is long), until close()."""
+
+    def __init__(self, host, port, handle, backlog=16):
+        self.handle = handle
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.1)
+        self.socks = [self.sock]
+        self.port = self.sock.getsockname()[1]
+        self._start()
+
+    def _run(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.handle(conn)

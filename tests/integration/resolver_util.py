@@ -3,8 +3,6 @@ server with test zones on loopback, mxroute runs against it, and tiny
 misbehaving DNS servers (SERVFAIL, silent) written with dnspython."""
 import json
 import os
-import socket
-import threading
 
 import dns.flags
 import dns.message
@@ -94,44 +92,28 @@ def hosts_of(result):
     return [h["host"] for h in result["hops"]]
 
 
-class FakeDNS:
+class FakeDNS(mxb.UdpResponder):
     """A UDP DNS server on loopback that answers every query with `rcode`,
     or never answers when rcode is None.  Counts the queries it saw."""
 
     def __init__(self, rcode=dns.rcode.SERVFAIL):
         self.rcode = rcode
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.queries = 0
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__("127.0.0.1", 0, self._answer)
 
-    def _run(self):
-        while not self._stop:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.queries += 1
-            if self.rcode is None:
-                continue
-            try:
-                q = dns.message.from_wire(data)
-            except Exception:
-                continue
-            r = dns.message.make_response(q)
-            r.set_rcode(self.rcode)
-            self.sock.sendto(r.to_wire(), peer)
+    @property
+    def queries(self):
+        return self.requests
 
-    def close(self):
-        self._stop = True
-        self._thread.join(2)
-        self.sock.close()
+    def _answer(self, sock, data, peer):
+        if self.rcode is None:
+            return
+        try:
+            q = dns.message.from_wire(data)
+        except Exception:
+            return
+        r = dns.message.make_response(q)
+        r.set_rcode(self.rcode)
+        sock.sendto(r.to_wire(), peer)
 
 
 def dead_port():

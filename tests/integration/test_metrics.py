@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -561,6 +562,29 @@ def test_relay_returns_when_it_has_room_and_dead_relay_is_unavailable(daemons):
     assert s["available"] is False and s["unavailable_reason"] == "relay not answering"
     r = view(f"{A}:{port}")
     assert "relay-down" in r.stdout and "unavailable: relay not answering" in r.stdout
+
+
+def test_one_slow_relay_answer_is_not_a_dead_relay(daemons):
+    """A fetch that times out once keeps the last figures (the member stays
+    available); timeouts in a row make the relay not answering."""
+    relay = mu.RelayStatus("127.0.0.14", 10, 50)
+    try:
+        _, port, http = mu.start_agent(
+            daemons, A, key=False, extra=f"    relay-status 127.0.0.14 port {relay.port};\n")
+        mu.wait_for(lambda: _poll_flags(port)["flags"] & mu.F_RELAY, 5, "relay figures")
+        relay.slow = 1
+        seen = relay.served
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert not _poll_flags(port)["flags"] & mu.F_RELAY_DOWN, "one timeout took it out"
+            time.sleep(0.2)
+        assert relay.served > seen + 1, "the slow fetch and a later one were made"
+        relay.slow = 3
+        mu.wait_for(lambda: _poll_flags(port)["flags"] & mu.F_RELAY_DOWN, 12, "relay-down")
+        assert mxb.http_json(A, http)["unavailable_reason"] == "relay not answering"
+    finally:
+        relay.slow = 0
+        relay.stop()
 
 
 def test_dead_relay_port_from_the_start(daemons):

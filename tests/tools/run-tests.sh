@@ -1,6 +1,8 @@
 #!/bin/sh
 # run-tests.sh - the whole suite behind `make test`:
-#   build, C unit tests, the same under ASan+UBSan, pytest integration tests
+#   build, C unit tests, the same under ASan+UBSan, every committed fuzz
+#   corpus replayed once through its libFuzzer target (clang, ASan+UBSan),
+#   pytest integration tests
 #   against the normal programs, the fault lab (tests/lab, as root: network
 #   namespaces) and the integration tests against ASan+UBSan builds.
 # Ends with one line "N passed, N failed" summing every stage.
@@ -41,6 +43,7 @@ stage "style (clang-format)" $MAKE --no-print-directory style-check
 stage "build" $MAKE --no-print-directory all unit-bins
 stage "unit tests" tests/tools/run-unit.sh build/tests
 stage "unit tests under ASan+UBSan" $MAKE --no-print-directory check-asan-unit
+stage "fuzz corpora under ASan+UBSan" $MAKE --no-print-directory fuzz-replay
 stage "integration tests" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 stage "fault lab" tests/lab/run.sh
 stage "integration tests under ASan+UBSan" $MAKE --no-print-directory check-asan-integration
