@@ -234,8 +234,8 @@ dest_get(struct delivery *d, const char *domain)
 	struct dest *x;
 
 	LIST_FOREACH(x, &d->dests, link)
-	if (strcmp(x->domain, domain) == 0)
-		return x;
+		if (strcmp(x->domain, domain) == 0)
+			return x;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
 	snprintf(x->domain, sizeof(x->domain), "%s", domain);

@@ -81,7 +81,7 @@ sessions_from(const struct smtp_server *srv, const struct addr *client)
 	unsigned n = 0;
 
 	TAILQ_FOREACH(e, &srv->sessions, link)
-	n += e->counted && addr_equal_host(smtp_session_client(e->s), client);
+		n += e->counted && addr_equal_host(smtp_session_client(e->s), client);
 	return n;
 }
 
@@ -201,8 +201,7 @@ session_gone_cb(struct smtp_session *s, void *arg)
 	struct smtp_server *srv = arg;
 	struct session_entry *e;
 
-	TAILQ_FOREACH(e, &srv->sessions, link)
-	{
+	TAILQ_FOREACH(e, &srv->sessions, link) {
 		if (e->s == s) {
 			TAILQ_REMOVE(&srv->sessions, e, link);
 			srv->open -= e->counted;
