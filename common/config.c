@@ -472,6 +472,39 @@ static const struct stmt resolver_table[] = {A("nameservers", V_ADDRS, config_re
     U("attempts", config_resolver, attempts, "2", 1, 10),
     U("cache-size", config_resolver, cache_size, "10000", 0, 10000000), END};
 
+static const char *const families[] = {"any", "ipv4", "ipv6", NULL};
+
+/* One outbound source address for a family; a second of the same family is an error. */
+static int
+relay_source_entry(struct conv *cv, const struct cnode *c, void *arg)
+{
+	struct config_relay *r = arg;
+	struct addr a, *slot;
+
+	if (config_parse_addr_words(cv, c, 0, c->nwords, 0, &a) == -1)
+		return -1;
+	if (c->nwords != 1)
+		return config_cv_error(
+		    cv, c->file, c->line, "'outbound-source' takes addresses, no port");
+	slot = addr_family(&a) == AF_INET ? &r->outbound_source4 : &r->outbound_source6;
+	if (slot->len != 0)
+		return config_cv_error(
+		    cv, c->file, c->line, "'outbound-source' has two addresses of the same family");
+	*slot = a;
+	return 0;
+}
+
+static int
+relay_source_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
+{
+	struct config_relay *r = obj;
+
+	(void)s;
+	r->outbound_source4.len = 0;
+	r->outbound_source6.len = 0;
+	return config_for_each_entry(cv, n, relay_source_entry, r);
+}
+
 static const struct stmt relay_table[] = {
     A("listen", V_ADDRS, config_relay, listen, CONFIG_PORT_SMTP, "0.0.0.0 ::"),
     T("hostname", V_DOMAIN, config_relay, hostname, "(the host name)"),
@@ -484,6 +517,7 @@ static const struct stmt relay_table[] = {
     T("users", V_STRINGS, config_relay, users, "(any local part)"),
     Z("max-message-size", config_relay, max_message_size, "10M", 1024, 1ULL << 32),
     Z("queue-min-free", config_relay, queue_min_free, "(1.5 x max-message-size)", 0, 1ULL << 50),
+    U("queue-max-messages", config_relay, queue_max_messages, "100000", 0, 100000000),
     U("max-recipients", config_relay, max_recipients, "100", 1, 100000),
     U("max-sessions", config_relay, max_sessions, "100", 1, 100000),
     U("max-sessions-per-client", config_relay, max_sessions_per_client, "10", 1, 100000),
@@ -495,6 +529,13 @@ static const struct stmt relay_table[] = {
     D("delay-warning", config_relay, delay_warning, "0", 0, 365 * 86400),
     U("max-deliveries", config_relay, max_deliveries, "20", 1, 10000),
     U("max-deliveries-per-destination", config_relay, max_per_destination, "4", 1, 10000),
+    U("initial-destination-concurrency", config_relay, initial_destination_concurrency, "2", 1,
+        10000),
+    D("destination-rate-delay", config_relay, destination_rate_delay, "0", 0, 3600),
+    D("connection-reuse-time", config_relay, connection_reuse_time, "2", 0, 3600),
+    U("connection-reuse-limit", config_relay, connection_reuse_limit, "100", 1, 100000),
+    E("outbound-family", config_relay, outbound_family, families, "any"),
+    C("outbound-source", relay_source_cb, false, NULL, config_relay_outbound_source_print),
     P("remote-port", config_relay, remote_port, "25"),
     T("hold-delivery", V_BOOL, config_relay, hold_delivery, "no"),
     T("postmaster", V_STRING, config_relay, postmaster, "(postmaster@HOSTNAME)"),

@@ -180,6 +180,13 @@ struct config_resolver {
 	unsigned cache_size;             /* entries, default 10000 */
 };
 
+/* Address family of outbound connections (relay { outbound-family }). */
+enum config_family {
+	CONFIG_FAMILY_ANY,  /* both, in the resolver's order (default) */
+	CONFIG_FAMILY_IPV4, /* IPv4 only */
+	CONFIG_FAMILY_IPV6, /* IPv6 only */
+};
+
 struct config_relay {
 	bool present;
 	struct config_addrs listen;          /* default 0.0.0.0 and :: port 25 */
@@ -211,6 +218,19 @@ struct config_relay {
 	/* Free bytes the queue's file system must keep; below it new mail gets
 	 * 452 4.3.1.  Default 1.5 x max_message_size; 0 = no check. */
 	uint64_t queue_min_free;
+	/* Messages the queue may hold; beyond it new mail gets 452 4.3.1 as
+	 * for queue_min_free.  Default 100000; 0 = no limit. */
+	unsigned queue_max_messages;
+	enum config_family outbound_family; /* default CONFIG_FAMILY_ANY */
+	/* Source addresses of outbound connections, one per family; len 0 =
+	 * the kernel's choice; port always 0. */
+	struct addr outbound_source4, outbound_source6;
+	unsigned connection_reuse_time;  /* idle seconds, default 2; 0 = no reuse */
+	unsigned connection_reuse_limit; /* messages per connection, default 100 */
+	/* Slow start: concurrent deliveries a destination begins with, growing
+	 * up to max_per_destination on success.  Default 2. */
+	unsigned initial_destination_concurrency;
+	unsigned destination_rate_delay; /* seconds between deliveries to one hop, default 0 */
 };
 
 /* Private to config.c: where the statement that set a field was written. */

@@ -174,5 +174,6 @@ void config_cluster_members_print(struct pr *p, const void *obj, const struct st
 void config_cluster_failover_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_cluster_health_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_resolver_gateway_print(struct pr *p, const void *obj, const struct stmt *s);
+void config_relay_outbound_source_print(struct pr *p, const void *obj, const struct stmt *s);
 
 #endif

@@ -290,6 +290,23 @@ config_resolver_gateway_print(struct pr *p, const void *obj, const struct stmt *
 	fputs(";\n", p->out);
 }
 
+void
+config_relay_outbound_source_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_relay *r = obj;
+	const struct addr *src[] = {&r->outbound_source4, &r->outbound_source6};
+	char buf[ADDR_STRLEN];
+
+	if (src[0]->len == 0 && src[1]->len == 0)
+		return;
+	pr_indent(p);
+	fprintf(p->out, "%s {", s->name);
+	for (size_t i = 0; i < 2; i++)
+		if (src[i]->len != 0)
+			fprintf(p->out, " %s;", addr_host_str(src[i], buf, sizeof(buf)));
+	fputs(" };\n", p->out);
+}
+
 static void
 pr_key(struct pr *p, const struct config_key *k)
 {

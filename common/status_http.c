@@ -4,10 +4,12 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -17,7 +19,29 @@
 #include "common/listener.h"
 #include "common/log.h"
 
+/*
+ * Connections held at once; at the cap the oldest is closed to make room, so
+ * idle or slow clients can delay a new request but never shut it out.
+ */
+#define STATUS_HTTP_MAX_CONNS 32
+/* Seconds a connection has to send a whole request, from its accept or its
+ * previous reply, and to read the reply: a client that trickles bytes is
+ * closed all the same (evhttp's own timeout restarts on every byte). */
+#define STATUS_HTTP_TIMEOUT_SEC 5
+
+/* One connection, known from its bufferevent (evhttp_set_bevcb). */
+struct status_conn {
+	struct status_http *sh;
+	struct bufferevent *bev;
+	struct evhttp_connection *evcon; /* NULL until adopted */
+	struct event *timer;             /* adopt at once, then the deadline */
+	TAILQ_ENTRY(status_conn) link;   /* oldest first */
+};
+
 struct status_http {
+	struct event_base *base;
+	TAILQ_HEAD(, status_conn) conns;
+	unsigned nconns;
 	struct evhttp *http;
 	struct evconnlistener *listener; /* evhttp's, guarded */
 	struct addr bound;
@@ -99,6 +123,117 @@ serve_metrics(struct status_http *sh, struct evhttp_request *req, struct evbuffe
 	reply(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
 }
 
+/* ---- connection cap and deadlines ---- */
+
+static void
+conn_forget(struct status_conn *c)
+{
+	TAILQ_REMOVE(&c->sh->conns, c, link);
+	c->sh->nconns--;
+	event_free(c->timer);
+	free(c);
+}
+
+/* evhttp frees the connection (its end, our deadline or the cap). */
+static void
+conn_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	conn_forget(arg);
+}
+
+static void
+conn_arm(struct status_conn *c)
+{
+	struct timeval tv = {STATUS_HTTP_TIMEOUT_SEC, 0};
+
+	event_add(c->timer, &tv);
+}
+
+/* Close the oldest adopted connections until the cap holds. */
+static void
+conns_trim(struct status_http *sh)
+{
+	struct status_conn *c, *next;
+
+	for (c = TAILQ_FIRST(&sh->conns); c != NULL && sh->nconns > STATUS_HTTP_MAX_CONNS;
+	     c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->evcon != NULL)
+			evhttp_connection_free(c->evcon); /* conn_closed_cb frees c */
+	}
+}
+
+/*
+ * First run, right after evhttp's accept built the connection around our
+ * bufferevent (before any of its I/O can run): learn the connection, which
+ * is the bufferevent's callback argument, then enforce the cap.  Later runs
+ * are the deadline.
+ */
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct status_conn *c = arg;
+	void *evcon = NULL;
+
+	(void)fd;
+	(void)what;
+	if (c->evcon != NULL) {
+		evhttp_connection_free(c->evcon); /* conn_closed_cb frees c */
+		return;
+	}
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
+	if (evcon == NULL) {
+		conn_forget(c);
+		return;
+	}
+	c->evcon = evcon;
+	evhttp_connection_set_closecb(c->evcon, conn_closed_cb, c);
+	conn_arm(c);
+	conns_trim(c->sh);
+}
+
+/* evhttp's accept asks for the bufferevent of a new connection: note it. */
+static struct bufferevent *
+conn_bev_cb(struct event_base *base, void *arg)
+{
+	struct status_http *sh = arg;
+	struct status_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->sh = sh;
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(base, conn_timer_cb, c);
+	if (c->bev == NULL || c->timer == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		return NULL; /* evhttp makes its own: served, not counted */
+	}
+	TAILQ_INSERT_TAIL(&sh->conns, c, link);
+	sh->nconns++;
+	event_active(c->timer, EV_TIMEOUT, 0);
+	return c->bev;
+}
+
+/* A request arrived whole: its connection gets a new deadline for the reply
+ * and the next request. */
+static void
+conn_request_seen(struct status_http *sh, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct status_conn *c;
+
+	TAILQ_FOREACH(c, &sh->conns, link)
+		if (c->evcon == evcon && evcon != NULL) {
+			conn_arm(c);
+			return;
+		}
+}
+
 static void
 request_cb(struct evhttp_request *req, void *arg)
 {
@@ -106,6 +241,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	struct evbuffer *body = evbuffer_new();
 
+	conn_request_seen(sh, req);
 	if (body == NULL) {
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
@@ -139,6 +275,8 @@ status_http_new(struct event_base *base, const struct addr *listen, const char *
 		log_warnx("status: %s: out of memory", where);
 		return NULL;
 	}
+	sh->base = base;
+	TAILQ_INIT(&sh->conns);
 	snprintf(sh->program, sizeof(sh->program), "%s", program);
 	sh->started = time(NULL);
 	sh->json_cb = json_cb;
@@ -164,7 +302,8 @@ status_http_new(struct event_base *base, const struct addr *listen, const char *
 	evhttp_set_allowed_methods(sh->http,
 	    EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 	        EVHTTP_REQ_DELETE);
-	evhttp_set_timeout(sh->http, 10);
+	evhttp_set_timeout(sh->http, STATUS_HTTP_TIMEOUT_SEC);
+	evhttp_set_bevcb(sh->http, conn_bev_cb, sh);
 	evhttp_set_max_headers_size(sh->http, 8192);
 	evhttp_set_max_body_size(sh->http, 0);
 	evhttp_set_gencb(sh->http, request_cb, sh);
@@ -188,6 +327,8 @@ status_http_free(struct status_http *sh)
 	if (sh->listener != NULL)
 		listener_unguard(sh->listener);
 	if (sh->http != NULL)
-		evhttp_free(sh->http);
+		evhttp_free(sh->http); /* closes every connection: conn_closed_cb */
+	while (!TAILQ_EMPTY(&sh->conns))
+		conn_forget(TAILQ_FIRST(&sh->conns)); /* not adopted yet */
 	free(sh);
 }

@@ -74,6 +74,8 @@ reason_flag(const char *reason)
 	    {RELAY_REASON_FULL, METRIC_F_RELAY_FULL},
 	    {RELAY_REASON_QUEUE, METRIC_F_QUEUE_FAIL},
 	    {RELAY_REASON_DISK, METRIC_F_DISK_RESERVE},
+	    /* queue-max-messages reached: out of queue room, as the disk reserve */
+	    {"queue-full", METRIC_F_DISK_RESERVE},
 	    {RELAY_REASON_PAUSED, METRIC_F_PAUSED},
 	};
 

@@ -1,4 +1,4 @@
-/* intake.c - whether the relay can take mail now: probes, reserve, pause, sessions. */
+/* intake.c - whether the relay can take mail now: probes, disk, queue size, pause, sessions. */
 #include "smtp-relay/intake.h"
 
 #include <errno.h>
@@ -32,6 +32,7 @@ static const char *const reason_names[INTAKE_REASON_COUNT] = {
     "ok",
     "queue-unwritable",
     "disk-reserve",
+    "queue-full",
     "paused",
     "sessions-full",
 };
@@ -41,6 +42,7 @@ static const char *const reason_labels[INTAKE_REASON_COUNT] = {
     "accepting",
     "queue not writable",
     "disk space below queue-min-free",
+    "queue holds queue-max-messages messages",
     "paused by the operator",
     "all sessions in use",
 };
@@ -160,6 +162,24 @@ below_reserve(const struct intake *in, char *detail, size_t len)
 	return true;
 }
 
+static bool
+is_queue_full(const struct intake *in)
+{
+	unsigned max = in->relay->queue_max_messages;
+
+	return max != 0 && queue_count(in->queue) >= max;
+}
+
+static bool
+queue_full(const struct intake *in, char *detail, size_t len)
+{
+	if (!is_queue_full(in))
+		return false;
+	snprintf(detail, len, "%zu messages queued, limit %u", queue_count(in->queue),
+	    in->relay->queue_max_messages);
+	return true;
+}
+
 /* The reason of highest priority that applies now, with its detail. */
 static enum intake_reason
 decide(const struct intake *in, time_t now, char *detail, size_t len)
@@ -169,6 +189,8 @@ decide(const struct intake *in, time_t now, char *detail, size_t len)
 		return INTAKE_QUEUE_UNWRITABLE;
 	if (below_reserve(in, detail, len))
 		return INTAKE_DISK_RESERVE;
+	if (queue_full(in, detail, len))
+		return INTAKE_QUEUE_FULL;
 	if (in->paused) {
 		snprintf(detail, len, "intake paused with smtp-relayctl pause");
 		return INTAKE_PAUSED;
@@ -307,8 +329,8 @@ intake_set_sessions(struct intake *in, unsigned open)
 
 /*
  * Count a commit against the space seen at the last statvfs, so that a fast
- * sender cannot fill the disk past queue-min-free within one tick; the
- * crossing itself is a transition and is acted on at once.
+ * sender cannot fill the disk past queue-min-free within one tick; crossing
+ * the reserve or queue-max-messages is a transition and is acted on at once.
  */
 static void
 commit_space(struct intake *in, uint64_t size)
@@ -316,7 +338,8 @@ commit_space(struct intake *in, uint64_t size)
 	bool was_below = is_below_reserve(in);
 
 	in->space = in->space > size ? in->space - size : 0;
-	if (!was_below && is_below_reserve(in))
+	if ((!was_below && is_below_reserve(in)) ||
+	    (in->reason != INTAKE_QUEUE_FULL && is_queue_full(in)))
 		refresh(in);
 }
 
@@ -331,9 +354,15 @@ intake_commit_cb(int rc, int err, const struct queue_env *env, void *arg)
 		commit_space(in, env->size);
 		return;
 	}
-	if (!is_storage_error(err))
+	intake_write_failed(in, err);
+}
+
+void
+intake_write_failed(struct intake *in, int err)
+{
+	if (in == NULL || !is_storage_error(err))
 		return;
-	snprintf(in->commit_error, sizeof(in->commit_error), "queue: commit into %s: %s",
+	snprintf(in->commit_error, sizeof(in->commit_error), "queue: write into %s: %s",
 	    queue_dir(in->queue), strerror(err));
 	/* Look again at the next tick: the probe tells whether it lasts. */
 	in->next_probe = 0;
@@ -380,6 +409,8 @@ intake_space_json(const struct intake *in, struct json_object *queue)
 	json_object_object_add(queue, "free_bytes", json_object_new_int64((int64_t)in->space));
 	json_object_object_add(
 	    queue, "min_free_bytes", json_object_new_int64((int64_t)in->relay->queue_min_free));
+	json_object_object_add(
+	    queue, "max_messages", json_object_new_int64(in->relay->queue_max_messages));
 }
 
 void
@@ -401,4 +432,6 @@ intake_metrics(const struct intake *in, struct evbuffer *out)
 	prom_sample_u64(out, "relay_queue_free_bytes", NULL, in->space);
 	prom_family(out, "relay_queue_min_free_bytes", "gauge", "queue-min-free (0 = off)");
 	prom_sample_u64(out, "relay_queue_min_free_bytes", NULL, in->relay->queue_min_free);
+	prom_family(out, "relay_queue_max_messages", "gauge", "queue-max-messages (0 = no limit)");
+	prom_sample_u64(out, "relay_queue_max_messages", NULL, in->relay->queue_max_messages);
 }

@@ -8,6 +8,7 @@
  *                     fails or has hung;
  *   disk-reserve      the queue's file system has less than queue-min-free
  *                     octets available;
+ *   queue-full        the queue holds queue-max-messages messages or more;
  *   paused            the operator said `smtp-relayctl pause`;
  *   sessions-full     max-sessions sessions are open.
  *
@@ -34,12 +35,14 @@ enum intake_reason {
 	INTAKE_OK,
 	INTAKE_QUEUE_UNWRITABLE,
 	INTAKE_DISK_RESERVE,
+	INTAKE_QUEUE_FULL,
 	INTAKE_PAUSED,
 	INTAKE_SESSIONS_FULL,
 };
-#define INTAKE_REASON_COUNT 5
+#define INTAKE_REASON_COUNT 6
 
-/* "ok", "queue-unwritable", "disk-reserve", "paused", "sessions-full". */
+/* "ok", "queue-unwritable", "disk-reserve", "queue-full", "paused",
+ * "sessions-full". */
 const char *intake_reason_name(enum intake_reason r);
 
 /*
@@ -64,6 +67,13 @@ void intake_set_sessions(struct intake *in, unsigned open);
 /* A disk_pool observer (disk_pool_set_observer; arg = the intake). */
 void intake_commit_cb(int rc, int err, const struct queue_env *env, void *arg);
 
+/*
+ * A write into the queue failed with `err` outside a commit (a DATA spool):
+ * a storage error (ENOSPC, EIO, EROFS...) marks the queue unwritable until
+ * the next successful probe or commit, as a failed commit does.
+ */
+void intake_write_failed(struct intake *in, int err);
+
 /* The operator's pause (true) or resume (false); takes effect at once. */
 void intake_pause(struct intake *in, bool paused);
 bool intake_is_paused(const struct intake *in);
@@ -79,7 +89,8 @@ enum intake_reason intake_state(const struct intake *in, const char **detail);
 void intake_status_json(const struct intake *in, struct json_object *root);
 void intake_metrics(const struct intake *in, struct evbuffer *out);
 
-/* Available octets at the last look (0 before the first) and queue-min-free. */
+/* Available octets at the last look (0 before the first), queue-min-free and
+ * queue-max-messages. */
 void intake_space_json(const struct intake *in, struct json_object *queue);
 
 #endif

@@ -93,7 +93,10 @@ limit_reply(const struct smtp_server *srv, const struct addr *client)
 		return "421 4.3.2 Service not available, closing transmission channel";
 	if (srv->open >= srv->ctx.relay->max_sessions)
 		return "421 4.7.0 Error: too many connections, try again later";
-	if (sessions_from(srv, client) >= srv->ctx.relay->max_sessions_per_client)
+	/* Trusted networks are exempt, as Postfix's smtpd_client_event_limit_exceptions
+	 * = $mynetworks: an internal MTA sends with many parallel connections. */
+	if (!policy_is_trusted(srv->ctx.policy, client) &&
+	    sessions_from(srv, client) >= srv->ctx.relay->max_sessions_per_client)
 		return "421 4.7.0 Error: too many connections from your address";
 	return NULL;
 }

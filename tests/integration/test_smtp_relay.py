@@ -257,10 +257,10 @@ def test_loop_of_100_received_lines_refused(relay):
 
 def test_session_limits(daemons):
     relay = Relay(daemons, "max-sessions 3; max-sessions-per-client 2;")
-    a = relay.connect()
-    b = relay.connect()
+    a = relay.connect(source="127.0.0.4")     # untrusted: the per-client limit applies
+    b = relay.connect(source="127.0.0.4")
     assert a.banner[0] == 220 and b.banner[0] == 220
-    c = relay.connect()                       # third from 127.0.0.1: per-client limit
+    c = relay.connect(source="127.0.0.4")     # third from 127.0.0.4: per-client limit
     assert c.banner[0] == 421 and "too many connections from your address" in c.banner[1]
     assert c.closed()
     d = relay.connect(source="127.0.0.2")

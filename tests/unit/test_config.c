@@ -1130,6 +1130,50 @@ test_queue_min_free_and_hysteresis(void)
 	config_free(cfg);
 }
 
+/* The statements of issue 16: defaults, values, and the two-per-family error. */
+static void
+test_relay_capacity(void)
+{
+	struct config *cfg = load("");
+	char buf[ADDR_STRLEN];
+
+	ok(cfg != NULL, "capacity defaults load (%s)", err);
+	if (cfg != NULL) {
+		is_int(cfg->relay.queue_max_messages, 100000, "queue-max-messages default");
+		is_int(cfg->relay.outbound_family, CONFIG_FAMILY_ANY, "outbound-family default");
+		is_int(cfg->relay.outbound_source4.len, 0, "no IPv4 source by default");
+		is_int(cfg->relay.outbound_source6.len, 0, "no IPv6 source by default");
+		is_int(cfg->relay.connection_reuse_time, 2, "connection-reuse-time default");
+		is_int(cfg->relay.connection_reuse_limit, 100, "connection-reuse-limit default");
+		is_int(
+		    cfg->relay.initial_destination_concurrency, 2, "initial concurrency default");
+		is_int(cfg->relay.destination_rate_delay, 0, "destination-rate-delay default");
+	}
+	config_free(cfg);
+	cfg = load("relay { queue-max-messages 0; outbound-family ipv6;\n"
+	           "outbound-source { 192.0.2.7; 2001:db8::7; };\n"
+	           "connection-reuse-time 0; connection-reuse-limit 7;\n"
+	           "initial-destination-concurrency 1; destination-rate-delay 2m; };");
+	ok(cfg != NULL, "capacity values load (%s)", err);
+	if (cfg != NULL) {
+		is_int(cfg->relay.queue_max_messages, 0, "queue-max-messages 0 = no limit");
+		is_int(cfg->relay.outbound_family, CONFIG_FAMILY_IPV6, "outbound-family ipv6");
+		is_str(addr_host_str(&cfg->relay.outbound_source4, buf, sizeof(buf)), "192.0.2.7",
+		    "IPv4 source");
+		is_str(addr_host_str(&cfg->relay.outbound_source6, buf, sizeof(buf)), "2001:db8::7",
+		    "IPv6 source");
+		is_int(cfg->relay.connection_reuse_time, 0, "no reuse");
+		is_int(cfg->relay.connection_reuse_limit, 7, "reuse limit");
+		is_int(cfg->relay.initial_destination_concurrency, 1, "initial concurrency");
+		is_int(cfg->relay.destination_rate_delay, 120, "rate delay 2m");
+	}
+	config_free(cfg);
+	refused("relay { outbound-source { 192.0.2.1; 192.0.2.2; }; };",
+	    "t.conf:1: 'outbound-source' has two addresses of the same family", "two IPv4 sources");
+	refused("relay { outbound-family ipv5; };", "t.conf:1:", "unknown family");
+	refused("relay { initial-destination-concurrency 0; };", "t.conf:1:", "concurrency 0");
+}
+
 int
 main(void)
 {
@@ -1148,6 +1192,7 @@ main(void)
 	test_no_fixed_limits();
 	test_notify_source();
 	test_queue_min_free_and_hysteresis();
+	test_relay_capacity();
 	config_free(NULL);
 	return tap_done();
 }
