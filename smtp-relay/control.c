@@ -2,33 +2,19 @@
 #include "smtp-relay/control.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/listener.h>
 #include <json-c/json.h>
 
-#include "common/listener.h"
+#include "common/ctlsock.h"
 #include "common/log.h"
 #include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_server.h"
 
-#define CONTROL_TIMEOUT_SEC 10
-#define CONTROL_REPLY_MAX   (1 << 20)
-
 struct control {
-	struct evconnlistener *listener;
-	char *path;
+	struct ctlsock *sock;
 	struct queue *queue;
 	struct smtp_server *srv;
 	control_flush_fn flush;
@@ -121,102 +107,15 @@ dispatch(struct control *c, char *line, struct json_object *r)
 		reply_error(r, "unknown request");
 }
 
+/* ctlsock_handler_fn: one request line, one reply object. */
 static void
-conn_write_cb(struct bufferevent *bev, void *arg)
+handle(char *line, const struct ctlsock_peer *peer, struct json_object *r, void *arg)
 {
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void
-conn_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct control *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct json_object *r;
-	size_t n;
-	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-	const char *text;
-
-	if (line == NULL) {
-		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
-			bufferevent_free(bev);
-		return;
-	}
-	r = json_object_new_object();
-	if (n > CONTROL_LINE_MAX)
+	(void)peer;
+	if (strlen(line) > CONTROL_LINE_MAX)
 		reply_error(r, "request too long");
 	else
-		dispatch(c, line, r);
-	free(line);
-	text = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, conn_write_cb, conn_event_cb, c);
-	evbuffer_add_printf(bufferevent_get_output(bev), "%s\n", text);
-	json_object_put(r);
-}
-
-static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
-{
-	struct timeval tv = {CONTROL_TIMEOUT_SEC, 0};
-	struct bufferevent *bev;
-
-	(void)sa;
-	(void)len;
-	bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		close(fd);
-		return;
-	}
-	bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, arg);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
-
-static int
-unix_address(const char *path, struct sockaddr_un *sun)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(sun->sun_path, path, strlen(path) + 1);
-	return 0;
-}
-
-static int
-bind_socket(const char *path, int uid, int gid)
-{
-	struct sockaddr_un sun;
-	int fd;
-	mode_t old;
-
-	if (unix_address(path, &sun) == -1)
-		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	unlink(path);
-	old = umask(0117);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 || listen(fd, 16) == -1) {
-		umask(old);
-		close(fd);
-		return -1;
-	}
-	umask(old);
-	if (uid != -1 && chown(path, (uid_t)uid, (gid_t)gid) == -1)
-		log_warn("control: %s: chown", path);
-	return fd;
+		dispatch(arg, line, r);
 }
 
 struct control *
@@ -224,30 +123,15 @@ control_new(struct event_base *base, const char *path, struct queue *q, struct s
     int uid, int gid)
 {
 	struct control *c = calloc(1, sizeof(*c));
-	int fd;
 
-	if (c == NULL || (c->path = strdup(path)) == NULL) {
-		free(c);
+	if (c == NULL) {
 		log_warnx("control: out of memory");
 		return NULL;
 	}
 	c->queue = q;
 	c->srv = srv;
-	if ((fd = bind_socket(path, uid, gid)) == -1) {
-		log_warn("control: cannot listen on %s", path);
-		free(c->path);
+	if ((c->sock = ctlsock_new(base, path, uid, gid, handle, c, "control")) == NULL) {
 		free(c);
-		return NULL;
-	}
-	c->listener = evconnlistener_new(base, accept_cb, c, LEV_OPT_CLOSE_ON_FREE, 0, fd);
-	if (c->listener == NULL) {
-		log_warnx("control: %s: cannot create the listener", path);
-		close(fd);
-		control_free(c);
-		return NULL;
-	}
-	if (listener_guard(c->listener, "control") == -1) {
-		control_free(c);
 		return NULL;
 	}
 	return c;
@@ -258,11 +142,7 @@ control_free(struct control *c)
 {
 	if (c == NULL)
 		return;
-	if (c->listener != NULL) {
-		listener_free(c->listener);
-		unlink(c->path);
-	}
-	free(c->path);
+	ctlsock_free(c->sock);
 	free(c);
 }
 
@@ -273,71 +153,8 @@ control_set_flush(struct control *c, control_flush_fn fn, void *arg)
 	c->flush_arg = arg;
 }
 
-/* ---- client ---- */
-
-static int
-connect_socket(const char *path, int timeout_sec)
-{
-	struct timeval tv = {timeout_sec, 0};
-	struct sockaddr_un sun;
-	int fd, saved;
-
-	if (unix_address(path, &sun) == -1)
-		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
-}
-
 struct json_object *
 control_call(const char *path, const char *request, int timeout_sec)
 {
-	char req[CONTROL_LINE_MAX + 2], *buf = NULL;
-	size_t len = 0, cap = 0;
-	struct json_object *r = NULL;
-	int fd, n = snprintf(req, sizeof(req), "%s\n", request);
-	ssize_t got;
-
-	if (n < 0 || (size_t)n >= sizeof(req)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if ((fd = connect_socket(path, timeout_sec)) == -1)
-		return NULL;
-	if (write(fd, req, (size_t)n) != n)
-		goto done;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			char *nb = cap + 8192 > CONTROL_REPLY_MAX ? NULL : realloc(buf, cap + 8192);
-
-			if (nb == NULL)
-				goto done;
-			buf = nb;
-			cap += 8192;
-		}
-		if ((got = read(fd, buf + len, 4096)) <= 0)
-			break;
-		len += (size_t)got;
-	}
-	if (got == 0 && buf != NULL) {
-		buf[len] = '\0';
-		r = json_tokener_parse(buf);
-		if (r == NULL || !json_object_is_type(r, json_type_object)) {
-			json_object_put(r);
-			r = NULL;
-			errno = EPROTO;
-		}
-	}
-done:
-	free(buf);
-	close(fd);
-	return r;
+	return ctlsock_call(path, request, timeout_sec);
 }

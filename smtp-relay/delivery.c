@@ -2,7 +2,10 @@
  * delivery.c - the queue runner: a run per due message, a job per
  * destination domain (route, then SMTP addresses in order, or Maildir),
  * then one settle step that writes the envelope (and a bounce) on a pool
- * thread before the message is scheduled again.
+ * thread before the message is scheduled again.  Connections to next hops
+ * are kept idle for the next message to the same address (Postfix's
+ * connection cache); deliveries per destination domain follow a slow start
+ * window (scheduler_window) and an optional rate delay.
  */
 #include "smtp-relay/delivery.h"
 
@@ -18,6 +21,7 @@
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <json-c/json.h>
 
 #include "common/addr.h"
@@ -86,7 +90,10 @@ struct job {
 	size_t nopen;
 	char hopname[DOMAIN_MAX];
 	char addrname[ADDR_STRLEN];
-	struct dest *dest; /* the slot held, or NULL */
+	struct dest *dest; /* the destination, from the route until the job ends */
+	bool slot;         /* holds a connection slot of dest */
+	bool reused;       /* the client runs over a kept connection */
+	bool fresh;        /* the kept one was stale: a new connection now */
 	bool waiting;
 	TAILQ_ENTRY(job) wait;
 };
@@ -113,11 +120,24 @@ struct run {
 	LIST_ENTRY(run) link;
 };
 
-/* Concurrent connections to one destination domain. */
+/* Concurrent connections to one destination domain; lives while a job
+ * waits for it or holds one of its slots. */
 struct dest {
 	char domain[DOMAIN_MAX];
-	unsigned active;
+	unsigned active, waiting;
+	struct scheduler_window win;
+	struct timeval next_start; /* destination-rate-delay: no start before */
 	LIST_ENTRY(dest) link;
+};
+
+/* An idle connection kept for the next message to the same next hop. */
+struct conn {
+	/* "192.0.2.1:25"; the TLS policy joins the key when TLS lands, so that
+	 * a connection is never reused across a policy change. */
+	char key[ADDR_STRLEN];
+	struct delivery *d;
+	struct smtp_client *client;
+	LIST_ENTRY(conn) link;
 };
 
 struct hop_stat {
@@ -130,6 +150,7 @@ struct delivery_stats {
 	uint64_t attempts;                     /* SMTP connections and Maildir writes */
 	uint64_t dsn_sent, dsn_dropped;        /* bounces queued; double bounces dropped */
 	uint64_t write_errors;
+	uint64_t conn_new, conn_reused; /* SMTP connections opened / kept ones used */
 	uint64_t outcomes[RESULT_COUNT][REASON_COUNT];
 };
 
@@ -146,6 +167,9 @@ struct delivery {
 	unsigned conns;
 	TAILQ_HEAD(, job) waiting;
 	LIST_HEAD(, dest) dests;
+	LIST_HEAD(, conn) idle; /* the connection cache */
+	size_t nidle;
+	struct event *kick; /* dispatch again when a rate delay is over */
 	LIST_HEAD(, run) runs;
 	struct delivery_stats st;
 	struct hop_stat hops[HOP_STATS_MAX + 1]; /* the last one: "other" */
@@ -228,9 +252,11 @@ outcome_of(unsigned code)
 
 /* ---- destinations and connection slots ---- */
 
+/* The destination `domain`, made (at the initial concurrency) when missing. */
 static struct dest *
 dest_get(struct delivery *d, const char *domain)
 {
+	const struct config_relay *relay = d->relay;
 	struct dest *x;
 
 	LIST_FOREACH(x, &d->dests, link)
@@ -239,8 +265,34 @@ dest_get(struct delivery *d, const char *domain)
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
 	snprintf(x->domain, sizeof(x->domain), "%s", domain);
+	scheduler_window_init(&x->win, relay->initial_destination_concurrency,
+	    relay->max_per_destination, relay->destination_rate_delay);
 	LIST_INSERT_HEAD(&d->dests, x, link);
 	return x;
+}
+
+/* The job lets go of its destination (slot and all); freed when unused. */
+static void
+dest_put(struct job *j)
+{
+	struct dest *x = j->dest;
+
+	if (x == NULL)
+		return;
+	if (j->slot) {
+		j->run->d->conns--;
+		x->active--;
+	}
+	if (j->waiting) {
+		TAILQ_REMOVE(&j->run->d->waiting, j, wait);
+		x->waiting--;
+	}
+	j->slot = j->waiting = false;
+	j->dest = NULL;
+	if (x->active == 0 && x->waiting == 0) {
+		LIST_REMOVE(x, link);
+		free(x);
+	}
 }
 
 static void
@@ -248,15 +300,52 @@ slot_release(struct job *j)
 {
 	struct delivery *d = j->run->d;
 
-	if (j->dest == NULL)
+	if (!j->slot)
 		return;
-	d->conns--;
-	if (--j->dest->active == 0) {
-		LIST_REMOVE(j->dest, link);
-		free(j->dest);
-	}
-	j->dest = NULL;
+	dest_put(j);
 	dispatch(d);
+}
+
+/* Slow start feedback: a delivery grows the window; no SMTP answer at all
+ * (refused, timed out, 4xx greeting) shrinks it. */
+static void
+dest_feedback(struct job *j, const struct smtp_client_reply *res, size_t n)
+{
+	struct dest *x = j->dest;
+	bool any_reply = false, delivered = false;
+
+	for (size_t i = 0; i < n; i++) {
+		any_reply |= res[i].code != 0;
+		delivered |= res[i].code / 100 == 2;
+	}
+	if (x == NULL || n == 0)
+		return;
+	if (delivered)
+		scheduler_window_grow(&x->win, j->run->d->relay->destination_rate_delay);
+	else if (!any_reply)
+		scheduler_window_shrink(&x->win);
+}
+
+/* May a delivery to x start now?  Sets *wake to when it may, if later. */
+static bool
+dest_may_start(struct delivery *d, struct dest *x, const struct timeval *now, struct timeval *wake)
+{
+	x->win.max = d->relay->max_per_destination; /* a reload may change the cap */
+	if (!scheduler_window_has_room(&x->win, x->active))
+		return false;
+	if (d->relay->destination_rate_delay == 0 || !evutil_timercmp(now, &x->next_start, <))
+		return true;
+	if ((wake->tv_sec == 0 && wake->tv_usec == 0) || evutil_timercmp(&x->next_start, wake, <))
+		*wake = x->next_start;
+	return false;
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dispatch(arg);
 }
 
 /* Start waiting jobs while there are connection slots, overall and per domain. */
@@ -264,21 +353,92 @@ static void
 dispatch(struct delivery *d)
 {
 	struct job *j, *next;
+	struct timeval now, wake = {0, 0};
 
+	evutil_gettimeofday(&now, NULL);
 	for (j = TAILQ_FIRST(&d->waiting); j != NULL && d->conns < d->relay->max_deliveries;
 	     j = next) {
-		struct dest *x = dest_get(d, j->domain);
+		struct dest *x = j->dest;
 
 		next = TAILQ_NEXT(j, wait);
-		if (x == NULL || x->active >= d->relay->max_per_destination)
+		if (!dest_may_start(d, x, &now, &wake))
 			continue;
 		TAILQ_REMOVE(&d->waiting, j, wait);
 		j->waiting = false;
-		j->dest = x;
+		x->waiting--;
+		j->slot = true;
 		x->active++;
 		d->conns++;
+		if (d->relay->destination_rate_delay > 0) {
+			struct timeval delay = {(time_t)d->relay->destination_rate_delay, 0};
+
+			evutil_timeradd(&now, &delay, &x->next_start);
+		}
 		job_try(j);
 	}
+	if (wake.tv_sec != 0 || wake.tv_usec != 0) {
+		struct timeval in;
+
+		evutil_timersub(&wake, &now, &in);
+		evtimer_add(d->kick, &in);
+	}
+}
+
+/* ---- the connection cache ---- */
+
+/* smtp_client_gone_fn: a kept connection ended while idle. */
+static void
+conn_gone_cb(struct smtp_client *c, void *arg)
+{
+	struct conn *cn = arg;
+
+	(void)c;
+	LIST_REMOVE(cn, link);
+	cn->d->nidle--;
+	free(cn);
+}
+
+/* From the done callback: keep the client for the next message to `key`,
+ * within connection-reuse-time and -limit and at most max-deliveries idle. */
+static void
+conn_keep(struct delivery *d, struct smtp_client *c, const char *key)
+{
+	const struct config_relay *relay = d->relay;
+	struct conn *cn;
+
+	if (relay->connection_reuse_time == 0 ||
+	    smtp_client_uses(c) >= relay->connection_reuse_limit ||
+	    d->nidle >= relay->max_deliveries || !smtp_client_is_reusable(c) ||
+	    (cn = calloc(1, sizeof(*cn))) == NULL)
+		return;
+	snprintf(cn->key, sizeof(cn->key), "%s", key);
+	cn->d = d;
+	cn->client = c;
+	if (smtp_client_keep(c, relay->connection_reuse_time, conn_gone_cb, cn) == -1) {
+		free(cn);
+		return;
+	}
+	LIST_INSERT_HEAD(&d->idle, cn, link);
+	d->nidle++;
+}
+
+/* An idle connection to `key`, now the caller's; NULL when none. */
+static struct smtp_client *
+conn_take(struct delivery *d, const char *key)
+{
+	struct conn *cn;
+	struct smtp_client *c;
+
+	LIST_FOREACH(cn, &d->idle, link)
+		if (strcmp(cn->key, key) == 0)
+			break;
+	if (cn == NULL)
+		return NULL;
+	c = cn->client;
+	LIST_REMOVE(cn, link);
+	d->nidle--;
+	free(cn);
+	return c;
 }
 
 /* ---- SMTP ---- */
@@ -287,9 +447,23 @@ static void
 client_done_cb(const struct smtp_client_reply *res, void *arg)
 {
 	struct job *j = arg;
+	struct smtp_client *c = j->client;
 	bool retry = false;
+	char key[ADDR_STRLEN];
 
 	j->client = NULL;
+	if (j->reused && smtp_client_is_stale(c)) {
+		/* Closed by the peer while idle, or RSET failed: not the
+		 * message's fault.  The same address again, on a new connection. */
+		log_info("delivery: %s: kept connection to %s[%s] is gone (%s): opening a new one",
+		    j->run->id, j->hopname, j->addrname, res[0].text);
+		j->addr--;
+		j->fresh = true;
+		job_try(j);
+		return;
+	}
+	snprintf(key, sizeof(key), "%s", smtp_client_peer(c));
+	dest_feedback(j, res, j->nopen);
 	for (size_t i = 0; i < j->nopen; i++) {
 		enum outcome o = res[i].code == 0 ? OUT_TEMP : outcome_of(res[i].code);
 
@@ -297,6 +471,8 @@ client_done_cb(const struct smtp_client_reply *res, void *arg)
 		    res[i].code != 0 ? j->hopname : NULL);
 		retry |= o == OUT_TEMP;
 	}
+	/* The results are used up: the client may take the next message now. */
+	conn_keep(j->run->d, c, key);
 	/* 4xx, refused or timed out: the next address, then the next hop. */
 	if (retry) {
 		job_try(j);
@@ -313,6 +489,8 @@ next_address(struct job *j)
 	while (j->hop < j->route->nhops) {
 		struct route_hop *h = &j->route->hops[j->hop];
 
+		while (j->addr < h->naddrs && !smtp_client_family_ok(&h->addrs[j->addr]))
+			j->addr++; /* outbound-family excludes it */
 		if (j->addr < h->naddrs) {
 			snprintf(j->hopname, sizeof(j->hopname), "%s", h->host);
 			return &h->addrs[j->addr++];
@@ -321,6 +499,34 @@ next_address(struct job *j)
 		j->addr = 0;
 	}
 	return NULL;
+}
+
+/* Send over a kept connection to `to`: 0, or -1 when there is none. */
+static int
+job_reuse(struct job *j, const struct addr *to, const struct smtp_client_msg *m)
+{
+	struct delivery *d = j->run->d;
+	char key[ADDR_STRLEN];
+	struct smtp_client *c;
+
+	j->reused = false;
+	if (j->fresh) {
+		j->fresh = false;
+		return -1;
+	}
+	addr_str(to, key, sizeof(key));
+	while ((c = conn_take(d, key)) != NULL) {
+		if (smtp_client_send(c, m, client_done_cb, j) == 0) {
+			log_info("delivery: reusing connection to %s[%s]:%u (use %u)", j->hopname,
+			    j->addrname, (unsigned)d->relay->remote_port, smtp_client_uses(c) + 1);
+			j->client = c;
+			j->reused = true;
+			d->st.conn_reused++;
+			return 0;
+		}
+		smtp_client_cancel(c);
+	}
+	return -1;
 }
 
 /* Recipients still open (never tried, or temporary so far) go to the next address. */
@@ -359,6 +565,9 @@ job_try(struct job *j)
 	m.len = r->len;
 	m.body_8bit = r->env->body_8bit;
 	r->d->st.attempts++;
+	if (job_reuse(j, &to, &m) == 0)
+		return;
+	r->d->st.conn_new++;
 	if ((j->client = smtp_client_start(
 	         r->d->base, &to, &m, &r->d->timeouts, client_done_cb, j)) == NULL) {
 		for (size_t i = 0; i < j->nopen; i++)
@@ -394,6 +603,13 @@ route_cb(struct route_result *res, void *arg)
 	switch (res->status) {
 	case ROUTE_OK:
 		j->route = res;
+		if ((j->dest = dest_get(j->run->d, j->domain)) == NULL) {
+			for (size_t i = 0; i < j->nouts; i++)
+				record(j, j->outs[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
+			job_done(j);
+			return;
+		}
+		j->dest->waiting++;
 		j->waiting = true;
 		TAILQ_INSERT_TAIL(&j->run->d->waiting, j, wait);
 		dispatch(j->run->d);
@@ -497,15 +713,7 @@ job_free(struct job *j)
 		resolver_route_cancel(j->rt);
 	if (j->client != NULL)
 		smtp_client_cancel(j->client);
-	if (j->waiting)
-		TAILQ_REMOVE(&j->run->d->waiting, j, wait);
-	if (j->dest != NULL) {
-		j->run->d->conns--;
-		if (--j->dest->active == 0) {
-			LIST_REMOVE(j->dest, link);
-			free(j->dest);
-		}
-	}
+	dest_put(j);
 	resolver_result_free(j->route);
 	free(j->outs);
 	free(j->open);
@@ -902,10 +1110,12 @@ delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
 	d->timeouts = smtp_client_default_timeouts;
 	TAILQ_INIT(&d->waiting);
 	LIST_INIT(&d->dests);
+	LIST_INIT(&d->idle);
 	LIST_INIT(&d->runs);
-	if ((d->resolver = resolver_new(base, &cfg->resolver, &local, err, errlen)) == NULL ||
+	if ((d->kick = evtimer_new(base, kick_cb, d)) == NULL ||
+	    (d->resolver = resolver_new(base, &cfg->resolver, &local, err, errlen)) == NULL ||
 	    (d->sched = scheduler_new(base, relay->max_deliveries * 2, run_cb, d)) == NULL) {
-		if (d->resolver != NULL)
+		if (d->resolver != NULL || d->kick == NULL)
 			snprintf(err, errlen, "cannot set up delivery");
 		delivery_free(d);
 		return NULL;
@@ -918,6 +1128,7 @@ delivery_free(struct delivery *d)
 {
 	struct run *r;
 	struct dest *x;
+	struct conn *cn;
 
 	if (d == NULL)
 		return;
@@ -927,6 +1138,13 @@ delivery_free(struct delivery *d)
 		LIST_REMOVE(x, link);
 		free(x);
 	}
+	while ((cn = LIST_FIRST(&d->idle)) != NULL) {
+		LIST_REMOVE(cn, link);
+		smtp_client_cancel(cn->client);
+		free(cn);
+	}
+	if (d->kick != NULL)
+		event_free(d->kick);
 	scheduler_free(d->sched);
 	resolver_free(d->resolver);
 	free(d);
@@ -997,6 +1215,24 @@ add_u64(struct json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
 }
 
+/* Each active destination: its slow start window, slots in use, jobs waiting. */
+static void
+dests_json(const struct delivery *d, struct json_object *o)
+{
+	struct json_object *all = json_object_new_object();
+	const struct dest *x;
+
+	LIST_FOREACH(x, &d->dests, link) {
+		struct json_object *xo = json_object_new_object();
+
+		add_u64(xo, "concurrency", x->win.limit);
+		add_u64(xo, "active", x->active);
+		add_u64(xo, "waiting", x->waiting);
+		json_object_object_add(all, x->domain, xo);
+	}
+	json_object_object_add(o, "destinations", all);
+}
+
 void
 delivery_status_json(struct json_object *root, void *arg)
 {
@@ -1013,6 +1249,10 @@ delivery_status_json(struct json_object *root, void *arg)
 	add_u64(o, "scheduled", scheduler_count(d->sched));
 	add_u64(o, "active", scheduler_active(d->sched));
 	add_u64(o, "connections", d->conns);
+	add_u64(o, "connections_new", d->st.conn_new);
+	add_u64(o, "connections_reused", d->st.conn_reused);
+	add_u64(o, "connections_idle", d->nidle);
+	dests_json(d, o);
 	for (size_t i = 0; i <= HOP_STATS_MAX; i++) {
 		struct hop_stat *h = &d->hops[i];
 		struct json_object *ho;
@@ -1098,6 +1338,10 @@ delivery_metrics(struct evbuffer *out, void *arg)
 	prom_family(out, "relay_delivery_attempts_total", "counter",
 	    "SMTP connections and Maildir deliveries");
 	prom_sample_u64(out, "relay_delivery_attempts_total", NULL, d->st.attempts);
+	prom_family(out, "relay_connections_total", "counter",
+	    "Outbound SMTP connections: opened, or kept ones used again");
+	prom_sample_u64(out, "relay_connections_total", "kind=\"new\"", d->st.conn_new);
+	prom_sample_u64(out, "relay_connections_total", "kind=\"reused\"", d->st.conn_reused);
 	prom_family(out, "relay_hop_results_total", "counter", "Outcomes per next hop");
 	for (size_t i = 0; i <= HOP_STATS_MAX; i++) {
 		const struct hop_stat *h = &d->hops[i];

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,9 +22,10 @@
 struct commit_job {
 	struct queue_env *env;
 	char *head;
-	struct evbuffer *body;
-	commit_done_fn done; /* NULL once cancelled */
-	disk_run_fn run;     /* a generic job (disk_pool_run) when set */
+	struct evbuffer *body;    /* the content, or what follows the spool */
+	struct disk_spool *spool; /* disk_pool_commit_spool: owned */
+	commit_done_fn done;      /* NULL once cancelled */
+	disk_run_fn run;          /* a generic job (disk_pool_run) when set */
 	disk_after_fn after;
 	void *arg;
 	int rc;
@@ -32,6 +34,18 @@ struct commit_job {
 };
 
 TAILQ_HEAD(job_list, commit_job);
+
+struct disk_spool {
+	struct disk_pool *pool;
+	struct queue_spool *qs; /* NULL until the first write made the file */
+	char id[QUEUE_ID_LEN + 1];
+	struct evbuffer *buf; /* the write in hand */
+	spool_done_fn done;
+	void *arg;
+	int err;
+	bool busy;  /* a write is in the pool */
+	bool freed; /* the owner went away: remove the file when idle */
+};
 
 struct disk_pool {
 	struct queue *queue;
@@ -48,14 +62,62 @@ struct disk_pool {
 	void *observer_arg;
 };
 
+static void spool_struct_free(struct disk_spool *sp);
+
 static void
 job_free(struct commit_job *job)
 {
+	spool_struct_free(job->spool);
 	queue_env_free(job->env);
 	free(job->head);
 	if (job->body != NULL)
 		evbuffer_free(job->body);
 	free(job);
+}
+
+/* Append buf to the spool (made on first use) and empty buf: 0 or an errno. */
+static int
+spool_append(struct queue *q, struct disk_spool *sp, struct evbuffer *buf)
+{
+	int n = evbuffer_peek(buf, -1, NULL, NULL, 0);
+	struct evbuffer_iovec *v;
+	int err = 0;
+
+	if (n == 0)
+		return 0;
+	if (sp->qs == NULL && (sp->qs = queue_spool_new(q, sp->id)) == NULL)
+		return errno;
+	if ((v = calloc((size_t)n, sizeof(*v))) == NULL)
+		return ENOMEM;
+	evbuffer_peek(buf, -1, NULL, v, n);
+	/* evbuffer_iovec is laid out as struct iovec (libevent says so). */
+	if (queue_spool_write(sp->qs, (const struct iovec *)v, n) == -1)
+		err = errno;
+	free(v);
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	return err;
+}
+
+/* A commit from a spool: the tail into the spool, then the queue file. */
+static void
+job_run_spool(struct disk_pool *p, struct commit_job *job)
+{
+	struct iovec head = {job->head, job->head != NULL ? strlen(job->head) : 0};
+	int err = 0;
+
+	if (job->body != NULL)
+		err = spool_append(p->queue, job->spool, job->body);
+	if (err == 0 && job->spool->qs == NULL)
+		job->spool->qs = queue_spool_new(p->queue, job->env->id);
+	if (err == 0 && job->spool->qs == NULL)
+		err = errno;
+	if (err == 0 &&
+	    queue_commit_spool(p->queue, job->env, &head, head.iov_len > 0, job->spool->qs) == -1)
+		err = errno;
+	queue_spool_free(job->spool->qs);
+	job->spool->qs = NULL;
+	job->rc = err != 0 ? -1 : 0;
+	job->err = err;
 }
 
 /* Runs on a worker thread: the job is owned by this thread meanwhile. */
@@ -68,6 +130,10 @@ job_run(struct disk_pool *p, struct commit_job *job)
 
 	if (job->run != NULL) {
 		job->run(job->arg);
+		return;
+	}
+	if (job->spool != NULL) {
+		job_run_spool(p, job);
 		return;
 	}
 	n = evbuffer_peek(job->body, -1, NULL, NULL, 0);
@@ -173,9 +239,19 @@ disk_pool_new(struct event_base *base, struct queue *q, unsigned nthreads)
 	return p;
 }
 
-struct commit_job *
-disk_pool_commit(struct disk_pool *p, struct queue_env *env, char *head, struct evbuffer *body,
-    commit_done_fn done, void *arg)
+/* Queue a job for the threads. */
+static void
+job_submit(struct disk_pool *p, struct commit_job *job)
+{
+	pthread_mutex_lock(&p->lock);
+	TAILQ_INSERT_TAIL(&p->todo, job, link);
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static struct commit_job *
+commit_job_new(
+    struct queue_env *env, char *head, struct evbuffer *body, commit_done_fn done, void *arg)
 {
 	struct commit_job *job = calloc(1, sizeof(*job));
 
@@ -186,10 +262,17 @@ disk_pool_commit(struct disk_pool *p, struct queue_env *env, char *head, struct 
 	job->body = body;
 	job->done = done;
 	job->arg = arg;
-	pthread_mutex_lock(&p->lock);
-	TAILQ_INSERT_TAIL(&p->todo, job, link);
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	return job;
+}
+
+struct commit_job *
+disk_pool_commit(struct disk_pool *p, struct queue_env *env, char *head, struct evbuffer *body,
+    commit_done_fn done, void *arg)
+{
+	struct commit_job *job = commit_job_new(env, head, body, done, arg);
+
+	if (job != NULL)
+		job_submit(p, job);
 	return job;
 }
 
@@ -203,10 +286,7 @@ disk_pool_run(struct disk_pool *p, disk_run_fn run, disk_after_fn after, void *a
 	job->run = run;
 	job->after = after;
 	job->arg = arg;
-	pthread_mutex_lock(&p->lock);
-	TAILQ_INSERT_TAIL(&p->todo, job, link);
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	job_submit(p, job);
 	return 0;
 }
 
@@ -227,6 +307,139 @@ disk_pool_cancel(struct disk_pool *p, struct commit_job *job)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* ---- spools ---- */
+
+static void
+spool_struct_free(struct disk_spool *sp)
+{
+	if (sp == NULL)
+		return;
+	queue_spool_free(sp->qs);
+	if (sp->buf != NULL)
+		evbuffer_free(sp->buf);
+	free(sp);
+}
+
+struct disk_spool *
+disk_spool_new(struct disk_pool *p, const char *id)
+{
+	struct disk_spool *sp = calloc(1, sizeof(*sp));
+
+	if (sp == NULL || (sp->buf = evbuffer_new()) == NULL) {
+		free(sp);
+		return NULL;
+	}
+	sp->pool = p;
+	snprintf(sp->id, sizeof(sp->id), "%s", id);
+	return sp;
+}
+
+/* Worker: the write in hand. */
+static void
+spool_write_run(void *arg)
+{
+	struct disk_spool *sp = arg;
+
+	sp->err = spool_append(sp->pool->queue, sp, sp->buf);
+}
+
+/* Worker: remove the file of a spool whose owner went away. */
+static void
+spool_remove_run(void *arg)
+{
+	struct disk_spool *sp = arg;
+
+	queue_spool_free(sp->qs);
+	sp->qs = NULL;
+}
+
+static void
+spool_remove_after(void *arg)
+{
+	spool_struct_free(arg);
+}
+
+/* Loop: the owner is gone and no write is in hand; the unlink of a big
+ * file may take a while, so it runs on a worker too. */
+static void
+spool_discard(struct disk_spool *sp)
+{
+	if (sp->qs == NULL ||
+	    disk_pool_run(sp->pool, spool_remove_run, spool_remove_after, sp) == -1)
+		spool_struct_free(sp);
+}
+
+/* Loop: the write is done. */
+static void
+spool_write_after(void *arg)
+{
+	struct disk_spool *sp = arg;
+
+	sp->busy = false;
+	if (sp->freed)
+		spool_discard(sp);
+	else
+		sp->done(sp->err, sp->arg);
+}
+
+int
+disk_spool_write(struct disk_spool *sp, struct evbuffer *buf, spool_done_fn done, void *arg)
+{
+	if (sp->busy || evbuffer_add_buffer(sp->buf, buf) == -1)
+		return -1;
+	sp->done = done;
+	sp->arg = arg;
+	sp->err = 0;
+	sp->busy = true;
+	if (disk_pool_run(sp->pool, spool_write_run, spool_write_after, sp) == -1) {
+		sp->busy = false;
+		evbuffer_add_buffer(buf, sp->buf);
+		return -1;
+	}
+	return 0;
+}
+
+bool
+disk_spool_is_busy(const struct disk_spool *sp)
+{
+	return sp->busy;
+}
+
+void
+disk_spool_free(struct disk_spool *sp)
+{
+	if (sp == NULL)
+		return;
+	sp->freed = true;
+	if (!sp->busy)
+		spool_discard(sp);
+}
+
+struct commit_job *
+disk_pool_commit_spool(struct disk_pool *p, struct queue_env *env, char *head,
+    struct disk_spool *sp, struct evbuffer *tail, commit_done_fn done, void *arg)
+{
+	struct commit_job *job = commit_job_new(env, head, tail, done, arg);
+
+	if (job == NULL)
+		return NULL;
+	job->spool = sp;
+	job_submit(p, job);
+	return job;
+}
+
+/* At disk_pool_free: spool work whose after() will never run. */
+static void
+job_abandon(struct commit_job *job)
+{
+	struct disk_spool *sp = job->arg;
+
+	if (job->after == spool_write_after && sp->freed)
+		spool_struct_free(sp);
+	else if (job->after == spool_remove_after)
+		spool_struct_free(sp);
+}
+
 void
 disk_pool_free(struct disk_pool *p)
 {
@@ -242,6 +455,7 @@ disk_pool_free(struct disk_pool *p)
 		pthread_join(p->threads[i], NULL);
 	while ((job = TAILQ_FIRST(&p->done)) != NULL) {
 		TAILQ_REMOVE(&p->done, job, link);
+		job_abandon(job);
 		job_free(job);
 	}
 	if (p->ev != NULL)

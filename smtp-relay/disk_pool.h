@@ -14,12 +14,15 @@
 #ifndef MXB_DISK_POOL_H
 #define MXB_DISK_POOL_H
 
+#include <stdbool.h>
+
 struct event_base;
 struct evbuffer;
 struct queue;
 struct queue_env;
 struct disk_pool;
 struct commit_job;
+struct disk_spool;
 
 /* Worker threads; most of their time is spent waiting in fsync. */
 #define DISK_POOL_THREADS 8
@@ -42,6 +45,46 @@ struct disk_pool *disk_pool_new(struct event_base *base, struct queue *q, unsign
  */
 struct commit_job *disk_pool_commit(struct disk_pool *p, struct queue_env *env, char *head,
     struct evbuffer *body, commit_done_fn done, void *arg);
+
+/*
+ * Spools: a message's content written to the queue's tmp/<id>.data as it
+ * arrives, by the pool's threads, so that neither the loop nor memory waits
+ * for the final dot.  disk_spool_new does no I/O; the file is created by
+ * the first write.  One write at a time: the caller waits for done before
+ * the next write or the commit.
+ */
+typedef void (*spool_done_fn)(int err, void *arg);
+
+/* A spool for message `id`; NULL when out of memory. */
+struct disk_spool *disk_spool_new(struct disk_pool *p, const char *id);
+
+/*
+ * Append `buf` (taken over; drained by the write) to the spool; done(err,
+ * arg) runs later on the loop's thread with err 0 or an errno (ENOSPC...),
+ * unless the spool was freed meanwhile.  Returns 0, or -1 when out of
+ * memory (buf not taken then).
+ */
+int disk_spool_write(struct disk_spool *sp, struct evbuffer *buf, spool_done_fn done, void *arg);
+
+/* True while a write is in hand. */
+bool disk_spool_is_busy(const struct disk_spool *sp);
+
+/*
+ * The caller goes away or the message is refused: no more done calls, the
+ * file is removed (on a worker thread once the write in hand finished);
+ * NULL is a no-op.
+ */
+void disk_spool_free(struct disk_spool *sp);
+
+/*
+ * disk_pool_commit with content = `head`, the spool's octets, then `tail`
+ * (may be NULL).  Takes ownership of env, head, sp (which must not be busy)
+ * and tail; the spool file is removed after the commit, whatever its
+ * outcome.  Returns the job, or NULL when out of memory (nothing taken over
+ * then).
+ */
+struct commit_job *disk_pool_commit_spool(struct disk_pool *p, struct queue_env *env, char *head,
+    struct disk_spool *sp, struct evbuffer *tail, commit_done_fn done, void *arg);
 
 /*
  * Other disk work off the loop (delivery: queue_update, queue_remove,

@@ -27,6 +27,18 @@
 #define QUEUE_ENVELOPE_MAX (64u << 20)
 /* The file queue_probe writes in tmp/ (never a queue ID: recovery removes it). */
 #define QUEUE_PROBE_NAME "probe"
+/* A spool is tmp/<id>.data (never a queue ID: recovery removes it). */
+#define QUEUE_SPOOL_SUFFIX ".data"
+/* What a commit copies from a spool at a time (on a worker thread). */
+#define QUEUE_COPY_CHUNK (64 * 1024)
+
+/* The content of one message as it arrives, in tmp/<id>.data. */
+struct queue_spool {
+	struct queue *q;
+	int fd;
+	uint64_t size; /* octets written so far */
+	char name[QUEUE_ID_LEN + sizeof(QUEUE_SPOOL_SUFFIX)];
+};
 
 static const char *const rcpt_state_names[] = {"pending", "delivered", "failed"};
 
@@ -463,13 +475,68 @@ rename_into_queue(struct queue *q, const char *id, bool replace)
 	return renameat(q->tmpfd, id, q->queuefd, id);
 }
 
+/* A message's content: pieces in memory, then the octets of a spool file. */
+struct content {
+	const struct iovec *iov;
+	int iovcnt;
+	const struct queue_spool *spool; /* NULL: the pieces are all */
+};
+
+/* Append the spool's octets to fd, continuing *crc; 0 or -1 (errno). */
+static int
+copy_spool(int fd, const struct queue_spool *sp, uint32_t *crc)
+{
+	char *buf = malloc(QUEUE_COPY_CHUNK);
+	uint64_t off = 0;
+	int saved;
+
+	if (buf == NULL)
+		return -1;
+	while (off < sp->size) {
+		size_t want =
+		    sp->size - off < QUEUE_COPY_CHUNK ? (size_t)(sp->size - off) : QUEUE_COPY_CHUNK;
+		ssize_t n = pread(sp->fd, buf, want, (off_t)off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO; /* the spool is shorter than what was written */
+		if (n <= 0 || file_write_all(fd, buf, (size_t)n) == -1)
+			break;
+		*crc = queue_crc32(*crc, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	saved = errno;
+	free(buf);
+	errno = saved;
+	return off == sp->size ? 0 : -1;
+}
+
+/* Write the content pieces and the spool to fd, continuing *crc. */
+static int
+write_content(int fd, const struct content *c, uint32_t *crc, struct queue_fail *f)
+{
+	for (int i = 0; i < c->iovcnt; i++) {
+		if (file_write_all(fd, c->iov[i].iov_base, c->iov[i].iov_len) == -1)
+			return -1;
+		*crc = queue_crc32(*crc, c->iov[i].iov_base, c->iov[i].iov_len);
+	}
+	if (c->spool == NULL)
+		return 0;
+	fail_at(f, "copy", "tmp", false);
+	if (copy_spool(fd, c->spool, crc) == -1)
+		return -1;
+	fail_at(f, "write", "tmp", false);
+	return 0;
+}
+
 /*
  * Write header, envelope, content and trailer to tmp/<id>, fsync, rename
  * into queue/ and fsync queue/.  The envelope's size must be right.
  */
 static int
-write_file(struct queue *q, const struct queue_env *env, const struct iovec *iov, int iovcnt,
-    bool replace, struct queue_fail *f)
+write_file(struct queue *q, const struct queue_env *env, const struct content *c, bool replace,
+    struct queue_fail *f)
 {
 	struct json_object *obj = queue_env_to_json(env);
 	const char *json = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
@@ -480,20 +547,15 @@ write_file(struct queue *q, const struct queue_env *env, const struct iovec *iov
 
 	hlen = snprintf(head, sizeof(head), QUEUE_MAGIC " %zu %" PRIu64 "\n", jlen, env->size);
 	crc = queue_crc32(queue_crc32(queue_crc32(0, head, (size_t)hlen), json, jlen), "\n", 1);
-	for (int i = 0; i < iovcnt; i++)
-		crc = queue_crc32(crc, iov[i].iov_base, iov[i].iov_len);
-	snprintf(trailer, sizeof(trailer), "END %08" PRIx32 "\n", crc);
 	fail_at(f, "open", "tmp", false);
 	fd = openat(q->tmpfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1)
 		goto fail_put;
 	fail_at(f, "write", "tmp", false);
 	if (file_write_all(fd, head, (size_t)hlen) == -1 || file_write_all(fd, json, jlen) == -1 ||
-	    file_write_all(fd, "\n", 1) == -1)
+	    file_write_all(fd, "\n", 1) == -1 || write_content(fd, c, &crc, f) == -1)
 		goto fail;
-	for (int i = 0; i < iovcnt; i++)
-		if (file_write_all(fd, iov[i].iov_base, iov[i].iov_len) == -1)
-			goto fail;
+	snprintf(trailer, sizeof(trailer), "END %08" PRIx32 "\n", crc);
 	if (file_write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1)
 		goto fail;
 	fail_at(f, "fsync", "tmp", false);
@@ -526,24 +588,101 @@ fail_put:
 	return -1;
 }
 
-int
-queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt)
+/* Commit env with content c: the ID made here unless set, the size counted. */
+static int
+commit_content(struct queue *q, struct queue_env *env, const struct content *c)
 {
 	struct queue_fail f;
-	uint64_t size = 0;
+	uint64_t size = c->spool != NULL ? c->spool->size : 0;
 
-	for (int i = 0; i < iovcnt; i++)
-		size += iov[i].iov_len;
+	for (int i = 0; i < c->iovcnt; i++)
+		size += c->iov[i].iov_len;
 	env->size = size;
 	if (env->id[0] == '\0')
 		queue_id_new(env->id);
-	if (write_file(q, env, iov, iovcnt, false, &f) == 0) {
+	if (write_file(q, env, c, false, &f) == 0) {
 		atomic_fetch_add(&q->count, 1);
 		return 0;
 	}
 	log_fail(q, env->id, &f);
 	env->id[0] = '\0';
 	return -1;
+}
+
+int
+queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt)
+{
+	struct content c = {iov, iovcnt, NULL};
+
+	return commit_content(q, env, &c);
+}
+
+int
+queue_commit_spool(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt,
+    const struct queue_spool *sp)
+{
+	struct content c = {iov, iovcnt, sp};
+
+	return commit_content(q, env, &c);
+}
+
+/* ---- spools: content written to tmp/<id>.data as it arrives ---- */
+
+struct queue_spool *
+queue_spool_new(struct queue *q, const char *id)
+{
+	struct queue_spool *sp = calloc(1, sizeof(*sp));
+	int saved;
+
+	if (sp == NULL)
+		return NULL;
+	sp->q = q;
+	snprintf(sp->name, sizeof(sp->name), "%s" QUEUE_SPOOL_SUFFIX, id);
+	sp->fd = openat(q->tmpfd, sp->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (sp->fd == -1) {
+		saved = errno;
+		log_warn("queue: %s: open %s/tmp/%s", id, q->dir, sp->name);
+		free(sp);
+		errno = saved;
+		return NULL;
+	}
+	return sp;
+}
+
+int
+queue_spool_write(struct queue_spool *sp, const struct iovec *iov, int iovcnt)
+{
+	int saved;
+
+	for (int i = 0; i < iovcnt; i++) {
+		if (file_write_all(sp->fd, iov[i].iov_base, iov[i].iov_len) == -1) {
+			saved = errno;
+			log_warn("queue: %.*s: write %s/tmp/%s", QUEUE_ID_LEN, sp->name, sp->q->dir,
+			    sp->name);
+			errno = saved;
+			return -1;
+		}
+		sp->size += iov[i].iov_len;
+	}
+	return 0;
+}
+
+uint64_t
+queue_spool_size(const struct queue_spool *sp)
+{
+	return sp->size;
+}
+
+void
+queue_spool_free(struct queue_spool *sp)
+{
+	if (sp == NULL)
+		return;
+	close(sp->fd);
+	if (unlinkat(sp->q->tmpfd, sp->name, 0) == -1 && errno != ENOENT)
+		log_warn(
+		    "queue: %.*s: unlink %s/tmp/%s", QUEUE_ID_LEN, sp->name, sp->q->dir, sp->name);
+	free(sp);
 }
 
 int
@@ -733,6 +872,7 @@ queue_update(struct queue *q, const struct queue_env *env)
 	struct queue_fail f;
 	struct queue_env *old;
 	struct iovec iov;
+	struct content c = {NULL, 0, NULL};
 	char *content;
 	size_t clen;
 
@@ -747,7 +887,9 @@ queue_update(struct queue *q, const struct queue_env *env)
 	}
 	iov.iov_base = content;
 	iov.iov_len = clen;
-	if (write_file(q, env, &iov, 1, true, &f) == -1) {
+	c.iov = &iov;
+	c.iovcnt = 1;
+	if (write_file(q, env, &c, true, &f) == -1) {
 		log_fail(q, env->id, &f);
 		free(content);
 		return -1;

@@ -137,6 +137,35 @@ void queue_id_new(char id[QUEUE_ID_LEN + 1]);
 int queue_commit(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt);
 
 /*
+ * Spools: the content of a message still arriving, written to
+ * tmp/<id>.data piece by piece so that memory does not grow with the
+ * message (docs/queue-format.md).  A spool is never a queue file: recovery
+ * removes it with the other tmp/ leftovers.  Used by one thread at a time.
+ */
+struct queue_spool;
+
+/* Create tmp/<id>.data (O_EXCL).  NULL (logged, errno kept) on failure. */
+struct queue_spool *queue_spool_new(struct queue *q, const char *id);
+
+/* Append the pieces; 0, or -1 (logged, errno kept: ENOSPC, EDQUOT...). */
+int queue_spool_write(struct queue_spool *sp, const struct iovec *iov, int iovcnt);
+
+/* Octets written so far. */
+uint64_t queue_spool_size(const struct queue_spool *sp);
+
+/* Close and remove the spool file; NULL is a no-op. */
+void queue_spool_free(struct queue_spool *sp);
+
+/*
+ * queue_commit with content = the `iovcnt` pieces followed by the spool's
+ * octets (copied into the queue file, which is written, fsynced, renamed and
+ * its folder fsynced as queue_commit does).  The spool is left as it is:
+ * queue_spool_free it afterwards either way.
+ */
+int queue_commit_spool(struct queue *q, struct queue_env *env, const struct iovec *iov, int iovcnt,
+    const struct queue_spool *sp);
+
+/*
  * Load a message.  *env_out gets a new envelope (queue_env_free); when
  * content_out is not NULL it gets the content (malloc'd, free()) and its
  * length.  The checksum is always verified.

@@ -375,3 +375,37 @@ scheduler_due(const struct scheduler *s, time_t now)
 		n += s->heap[i]->due <= now;
 	return n;
 }
+
+/* ---- destination concurrency ---- */
+
+void
+scheduler_window_init(
+    struct scheduler_window *w, unsigned initial, unsigned max, unsigned rate_delay)
+{
+	w->max = max ? max : 1;
+	w->limit = initial < 1 ? 1 : initial > w->max ? w->max : initial;
+	if (rate_delay > 0)
+		w->limit = 1;
+}
+
+void
+scheduler_window_grow(struct scheduler_window *w, unsigned rate_delay)
+{
+	if (rate_delay > 0)
+		w->limit = 1;
+	else if (w->limit < w->max)
+		w->limit++;
+}
+
+void
+scheduler_window_shrink(struct scheduler_window *w)
+{
+	if (w->limit > 1)
+		w->limit--;
+}
+
+bool
+scheduler_window_has_room(const struct scheduler_window *w, unsigned active)
+{
+	return active < w->limit && active < w->max;
+}

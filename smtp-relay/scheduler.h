@@ -52,4 +52,26 @@ size_t scheduler_active(const struct scheduler *s);
 /* Messages running now plus those waiting that are due at `now` (O(n)). */
 size_t scheduler_due(const struct scheduler *s, time_t now);
 
+/*
+ * Destination concurrency (Postfix's qmgr slow start): how many deliveries
+ * to one destination may run at once.  It starts at `initial`, grows by one
+ * per success up to `max`, and shrinks by one (never below 1) per failed
+ * connection or 4xx greeting.  With a rate delay it stays at 1.  A plain
+ * value; no event loop.
+ */
+struct scheduler_window {
+	unsigned limit; /* deliveries allowed at once now */
+	unsigned max;   /* max-deliveries-per-destination */
+};
+
+/* Start at `initial` (at least 1, at most max; 1 with a rate delay). */
+void scheduler_window_init(
+    struct scheduler_window *w, unsigned initial, unsigned max, unsigned rate_delay);
+/* A delivery succeeded: one more, up to the cap (1 with a rate delay). */
+void scheduler_window_grow(struct scheduler_window *w, unsigned rate_delay);
+/* The destination failed at connect or greeting: one less, at least 1. */
+void scheduler_window_shrink(struct scheduler_window *w);
+/* May one more start while `active` run? */
+bool scheduler_window_has_room(const struct scheduler_window *w, unsigned active);
+
 #endif

@@ -1,4 +1,7 @@
-/* smtp_client.c - the outbound SMTP client: one message over one connection. */
+/*
+ * smtp_client.c - the outbound SMTP client: one message at a time over one
+ * connection, which the caller may keep for more (RSET between messages).
+ */
 #include "smtp-relay/smtp_client.h"
 
 #include <errno.h>
@@ -7,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "common/addr.h"
+#include "common/config.h"
 
 const struct smtp_client_timeouts smtp_client_default_timeouts = {
     .connect = 30,
@@ -30,6 +36,8 @@ enum client_state {
 	C_HELO,
 	C_TXN,  /* MAIL, RCPT..., DATA replies (pipelined or not) */
 	C_DOT,  /* the content went out: waiting for the final reply */
+	C_IDLE, /* kept between messages (smtp_client_keep) */
+	C_RSET, /* reused: waiting for RSET's 250 before MAIL */
 	C_QUIT, /* results handed over: closing */
 };
 
@@ -58,6 +66,13 @@ struct smtp_client {
 	bool *accepted;
 	bool *decided;
 	struct smtp_client_reply *res;
+	/* reuse */
+	unsigned uses; /* transactions started on this connection */
+	bool reusable; /* the last one ended cleanly: the connection may be kept */
+	bool kept;     /* smtp_client_keep ran inside the callback */
+	bool stale;    /* a kept connection failed before MAIL */
+	smtp_client_gone_fn gone;
+	void *gone_arg;
 };
 
 static void client_free(struct smtp_client *c);
@@ -167,22 +182,37 @@ free_later(struct smtp_client *c)
 	evtimer_add(c->later, &now);
 }
 
-/* Hand the results over, then say QUIT (when the connection is good) and go. */
+/* Say QUIT, and free once it went out (or the peer went). */
 static void
-finish(struct smtp_client *c, bool say_quit)
+say_quit(struct smtp_client *c)
 {
-	decide_rest(c, 0, "connection ended without a reply", false);
 	c->state = C_QUIT;
-	c->done(c->res, c->arg);
-	if (!say_quit || c->bev == NULL) {
-		free_later(c);
-		return;
-	}
 	bufferevent_disable(c->bev, EV_READ);
 	set_timeouts(c, 0, 10);
 	bufferevent_setcb(c->bev, NULL, quit_written_cb, quit_event_cb, c);
 	if (evbuffer_add(bufferevent_get_output(c->bev), "QUIT\r\n", 6) == -1)
 		free_later(c);
+}
+
+/*
+ * Hand the results over, then say QUIT (when the connection is good) and
+ * go -- unless the callback kept the connection (smtp_client_keep).
+ */
+static void
+finish(struct smtp_client *c, bool quit)
+{
+	decide_rest(c, 0, "connection ended without a reply", false);
+	c->state = C_QUIT;
+	c->reusable = quit && c->bev != NULL && !c->stale;
+	c->kept = false;
+	c->done(c->res, c->arg);
+	if (c->kept)
+		return;
+	if (!quit || c->bev == NULL) {
+		free_later(c);
+		return;
+	}
+	say_quit(c);
 }
 
 /* A session-level failure: every open recipient is temporary (code 0). */
@@ -191,7 +221,10 @@ fail(struct smtp_client *c, const char *why)
 {
 	char text[SMTP_CLIENT_TEXT_MAX + ADDR_STRLEN + 32];
 
-	snprintf(text, sizeof(text), "%s: %s", c->peer, why);
+	if (c->state == C_RSET)
+		c->stale = true;
+	snprintf(
+	    text, sizeof(text), "%s: %s%s", c->peer, c->stale ? "reused connection: " : "", why);
 	text[SMTP_CLIENT_TEXT_MAX - 1] = '\0';
 	decide_rest(c, 0, text, false);
 	finish(c, false);
@@ -253,6 +286,7 @@ start_txn(struct smtp_client *c)
 		return;
 	}
 	c->state = C_TXN;
+	c->uses++;
 	set_timeouts(c, c->t.command, c->t.command);
 	/* RFC 2920: the whole MAIL/RCPT/DATA group in one go when pipelining. */
 	for (size_t k = 0; k <= (c->pipelining ? last : 0); k++) {
@@ -382,6 +416,11 @@ handle_reply(struct smtp_client *c)
 			break;
 		start_txn(c);
 		return;
+	case C_RSET:
+		if (c->code / 100 != 2)
+			break;
+		start_txn(c);
+		return;
 	case C_TXN: txn_reply(c); return;
 	case C_DOT:
 		if (!c->discard)
@@ -390,7 +429,7 @@ handle_reply(struct smtp_client *c)
 		return;
 	default: return;
 	}
-	/* The greeting, EHLO or HELO failed: this host will not take mail now. */
+	/* The greeting, EHLO, HELO or RSET failed: this host will not take mail now. */
 	{
 		char why[SMTP_CLIENT_TEXT_MAX + 16];
 
@@ -420,6 +459,19 @@ handle_line(struct smtp_client *c, const char *line, size_t len)
 	return 0;
 }
 
+/* A kept connection ends while idle: tell the owner, then go (QUIT when
+ * the idle time ran out and the peer is still there). */
+static void
+idle_end(struct smtp_client *c, bool timed_out)
+{
+	if (c->gone != NULL)
+		c->gone(c, c->gone_arg);
+	if (timed_out)
+		say_quit(c);
+	else
+		free_later(c);
+}
+
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
@@ -428,6 +480,11 @@ read_cb(struct bufferevent *bev, void *arg)
 	size_t len;
 	char *line;
 
+	if (c->state == C_IDLE) {
+		/* Nothing is due from an idle peer: a 421 or junk ends it. */
+		idle_end(c, false);
+		return;
+	}
 	while (c->state != C_QUIT && c->state != C_CONNECT &&
 	    (line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) != NULL) {
 		int rc = handle_line(c, line, len);
@@ -449,6 +506,10 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	char why[128];
 
 	(void)bev;
+	if (c->state == C_IDLE) {
+		idle_end(c, (what & BEV_EVENT_TIMEOUT) != 0);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		c->state = C_GREETING;
 		set_timeouts(c, c->t.greeting, c->t.command);
@@ -480,12 +541,60 @@ client_free(struct smtp_client *c)
 	free(c);
 }
 
+/* relay { outbound-family; outbound-source }: borrowed, NULL = defaults. */
+static const struct config_relay *outbound;
+
+void
+smtp_client_set_outbound(const struct config_relay *relay)
+{
+	outbound = relay;
+}
+
+bool
+smtp_client_family_ok(const struct addr *to)
+{
+	if (outbound == NULL || outbound->outbound_family == CONFIG_FAMILY_ANY)
+		return true;
+	return addr_family(to) ==
+	    (outbound->outbound_family == CONFIG_FAMILY_IPV4 ? AF_INET : AF_INET6);
+}
+
+/*
+ * The socket for `to`, bound to outbound-source of its family when one is
+ * set, for bufferevent_socket_connect; -1 with errno set.
+ */
+static int
+outbound_socket(const struct addr *to)
+{
+	const struct addr *src = NULL;
+	int fd, err;
+
+	if (!smtp_client_family_ok(to)) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	if (outbound != NULL)
+		src = addr_family(to) == AF_INET ? &outbound->outbound_source4
+		                                 : &outbound->outbound_source6;
+	fd = socket(addr_family(to), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || src == NULL || src->len == 0)
+		return fd;
+	if (bind(fd, addr_sa(src), src->len) == -1) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
 struct smtp_client *
 smtp_client_start(struct event_base *base, const struct addr *to, const struct smtp_client_msg *msg,
     const struct smtp_client_timeouts *t, smtp_client_done_fn done, void *arg)
 {
 	struct smtp_client *c = calloc(1, sizeof(*c));
 	size_t n = msg->nrcpts;
+	int fd = -1;
 
 	if (c == NULL || (c->accepted = calloc(n, sizeof(bool))) == NULL ||
 	    (c->decided = calloc(n, sizeof(bool))) == NULL ||
@@ -503,12 +612,15 @@ smtp_client_start(struct event_base *base, const struct addr *to, const struct s
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	set_timeouts(c, 0, c->t.connect);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(
+	if ((fd = outbound_socket(to)) == -1 || bufferevent_setfd(c->bev, fd) == -1 ||
+	    bufferevent_socket_connect(
 	        c->bev, (struct sockaddr *)(uintptr_t)addr_sa(to), (int)to->len) == -1) {
 		struct timeval now = {0, 0};
 
 		/* Reported from the loop, as promised. */
 		c->connect_errno = errno;
+		if (fd != -1 && bufferevent_getfd(c->bev) != fd)
+			close(fd);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		evtimer_add(c->later, &now);
@@ -520,4 +632,84 @@ void
 smtp_client_cancel(struct smtp_client *c)
 {
 	client_free(c);
+}
+
+int
+smtp_client_keep(struct smtp_client *c, unsigned idle, smtp_client_gone_fn gone, void *arg)
+{
+	if (!c->reusable || c->state != C_QUIT || idle == 0)
+		return -1;
+	c->kept = true;
+	c->state = C_IDLE;
+	c->gone = gone;
+	c->gone_arg = arg;
+	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	set_timeouts(c, idle, 0);
+	bufferevent_enable(c->bev, EV_READ);
+	return 0;
+}
+
+/* Room for a message of n recipients, the per-recipient state cleared. */
+static int
+reset_rcpts(struct smtp_client *c, size_t n)
+{
+	bool *acc = calloc(n ? n : 1, sizeof(bool)), *dec = calloc(n ? n : 1, sizeof(bool));
+	struct smtp_client_reply *res = calloc(n ? n : 1, sizeof(*res));
+
+	if (acc == NULL || dec == NULL || res == NULL) {
+		free(acc);
+		free(dec);
+		free(res);
+		return -1;
+	}
+	free(c->accepted);
+	free(c->decided);
+	free(c->res);
+	c->accepted = acc;
+	c->decided = dec;
+	c->res = res;
+	c->sent = c->answered = c->naccepted = 0;
+	c->mail_failed = c->discard = c->in_reply = false;
+	return 0;
+}
+
+int
+smtp_client_send(
+    struct smtp_client *c, const struct smtp_client_msg *msg, smtp_client_done_fn done, void *arg)
+{
+	if (c->state != C_IDLE || reset_rcpts(c, msg->nrcpts) == -1 ||
+	    evbuffer_add(bufferevent_get_output(c->bev), "RSET\r\n", 6) == -1)
+		return -1;
+	c->msg = *msg;
+	c->done = done;
+	c->arg = arg;
+	c->gone = NULL;
+	c->state = C_RSET;
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	set_timeouts(c, c->t.command, c->t.command);
+	return 0;
+}
+
+bool
+smtp_client_is_reusable(const struct smtp_client *c)
+{
+	return c->reusable;
+}
+
+bool
+smtp_client_is_stale(const struct smtp_client *c)
+{
+	return c->stale;
+}
+
+unsigned
+smtp_client_uses(const struct smtp_client *c)
+{
+	return c->uses;
+}
+
+const char *
+smtp_client_peer(const struct smtp_client *c)
+{
+	return c->peer;
 }

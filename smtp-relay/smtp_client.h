@@ -1,6 +1,8 @@
 /*
  * smtp_client.h - an asynchronous SMTP client (RFC 5321) for delivery: one
- * connection to one address carrying one message to some recipients.
+ * connection to one address carrying one message to some recipients, and
+ * then, when the caller keeps it (smtp_client_keep), more messages over the
+ * same connection with RSET between them (smtp_client_send).
  *
  * EHLO with a HELO fallback, PIPELINING when offered (RFC 2920), SIZE
  * declared (RFC 1870), BODY=8BITMIME when the message says so and the peer
@@ -21,6 +23,7 @@
 #include <stddef.h>
 
 struct addr;
+struct config_relay;
 struct event_base;
 struct evbuffer;
 struct smtp_client;
@@ -66,12 +69,62 @@ typedef void (*smtp_client_done_fn)(const struct smtp_client_reply *results, voi
  * (the callback never runs then).  The client frees itself after the
  * callback returned.
  */
+/*
+ * Where later connections come from (relay { outbound-family;
+ * outbound-source }): `relay` is borrowed until the next call (call again
+ * after a reload); NULL = any family, the kernel's source address.
+ */
+void smtp_client_set_outbound(const struct config_relay *relay);
+
+/* False when outbound-family excludes `to`: skip that address.  A start to
+ * such an address fails as a connect would (EAFNOSUPPORT). */
+bool smtp_client_family_ok(const struct addr *to);
+
 struct smtp_client *smtp_client_start(struct event_base *base, const struct addr *to,
     const struct smtp_client_msg *msg, const struct smtp_client_timeouts *t,
     smtp_client_done_fn done, void *arg);
 
-/* Abandon the delivery: no callback; NULL is a no-op. */
+/* Abandon the delivery, or drop a kept connection without QUIT: no
+ * callback; NULL is a no-op. */
 void smtp_client_cancel(struct smtp_client *c);
+
+/* ---- connection reuse ---- */
+
+/* A kept connection ended while idle (the peer closed it or said something
+ * unasked, or `idle` seconds passed: then QUIT is sent).  The client frees
+ * itself after this returns; the owner forgets it here. */
+typedef void (*smtp_client_gone_fn)(struct smtp_client *c, void *arg);
+
+/*
+ * Only from inside the done callback: keep the connection open for another
+ * message instead of saying QUIT, for at most `idle` seconds.  The caller
+ * owns the client from then on: smtp_client_send, smtp_client_cancel, or
+ * `gone`.  Returns -1 (and the client QUITs and frees itself as before)
+ * when the transaction did not end cleanly (smtp_client_is_reusable) or
+ * idle is 0.
+ */
+int smtp_client_keep(struct smtp_client *c, unsigned idle, smtp_client_gone_fn gone, void *arg);
+
+/*
+ * Another message over a kept connection: RSET, then the transaction as in
+ * smtp_client_start (results, callback, freeing).  The results of the last
+ * callback are invalid from here on.  -1 when out of memory: the client is
+ * still kept, idle.  When the peer closed the connection or RSET fails,
+ * every result is code 0 and smtp_client_is_stale is true in the callback:
+ * not the message's fault, send it over a new connection.
+ */
+int smtp_client_send(
+    struct smtp_client *c, const struct smtp_client_msg *msg, smtp_client_done_fn done, void *arg);
+
+/* In the done callback: may the connection be kept (the last transaction
+ * ended with every reply read, the peer still there)? */
+bool smtp_client_is_reusable(const struct smtp_client *c);
+/* In the done callback: a kept connection failed before MAIL (see above). */
+bool smtp_client_is_stale(const struct smtp_client *c);
+/* Transactions started over this connection so far. */
+unsigned smtp_client_uses(const struct smtp_client *c);
+/* "192.0.2.1:25": the peer, borrowed. */
+const char *smtp_client_peer(const struct smtp_client *c);
 
 /* ---- the parts below are exposed for unit tests ---- */
 

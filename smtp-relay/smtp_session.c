@@ -29,6 +29,14 @@
 #define SMTP_MAX_HOPS 100
 /* Replies queued for a client that does not read before we stop reading. */
 #define SMTP_OUTPUT_HIGH (64 * 1024)
+/*
+ * DATA is held in memory up to SMTP_SPOOL_CHUNK octets; beyond that it goes
+ * to the queue's tmp/ through the disk pool in pieces of at least that
+ * size, and reading stops while SMTP_SPOOL_HIGH octets wait for a write in
+ * hand: a session's memory is bounded whatever the message size.
+ */
+#define SMTP_SPOOL_CHUNK (32 * 1024)
+#define SMTP_SPOOL_HIGH  (128 * 1024)
 /* Bad commands tolerated before the session is closed. */
 #define SMTP_MAX_ERRORS   20
 #define SMTP_HELO_MAX     255
@@ -56,6 +64,7 @@ enum data_flaw {
 	DATA_OK,
 	DATA_LINE_TOO_LONG,
 	DATA_TOO_BIG,
+	DATA_SPOOL_FAILED, /* writing to the spool failed: spool_err tells why */
 };
 
 struct smtp_session {
@@ -85,7 +94,10 @@ struct smtp_session {
 	struct commit_job *job; /* in the disk pool (state QUEUEING) */
 	uint64_t declared_size;
 	/* DATA state. */
-	struct evbuffer *msg;
+	struct evbuffer *msg;     /* content not yet handed to the spool */
+	struct disk_spool *spool; /* the content beyond SMTP_SPOOL_CHUNK; NULL */
+	int spool_err;            /* errno of the failed spool write */
+	bool spool_wait;          /* reading stopped: too much waits for the spool */
 	uint64_t msg_size;
 	unsigned received_lines;
 	bool in_headers;
@@ -251,6 +263,8 @@ transaction_reset(struct smtp_session *s)
 	s->env = NULL;
 	s->qid[0] = '\0';
 	s->declared_size = 0;
+	disk_spool_free(s->spool);
+	s->spool = NULL;
 	if (s->msg != NULL)
 		evbuffer_drain(s->msg, evbuffer_get_length(s->msg));
 }
@@ -270,6 +284,8 @@ session_enter_state(struct smtp_session *s, enum smtp_state state)
 		s->in_headers = true;
 		s->in_long_line = false;
 		s->flaw = DATA_OK;
+		s->spool_err = 0;
+		s->spool_wait = false;
 		break;
 	case SMTP_STATE_CLOSING:
 	case SMTP_STATE_QUEUEING: bufferevent_disable(s->bev, EV_READ); break;
@@ -331,7 +347,8 @@ cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 
 /*
  * Nothing is accepted that cannot be stored: while the queue cannot be
- * written or the disk is below queue-min-free, MAIL is deferred (as Postfix
+ * written, the disk is below queue-min-free or the queue holds
+ * queue-max-messages messages, MAIL is deferred (as Postfix
  * does).  True when a reply was given.
  */
 static bool
@@ -345,6 +362,7 @@ mail_deferred(struct smtp_session *s, const char *sender)
 		    "451 4.3.0 Error: queue file write error, try again later");
 		break;
 	case INTAKE_DISK_RESERVE:
+	case INTAKE_QUEUE_FULL:
 		reject(s, "MAIL", sender, NULL, "452 4.3.1 Insufficient system storage");
 		break;
 	default: return false;
@@ -730,7 +748,12 @@ message_commit(struct smtp_session *s)
 	}
 	s->env->arrival = time(NULL);
 	build_received(s, received, SMTP_RECEIVED_MAX);
-	s->job = disk_pool_commit(s->ctx->pool, s->env, received, s->msg, commit_done_cb, s);
+	if (s->spool != NULL)
+		s->job = disk_pool_commit_spool(
+		    s->ctx->pool, s->env, received, s->spool, s->msg, commit_done_cb, s);
+	else
+		s->job =
+		    disk_pool_commit(s->ctx->pool, s->env, received, s->msg, commit_done_cb, s);
 	if (s->job == NULL) {
 		free(received);
 		s->ctx->stats->queue_errors++;
@@ -740,6 +763,7 @@ message_commit(struct smtp_session *s)
 	}
 	s->env = NULL;
 	s->msg = NULL;
+	s->spool = NULL;
 }
 
 static void
@@ -749,14 +773,24 @@ message_end(struct smtp_session *s)
 	const char *refusal = NULL;
 
 	s->last_cmd = "END-OF-MESSAGE";
-	if (s->flaw == DATA_LINE_TOO_LONG)
+	if (s->spool != NULL && disk_spool_is_busy(s->spool)) {
+		/* spool_done_cb comes back here when the write in hand is done. */
+		session_enter_state(s, SMTP_STATE_QUEUEING);
+		return;
+	}
+	if (s->flaw == DATA_SPOOL_FAILED) {
+		st->queue_errors++;
+		refusal = s->spool_err == ENOSPC || s->spool_err == EDQUOT
+		    ? "452 4.3.1 Error: insufficient system storage"
+		    : "451 4.3.0 Error: queue file write error";
+	} else if (s->flaw == DATA_LINE_TOO_LONG)
 		refusal = "500 5.5.2 Error: line too long (RFC 5321 limit is 1000 octets)";
 	else if (s->flaw == DATA_TOO_BIG)
 		refusal = "552 5.3.4 Message size exceeds fixed maximum message size";
 	else if (s->received_lines >= SMTP_MAX_HOPS)
 		refusal = "554 5.4.6 Error: too many hops (mail loop)";
 	if (refusal != NULL) {
-		st->messages_refused++;
+		st->messages_refused += s->flaw != DATA_SPOOL_FAILED;
 		reject(
 		    s, "END-OF-MESSAGE", s->env->sender, s->env->rcpts[0].address, "%s", refusal);
 	} else {
@@ -788,6 +822,66 @@ keep_message_id(struct smtp_session *s, const char *v, size_t len)
 	s->msgid[n] = '\0';
 }
 
+/*
+ * The message will be refused at its final dot: nothing more is kept, and
+ * the spool (its file) goes now.
+ */
+static void
+data_refused(struct smtp_session *s, enum data_flaw flaw, int err)
+{
+	s->flaw = flaw;
+	s->spool_err = err;
+	evbuffer_drain(s->msg, evbuffer_get_length(s->msg));
+	disk_spool_free(s->spool);
+	s->spool = NULL;
+}
+
+static void spool_done_cb(int err, void *arg);
+
+/* Hand what is held to the spool once there is a chunk and no write in hand. */
+static void
+spool_flush(struct smtp_session *s)
+{
+	if (s->flaw != DATA_OK || evbuffer_get_length(s->msg) < SMTP_SPOOL_CHUNK)
+		return;
+	if (s->spool == NULL && (s->spool = disk_spool_new(s->ctx->pool, s->qid)) == NULL) {
+		log_warnx("smtp: %s: spool: out of memory", queue_id(s));
+		data_refused(s, DATA_SPOOL_FAILED, ENOMEM);
+		return;
+	}
+	if (disk_spool_is_busy(s->spool))
+		return;
+	if (disk_spool_write(s->spool, s->msg, spool_done_cb, s) == -1) {
+		log_warnx("smtp: %s: spool: out of memory", queue_id(s));
+		data_refused(s, DATA_SPOOL_FAILED, ENOMEM);
+	}
+}
+
+/* A spool write is done: the next one, the final dot, or reading again. */
+static void
+spool_done_cb(int err, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (err != 0)
+		intake_write_failed(s->ctx->intake, err);
+	if (err != 0 && s->flaw == DATA_OK)
+		data_refused(s, DATA_SPOOL_FAILED, err);
+	if (s->state == SMTP_STATE_QUEUEING && s->job == NULL) {
+		message_end(s);
+		if (s->state == SMTP_STATE_QUEUEING)
+			return;
+	} else {
+		spool_flush(s);
+		if (!s->spool_wait)
+			return;
+	}
+	s->spool_wait = false;
+	if (!s->paused)
+		bufferevent_enable(s->bev, EV_READ);
+	session_process(s);
+}
+
 /* One complete line of content (with its CRLF) that is not the final dot. */
 static void
 data_line(struct smtp_session *s, const char *line, size_t len)
@@ -810,11 +904,11 @@ data_line(struct smtp_session *s, const char *line, size_t len)
 	if (s->flaw != DATA_OK)
 		return;
 	if (s->msg_size > r->max_message_size) {
-		s->flaw = DATA_TOO_BIG;
-		evbuffer_drain(s->msg, evbuffer_get_length(s->msg));
+		data_refused(s, DATA_TOO_BIG, 0);
 		return;
 	}
 	evbuffer_add(s->msg, line, len);
+	spool_flush(s);
 }
 
 /* An over-long line: drop it, but still refuse a bare LF at its end. */
@@ -825,7 +919,7 @@ data_long_line(struct smtp_session *s, struct evbuffer *in, ssize_t lf)
 	char cr = '\0';
 
 	if (s->flaw == DATA_OK)
-		s->flaw = DATA_LINE_TOO_LONG;
+		data_refused(s, DATA_LINE_TOO_LONG, 0);
 	if (lf == -1) {
 		if (evbuffer_get_length(in) < 2)
 			return false;
@@ -888,6 +982,12 @@ session_process(struct smtp_session *s)
 			bufferevent_disable(s->bev, EV_READ);
 			return;
 		}
+		if (s->state == SMTP_STATE_DATA && s->spool != NULL &&
+		    evbuffer_get_length(s->msg) >= SMTP_SPOOL_HIGH) {
+			s->spool_wait = true;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
 		if (s->state == SMTP_STATE_DATA)
 			more = read_data(s, in);
 		else
@@ -921,7 +1021,7 @@ write_cb(struct bufferevent *bev, void *arg)
 		session_gone(s);
 		return;
 	}
-	if (s->paused && s->state != SMTP_STATE_QUEUEING) {
+	if (s->paused && s->state != SMTP_STATE_QUEUEING && !s->spool_wait) {
 		s->paused = false;
 		bufferevent_enable(s->bev, EV_READ);
 		session_process(s);
@@ -994,6 +1094,7 @@ smtp_session_free(struct smtp_session *s)
 	log_info("smtp: disconnect from %s %s", s->client_name, counts);
 	if (s->job != NULL)
 		disk_pool_cancel(s->ctx->pool, s->job);
+	disk_spool_free(s->spool);
 	bufferevent_free(s->bev);
 	queue_env_free(s->env);
 	if (s->msg != NULL)

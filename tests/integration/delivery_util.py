@@ -4,7 +4,6 @@ with a resolver section pointing at NSD, and small waiting helpers."""
 import email
 import email.policy
 import os
-import socket
 import threading
 
 import mxb
@@ -28,32 +27,21 @@ class Sink:
         self.data_reply = "250 2.0.0 queued"
         self.messages = []
         self.connections = 0
+        self.peers = []  # the client address of every connection
         self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self.listener = mxb.TcpResponder(host, port, self._accepted, backlog=64)
 
     def close(self):
-        self._stop = True
-        self._thread.join(5)
-        self.sock.close()
+        self.listener.close()
 
-    def _serve(self):
-        while not self._stop:
+    def _accepted(self, conn):
+        with self.lock:
+            self.connections += 1
             try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
+                self.peers.append(conn.getpeername()[0])
             except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+                pass
+        threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn):
         conn.settimeout(30)
@@ -206,3 +194,89 @@ def send(relay, sender, rcpts, **kw):
     c.close()
     assert code == 250, text
     return text.split()[-1]
+
+
+class _NotingReader:
+    """Reads lines from f and notes RSET, MAIL and QUIT on the sink.  A
+    plain object, not a closure: no reference cycle keeps the socket open
+    after the sink hangs up."""
+
+    def __init__(self, f, sink):
+        self.f, self.sink = f, sink
+
+    def readline(self):
+        raw = self.f.readline()
+        verb = raw[:4].decode("latin-1").upper()
+        if verb in ("RSET", "MAIL", "QUIT"):
+            self.sink._event(verb)
+        return raw
+
+
+class ReuseSink(Sink):
+    """A Sink that notes when connections open and close and when RSET,
+    MAIL and QUIT arrive (events: (time, what)); it can hang up right after
+    each message's final reply, or wait `delay` seconds before giving it."""
+
+    def __init__(self, host, port, hangup=False, delay=0.0, **kw):
+        self.hangup, self.delay = hangup, delay
+        self.events = []
+        super().__init__(host, port, **kw)
+
+    def _event(self, what):
+        import time
+        with self.lock:
+            self.events.append((time.monotonic(), what))
+
+    def count(self, what):
+        with self.lock:
+            return sum(1 for _, w in self.events if w == what)
+
+    def _accepted(self, conn):
+        self._event("connect")
+        super()._accepted(conn)
+
+    def _session(self, conn):
+        try:
+            super()._session(conn)
+        finally:
+            self._event("close")
+
+    def _commands(self, f, out):
+        import time
+        sink = self
+
+        def reply(line):
+            final = line == sink.data_reply
+            if final and sink.delay:
+                time.sleep(sink.delay)
+            out(line)
+            if final and sink.hangup:
+                raise ValueError("hang up after the message")
+        return super()._commands(_NotingReader(f, self), reply)
+
+
+class GreetingFailer:
+    """Accepts TCP connections, waits `delay` seconds, says 421 and closes:
+    a next hop that fails at the greeting."""
+
+    def __init__(self, host, port, delay=0.5):
+        self.delay = delay
+        self.connections = 0
+        self.listener = mxb.TcpResponder(host, port, self._accepted, backlog=64)
+
+    def close(self):
+        self.listener.close()
+
+    def _accepted(self, conn):
+        self.connections += 1
+        threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        import time
+        try:
+            time.sleep(self.delay)
+            conn.sendall(b"421 4.3.2 busy, try later\r\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()

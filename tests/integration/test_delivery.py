@@ -25,6 +25,9 @@ mx3       A {MX3}
 mixed     MX 10 mx4
 mx4       A {MX4}
 dead      MX 10 mx1
+dual      MX 10 mxd
+mxd       A {MX4}
+mxd       AAAA 2001:db8::25
 """
 SENDER = f"""
 @         MX 10 mx
@@ -60,6 +63,41 @@ def world(daemons):
     w = World(daemons)
     yield w
     w.close()
+
+
+def test_outbound_source_address(daemons):
+    """outbound-source: the next hop sees the configured address, also after
+    the first MX (nothing listens there) refused the connection."""
+    w = World(daemons, extra="outbound-source { 127.0.0.9; };")
+    try:
+        send(w.relay, "alice@sender.test", ["user@remote.test"], subject="source")
+        w.sinks[MX2].wait_messages(1, relay=w.relay)
+        w.wait_empty()
+        assert set(w.sinks[MX2].peers) == {"127.0.0.9"}, w.sinks[MX2].peers
+    finally:
+        w.close()
+
+
+def test_outbound_family(daemons):
+    """outbound-family: ipv4 delivers to the A of a next hop that also has
+    an (unreachable) AAAA; ipv6 never connects to an IPv4 address."""
+    w = World(daemons, extra="outbound-family ipv4;")
+    try:
+        send(w.relay, "alice@sender.test", ["user@dual.remote.test"], subject="v4")
+        w.sinks[MX4].wait_messages(1, relay=w.relay)
+        w.wait_empty()
+    finally:
+        w.close()
+    w = World(daemons, extra="outbound-family ipv6;")
+    try:
+        qid = send(w.relay, "alice@sender.test", ["user@remote.test"], subject="v6")
+        mxb.wait_until(lambda: f"{qid}: to=<user@remote.test>" in w.relay.d.log(), 20,
+                       "the attempt to be logged")
+        assert w.sinks[MX2].connections == 0 and w.sinks[MX2].messages == []
+        tried = [l for l in w.relay.d.log().splitlines() if f"{qid}: to=" in l]
+        assert tried and not any("result=delivered" in l for l in tried), tried
+    finally:
+        w.close()
 
 
 def log_lines(relay, qid):

@@ -1,6 +1,7 @@
 /*
  * test_deliver.c - the queue runner's scheduler (due order, concurrency,
- * flush, done, forget) and the delivery configuration statements.
+ * flush, done, forget), destination slow start (scheduler_window) and the
+ * delivery configuration statements.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,14 +127,49 @@ test_config(void)
 	config_free(cfg);
 	cfg = load("relay { };\n");
 	ok(cfg != NULL && !cfg->relay.hold_delivery, "hold-delivery defaults to no");
+	ok(cfg != NULL && cfg->relay.connection_reuse_time == 2 &&
+	        cfg->relay.connection_reuse_limit == 100 &&
+	        cfg->relay.initial_destination_concurrency == 2 &&
+	        cfg->relay.destination_rate_delay == 0,
+	    "reuse 2 s / 100 messages, slow start from 2, no rate delay by default");
 	config_free(cfg);
 	ok(load("relay { hold-delivery maybe; };\n") == NULL, "hold-delivery takes yes/no");
+}
+
+static void
+test_window(void)
+{
+	struct scheduler_window w;
+
+	scheduler_window_init(&w, 2, 4, 0);
+	is_int(w.limit, 2, "slow start: initial 2");
+	ok(scheduler_window_has_room(&w, 1) && !scheduler_window_has_room(&w, 2), "room for 2");
+	for (int i = 0; i < 5; i++)
+		scheduler_window_grow(&w, 0);
+	is_int(w.limit, 4, "grows to the cap, not past it");
+	scheduler_window_shrink(&w);
+	is_int(w.limit, 3, "a failure: one less");
+	for (int i = 0; i < 5; i++)
+		scheduler_window_shrink(&w);
+	is_int(w.limit, 1, "never below 1");
+	ok(scheduler_window_has_room(&w, 0) && !scheduler_window_has_room(&w, 1), "room for 1");
+	scheduler_window_grow(&w, 0);
+	is_int(w.limit, 2, "grows again");
+	scheduler_window_init(&w, 9, 3, 0);
+	is_int(w.limit, 3, "initial above the cap: the cap");
+	scheduler_window_init(&w, 0, 3, 0);
+	is_int(w.limit, 1, "initial 0: 1");
+	scheduler_window_init(&w, 2, 4, 5);
+	is_int(w.limit, 1, "a rate delay: 1");
+	scheduler_window_grow(&w, 5);
+	is_int(w.limit, 1, "a rate delay: stays 1");
 }
 
 int
 main(void)
 {
 	test_scheduler();
+	test_window();
 	test_config();
 	return tap_done();
 }

@@ -1,8 +1,10 @@
 /*
  * test_smtp_client.c - the reply parser, dot-stuffing, and whole
  * conversations against a scripted server in the same event loop:
- * PIPELINING, per-recipient results, HELO fallback, SIZE, refused connects.
+ * PIPELINING, per-recipient results, HELO fallback, SIZE, refused connects,
+ * and connection reuse (RSET between messages, idle end, a stale peer).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,9 @@ struct server {
 	bool in_data;
 	int replies_before_read; /* to check pipelining: lines seen in one read */
 	int max_batch;
+	int accepts;          /* connections accepted */
+	bool close_after_dot; /* hang up right after each message's 250 */
+	bool hangup;          /* ... once the 250 went out */
 };
 
 static void
@@ -94,6 +99,7 @@ serve_line(struct server *s, struct bufferevent *bev, const char *line)
 		if (strcmp(line, ".") == 0) {
 			s->in_data = false;
 			say(bev, "250 2.0.0 queued");
+			s->hangup = s->close_after_dot;
 		}
 		return;
 	}
@@ -118,7 +124,9 @@ serve_line(struct server *s, struct bufferevent *bev, const char *line)
 	else if (strcmp(line, "DATA") == 0) {
 		s->in_data = true;
 		say(bev, "354 go");
-	} else if (strcmp(line, "QUIT") == 0)
+	} else if (strcmp(line, "RSET") == 0)
+		say(bev, "250 reset");
+	else if (strcmp(line, "QUIT") == 0)
 		say(bev, "221 bye");
 	else
 		say(bev, "500 what");
@@ -144,6 +152,17 @@ server_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+server_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct server *s = arg;
+
+	if (s->hangup) {
+		s->hangup = false;
+		bufferevent_free(bev);
+	}
+}
+
+static void
 server_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	(void)what;
@@ -159,7 +178,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 
 	(void)sa;
 	(void)len;
-	bufferevent_setcb(bev, server_read_cb, NULL, server_event_cb, arg);
+	((struct server *)arg)->accepts++;
+	bufferevent_setcb(bev, server_read_cb, server_write_cb, server_event_cb, arg);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	say(bev, "220 test.server ESMTP");
 }
@@ -271,11 +291,132 @@ test_conversations(void)
 	    o.res[0].text);
 }
 
+/* ---- reuse: two messages, one connection ---- */
+
+struct reuse {
+	struct event_base *base;
+	struct smtp_client_msg m;
+	int dones, gones;
+	unsigned codes[2];
+	char text[2][SMTP_CLIENT_TEXT_MAX];
+	bool stale[2], send_in_done;
+	struct smtp_client *kept;
+};
+
+static void reuse_done_cb(const struct smtp_client_reply *res, void *arg);
+
+static void
+reuse_gone_cb(struct smtp_client *c, void *arg)
+{
+	struct reuse *r = arg;
+
+	(void)c;
+	r->gones++;
+	r->kept = NULL;
+	event_base_loopexit(r->base, NULL);
+}
+
+static void
+reuse_done_cb(const struct smtp_client_reply *res, void *arg)
+{
+	struct reuse *r = arg;
+	struct smtp_client *c = r->kept;
+
+	r->codes[r->dones] = res[0].code;
+	snprintf(r->text[r->dones], sizeof(r->text[0]), "%s", res[0].text);
+	r->stale[r->dones] = smtp_client_is_stale(c);
+	if (r->dones++ == 0 && smtp_client_keep(c, 1, reuse_gone_cb, r) == 0 && r->send_in_done) {
+		/* At once, before the loop sees the peer's close. */
+		ok(smtp_client_send(c, &r->m, reuse_done_cb, r) == 0,
+		    "sent over the kept connection");
+		return;
+	}
+	if (r->dones == 1)
+		event_base_loopexit(r->base, NULL);
+}
+
+/* Listen on loopback; the address into *a.  NULL on failure. */
+static struct evconnlistener *
+listen_any(struct event_base *base, struct server *srv, struct addr *a)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct evconnlistener *l;
+
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	l = evconnlistener_new_bind(base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+	    16, (struct sockaddr *)&sin, sizeof(sin));
+	if (l != NULL) {
+		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl);
+		addr_from_sockaddr((struct sockaddr *)&ss, sl, a);
+	}
+	return l;
+}
+
+static void
+test_reuse(void)
+{
+	static const char *const rcpts[] = {"good@x.test"};
+	static const char content[] = "Subject: r\r\n\r\nbody\r\n";
+	struct server srv = {.ehlo = true, .pipelining = true};
+	struct reuse r = {
+	    .m = {"relay.test", "s@x.test", rcpts, 1, content, sizeof(content) - 1, false}};
+	struct addr a;
+	struct evconnlistener *l;
+
+	r.base = event_base_new();
+	l = listen_any(r.base, &srv, &a);
+	r.kept = smtp_client_start(r.base, &a, &r.m, NULL, reuse_done_cb, &r);
+	event_base_dispatch(r.base);
+	ok(r.dones == 1 && r.codes[0] == 250 && r.kept != NULL, "first message, connection kept");
+	ok(smtp_client_uses(r.kept) == 1, "one use");
+	ok(smtp_client_send(r.kept, &r.m, reuse_done_cb, &r) == 0, "second message sent");
+	event_base_loopexit(r.base, &(struct timeval){0, 500000});
+	event_base_dispatch(r.base);
+	is_int(r.dones, 2, "second message: done");
+	is_int(r.codes[1], 250, "second message: 250");
+	ok(!r.stale[1], "not stale");
+	is_int(srv.accepts, 1, "one connection for two messages");
+	ok(strstr(srv.log, "|.|RSET|MAIL FROM:<s@x.test>|") != NULL, "RSET before MAIL: %s",
+	    srv.log);
+	is_int(r.gones, 0, "second not kept: not gone");
+	ok(strstr(srv.log, "|.|QUIT|") != NULL, "QUIT at the end");
+
+	/* Kept, idle: the idle time ends it with QUIT. */
+	memset(srv.log, 0, sizeof(srv.log));
+	r.dones = 0;
+	r.kept = smtp_client_start(r.base, &a, &r.m, NULL, reuse_done_cb, &r);
+	event_base_dispatch(r.base);
+	event_base_dispatch(r.base); /* until gone */
+	is_int(r.gones, 1, "idle time over: gone");
+	event_base_loopexit(r.base, &(struct timeval){0, 200000});
+	event_base_dispatch(r.base);
+	ok(strstr(srv.log, "|.|QUIT|") != NULL, "idle end says QUIT: %s", srv.log);
+
+	/* The peer hangs up after the message: the next one sees a stale connection. */
+	srv.close_after_dot = true;
+	r.dones = r.gones = 0;
+	r.send_in_done = true;
+	r.kept = smtp_client_start(r.base, &a, &r.m, NULL, reuse_done_cb, &r);
+	event_base_loopexit(r.base, &(struct timeval){2, 0});
+	event_base_dispatch(r.base);
+	tap_diag("stale: %s / %s", r.text[0], r.text[1]);
+	is_int(r.dones, 2, "stale: both callbacks ran");
+	ok(r.stale[1] && r.codes[1] == 0, "stale: code 0, marked stale");
+	event_base_loopexit(r.base, &(struct timeval){0, 200000});
+	event_base_dispatch(r.base);
+	evconnlistener_free(l);
+	event_base_free(r.base);
+}
+
 int
 main(void)
 {
 	test_parse();
 	test_stuff();
 	test_conversations();
+	signal(SIGPIPE, SIG_IGN); /* as smtp-relayd: a write to a closed peer */
+	test_reuse();
 	return tap_done();
 }
