@@ -177,9 +177,11 @@ build_many_cb(void *arg)
 
 	for (int i = 0; i < 20; i++) {
 		struct zone *z = zone_load("example.test", a->file, err, sizeof(err));
-		const struct prep *p = z != NULL
-		    ? zone_answer(z, (const uint8_t *)"\x02no\x07example\x04test", 17, 1)
-		    : NULL;
+		const struct prep *p = z != NULL ? zone_answer(z,
+		                                       (const uint8_t *)"\x02no\x07"
+		                                                        "example\x04test",
+		                                       17, 1)
+		                                 : NULL;
 
 		if (z == NULL || p == NULL || (a->digest != 0 && zone_digest(z) != a->digest) ||
 		    (a->nxlen != 0 && p->len != a->nxlen))
