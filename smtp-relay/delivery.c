@@ -900,7 +900,9 @@ apply_outcome(
 		q->state = QUEUE_RCPT_DELIVERED;
 		return;
 	}
-	if (o->outcome != OUT_PERM && age < (time_t)relay->queue_lifetime) {
+	/* Whole seconds on both sides: a message that arrived at x.95 is "1 s
+	 * old" at x+1.05; give up only when it is surely past the lifetime. */
+	if (o->outcome != OUT_PERM && age <= (time_t)relay->queue_lifetime) {
 		/* A flush is an extra attempt, not a step: retrying now must not
 		 * double the wait after it. */
 		if (!o->forced)
