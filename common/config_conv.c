@@ -23,8 +23,20 @@
 
 /* ---- value conversion ------------------------------------------------- */
 
-int
-config_parse_duration(const char *s, unsigned *out)
+/*
+ * A decimal number with an optional one-letter unit ("30m", "10M"), the
+ * unit looked up in `units` (upper case letters, a multiplier each);
+ * `suffix` is a second letter also allowed after the unit ("10MB"), or 0.
+ * *out = number * multiplier; 0, or -1 when malformed or above `max`.
+ */
+struct unit {
+	char letter;
+	unsigned long long mult;
+};
+
+static int
+number_with_unit(const char *s, const struct unit *units, char suffix, unsigned long long max,
+    unsigned long long *out)
 {
 	unsigned long long v, mult = 1;
 	char *end;
@@ -36,48 +48,46 @@ config_parse_duration(const char *s, unsigned *out)
 	if (errno != 0)
 		return -1;
 	if (*end != '\0') {
-		switch (tolower((unsigned char)*end)) {
-		case 's': mult = 1; break;
-		case 'm': mult = 60; break;
-		case 'h': mult = 3600; break;
-		case 'd': mult = 86400; break;
-		case 'w': mult = 7 * 86400; break;
-		default: return -1;
-		}
-		if (end[1] != '\0')
+		const struct unit *u = units;
+
+		while (u->letter != '\0' && u->letter != toupper((unsigned char)*end))
+			u++;
+		if (u->letter == '\0')
+			return -1;
+		mult = u->mult;
+		if (end[1] != '\0' &&
+		    !(suffix != 0 && toupper((unsigned char)end[1]) == suffix && end[2] == '\0'))
 			return -1;
 	}
-	if (v > UINT_MAX / mult)
+	if (v > max / mult)
 		return -1;
-	*out = (unsigned)(v * mult);
+	*out = v * mult;
+	return 0;
+}
+
+int
+config_parse_duration(const char *s, unsigned *out)
+{
+	static const struct unit units[] = {
+	    {'S', 1}, {'M', 60}, {'H', 3600}, {'D', 86400}, {'W', 7 * 86400}, {'\0', 0}};
+	unsigned long long v;
+
+	if (number_with_unit(s, units, 0, UINT_MAX, &v) == -1)
+		return -1;
+	*out = (unsigned)v;
 	return 0;
 }
 
 int
 config_parse_size(const char *s, uint64_t *out)
 {
-	unsigned long long v, mult = 1;
-	char *end;
+	static const struct unit units[] = {
+	    {'K', 1ULL << 10}, {'M', 1ULL << 20}, {'G', 1ULL << 30}, {'\0', 0}};
+	unsigned long long v;
 
-	if (!isdigit((unsigned char)s[0]))
+	if (number_with_unit(s, units, 'B', UINT64_MAX, &v) == -1)
 		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end != '\0') {
-		switch (toupper((unsigned char)*end)) {
-		case 'K': mult = 1ULL << 10; break;
-		case 'M': mult = 1ULL << 20; break;
-		case 'G': mult = 1ULL << 30; break;
-		default: return -1;
-		}
-		if (end[1] != '\0' && !(toupper((unsigned char)end[1]) == 'B' && end[2] == '\0'))
-			return -1;
-	}
-	if (v > UINT64_MAX / mult)
-		return -1;
-	*out = v * mult;
+	*out = v;
 	return 0;
 }
 
