@@ -482,6 +482,26 @@ client_done_cb(const struct smtp_client_reply *res, void *arg)
 	job_done(j);
 }
 
+/* False when relay { outbound-family } excludes `a`: never tried. */
+static bool
+family_allowed(const struct config_relay *relay, const struct addr *a)
+{
+	if (relay->outbound_family == CONFIG_FAMILY_ANY)
+		return true;
+	return addr_family(a) ==
+	    (relay->outbound_family == CONFIG_FAMILY_IPV4 ? AF_INET : AF_INET6);
+}
+
+/* relay { outbound-source } of to's family, or NULL (the kernel chooses). */
+static const struct addr *
+source_for(const struct config_relay *relay, const struct addr *to)
+{
+	const struct addr *s =
+	    addr_family(to) == AF_INET ? &relay->outbound_source4 : &relay->outbound_source6;
+
+	return s->len != 0 ? s : NULL;
+}
+
 /* The next address of the route, or NULL when every one was tried. */
 static const struct addr *
 next_address(struct job *j)
@@ -489,7 +509,7 @@ next_address(struct job *j)
 	while (j->hop < j->route->nhops) {
 		struct route_hop *h = &j->route->hops[j->hop];
 
-		while (j->addr < h->naddrs && !smtp_client_family_ok(&h->addrs[j->addr]))
+		while (j->addr < h->naddrs && !family_allowed(j->run->d->relay, &h->addrs[j->addr]))
 			j->addr++; /* outbound-family excludes it */
 		if (j->addr < h->naddrs) {
 			snprintf(j->hopname, sizeof(j->hopname), "%s", h->host);
@@ -568,8 +588,8 @@ job_try(struct job *j)
 	if (job_reuse(j, &to, &m) == 0)
 		return;
 	r->d->st.conn_new++;
-	if ((j->client = smtp_client_start(
-	         r->d->base, &to, &m, &r->d->timeouts, client_done_cb, j)) == NULL) {
+	if ((j->client = smtp_client_start(r->d->base, &to, source_for(r->d->relay, &to), &m,
+	         &r->d->timeouts, client_done_cb, j)) == NULL) {
 		for (size_t i = 0; i < j->nopen; i++)
 			record(j, j->open[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
 		slot_release(j);

@@ -19,7 +19,6 @@
 #include "smtp-relay/intake.h"
 #include "smtp-relay/maildir.h"
 #include "smtp-relay/queue.h"
-#include "smtp-relay/smtp_client.h"
 #include "smtp-relay/smtp_server.h"
 
 static const struct prog_info relayd_info = {
@@ -75,7 +74,6 @@ reload(struct relayd *d)
 	}
 	smtp_server_reconfigure(d->server, &cfg->relay, p);
 	intake_reconfigure(d->intake, &cfg->relay);
-	smtp_client_set_outbound(&cfg->relay);
 	delivery_reconfigure(d->delivery, cfg, p);
 	policy_free(d->policy);
 	d->policy = p;
@@ -176,7 +174,6 @@ setup_disk(struct relayd *d)
 	    (d->intake = intake_new(d->base, d->queue, d->pool, &d->cfg->relay)) == NULL)
 		return -1;
 	disk_pool_set_observer(d->pool, intake_commit_cb, d->intake);
-	smtp_client_set_outbound(&d->cfg->relay);
 	return 0;
 }
 

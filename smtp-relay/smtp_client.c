@@ -18,7 +18,6 @@
 #include <event2/event.h>
 
 #include "common/addr.h"
-#include "common/config.h"
 
 const struct smtp_client_timeouts smtp_client_default_timeouts = {
     .connect = 30,
@@ -541,45 +540,19 @@ client_free(struct smtp_client *c)
 	free(c);
 }
 
-/* relay { outbound-family; outbound-source }: borrowed, NULL = defaults. */
-static const struct config_relay *outbound;
-
-void
-smtp_client_set_outbound(const struct config_relay *relay)
-{
-	outbound = relay;
-}
-
-bool
-smtp_client_family_ok(const struct addr *to)
-{
-	if (outbound == NULL || outbound->outbound_family == CONFIG_FAMILY_ANY)
-		return true;
-	return addr_family(to) ==
-	    (outbound->outbound_family == CONFIG_FAMILY_IPV4 ? AF_INET : AF_INET6);
-}
-
 /*
- * The socket for `to`, bound to outbound-source of its family when one is
- * set, for bufferevent_socket_connect; -1 with errno set.
+ * The socket for `to`, bound to `source` when it is set (an address of the
+ * same family), for bufferevent_socket_connect; -1 with errno set.
  */
 static int
-outbound_socket(const struct addr *to)
+outbound_socket(const struct addr *to, const struct addr *source)
 {
-	const struct addr *src = NULL;
 	int fd, err;
 
-	if (!smtp_client_family_ok(to)) {
-		errno = EAFNOSUPPORT;
-		return -1;
-	}
-	if (outbound != NULL)
-		src = addr_family(to) == AF_INET ? &outbound->outbound_source4
-		                                 : &outbound->outbound_source6;
 	fd = socket(addr_family(to), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1 || src == NULL || src->len == 0)
+	if (fd == -1 || source == NULL || source->len == 0)
 		return fd;
-	if (bind(fd, addr_sa(src), src->len) == -1) {
+	if (bind(fd, addr_sa(source), source->len) == -1) {
 		err = errno;
 		close(fd);
 		errno = err;
@@ -589,8 +562,9 @@ outbound_socket(const struct addr *to)
 }
 
 struct smtp_client *
-smtp_client_start(struct event_base *base, const struct addr *to, const struct smtp_client_msg *msg,
-    const struct smtp_client_timeouts *t, smtp_client_done_fn done, void *arg)
+smtp_client_start(struct event_base *base, const struct addr *to, const struct addr *source,
+    const struct smtp_client_msg *msg, const struct smtp_client_timeouts *t,
+    smtp_client_done_fn done, void *arg)
 {
 	struct smtp_client *c = calloc(1, sizeof(*c));
 	size_t n = msg->nrcpts;
@@ -612,7 +586,7 @@ smtp_client_start(struct event_base *base, const struct addr *to, const struct s
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	set_timeouts(c, 0, c->t.connect);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if ((fd = outbound_socket(to)) == -1 || bufferevent_setfd(c->bev, fd) == -1 ||
+	if ((fd = outbound_socket(to, source)) == -1 || bufferevent_setfd(c->bev, fd) == -1 ||
 	    bufferevent_socket_connect(
 	        c->bev, (struct sockaddr *)(uintptr_t)addr_sa(to), (int)to->len) == -1) {
 		struct timeval now = {0, 0};

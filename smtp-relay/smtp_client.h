@@ -23,7 +23,6 @@
 #include <stddef.h>
 
 struct addr;
-struct config_relay;
 struct event_base;
 struct evbuffer;
 struct smtp_client;
@@ -65,24 +64,14 @@ struct smtp_client_reply {
 typedef void (*smtp_client_done_fn)(const struct smtp_client_reply *results, void *arg);
 
 /*
- * Connect to `to` (port set) and deliver.  Returns NULL when out of memory
- * (the callback never runs then).  The client frees itself after the
- * callback returned.
+ * Connect to `to` (port set), from `source` when it is not NULL and set
+ * (relay { outbound-source }: an address of to's family, port 0), and
+ * deliver.  Returns NULL when out of memory (the callback never runs then).
+ * The client frees itself after the callback returned.
  */
-/*
- * Where later connections come from (relay { outbound-family;
- * outbound-source }): `relay` is borrowed until the next call (call again
- * after a reload); NULL = any family, the kernel's source address.
- */
-void smtp_client_set_outbound(const struct config_relay *relay);
-
-/* False when outbound-family excludes `to`: skip that address.  A start to
- * such an address fails as a connect would (EAFNOSUPPORT). */
-bool smtp_client_family_ok(const struct addr *to);
-
 struct smtp_client *smtp_client_start(struct event_base *base, const struct addr *to,
-    const struct smtp_client_msg *msg, const struct smtp_client_timeouts *t,
-    smtp_client_done_fn done, void *arg);
+    const struct addr *source, const struct smtp_client_msg *msg,
+    const struct smtp_client_timeouts *t, smtp_client_done_fn done, void *arg);
 
 /* Abandon the delivery, or drop a kept connection without QUIT: no
  * callback; NULL is a no-op. */

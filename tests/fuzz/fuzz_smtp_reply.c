@@ -115,7 +115,7 @@ run_session(uint8_t flags, const uint8_t *data, size_t size)
 	struct smtp_client *c;
 	int fd;
 
-	c = smtp_client_start(base, &server, &msg, &t, done_cb, &o);
+	c = smtp_client_start(base, &server, NULL, &msg, &t, done_cb, &o);
 	if (c == NULL)
 		return;
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

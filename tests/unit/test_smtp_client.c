@@ -227,7 +227,7 @@ converse(struct server *srv, const struct smtp_client_msg *m, struct outcome *o,
 	memset(o, 0, sizeof(*o));
 	o->base = base;
 	o->n = m->nrcpts;
-	ok(smtp_client_start(base, &a, m, NULL, done_cb, o) != NULL, "client started");
+	ok(smtp_client_start(base, &a, NULL, m, NULL, done_cb, o) != NULL, "client started");
 	event_base_dispatch(base);
 	if (l != NULL)
 		evconnlistener_free(l);
@@ -367,7 +367,7 @@ test_reuse(void)
 
 	r.base = event_base_new();
 	l = listen_any(r.base, &srv, &a);
-	r.kept = smtp_client_start(r.base, &a, &r.m, NULL, reuse_done_cb, &r);
+	r.kept = smtp_client_start(r.base, &a, NULL, &r.m, NULL, reuse_done_cb, &r);
 	event_base_dispatch(r.base);
 	ok(r.dones == 1 && r.codes[0] == 250 && r.kept != NULL, "first message, connection kept");
 	ok(smtp_client_uses(r.kept) == 1, "one use");
@@ -386,7 +386,7 @@ test_reuse(void)
 	/* Kept, idle: the idle time ends it with QUIT. */
 	memset(srv.log, 0, sizeof(srv.log));
 	r.dones = 0;
-	r.kept = smtp_client_start(r.base, &a, &r.m, NULL, reuse_done_cb, &r);
+	r.kept = smtp_client_start(r.base, &a, NULL, &r.m, NULL, reuse_done_cb, &r);
 	event_base_dispatch(r.base);
 	event_base_dispatch(r.base); /* until gone */
 	is_int(r.gones, 1, "idle time over: gone");
@@ -398,7 +398,7 @@ test_reuse(void)
 	srv.close_after_dot = true;
 	r.dones = r.gones = 0;
 	r.send_in_done = true;
-	r.kept = smtp_client_start(r.base, &a, &r.m, NULL, reuse_done_cb, &r);
+	r.kept = smtp_client_start(r.base, &a, NULL, &r.m, NULL, reuse_done_cb, &r);
 	event_base_loopexit(r.base, &(struct timeval){2, 0});
 	event_base_dispatch(r.base);
 	tap_diag("stale: %s / %s", r.text[0], r.text[1]);
