@@ -19,7 +19,7 @@ BUILD   ?= build
 CC      ?= cc
 VERSION := 0.1.0
 
-PKGS := ldns libevent_core libevent_extra libevent_pthreads json-c libcrypto
+PKGS := ldns libevent_core libevent_extra libevent_pthreads libevent_openssl json-c libssl libcrypto libcrypt
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
