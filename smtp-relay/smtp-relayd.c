@@ -20,6 +20,7 @@
 #include "smtp-relay/maildir.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_server.h"
+#include "smtp-relay/tls_server.h"
 
 static const struct prog_info relayd_info = {
     "smtp-relayd",
@@ -38,6 +39,7 @@ struct relayd {
 	struct disk_pool *pool; /* commits, delivery's disk work, the intake's probe */
 	struct intake *intake;
 	struct smtp_server *server;
+	struct tls_server *tls; /* NULL: no relay { tls { } } */
 	struct status_http *status;
 	struct control *control;
 	struct delivery *delivery;
@@ -72,6 +74,10 @@ reload(struct relayd *d)
 		config_free(cfg);
 		return;
 	}
+	/* A new certificate for new sessions; a bad one keeps the running one.
+	 * TLS cannot be switched on or off without a restart (listeners). */
+	if (d->tls != NULL && cfg->relay.tls.present)
+		tls_server_reload(d->tls, &cfg->relay.tls);
 	smtp_server_reconfigure(d->server, &cfg->relay, p);
 	intake_reconfigure(d->intake, &cfg->relay);
 	delivery_reconfigure(d->delivery, cfg, p);
@@ -177,6 +183,31 @@ setup_disk(struct relayd *d)
 	return 0;
 }
 
+/* The SMTP, submission and smtps listeners, with TLS when configured. */
+static int
+listen_all(struct relayd *d)
+{
+	const struct config_relay *r = &d->cfg->relay;
+	const struct {
+		const struct config_addrs *addrs;
+		enum smtp_listener kind;
+	} lists[] = {{&r->listen, SMTP_LISTENER_SMTP},
+	    {&r->submission_listen, SMTP_LISTENER_SUBMISSION},
+	    {&r->smtps_listen, SMTP_LISTENER_SMTPS}};
+
+	if (r->tls.present) {
+		if ((d->tls = tls_server_new(&r->tls)) == NULL)
+			return -1;
+		smtp_server_set_tls(d->server, d->tls);
+	}
+	for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++)
+		for (size_t i = 0; i < lists[k].addrs->n; i++)
+			if (smtp_server_listen(d->server, &lists[k].addrs->v[i], lists[k].kind) ==
+			    -1)
+				return -1;
+	return 0;
+}
+
 static int
 setup(struct relayd *d)
 {
@@ -189,9 +220,8 @@ setup(struct relayd *d)
 	        NULL ||
 	    setup_delivery(d) == -1)
 		return -1;
-	for (size_t i = 0; i < r->listen.n; i++)
-		if (smtp_server_listen(d->server, &r->listen.v[i]) == -1)
-			return -1;
+	if (listen_all(d) == -1)
+		return -1;
 	if (r->status_listen.len != 0 &&
 	    (d->status = status_http_new(d->base, &r->status_listen, relayd_info.name, status_json,
 	         status_metrics, d)) == NULL)
@@ -229,6 +259,7 @@ teardown(struct relayd *d)
 {
 	control_free(d->control);
 	smtp_server_free(d->server);
+	tls_server_free(d->tls);
 	disk_pool_free(d->pool);
 	delivery_free(d->delivery);
 	intake_free(d->intake);

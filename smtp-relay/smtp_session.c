@@ -14,16 +14,21 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "smtp-relay/address.h"
 #include "smtp-relay/disk_pool.h"
 #include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_proto.h"
+#include "smtp-relay/tls_server.h"
 
 /* RFC 5321 6.3: a message with this many Received: lines is a loop. */
 #define SMTP_MAX_HOPS 100
@@ -40,7 +45,7 @@
 /* Bad commands tolerated before the session is closed. */
 #define SMTP_MAX_ERRORS   20
 #define SMTP_HELO_MAX     255
-#define SMTP_RECEIVED_MAX (SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX)
+#define SMTP_RECEIVED_MAX (SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX + TLS_DESCRIBE_MAX)
 /* Longest reply line we make, the Message-ID kept for the log, and the
  * part of a non-SMTP line that is logged. */
 #define SMTP_REPLY_MAX   512
@@ -56,6 +61,7 @@ enum smtp_state {
 	SMTP_STATE_RCPT,     /* at least one recipient accepted */
 	SMTP_STATE_DATA,     /* reading the message after 354 */
 	SMTP_STATE_QUEUEING, /* final dot read, the commit runs: input waits */
+	SMTP_STATE_STARTTLS, /* 220 to STARTTLS being written; then the handshake */
 	SMTP_STATE_CLOSING,  /* last reply written, close when flushed */
 };
 
@@ -69,7 +75,13 @@ enum data_flaw {
 
 struct smtp_session {
 	const struct smtp_session_ctx *ctx;
+	struct event_base *base;
 	struct bufferevent *bev;
+	enum smtp_listener kind;
+	bool tls;         /* the handshake is done: everything after it is encrypted */
+	bool handshaking; /* bev is TLS, its handshake not finished */
+	char tls_info[TLS_DESCRIBE_MAX]; /* "TLSv1.3 with cipher ... (256/256 bits)" */
+	char tls_log[TLS_DESCRIBE_MAX];  /* "TLSv1.3/TLS_AES_256_GCM_SHA384" */
 	struct addr client;
 	char client_host[ADDR_STRLEN];
 	char client_name[SMTP_CLIENT_NAME_MAX];
@@ -151,6 +163,15 @@ queue_id(const struct smtp_session *s)
 	return s->qid[0] != '\0' ? s->qid : "NOQUEUE";
 }
 
+/* RFC 3848's protocol name for Received: and the log. */
+static const char *
+proto_name(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	return s->tls ? "ESMTPS" : "ESMTP";
+}
+
 static void reject(struct smtp_session *s, const char *stage, const char *from, const char *to,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -178,7 +199,7 @@ reject(struct smtp_session *s, const char *stage, const char *from, const char *
 	else if (n == 0)
 		envelope[0] = '\0';
 	log_info("smtp: %s: reject: %s from %s: %s; %sproto=%s helo=<%s>", queue_id(s), stage,
-	    s->client_name, text, envelope, s->esmtp ? "ESMTP" : "SMTP", s->helo);
+	    s->client_name, text, envelope, proto_name(s), s->helo);
 }
 
 /* "ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4": Postfix's disconnect counts. */
@@ -191,6 +212,8 @@ format_counts(const struct smtp_session *s, char *buf, size_t len)
 	} order[] = {
 	    {SMTP_CMD_HELO, "helo"},
 	    {SMTP_CMD_EHLO, "ehlo"},
+	    {SMTP_CMD_STARTTLS, "starttls"},
+	    {SMTP_CMD_AUTH, "auth"},
 	    {SMTP_CMD_MAIL, "mail"},
 	    {SMTP_CMD_RCPT, "rcpt"},
 	    {SMTP_CMD_DATA, "data"},
@@ -288,6 +311,7 @@ session_enter_state(struct smtp_session *s, enum smtp_state state)
 		s->spool_wait = false;
 		break;
 	case SMTP_STATE_CLOSING:
+	case SMTP_STATE_STARTTLS:
 	case SMTP_STATE_QUEUEING: bufferevent_disable(s->bev, EV_READ); break;
 	case SMTP_STATE_HELO:
 	case SMTP_STATE_IDLE: transaction_reset(s); break;
@@ -329,6 +353,8 @@ cmd_greet(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
 	reply(s, "250-SIZE %" PRIu64, r->max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-PIPELINING");
+	if (s->ctx->tls != NULL && !s->tls)
+		reply(s, "250-STARTTLS");
 	reply(s, "250-HELP");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
@@ -549,6 +575,44 @@ cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
 	reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 }
 
+/*
+ * RFC 3207: 220, then nothing more in plaintext.  What the client sent
+ * after the STARTTLS line is thrown away unread (CVE-2011-0411: a command
+ * injected there must not run as if it came over TLS), and reading stops
+ * until the 220 is written; the handshake then begins on the socket
+ * itself (write_cb), so bytes still in the kernel are read as TLS only.
+ */
+static void
+cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t junk = evbuffer_get_length(in);
+
+	(void)cmd;
+	if (s->ctx->tls == NULL) {
+		reply(s, "502 5.5.1 Error: command not implemented");
+		protocol_error(s);
+		return;
+	}
+	if (s->tls) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		protocol_error(s);
+		return;
+	}
+	if (s->state != SMTP_STATE_HELO && s->state != SMTP_STATE_IDLE) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		protocol_error(s);
+		return;
+	}
+	if (junk > 0) {
+		log_warnx("smtp: %s: %zu octets pipelined after STARTTLS discarded", s->client_name,
+		    junk);
+		evbuffer_drain(in, junk);
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	session_enter_state(s, SMTP_STATE_STARTTLS);
+}
+
 static void
 cmd_unimplemented(struct smtp_session *s, const struct smtp_command *cmd)
 {
@@ -570,6 +634,8 @@ static const cmd_handler handlers[SMTP_CMD_COUNT] = {
     [SMTP_CMD_QUIT] = cmd_quit,
     [SMTP_CMD_VRFY] = cmd_vrfy,
     [SMTP_CMD_HELP] = cmd_help,
+    [SMTP_CMD_STARTTLS] = cmd_starttls,
+    [SMTP_CMD_AUTH] = cmd_unimplemented,
     [SMTP_CMD_UNIMPLEMENTED] = cmd_unimplemented,
 };
 
@@ -680,27 +746,30 @@ read_command(struct smtp_session *s, struct evbuffer *in)
 
 /* ---- DATA ---- */
 
+/*
+ * Postfix's form: the TLS comment, "with ESMTPS" (RFC 3848) and the single
+ * recipient, e.g.
+ *   Received: from client.test (unknown [192.0.2.1])
+ *   	(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))
+ *   	by relay.test (mxbroker) with ESMTPS id 0123456789abcdef
+ *   	for <bob@example.test>; Tue, 1 Dec 2026 10:00:00 +0000
+ */
 static void
 build_received(struct smtp_session *s, char *buf, size_t len)
 {
-	char date[64];
+	char date[64], using[TLS_DESCRIBE_MAX + 16] = "", rcpt[ADDRESS_PATH_MAX + 16] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->tls)
+		snprintf(using, sizeof(using), "\r\n\t(using %s)", s->tls_info);
 	if (s->env->nrcpts == 1)
-		snprintf(buf, len,
-		    "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
-		    "with %s id %s\r\n\tfor <%s>; %s\r\n",
-		    s->helo, s->client_host, hostname(s), s->esmtp ? "ESMTP" : "SMTP", s->env->id,
-		    s->env->rcpts[0].address, date);
-	else
-		snprintf(buf, len,
-		    "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
-		    "with %s id %s; %s\r\n",
-		    s->helo, s->client_host, hostname(s), s->esmtp ? "ESMTP" : "SMTP", s->env->id,
-		    date);
+		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", s->env->rcpts[0].address);
+	snprintf(buf, len,
+	    "Received: from %s (unknown [%s])%s\r\n\tby %s (mxbroker) with %s id %s%s; %s\r\n",
+	    s->helo, s->client_host, using, hostname(s), proto_name(s), s->env->id, rcpt, date);
 }
 
 /* Back from the disk pool: only now may the client hear "queued". */
@@ -976,7 +1045,8 @@ session_process(struct smtp_session *s)
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	bool more = true;
 
-	while (more && s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_QUEUEING) {
+	while (more && s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_QUEUEING &&
+	    s->state != SMTP_STATE_STARTTLS) {
 		if (evbuffer_get_length(out) > SMTP_OUTPUT_HIGH) {
 			s->paused = true;
 			bufferevent_disable(s->bev, EV_READ);
@@ -1004,6 +1074,103 @@ session_gone(struct smtp_session *s)
 	smtp_session_free(s);
 }
 
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * A TLS bufferevent accepting on `fd` (closed with it, or now on failure)
+ * with a new SSL from the current context: s->bev, handshaking.  0 or -1.
+ */
+static int
+tls_bev_new(struct smtp_session *s, int fd)
+{
+	SSL *ssl = tls_server_ssl_new(s->ctx->tls);
+
+	if (ssl == NULL) {
+		close(fd);
+		return -1;
+	}
+	/* With BEV_OPT_CLOSE_ON_FREE the bufferevent frees the SSL and closes fd. */
+	s->bev = bufferevent_openssl_socket_new(
+	    s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		log_warnx("smtp: %s: TLS: out of memory", s->client_name);
+		SSL_free(ssl);
+		close(fd);
+		return -1;
+	}
+	/* Many clients close after QUIT without a TLS close_notify. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->handshaking = true;
+	return 0;
+}
+
+/*
+ * The 220 to STARTTLS is written: the plaintext bufferevent gives up the
+ * socket (its input was discarded, reading stopped with the 220) and TLS
+ * takes over.  RFC 3207 4.2: the session starts afresh, no HELO, no
+ * transaction.
+ */
+static void
+tls_begin(struct smtp_session *s)
+{
+	int fd = (int)bufferevent_getfd(s->bev);
+
+	bufferevent_setfd(s->bev, -1); /* keep the socket open through the free */
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	if (tls_bev_new(s, fd) == -1) {
+		session_gone(s);
+		return;
+	}
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	session_enter_state(s, SMTP_STATE_HELO);
+}
+
+/* The handshake is done: remember what was agreed for Received: and the log. */
+static void
+tls_established(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->handshaking = false;
+	s->tls = true;
+	s->ctx->stats->tls_sessions++;
+	tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+	snprintf(
+	    s->tls_log, sizeof(s->tls_log), "%s/%s", tls_version_name(ssl), tls_cipher_name(ssl));
+	log_info("smtp: TLS connection established from %s: %s", s->client_name, s->tls_info);
+}
+
+/* The handshake failed or the client left during it: log OpenSSL's reason. */
+static void
+tls_failed(struct smtp_session *s, short what)
+{
+	char why[256] = "";
+	size_t n = 0;
+	unsigned long e;
+
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0 && n < sizeof(why)) {
+		const char *r = ERR_reason_error_string(e);
+
+		n += (size_t)snprintf(why + n, sizeof(why) - n, "%s%s", n > 0 ? "; " : "",
+		    r != NULL ? r : "unknown error");
+	}
+	if (why[0] == '\0')
+		snprintf(why, sizeof(why), "%s",
+		    (what & BEV_EVENT_TIMEOUT) ? "timeout"
+		        : (what & BEV_EVENT_EOF)
+		        ? "connection closed by the client"
+		        : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	s->ctx->stats->tls_failures++;
+	log_warnx("smtp: TLS handshake failed from %s: %s", s->client_name, why);
+	session_gone(s);
+}
+
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1018,7 +1185,15 @@ write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->state == SMTP_STATE_CLOSING) {
+		/* The last reply is out: say close_notify (best effort, the
+		 * socket is non-blocking) so the client sees a clean end. */
+		if (s->tls)
+			SSL_shutdown(bufferevent_openssl_get_ssl(s->bev));
 		session_gone(s);
+		return;
+	}
+	if (s->state == SMTP_STATE_STARTTLS) {
+		tls_begin(s);
 		return;
 	}
 	if (s->paused && s->state != SMTP_STATE_QUEUEING && !s->spool_wait) {
@@ -1034,6 +1209,14 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_established(s);
+		return;
+	}
+	if (s->handshaking) {
+		tls_failed(s, what);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING) {
 		s->ctx->stats->timeouts++;
 		log_session_end(s, "timeout");
@@ -1051,7 +1234,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 
 struct smtp_session *
 smtp_session_new(const struct smtp_session_ctx *ctx, struct event_base *base, int fd,
-    const struct addr *client, const char *refuse)
+    const struct addr *client, enum smtp_listener kind, const char *refuse)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
 
@@ -1060,19 +1243,27 @@ smtp_session_new(const struct smtp_session_ctx *ctx, struct event_base *base, in
 		return NULL;
 	}
 	s->ctx = ctx;
+	s->base = base;
+	s->kind = kind;
 	s->client = *client;
 	s->cur_cmd = SMTP_CMD_COUNT;
 	s->last_cmd = "CONNECT";
 	addr_host_str(client, s->client_host, sizeof(s->client_host));
 	snprintf(s->client_name, sizeof(s->client_name), "unknown[%s]", s->client_host);
-	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
+	if (kind == SMTP_LISTENER_SMTPS) {
+		/* The banner waits in the output until the handshake is done. */
+		if (tls_bev_new(s, fd) == -1) {
+			free(s);
+			return NULL;
+		}
+	} else if ((s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		close(fd);
 		free(s);
 		return NULL;
+	} else {
+		bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	}
-	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	session_enter_state(s, SMTP_STATE_HELO);
 	log_info("smtp: connect from %s", s->client_name);
 	if (refuse != NULL) {
@@ -1091,11 +1282,13 @@ smtp_session_free(struct smtp_session *s)
 	if (s == NULL)
 		return;
 	format_counts(s, counts, sizeof(counts));
-	log_info("smtp: disconnect from %s %s", s->client_name, counts);
+	log_info("smtp: disconnect from %s %s%s%s", s->client_name, counts, s->tls ? " tls=" : "",
+	    s->tls_log);
 	if (s->job != NULL)
 		disk_pool_cancel(s->ctx->pool, s->job);
 	disk_spool_free(s->spool);
-	bufferevent_free(s->bev);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
 	queue_env_free(s->env);
 	if (s->msg != NULL)
 		evbuffer_free(s->msg);
