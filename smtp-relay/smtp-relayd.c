@@ -13,6 +13,7 @@
 #include "common/sdnotify.h"
 #include "common/status_http.h"
 #include "smtp-relay/address.h"
+#include "smtp-relay/auth.h"
 #include "smtp-relay/control.h"
 #include "smtp-relay/delivery.h"
 #include "smtp-relay/disk_pool.h"
@@ -40,6 +41,7 @@ struct relayd {
 	struct intake *intake;
 	struct smtp_server *server;
 	struct tls_server *tls; /* NULL: no relay { tls { } } */
+	struct auth *auth;      /* NULL: no auth-file */
 	struct status_http *status;
 	struct control *control;
 	struct delivery *delivery;
@@ -47,14 +49,23 @@ struct relayd {
 	gid_t gid;
 };
 
-/* -t: the relay's own checks beyond the grammar (local-aliases-file). */
+/* -t: the relay's own checks beyond the grammar (local-aliases-file, auth-file). */
 static int
 check_relay(const struct config *cfg)
 {
 	struct policy *p = policy_new(&cfg->relay);
+	struct auth *a = NULL;
+	char err[512];
+	int rc = p != NULL ? 0 : -1;
 
 	policy_free(p);
-	return p != NULL ? 0 : -1;
+	if (cfg->relay.auth_file != NULL &&
+	    (a = auth_new(cfg->relay.auth_file, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s: relay: %s\n", relayd_info.name, err);
+		rc = -1;
+	}
+	auth_free(a);
+	return rc;
 }
 
 /* SIGHUP: a new configuration and policy, swapped in only when both are good. */
@@ -78,6 +89,8 @@ reload(struct relayd *d)
 	 * TLS cannot be switched on or off without a restart (listeners). */
 	if (d->tls != NULL && cfg->relay.tls.present)
 		tls_server_reload(d->tls, &cfg->relay.tls);
+	if (d->auth != NULL && cfg->relay.auth_file != NULL)
+		auth_reload(d->auth, cfg->relay.auth_file);
 	smtp_server_reconfigure(d->server, &cfg->relay, p);
 	intake_reconfigure(d->intake, &cfg->relay);
 	delivery_reconfigure(d->delivery, cfg, p);
@@ -200,6 +213,11 @@ listen_all(struct relayd *d)
 			return -1;
 		smtp_server_set_tls(d->server, d->tls);
 	}
+	if (r->auth_file != NULL) {
+		if ((d->auth = auth_new(r->auth_file, d->pool, NULL, 0)) == NULL)
+			return -1;
+		smtp_server_set_auth(d->server, d->auth);
+	}
 	for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++)
 		for (size_t i = 0; i < lists[k].addrs->n; i++)
 			if (smtp_server_listen(d->server, &lists[k].addrs->v[i], lists[k].kind) ==
@@ -261,6 +279,7 @@ teardown(struct relayd *d)
 	smtp_server_free(d->server);
 	tls_server_free(d->tls);
 	disk_pool_free(d->pool);
+	auth_free(d->auth);
 	delivery_free(d->delivery);
 	intake_free(d->intake);
 	policy_free(d->policy);

@@ -75,7 +75,8 @@ smtp_server_new(struct event_base *base, const struct config_relay *relay, const
 	return srv;
 }
 
-/* Sessions from the same host as `client`. */
+/* Sessions from the same host as `client`; authenticated ones are exempt
+ * (a user's mail client may hold several connections from behind a NAT). */
 static unsigned
 sessions_from(const struct smtp_server *srv, const struct addr *client)
 {
@@ -83,7 +84,8 @@ sessions_from(const struct smtp_server *srv, const struct addr *client)
 	unsigned n = 0;
 
 	TAILQ_FOREACH(e, &srv->sessions, link)
-		n += e->counted && addr_equal_host(smtp_session_client(e->s), client);
+		n += e->counted && !smtp_session_is_authenticated(e->s) &&
+		    addr_equal_host(smtp_session_client(e->s), client);
 	return n;
 }
 
@@ -166,6 +168,12 @@ void
 smtp_server_set_tls(struct smtp_server *srv, struct tls_server *tls)
 {
 	srv->ctx.tls = tls;
+}
+
+void
+smtp_server_set_auth(struct smtp_server *srv, struct auth *auth)
+{
+	srv->ctx.auth = auth;
 }
 
 void
@@ -253,6 +261,9 @@ static const struct counter {
     C(mail_deferred, "MAIL refused with 451/452: queue not writable or below queue-min-free"),
     C(tls_sessions, "TLS handshakes completed (STARTTLS and smtps-listen)"),
     C(tls_failures, "TLS handshakes that failed"),
+    C(auth_successes, "AUTH exchanges that succeeded (235)"),
+    C(auth_failures, "AUTH exchanges that failed (535)"),
+    C(auth_blocked, "AUTH refused with 421 after too many failures from the address"),
 #undef C
 };
 

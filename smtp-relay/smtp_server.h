@@ -23,6 +23,7 @@ struct policy;
 struct queue;
 struct smtp_server;
 struct tls_server;
+struct auth;
 
 /*
  * A server for `relay` and `p` (both borrowed: they must stay valid until
@@ -42,6 +43,9 @@ int smtp_server_listen(struct smtp_server *srv, const struct addr *a, enum smtp_
 /* The inbound TLS context (borrowed; NULL: no TLS): STARTTLS is offered
  * and smtps listeners work once it is set. */
 void smtp_server_set_tls(struct smtp_server *srv, struct tls_server *tls);
+
+/* The AUTH credentials (borrowed; NULL: no AUTH). */
+void smtp_server_set_auth(struct smtp_server *srv, struct auth *auth);
 
 /* Swap in a new configuration and policy after a reload (borrowed as in
  * smtp_server_new); open sessions use them from their next command. */

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "smtp-relay/address.h"
+#include "smtp-relay/auth.h"
 #include "smtp-relay/disk_pool.h"
 #include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
@@ -51,18 +52,29 @@
 #define SMTP_REPLY_MAX   512
 #define SMTP_MSGID_MAX   255
 #define SMTP_LOGLINE_MAX 100
+/* A 535 waits this long: a password guesser gets fewer tries per connection. */
+#define SMTP_AUTH_FAIL_DELAY_MS 1000
 /* "unknown[<address>]": the client as Postfix names it (no reverse lookup). */
 #define SMTP_CLIENT_NAME_MAX (ADDR_STRLEN + 10)
 
 enum smtp_state {
-	SMTP_STATE_HELO,     /* banner sent, waiting for HELO/EHLO */
-	SMTP_STATE_IDLE,     /* greeted, no transaction */
-	SMTP_STATE_MAIL,     /* MAIL accepted, no recipient yet */
-	SMTP_STATE_RCPT,     /* at least one recipient accepted */
-	SMTP_STATE_DATA,     /* reading the message after 354 */
-	SMTP_STATE_QUEUEING, /* final dot read, the commit runs: input waits */
-	SMTP_STATE_STARTTLS, /* 220 to STARTTLS being written; then the handshake */
-	SMTP_STATE_CLOSING,  /* last reply written, close when flushed */
+	SMTP_STATE_HELO,      /* banner sent, waiting for HELO/EHLO */
+	SMTP_STATE_IDLE,      /* greeted, no transaction */
+	SMTP_STATE_MAIL,      /* MAIL accepted, no recipient yet */
+	SMTP_STATE_RCPT,      /* at least one recipient accepted */
+	SMTP_STATE_DATA,      /* reading the message after 354 */
+	SMTP_STATE_QUEUEING,  /* final dot read, the commit runs: input waits */
+	SMTP_STATE_STARTTLS,  /* 220 to STARTTLS being written; then the handshake */
+	SMTP_STATE_AUTH,      /* 334 sent: the next line is an AUTH response */
+	SMTP_STATE_AUTH_WAIT, /* the password is being checked, or the 535 delayed: input waits */
+	SMTP_STATE_CLOSING,   /* last reply written, close when flushed */
+};
+
+/* What the next AUTH response line carries. */
+enum auth_step {
+	AUTH_STEP_PLAIN,      /* authzid NUL authcid NUL password */
+	AUTH_STEP_LOGIN_USER, /* the user name */
+	AUTH_STEP_LOGIN_PASS, /* the password */
 };
 
 /* Why the message read in DATA cannot be queued (checked at the final dot). */
@@ -82,6 +94,13 @@ struct smtp_session {
 	bool handshaking; /* bev is TLS, its handshake not finished */
 	char tls_info[TLS_DESCRIBE_MAX]; /* "TLSv1.3 with cipher ... (256/256 bits)" */
 	char tls_log[TLS_DESCRIBE_MAX];  /* "TLSv1.3/TLS_AES_256_GCM_SHA384" */
+	/* AUTH: the user once authenticated ("" before), the exchange in hand. */
+	char auth_user[AUTH_NAME_MAX + 1];
+	char auth_try[AUTH_NAME_MAX + 1]; /* the user name being checked */
+	const char *auth_mech;            /* "PLAIN" or "LOGIN" */
+	enum auth_step auth_step;
+	struct auth_check *auth_job; /* the check in flight */
+	struct event *auth_delay;    /* holds the 535 back */
 	struct addr client;
 	char client_host[ADDR_STRLEN];
 	char client_name[SMTP_CLIENT_NAME_MAX];
@@ -167,9 +186,13 @@ queue_id(const struct smtp_session *s)
 static const char *
 proto_name(const struct smtp_session *s)
 {
+	bool authed = s->auth_user[0] != '\0';
+
 	if (!s->esmtp)
 		return "SMTP";
-	return s->tls ? "ESMTPS" : "ESMTP";
+	if (s->tls)
+		return authed ? "ESMTPSA" : "ESMTPS";
+	return authed ? "ESMTPA" : "ESMTP";
 }
 
 static void reject(struct smtp_session *s, const char *stage, const char *from, const char *to,
@@ -312,7 +335,9 @@ session_enter_state(struct smtp_session *s, enum smtp_state state)
 		break;
 	case SMTP_STATE_CLOSING:
 	case SMTP_STATE_STARTTLS:
+	case SMTP_STATE_AUTH_WAIT:
 	case SMTP_STATE_QUEUEING: bufferevent_disable(s->bev, EV_READ); break;
+	case SMTP_STATE_AUTH: break;
 	case SMTP_STATE_HELO:
 	case SMTP_STATE_IDLE: transaction_reset(s); break;
 	case SMTP_STATE_MAIL:
@@ -335,6 +360,21 @@ protocol_error(struct smtp_session *s)
 
 /* ---- command handlers: one per verb ---- */
 
+/* Does this listener do AUTH here at all (TLS or not yet)? */
+static bool
+auth_available(const struct smtp_session *s)
+{
+	return s->ctx->auth != NULL &&
+	    (s->kind != SMTP_LISTENER_SMTP || s->ctx->relay->auth_on_listen);
+}
+
+/* AUTH is listed in EHLO only over TLS (RFC 4954 4: no plaintext passwords). */
+static bool
+auth_offered(const struct smtp_session *s)
+{
+	return auth_available(s) && s->tls && s->auth_user[0] == '\0';
+}
+
 static void
 cmd_greet(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
 {
@@ -355,6 +395,8 @@ cmd_greet(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
 	reply(s, "250-PIPELINING");
 	if (s->ctx->tls != NULL && !s->tls)
 		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250-HELP");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
@@ -473,7 +515,11 @@ transaction_open(struct smtp_session *s)
 		return;
 	queue_id_new(s->qid);
 	memcpy(s->env->id, s->qid, sizeof(s->qid));
-	log_info("smtp: %s: client=%s", s->qid, s->client_name);
+	if (s->auth_user[0] != '\0')
+		log_info("smtp: %s: client=%s, sasl_method=%s, sasl_username=%s", s->qid,
+		    s->client_name, s->auth_mech, s->auth_user);
+	else
+		log_info("smtp: %s: client=%s", s->qid, s->client_name);
 }
 
 static void
@@ -496,8 +542,9 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		reject(s, "RCPT", s->env->sender, rcpt, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	v = policy_check_rcpt(
-	    s->ctx->policy, &cmd->path, policy_is_trusted(s->ctx->policy, &s->client));
+	/* An authenticated client relays anywhere, as a trusted network does. */
+	v = policy_check_rcpt(s->ctx->policy, &cmd->path,
+	    s->auth_user[0] != '\0' || policy_is_trusted(s->ctx->policy, &s->client));
 	if ((refusal = verdict_reply(v, &text)) != NULL) {
 		st->recipients_refused++;
 		st->relay_denied += v == POLICY_DENY_RELAY || v == POLICY_DENY_ROUTING;
@@ -613,6 +660,258 @@ cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 	session_enter_state(s, SMTP_STATE_STARTTLS);
 }
 
+/* ---- AUTH (RFC 4954) ---- */
+
+/* The user name for the log: printable ASCII only (it is the client's text). */
+static void
+auth_keep_user(struct smtp_session *s, const unsigned char *name, size_t len)
+{
+	size_t n = len < AUTH_NAME_MAX ? len : AUTH_NAME_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		s->auth_try[i] = (name[i] > 32 && name[i] < 127) ? (char)name[i] : '?';
+	s->auth_try[n] = '\0';
+}
+
+/* The exchange is over (whatever its outcome): back to commands. */
+static void
+auth_end(struct smtp_session *s)
+{
+	session_enter_state(s, SMTP_STATE_IDLE);
+	if (!s->paused)
+		bufferevent_enable(s->bev, EV_READ);
+}
+
+/* The delayed 535 (auth_done_cb). */
+static void
+auth_fail_reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	reply(s, "535 5.7.8 Error: authentication failed");
+	auth_end(s);
+	session_process(s);
+}
+
+/* Back from the check on the pool: 235, or 535 after a pause. */
+static void
+auth_done_cb(enum auth_result r, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timeval tv = {
+	    SMTP_AUTH_FAIL_DELAY_MS / 1000, (SMTP_AUTH_FAIL_DELAY_MS % 1000) * 1000};
+
+	s->auth_job = NULL;
+	auth_note_result(s->ctx->auth, &s->client, r == AUTH_OK);
+	if (r == AUTH_OK) {
+		s->ctx->stats->auth_successes++;
+		memcpy(s->auth_user, s->auth_try, sizeof(s->auth_user));
+		log_info("smtp: %s: AUTH %s succeeded: sasl_username=%s", s->client_name,
+		    s->auth_mech, s->auth_user);
+		reply(s, "235 2.7.0 Authentication successful");
+		auth_end(s);
+		session_process(s);
+		return;
+	}
+	s->ctx->stats->auth_failures++;
+	log_warnx("smtp: %s: SASL %s authentication failed: sasl_username=%s", s->client_name,
+	    s->auth_mech, s->auth_try);
+	if (s->auth_delay == NULL &&
+	    (s->auth_delay = evtimer_new(s->base, auth_fail_reply_cb, s)) == NULL) {
+		auth_fail_reply_cb(-1, 0, s);
+		return;
+	}
+	evtimer_add(s->auth_delay, &tv);
+}
+
+/* Hand user and password to the check; the reply waits for auth_done_cb. */
+static void
+auth_start(
+    struct smtp_session *s, const unsigned char *user, size_t ulen, const char *pass, size_t plen)
+{
+	if (ulen == 0 || ulen > AUTH_NAME_MAX || memchr(user, '\0', ulen) != NULL) {
+		reply(s, "501 5.5.2 Error: bad user name");
+		auth_end(s);
+		return;
+	}
+	auth_keep_user(s, user, ulen);
+	/* auth_try is the name checked: only printable names can ever match. */
+	s->auth_job = auth_check(s->ctx->auth, s->auth_try, pass, plen, auth_done_cb, s);
+	if (s->auth_job == NULL) {
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		auth_end(s);
+		return;
+	}
+	session_enter_state(s, SMTP_STATE_AUTH_WAIT);
+}
+
+/* PLAIN: "authzid NUL authcid NUL password"; authzid empty or the same user. */
+static void
+auth_plain(struct smtp_session *s, const unsigned char *msg, size_t len)
+{
+	const unsigned char *nul1 = memchr(msg, '\0', len), *user, *nul2;
+
+	if (nul1 == NULL ||
+	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - msg))) == NULL) {
+		reply(s, "501 5.5.2 Error: malformed PLAIN response");
+		auth_end(s);
+		return;
+	}
+	user = nul1 + 1;
+	if (nul1 != msg &&
+	    ((size_t)(nul1 - msg) != (size_t)(nul2 - user) ||
+	        memcmp(msg, user, (size_t)(nul1 - msg)) != 0)) {
+		auth_keep_user(s, user, (size_t)(nul2 - user));
+		auth_done_cb(AUTH_FAILED, s);
+		return;
+	}
+	auth_start(
+	    s, user, (size_t)(nul2 - user), (const char *)nul2 + 1, len - (size_t)(nul2 + 1 - msg));
+}
+
+/* One step of the exchange with the decoded response. */
+static void
+auth_step(struct smtp_session *s, const unsigned char *msg, size_t len)
+{
+	switch (s->auth_step) {
+	case AUTH_STEP_PLAIN: auth_plain(s, msg, len); break;
+	case AUTH_STEP_LOGIN_USER:
+		if (len == 0 || len > AUTH_NAME_MAX || memchr(msg, '\0', len) != NULL) {
+			reply(s, "501 5.5.2 Error: bad user name");
+			auth_end(s);
+			break;
+		}
+		auth_keep_user(s, msg, len);
+		s->auth_step = AUTH_STEP_LOGIN_PASS;
+		reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		session_enter_state(s, SMTP_STATE_AUTH);
+		break;
+	case AUTH_STEP_LOGIN_PASS:
+		auth_start(s, (const unsigned char *)s->auth_try, strlen(s->auth_try),
+		    (const char *)msg, len);
+		break;
+	}
+}
+
+/* A response line (base64, "=" for empty, "*" to cancel); wiped after use. */
+static void
+auth_response(struct smtp_session *s, char *text, size_t len)
+{
+	unsigned char msg[AUTH_NAME_MAX * 2 + AUTH_PASS_MAX + 4];
+	long n = 0;
+
+	if (len == 1 && text[0] == '*') {
+		reply(s, "501 5.7.0 Error: authentication aborted");
+		auth_end(s);
+		return;
+	}
+	if (!(len == 1 && text[0] == '=') &&
+	    (n = auth_base64_decode(text, len, msg, sizeof(msg))) < 0) {
+		reply(s, "501 5.5.2 Error: malformed response (not base64)");
+		protocol_error(s);
+		auth_end(s);
+		return;
+	}
+	auth_step(s, msg, (size_t)n);
+	explicit_bzero(msg, sizeof(msg));
+}
+
+/* Read one AUTH response line; false when more input is needed. */
+static bool
+read_auth(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t eol_len, total;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+
+	if (p.pos == -1) {
+		if (evbuffer_get_length(in) <= SMTP_TEXT_LINE_MAX)
+			return false;
+		/* read_command answers 500 when the rest of the line is in. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		s->discard_line = true;
+		auth_end(s);
+		return true;
+	}
+	total = (size_t)p.pos + 1;
+	if (total > SMTP_TEXT_LINE_MAX) {
+		evbuffer_drain(in, total);
+		reply(s, "500 5.5.6 Error: authentication exchange line too long");
+		auth_end(s);
+		return true;
+	}
+	evbuffer_remove(in, s->line, total);
+	total -= total >= 2 && s->line[total - 2] == '\r' ? 2 : 1;
+	auth_response(s, s->line, total);
+	explicit_bzero(s->line, sizeof(s->line));
+	return true;
+}
+
+/* Why AUTH cannot start now, as the reply to give; NULL: it can. */
+static const char *
+auth_refusal(struct smtp_session *s)
+{
+	if (!auth_available(s))
+		return "502 5.5.1 Error: command not implemented";
+	if (!s->tls)
+		return "538 5.7.11 Encryption required for requested authentication mechanism";
+	if (s->auth_user[0] != '\0')
+		return "503 5.5.1 Error: already authenticated";
+	if (s->state == SMTP_STATE_HELO)
+		return "503 5.5.1 Error: send HELO/EHLO first";
+	if (s->state != SMTP_STATE_IDLE)
+		return "503 5.5.1 Error: MAIL transaction in progress";
+	return NULL;
+}
+
+/* AUTH PLAIN [initial-response] | AUTH LOGIN [initial-response]. */
+static void
+cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const char *refusal = auth_refusal(s), *sp;
+	size_t mlen;
+
+	if (refusal != NULL) {
+		reply(s, "%s", refusal);
+		protocol_error(s);
+		return;
+	}
+	if (auth_is_blocked(s->ctx->auth, &s->client)) {
+		s->ctx->stats->auth_blocked++;
+		log_warnx("smtp: %s: AUTH refused: %d failures within %d s", s->client_name,
+		    AUTH_MAX_FAILURES, AUTH_WINDOW);
+		reply_close(s, "421 4.7.0 Error: too many failed authentications, try again later");
+		return;
+	}
+	sp = memchr(cmd->arg, ' ', cmd->arglen);
+	mlen = sp != NULL ? (size_t)(sp - cmd->arg) : cmd->arglen;
+	if (mlen == 5 && strncasecmp(cmd->arg, "PLAIN", 5) == 0) {
+		s->auth_mech = "PLAIN";
+		s->auth_step = AUTH_STEP_PLAIN;
+	} else if (mlen == 5 && strncasecmp(cmd->arg, "LOGIN", 5) == 0) {
+		s->auth_mech = "LOGIN";
+		s->auth_step = AUTH_STEP_LOGIN_USER;
+	} else {
+		reply(s, "504 5.5.4 Error: unsupported authentication mechanism");
+		protocol_error(s);
+		return;
+	}
+	s->auth_try[0] = '\0';
+	session_enter_state(s, SMTP_STATE_AUTH);
+	if (sp != NULL) {
+		/* The initial response (RFC 4954 4): the first step at once. */
+		char ir[SMTP_COMMAND_LINE_MAX];
+		size_t len = cmd->arglen - mlen - 1;
+
+		memcpy(ir, sp + 1, len);
+		auth_response(s, ir, len);
+		explicit_bzero(ir, sizeof(ir));
+		return;
+	}
+	reply(s, s->auth_step == AUTH_STEP_PLAIN ? "334 " : "334 VXNlcm5hbWU6"); /* "Username:" */
+}
+
 static void
 cmd_unimplemented(struct smtp_session *s, const struct smtp_command *cmd)
 {
@@ -635,7 +934,7 @@ static const cmd_handler handlers[SMTP_CMD_COUNT] = {
     [SMTP_CMD_VRFY] = cmd_vrfy,
     [SMTP_CMD_HELP] = cmd_help,
     [SMTP_CMD_STARTTLS] = cmd_starttls,
-    [SMTP_CMD_AUTH] = cmd_unimplemented,
+    [SMTP_CMD_AUTH] = cmd_auth,
     [SMTP_CMD_UNIMPLEMENTED] = cmd_unimplemented,
 };
 
@@ -1046,7 +1345,7 @@ session_process(struct smtp_session *s)
 	bool more = true;
 
 	while (more && s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_QUEUEING &&
-	    s->state != SMTP_STATE_STARTTLS) {
+	    s->state != SMTP_STATE_STARTTLS && s->state != SMTP_STATE_AUTH_WAIT) {
 		if (evbuffer_get_length(out) > SMTP_OUTPUT_HIGH) {
 			s->paused = true;
 			bufferevent_disable(s->bev, EV_READ);
@@ -1060,6 +1359,8 @@ session_process(struct smtp_session *s)
 		}
 		if (s->state == SMTP_STATE_DATA)
 			more = read_data(s, in);
+		else if (s->state == SMTP_STATE_AUTH)
+			more = read_auth(s, in);
 		else
 			more = read_command(s, in);
 	}
@@ -1286,6 +1587,9 @@ smtp_session_free(struct smtp_session *s)
 	    s->tls_log);
 	if (s->job != NULL)
 		disk_pool_cancel(s->ctx->pool, s->job);
+	auth_check_cancel(s->auth_job);
+	if (s->auth_delay != NULL)
+		event_free(s->auth_delay);
 	disk_spool_free(s->spool);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
@@ -1293,6 +1597,12 @@ smtp_session_free(struct smtp_session *s)
 	if (s->msg != NULL)
 		evbuffer_free(s->msg);
 	free(s);
+}
+
+bool
+smtp_session_is_authenticated(const struct smtp_session *s)
+{
+	return s->auth_user[0] != '\0';
 }
 
 const struct addr *

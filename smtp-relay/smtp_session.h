@@ -22,6 +22,7 @@ struct intake;
 struct policy;
 struct smtp_session;
 struct tls_server;
+struct auth;
 
 /* Which kind of listener accepted the connection. */
 enum smtp_listener {
@@ -47,6 +48,9 @@ struct smtp_stats {
 	uint64_t mail_deferred;   /* MAIL refused 451/452: queue not writable, disk reserve */
 	uint64_t tls_sessions;    /* TLS handshakes completed (STARTTLS and smtps) */
 	uint64_t tls_failures;    /* TLS handshakes that failed */
+	uint64_t auth_successes;  /* AUTH that ended in 235 */
+	uint64_t auth_failures;   /* AUTH that ended in 535 */
+	uint64_t auth_blocked;    /* AUTH refused with 421: too many failures from the address */
 };
 
 /*
@@ -61,6 +65,7 @@ struct smtp_session_ctx {
 	struct intake *intake;            /* asked at MAIL whether mail is taken */
 	struct smtp_stats *stats;         /* counted into */
 	struct tls_server *tls;           /* NULL: no TLS (no STARTTLS, no smtps) */
+	struct auth *auth;                /* NULL: no AUTH (no auth-file) */
 	/* A message was committed with this ID, after its 250; NULL: nobody. */
 	void (*queued)(const char *id, void *arg);
 	void *queued_arg;
@@ -84,6 +89,10 @@ struct smtp_session *smtp_session_new(const struct smtp_session_ctx *ctx, struct
 /* End the session now (server shutdown): its commit in flight is
  * cancelled, ctx->gone is not called.  NULL is a no-op. */
 void smtp_session_free(struct smtp_session *s);
+
+/* Has the client authenticated (AUTH, 235)?  Such sessions may relay
+ * anywhere and do not count against max-sessions-per-client. */
+bool smtp_session_is_authenticated(const struct smtp_session *s);
 
 /* The client's address (borrowed). */
 const struct addr *smtp_session_client(const struct smtp_session *s);

@@ -60,8 +60,9 @@ def tls_block(crt, key, more=""):
 class TlsSmtp:
     """A raw SMTP client that can switch to TLS: send exact bytes, read replies."""
 
-    def __init__(self, host, port, ctx=None, implicit=False, timeout=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, ctx=None, implicit=False, timeout=10, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         if implicit:
             self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
