@@ -662,15 +662,25 @@ cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 
 /* ---- AUTH (RFC 4954) ---- */
 
-/* The user name for the log: printable ASCII only (it is the client's text). */
-static void
+/*
+ * Keep the user name being tried, printable ASCII only (it is the client's
+ * text and goes to the log).  False when anything had to be replaced: such
+ * a name is refused, never checked.
+ */
+static bool
 auth_keep_user(struct smtp_session *s, const unsigned char *name, size_t len)
 {
 	size_t n = len < AUTH_NAME_MAX ? len : AUTH_NAME_MAX;
+	bool clean = n == len;
 
-	for (size_t i = 0; i < n; i++)
-		s->auth_try[i] = (name[i] > 32 && name[i] < 127) ? (char)name[i] : '?';
+	for (size_t i = 0; i < n; i++) {
+		bool printable = name[i] > 32 && name[i] < 127;
+
+		s->auth_try[i] = printable ? (char)name[i] : '?';
+		clean = clean && printable;
+	}
 	s->auth_try[n] = '\0';
+	return clean;
 }
 
 /* The exchange is over (whatever its outcome): back to commands. */
@@ -731,13 +741,11 @@ static void
 auth_start(
     struct smtp_session *s, const unsigned char *user, size_t ulen, const char *pass, size_t plen)
 {
-	if (ulen == 0 || ulen > AUTH_NAME_MAX || memchr(user, '\0', ulen) != NULL) {
+	if (ulen == 0 || !auth_keep_user(s, user, ulen)) {
 		reply(s, "501 5.5.2 Error: bad user name");
 		auth_end(s);
 		return;
 	}
-	auth_keep_user(s, user, ulen);
-	/* auth_try is the name checked: only printable names can ever match. */
 	s->auth_job = auth_check(s->ctx->auth, s->auth_try, pass, plen, auth_done_cb, s);
 	if (s->auth_job == NULL) {
 		reply(s, "454 4.7.0 Temporary authentication failure");
@@ -763,7 +771,7 @@ auth_plain(struct smtp_session *s, const unsigned char *msg, size_t len)
 	if (nul1 != msg &&
 	    ((size_t)(nul1 - msg) != (size_t)(nul2 - user) ||
 	        memcmp(msg, user, (size_t)(nul1 - msg)) != 0)) {
-		auth_keep_user(s, user, (size_t)(nul2 - user));
+		(void)auth_keep_user(s, user, (size_t)(nul2 - user));
 		auth_done_cb(AUTH_FAILED, s);
 		return;
 	}
@@ -778,12 +786,11 @@ auth_step(struct smtp_session *s, const unsigned char *msg, size_t len)
 	switch (s->auth_step) {
 	case AUTH_STEP_PLAIN: auth_plain(s, msg, len); break;
 	case AUTH_STEP_LOGIN_USER:
-		if (len == 0 || len > AUTH_NAME_MAX || memchr(msg, '\0', len) != NULL) {
+		if (len == 0 || !auth_keep_user(s, msg, len)) {
 			reply(s, "501 5.5.2 Error: bad user name");
 			auth_end(s);
 			break;
 		}
-		auth_keep_user(s, msg, len);
 		s->auth_step = AUTH_STEP_LOGIN_PASS;
 		reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
 		session_enter_state(s, SMTP_STATE_AUTH);

@@ -7,6 +7,7 @@ Python's smtplib and raw sockets, from 127.0.0.5 (not a trusted network)."""
 import base64
 import os
 import re
+import signal
 import smtplib
 import subprocess
 import time
@@ -193,6 +194,33 @@ def test_bad_passwords_535_then_421(ar):
 def test_unknown_user_fails_like_a_bad_password(ar):
     c = sub_session(ar)
     assert c.cmd("AUTH PLAIN " + plain("mallory", PASSWORD))[0] == 535
+    # A name with control characters is not even checked.
+    assert c.cmd("AUTH PLAIN " + plain("al\x01ice", PASSWORD))[0] == 501
+    assert c.cmd("AUTH PLAIN !!!!")[0] == 501
+    c.close()
+
+
+def test_sighup_rereads_the_auth_file(ar):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    with open(ar.auth_file, "w") as f:
+        f.write("frank:" + crypt.crypt("new pass", crypt.mksalt(crypt.METHOD_SHA512)) + "\n")
+    ar.relay.d.signal(signal.SIGHUP)
+    mxb.wait_until(lambda: ar.log().count(f"auth: {ar.auth_file}: 1 users") == 1, 10,
+                   "the reload")
+    c = sub_session(ar)
+    assert c.cmd("AUTH PLAIN " + plain("alice", PASSWORD))[0] == 535
+    assert c.cmd("AUTH PLAIN " + plain("frank", "new pass"))[0] == 235
+    c.close()
+    # A broken file keeps the running users.
+    with open(ar.auth_file, "w") as f:
+        f.write("grace:plaintext\n")
+    ar.relay.d.signal(signal.SIGHUP)
+    mxb.wait_until(lambda: "keeping the running users" in ar.log(), 10, "the refused reload")
+    assert f"auth-file {ar.auth_file}:1: not a crypt(3) hash" in ar.log()
+    c = sub_session(ar)
+    assert c.cmd("AUTH PLAIN " + plain("frank", "new pass"))[0] == 235
     c.close()
 
 
