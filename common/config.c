@@ -505,8 +505,36 @@ relay_source_cb(struct conv *cv, const struct cnode *n, void *obj, const struct 
 	return config_for_each_entry(cv, n, relay_source_entry, r);
 }
 
+const struct stmt config_relay_tls_table[] = {
+    T("certificate", V_PATH, config_relay_tls, certificate, "(required)"),
+    T("key", V_PATH, config_relay_tls, key, "(required)"),
+    T("ciphers", V_STRING, config_relay_tls, ciphers, "(OpenSSL's default)"),
+    T("ciphersuites", V_STRING, config_relay_tls, ciphersuites, "(OpenSSL's default)"), END};
+
+/* tls { certificate; key; ... }: both files are required (-t opens them). */
+static int
+relay_tls_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
+{
+	struct config_relay *r = obj;
+
+	(void)s;
+	if (config_need_block(cv, n, 0) == -1 ||
+	    config_conv_block(cv, n->children, "in tls", config_relay_tls_table, &r->tls) == -1)
+		return -1;
+	if (r->tls.certificate == NULL || r->tls.key == NULL)
+		return config_cv_error(
+		    cv, n->file, n->line, "relay: tls needs both 'certificate' and 'key'");
+	r->tls.present = true;
+	return config_record_where(cv, n, &r->tls);
+}
+
 static const struct stmt relay_table[] = {
     A("listen", V_ADDRS, config_relay, listen, CONFIG_PORT_SMTP, "0.0.0.0 ::"),
+    A("smtps-listen", V_ADDRS, config_relay, smtps_listen, CONFIG_PORT_SMTPS, NULL),
+    A("submission-listen", V_ADDRS, config_relay, submission_listen, CONFIG_PORT_SUBMISSION, NULL),
+    C("tls", relay_tls_cb, false, "(no TLS)", config_relay_tls_print),
+    T("auth-file", V_PATH, config_relay, auth_file, NULL),
+    T("auth-on-listen", V_BOOL, config_relay, auth_on_listen, "no"),
     T("hostname", V_DOMAIN, config_relay, hostname, "(the host name)"),
     T("local-aliases", V_DOMAINS, config_relay, local_aliases, NULL),
     T("local-aliases-file", V_PATH, config_relay, local_aliases_file, NULL),
@@ -747,6 +775,26 @@ path_defaults(struct config *cfg, const struct stmt *table, void *obj)
 	}
 }
 
+/* The TLS listeners and AUTH need a certificate: say which statement lacks it. */
+static int
+relay_tls_check(struct conv *cv)
+{
+	struct config *cfg = cv->cfg;
+	const struct config_relay *r = &cfg->relay;
+	const void *f = r->smtps_listen.n > 0 ? (const void *)&r->smtps_listen
+	    : r->submission_listen.n > 0      ? (const void *)&r->submission_listen
+	    : r->auth_file != NULL            ? (const void *)&r->auth_file
+	                                      : NULL;
+
+	if (f == NULL || r->tls.present)
+		return 0;
+	return config_cv_error(cv, config_where_file(cfg, f), config_where(cfg, f),
+	    "relay: %s needs a tls { certificate ...; key ...; } block",
+	    f == &r->auth_file          ? "auth-file"
+	        : f == &r->smtps_listen ? "smtps-listen"
+	                                : "submission-listen");
+}
+
 static int
 apply_defaults(struct conv *cv)
 {
@@ -775,6 +823,8 @@ apply_defaults(struct conv *cv)
 	/* Postfix's queue_minfree rule: room for one and a half largest messages. */
 	if (r->queue_min_free == QUEUE_MIN_FREE_UNSET)
 		r->queue_min_free = r->max_message_size + r->max_message_size / 2;
+	if (relay_tls_check(cv) == -1)
+		return -1;
 	if (r->max_retry_interval < r->retry_interval) {
 		const void *f = config_where(cfg, &r->max_retry_interval) != 0
 		    ? (void *)&r->max_retry_interval
@@ -937,4 +987,5 @@ config_grammar_print(FILE *out)
 	grammar_table(out, "metrics", metrics_table);
 	grammar_table(out, "resolver", resolver_table);
 	grammar_table(out, "relay", relay_table);
+	grammar_table(out, "tls", config_relay_tls_table);
 }

@@ -30,6 +30,8 @@
 #define CONFIG_PORT_METRICS_HTTP 8431
 #define CONFIG_PORT_RELAY_HTTP   8025
 #define CONFIG_PORT_SMTP         25
+#define CONFIG_PORT_SMTPS        465
+#define CONFIG_PORT_SUBMISSION   587
 
 struct config_addrs {
 	struct addr *v;
@@ -187,10 +189,26 @@ enum config_family {
 	CONFIG_FAMILY_IPV6, /* IPv6 only */
 };
 
+/* The relay's server certificate (relay { tls { } }); absent: no TLS inbound. */
+struct config_relay_tls {
+	bool present;
+	char *certificate;  /* PEM chain, leaf first; required */
+	char *key;          /* PEM private key; required */
+	char *ciphers;      /* TLS 1.2 cipher list; NULL = OpenSSL's default */
+	char *ciphersuites; /* TLS 1.3 suites; NULL = OpenSSL's default */
+};
+
 struct config_relay {
 	bool present;
-	struct config_addrs listen;          /* default 0.0.0.0 and :: port 25 */
-	char *hostname;                      /* default: gethostname() */
+	struct config_addrs listen; /* default 0.0.0.0 and :: port 25 */
+	/* Implicit TLS (port 465 style) and submission (587 style: STARTTLS,
+	 * AUTH after it); both empty by default and both need `tls`. */
+	struct config_addrs smtps_listen;
+	struct config_addrs submission_listen;
+	struct config_relay_tls tls;
+	char *auth_file;     /* "user:crypt-hash" lines; NULL = no AUTH */
+	bool auth_on_listen; /* also offer AUTH (after STARTTLS) on `listen`; default no */
+	char *hostname;      /* default: gethostname() */
 	struct config_strings local_aliases; /* lower case */
 	char *local_aliases_file;
 	struct config_strings relay_domains;

@@ -19,6 +19,9 @@
 
 #include "common/addr.h"
 #include "common/config.h"
+#include "common/tls.h"
+
+#include <openssl/ssl.h>
 
 void
 check_user_init(struct check_user *u, const char *user)
@@ -240,6 +243,35 @@ check_broker(struct env *e)
 		    "broker: control-socket", false);
 }
 
+/*
+ * relay { tls { } }: both files readable by the run user (a reload reads
+ * them after the privilege drop), then loaded to see that they are PEM and
+ * belong together.
+ */
+static void
+check_relay_tls(struct env *e)
+{
+	const struct config_relay_tls *t = &e->cfg->relay.tls;
+	char err[768];
+	int rc = e->rc;
+	SSL_CTX *ctx;
+
+	if (!t->present)
+		return;
+	e->rc = 0;
+	need_readable(e, (const char *const *)&t->certificate, "relay: tls: certificate");
+	need_readable(e, (const char *const *)&t->key, "relay: tls: key");
+	if (e->rc == 0 && tls_init() == 0) {
+		if ((ctx = tls_ctx_new(true, err, sizeof(err))) == NULL ||
+		    tls_ctx_load_cert(ctx, t->certificate, t->key, err, sizeof(err)) == -1 ||
+		    tls_ctx_set_ciphers(ctx, t->ciphers, t->ciphersuites, err, sizeof(err)) == -1)
+			env_error(e, &t->key, "relay: tls: %s", err);
+		SSL_CTX_free(ctx);
+	}
+	if (rc == -1)
+		e->rc = -1;
+}
+
 static void
 check_relay(struct env *e)
 {
@@ -249,6 +281,8 @@ check_relay(struct env *e)
 	need_readable(e, (const char *const *)&res->local_mx, "resolver: local-mx");
 	need_readable(e, (const char *const *)&res->hosts, "resolver: hosts");
 	need_readable(e, (const char *const *)&r->local_aliases_file, "relay: local-aliases-file");
+	need_readable(e, (const char *const *)&r->auth_file, "relay: auth-file");
+	check_relay_tls(e);
 	need_creatable(e, (const char *const *)&r->queue_directory, "relay: queue-directory", true);
 	need_creatable(e, (const char *const *)&r->maildir_root, "relay: maildir-root", true);
 	need_creatable(e, (const char *const *)&r->control_socket, "relay: control-socket", false);

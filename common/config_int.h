@@ -122,6 +122,7 @@ extern const size_t config_nsections;
 
 /* Statement tables that -p needs beside config_sections. */
 extern const struct stmt config_zone_table[], config_rrl_table[], config_cluster_table[];
+extern const struct stmt config_relay_tls_table[];
 
 struct pr;
 
@@ -175,5 +176,6 @@ void config_cluster_failover_print(struct pr *p, const void *obj, const struct s
 void config_cluster_health_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_resolver_gateway_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_relay_outbound_source_print(struct pr *p, const void *obj, const struct stmt *s);
+void config_relay_tls_print(struct pr *p, const void *obj, const struct stmt *s);
 
 #endif

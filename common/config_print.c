@@ -307,6 +307,15 @@ config_relay_outbound_source_print(struct pr *p, const void *obj, const struct s
 	fputs(" };\n", p->out);
 }
 
+void
+config_relay_tls_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_relay *r = obj;
+
+	if (r->tls.present)
+		pr_block(p, s->name, NULL, config_relay_tls_table, &r->tls);
+}
+
 static void
 pr_key(struct pr *p, const struct config_key *k)
 {

@@ -13,6 +13,7 @@
 #include "common/sdnotify.h"
 #include "common/status_http.h"
 #include "smtp-relay/address.h"
+#include "smtp-relay/auth.h"
 #include "smtp-relay/control.h"
 #include "smtp-relay/delivery.h"
 #include "smtp-relay/disk_pool.h"
@@ -20,6 +21,7 @@
 #include "smtp-relay/maildir.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_server.h"
+#include "smtp-relay/tls_server.h"
 
 static const struct prog_info relayd_info = {
     "smtp-relayd",
@@ -38,6 +40,8 @@ struct relayd {
 	struct disk_pool *pool; /* commits, delivery's disk work, the intake's probe */
 	struct intake *intake;
 	struct smtp_server *server;
+	struct tls_server *tls; /* NULL: no relay { tls { } } */
+	struct auth *auth;      /* NULL: no auth-file */
 	struct status_http *status;
 	struct control *control;
 	struct delivery *delivery;
@@ -45,14 +49,23 @@ struct relayd {
 	gid_t gid;
 };
 
-/* -t: the relay's own checks beyond the grammar (local-aliases-file). */
+/* -t: the relay's own checks beyond the grammar (local-aliases-file, auth-file). */
 static int
 check_relay(const struct config *cfg)
 {
 	struct policy *p = policy_new(&cfg->relay);
+	struct auth *a = NULL;
+	char err[512];
+	int rc = p != NULL ? 0 : -1;
 
 	policy_free(p);
-	return p != NULL ? 0 : -1;
+	if (cfg->relay.auth_file != NULL &&
+	    (a = auth_new(cfg->relay.auth_file, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s: relay: %s\n", relayd_info.name, err);
+		rc = -1;
+	}
+	auth_free(a);
+	return rc;
 }
 
 /* SIGHUP: a new configuration and policy, swapped in only when both are good. */
@@ -72,6 +85,12 @@ reload(struct relayd *d)
 		config_free(cfg);
 		return;
 	}
+	/* A new certificate for new sessions; a bad one keeps the running one.
+	 * TLS cannot be switched on or off without a restart (listeners). */
+	if (d->tls != NULL && cfg->relay.tls.present)
+		tls_server_reload(d->tls, &cfg->relay.tls);
+	if (d->auth != NULL && cfg->relay.auth_file != NULL)
+		auth_reload(d->auth, cfg->relay.auth_file);
 	smtp_server_reconfigure(d->server, &cfg->relay, p);
 	intake_reconfigure(d->intake, &cfg->relay);
 	delivery_reconfigure(d->delivery, cfg, p);
@@ -177,6 +196,36 @@ setup_disk(struct relayd *d)
 	return 0;
 }
 
+/* The SMTP, submission and smtps listeners, with TLS when configured. */
+static int
+listen_all(struct relayd *d)
+{
+	const struct config_relay *r = &d->cfg->relay;
+	const struct {
+		const struct config_addrs *addrs;
+		enum smtp_listener kind;
+	} lists[] = {{&r->listen, SMTP_LISTENER_SMTP},
+	    {&r->submission_listen, SMTP_LISTENER_SUBMISSION},
+	    {&r->smtps_listen, SMTP_LISTENER_SMTPS}};
+
+	if (r->tls.present) {
+		if ((d->tls = tls_server_new(&r->tls)) == NULL)
+			return -1;
+		smtp_server_set_tls(d->server, d->tls);
+	}
+	if (r->auth_file != NULL) {
+		if ((d->auth = auth_new(r->auth_file, d->pool, NULL, 0)) == NULL)
+			return -1;
+		smtp_server_set_auth(d->server, d->auth);
+	}
+	for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++)
+		for (size_t i = 0; i < lists[k].addrs->n; i++)
+			if (smtp_server_listen(d->server, &lists[k].addrs->v[i], lists[k].kind) ==
+			    -1)
+				return -1;
+	return 0;
+}
+
 static int
 setup(struct relayd *d)
 {
@@ -189,9 +238,8 @@ setup(struct relayd *d)
 	        NULL ||
 	    setup_delivery(d) == -1)
 		return -1;
-	for (size_t i = 0; i < r->listen.n; i++)
-		if (smtp_server_listen(d->server, &r->listen.v[i]) == -1)
-			return -1;
+	if (listen_all(d) == -1)
+		return -1;
 	if (r->status_listen.len != 0 &&
 	    (d->status = status_http_new(d->base, &r->status_listen, relayd_info.name, status_json,
 	         status_metrics, d)) == NULL)
@@ -229,7 +277,9 @@ teardown(struct relayd *d)
 {
 	control_free(d->control);
 	smtp_server_free(d->server);
+	tls_server_free(d->tls);
 	disk_pool_free(d->pool);
+	auth_free(d->auth);
 	delivery_free(d->delivery);
 	intake_free(d->intake);
 	policy_free(d->policy);

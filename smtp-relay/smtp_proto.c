@@ -33,8 +33,8 @@ static const struct verb {
     {"EXPN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
     {"TURN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
     {"ETRN", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
-    {"STARTTLS", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
-    {"AUTH", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
+    {"STARTTLS", SMTP_CMD_STARTTLS, ARG_NONE},
+    {"AUTH", SMTP_CMD_AUTH, ARG_REQUIRED},
     {"BDAT", SMTP_CMD_UNIMPLEMENTED, ARG_ANY},
 };
 
@@ -106,6 +106,18 @@ parse_mail_param(const char *p, size_t len, struct smtp_command *cmd, unsigned *
 			cmd->body = SMTP_BODY_8BITMIME;
 		else
 			return SMTP_PARSE_BAD_PARAM;
+		return SMTP_PARSE_OK;
+	}
+	if (klen == 4 && strncasecmp(p, "AUTH", 4) == 0 && eq != NULL && vlen > 0) {
+		/* xtext (RFC 3461 4) of a mailbox or "<>": kept by nobody, so only
+		 * its characters are checked. */
+		if (*seen & 4)
+			return SMTP_PARSE_SYNTAX;
+		for (size_t i = 0; i < vlen; i++)
+			if (v[i] <= ' ' || v[i] > '~' || v[i] == '=')
+				return SMTP_PARSE_SYNTAX;
+		*seen |= 4;
+		cmd->has_auth = true;
 		return SMTP_PARSE_OK;
 	}
 	return SMTP_PARSE_BAD_PARAM;

@@ -26,7 +26,9 @@ enum smtp_verb {
 	SMTP_CMD_QUIT,
 	SMTP_CMD_VRFY,
 	SMTP_CMD_HELP,
-	SMTP_CMD_UNIMPLEMENTED, /* EXPN, TURN, STARTTLS, AUTH, BDAT, ...: 502 */
+	SMTP_CMD_STARTTLS,      /* RFC 3207; no argument */
+	SMTP_CMD_AUTH,          /* RFC 4954; arg = "MECHANISM [initial-response]" */
+	SMTP_CMD_UNIMPLEMENTED, /* EXPN, TURN, BDAT, ...: 502 */
 	SMTP_CMD_COUNT,
 };
 
@@ -53,13 +55,15 @@ struct smtp_command {
 	bool null_path;      /* MAIL FROM:<> */
 	uint64_t size;       /* SIZE=n, 0 when absent */
 	enum smtp_body body;
+	bool has_auth; /* MAIL ... AUTH=<mailbox> (RFC 4954 5): accepted, not used */
 };
 
 /*
  * Parse one command line of `len` bytes (CRLF already removed; `line` need
  * not be terminated and must outlive cmd->arg).  Verbs are case-insensitive;
- * MAIL takes SIZE= and BODY=, RCPT no parameters; HELO/EHLO need a domain or
- * address literal; DATA, RSET and QUIT take none.
+ * MAIL takes SIZE=, BODY= and AUTH=, RCPT no parameters; HELO/EHLO need a
+ * domain or address literal; AUTH a mechanism; DATA, RSET, QUIT and
+ * STARTTLS take none.
  */
 enum smtp_parse_status smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd);
 

@@ -30,7 +30,9 @@ struct session_entry {
 };
 
 struct listener_entry {
-	struct evconnlistener *l;
+	struct listener *l;
+	struct smtp_server *srv;
+	enum smtp_listener kind;
 	SLIST_ENTRY(listener_entry) link;
 };
 
@@ -73,7 +75,8 @@ smtp_server_new(struct event_base *base, const struct config_relay *relay, const
 	return srv;
 }
 
-/* Sessions from the same host as `client`. */
+/* Sessions from the same host as `client`; authenticated ones are exempt
+ * (a user's mail client may hold several connections from behind a NAT). */
 static unsigned
 sessions_from(const struct smtp_server *srv, const struct addr *client)
 {
@@ -81,7 +84,8 @@ sessions_from(const struct smtp_server *srv, const struct addr *client)
 	unsigned n = 0;
 
 	TAILQ_FOREACH(e, &srv->sessions, link)
-		n += e->counted && addr_equal_host(smtp_session_client(e->s), client);
+		n += e->counted && !smtp_session_is_authenticated(e->s) &&
+		    addr_equal_host(smtp_session_client(e->s), client);
 	return n;
 }
 
@@ -104,7 +108,8 @@ limit_reply(const struct smtp_server *srv, const struct addr *client)
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-	struct smtp_server *srv = arg;
+	struct listener_entry *le = arg;
+	struct smtp_server *srv = le->srv;
 	struct session_entry *e;
 	const char *refuse;
 	struct addr client;
@@ -120,7 +125,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		close(fd);
 		return;
 	}
-	if ((e->s = smtp_session_new(&srv->ctx, srv->base, fd, &client, refuse)) == NULL) {
+	if ((e->s = smtp_session_new(&srv->ctx, srv->base, fd, &client, le->kind, refuse)) ==
+	    NULL) {
 		free(e);
 		return;
 	}
@@ -136,8 +142,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 }
 
 int
-smtp_server_listen(struct smtp_server *srv, const struct addr *a)
+smtp_server_listen(struct smtp_server *srv, const struct addr *a, enum smtp_listener kind)
 {
+	static const char *const names[] = {"smtp", "submission", "smtps"};
 	char buf[ADDR_STRLEN];
 	struct listener_entry *le = calloc(1, sizeof(*le));
 
@@ -145,14 +152,28 @@ smtp_server_listen(struct smtp_server *srv, const struct addr *a)
 		log_warnx("smtp: out of memory");
 		return -1;
 	}
-	le->l = listener_new(srv->base, a, accept_cb, srv, "smtp");
+	le->srv = srv;
+	le->kind = kind;
+	le->l = listener_open(srv->base, a, accept_cb, le, names[kind]);
 	if (le->l == NULL) {
 		free(le);
 		return -1;
 	}
 	SLIST_INSERT_HEAD(&srv->listeners, le, link);
-	log_info("smtp: listening on %s", addr_str(a, buf, sizeof(buf)));
+	log_info("%s: listening on %s", names[kind], addr_str(a, buf, sizeof(buf)));
 	return 0;
+}
+
+void
+smtp_server_set_tls(struct smtp_server *srv, struct tls_server *tls)
+{
+	srv->ctx.tls = tls;
+}
+
+void
+smtp_server_set_auth(struct smtp_server *srv, struct auth *auth)
+{
+	srv->ctx.auth = auth;
 }
 
 void
@@ -173,7 +194,7 @@ smtp_server_free(struct smtp_server *srv)
 		return;
 	while ((le = SLIST_FIRST(&srv->listeners)) != NULL) {
 		SLIST_REMOVE_HEAD(&srv->listeners, link);
-		listener_free(le->l);
+		listener_close(le->l);
 		free(le);
 	}
 	while ((e = TAILQ_FIRST(&srv->sessions)) != NULL) {
@@ -238,6 +259,11 @@ static const struct counter {
     C(protocol_errors, "SMTP protocol errors"),
     C(queue_errors, "Queue commits that failed"),
     C(mail_deferred, "MAIL refused with 451/452: queue not writable or below queue-min-free"),
+    C(tls_sessions, "TLS handshakes completed (STARTTLS and smtps-listen)"),
+    C(tls_failures, "TLS handshakes that failed"),
+    C(auth_successes, "AUTH exchanges that succeeded (235)"),
+    C(auth_failures, "AUTH exchanges that failed (535)"),
+    C(auth_blocked, "AUTH refused with 421 after too many failures from the address"),
 #undef C
 };
 

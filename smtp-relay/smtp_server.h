@@ -10,6 +10,8 @@
 #ifndef MXB_SMTP_SERVER_H
 #define MXB_SMTP_SERVER_H
 
+#include "smtp-relay/smtp_session.h"
+
 struct addr;
 struct config_relay;
 struct disk_pool;
@@ -20,6 +22,8 @@ struct json_object;
 struct policy;
 struct queue;
 struct smtp_server;
+struct tls_server;
+struct auth;
 
 /*
  * A server for `relay` and `p` (both borrowed: they must stay valid until
@@ -31,8 +35,17 @@ struct smtp_server;
 struct smtp_server *smtp_server_new(struct event_base *base, const struct config_relay *relay,
     const struct policy *p, struct queue *q, struct disk_pool *pool, struct intake *intake);
 
-/* Listen on `a` (bound now, before privileges are dropped); 0 or -1 (logged). */
-int smtp_server_listen(struct smtp_server *srv, const struct addr *a);
+/* Listen on `a` (bound now, before privileges are dropped) for sessions of
+ * `kind` (SMTP_LISTENER_SMTPS needs smtp_server_set_tls first); 0 or -1
+ * (logged). */
+int smtp_server_listen(struct smtp_server *srv, const struct addr *a, enum smtp_listener kind);
+
+/* The inbound TLS context (borrowed; NULL: no TLS): STARTTLS is offered
+ * and smtps listeners work once it is set. */
+void smtp_server_set_tls(struct smtp_server *srv, struct tls_server *tls);
+
+/* The AUTH credentials (borrowed; NULL: no AUTH). */
+void smtp_server_set_auth(struct smtp_server *srv, struct auth *auth);
 
 /* Swap in a new configuration and policy after a reload (borrowed as in
  * smtp_server_new); open sessions use them from their next command. */

@@ -14,16 +14,22 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "smtp-relay/address.h"
+#include "smtp-relay/auth.h"
 #include "smtp-relay/disk_pool.h"
 #include "smtp-relay/intake.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/smtp_proto.h"
+#include "smtp-relay/tls_server.h"
 
 /* RFC 5321 6.3: a message with this many Received: lines is a loop. */
 #define SMTP_MAX_HOPS 100
@@ -40,23 +46,35 @@
 /* Bad commands tolerated before the session is closed. */
 #define SMTP_MAX_ERRORS   20
 #define SMTP_HELO_MAX     255
-#define SMTP_RECEIVED_MAX (SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX)
+#define SMTP_RECEIVED_MAX (SMTP_HELO_MAX + 4 * ADDRESS_PATH_MAX + TLS_DESCRIBE_MAX)
 /* Longest reply line we make, the Message-ID kept for the log, and the
  * part of a non-SMTP line that is logged. */
 #define SMTP_REPLY_MAX   512
 #define SMTP_MSGID_MAX   255
 #define SMTP_LOGLINE_MAX 100
+/* A 535 waits this long: a password guesser gets fewer tries per connection. */
+#define SMTP_AUTH_FAIL_DELAY_MS 1000
 /* "unknown[<address>]": the client as Postfix names it (no reverse lookup). */
 #define SMTP_CLIENT_NAME_MAX (ADDR_STRLEN + 10)
 
 enum smtp_state {
-	SMTP_STATE_HELO,     /* banner sent, waiting for HELO/EHLO */
-	SMTP_STATE_IDLE,     /* greeted, no transaction */
-	SMTP_STATE_MAIL,     /* MAIL accepted, no recipient yet */
-	SMTP_STATE_RCPT,     /* at least one recipient accepted */
-	SMTP_STATE_DATA,     /* reading the message after 354 */
-	SMTP_STATE_QUEUEING, /* final dot read, the commit runs: input waits */
-	SMTP_STATE_CLOSING,  /* last reply written, close when flushed */
+	SMTP_STATE_HELO,      /* banner sent, waiting for HELO/EHLO */
+	SMTP_STATE_IDLE,      /* greeted, no transaction */
+	SMTP_STATE_MAIL,      /* MAIL accepted, no recipient yet */
+	SMTP_STATE_RCPT,      /* at least one recipient accepted */
+	SMTP_STATE_DATA,      /* reading the message after 354 */
+	SMTP_STATE_QUEUEING,  /* final dot read, the commit runs: input waits */
+	SMTP_STATE_STARTTLS,  /* 220 to STARTTLS being written; then the handshake */
+	SMTP_STATE_AUTH,      /* 334 sent: the next line is an AUTH response */
+	SMTP_STATE_AUTH_WAIT, /* the password is being checked, or the 535 delayed: input waits */
+	SMTP_STATE_CLOSING,   /* last reply written, close when flushed */
+};
+
+/* What the next AUTH response line carries. */
+enum auth_step {
+	AUTH_STEP_PLAIN,      /* authzid NUL authcid NUL password */
+	AUTH_STEP_LOGIN_USER, /* the user name */
+	AUTH_STEP_LOGIN_PASS, /* the password */
 };
 
 /* Why the message read in DATA cannot be queued (checked at the final dot). */
@@ -69,7 +87,20 @@ enum data_flaw {
 
 struct smtp_session {
 	const struct smtp_session_ctx *ctx;
+	struct event_base *base;
 	struct bufferevent *bev;
+	enum smtp_listener kind;
+	bool tls;         /* the handshake is done: everything after it is encrypted */
+	bool handshaking; /* bev is TLS, its handshake not finished */
+	char tls_info[TLS_DESCRIBE_MAX]; /* "TLSv1.3 with cipher ... (256/256 bits)" */
+	char tls_log[TLS_DESCRIBE_MAX];  /* "TLSv1.3/TLS_AES_256_GCM_SHA384" */
+	/* AUTH: the user once authenticated ("" before), the exchange in hand. */
+	char auth_user[AUTH_NAME_MAX + 1];
+	char auth_try[AUTH_NAME_MAX + 1]; /* the user name being checked */
+	const char *auth_mech;            /* "PLAIN" or "LOGIN" */
+	enum auth_step auth_step;
+	struct auth_check *auth_job; /* the check in flight */
+	struct event *auth_delay;    /* holds the 535 back */
 	struct addr client;
 	char client_host[ADDR_STRLEN];
 	char client_name[SMTP_CLIENT_NAME_MAX];
@@ -151,6 +182,19 @@ queue_id(const struct smtp_session *s)
 	return s->qid[0] != '\0' ? s->qid : "NOQUEUE";
 }
 
+/* RFC 3848's protocol name for Received: and the log. */
+static const char *
+proto_name(const struct smtp_session *s)
+{
+	bool authed = s->auth_user[0] != '\0';
+
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->tls)
+		return authed ? "ESMTPSA" : "ESMTPS";
+	return authed ? "ESMTPA" : "ESMTP";
+}
+
 static void reject(struct smtp_session *s, const char *stage, const char *from, const char *to,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -178,7 +222,7 @@ reject(struct smtp_session *s, const char *stage, const char *from, const char *
 	else if (n == 0)
 		envelope[0] = '\0';
 	log_info("smtp: %s: reject: %s from %s: %s; %sproto=%s helo=<%s>", queue_id(s), stage,
-	    s->client_name, text, envelope, s->esmtp ? "ESMTP" : "SMTP", s->helo);
+	    s->client_name, text, envelope, proto_name(s), s->helo);
 }
 
 /* "ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4": Postfix's disconnect counts. */
@@ -191,6 +235,8 @@ format_counts(const struct smtp_session *s, char *buf, size_t len)
 	} order[] = {
 	    {SMTP_CMD_HELO, "helo"},
 	    {SMTP_CMD_EHLO, "ehlo"},
+	    {SMTP_CMD_STARTTLS, "starttls"},
+	    {SMTP_CMD_AUTH, "auth"},
 	    {SMTP_CMD_MAIL, "mail"},
 	    {SMTP_CMD_RCPT, "rcpt"},
 	    {SMTP_CMD_DATA, "data"},
@@ -288,7 +334,10 @@ session_enter_state(struct smtp_session *s, enum smtp_state state)
 		s->spool_wait = false;
 		break;
 	case SMTP_STATE_CLOSING:
+	case SMTP_STATE_STARTTLS:
+	case SMTP_STATE_AUTH_WAIT:
 	case SMTP_STATE_QUEUEING: bufferevent_disable(s->bev, EV_READ); break;
+	case SMTP_STATE_AUTH: break;
 	case SMTP_STATE_HELO:
 	case SMTP_STATE_IDLE: transaction_reset(s); break;
 	case SMTP_STATE_MAIL:
@@ -311,6 +360,21 @@ protocol_error(struct smtp_session *s)
 
 /* ---- command handlers: one per verb ---- */
 
+/* Does this listener do AUTH here at all (TLS or not yet)? */
+static bool
+auth_available(const struct smtp_session *s)
+{
+	return s->ctx->auth != NULL &&
+	    (s->kind != SMTP_LISTENER_SMTP || s->ctx->relay->auth_on_listen);
+}
+
+/* AUTH is listed in EHLO only over TLS (RFC 4954 4: no plaintext passwords). */
+static bool
+auth_offered(const struct smtp_session *s)
+{
+	return auth_available(s) && s->tls && s->auth_user[0] == '\0';
+}
+
 static void
 cmd_greet(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
 {
@@ -329,6 +393,10 @@ cmd_greet(struct smtp_session *s, const struct smtp_command *cmd, bool esmtp)
 	reply(s, "250-SIZE %" PRIu64, r->max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-PIPELINING");
+	if (s->ctx->tls != NULL && !s->tls)
+		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250-HELP");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
@@ -447,7 +515,11 @@ transaction_open(struct smtp_session *s)
 		return;
 	queue_id_new(s->qid);
 	memcpy(s->env->id, s->qid, sizeof(s->qid));
-	log_info("smtp: %s: client=%s", s->qid, s->client_name);
+	if (s->auth_user[0] != '\0')
+		log_info("smtp: %s: client=%s, sasl_method=%s, sasl_username=%s", s->qid,
+		    s->client_name, s->auth_mech, s->auth_user);
+	else
+		log_info("smtp: %s: client=%s", s->qid, s->client_name);
 }
 
 static void
@@ -470,8 +542,9 @@ cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		reject(s, "RCPT", s->env->sender, rcpt, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	v = policy_check_rcpt(
-	    s->ctx->policy, &cmd->path, policy_is_trusted(s->ctx->policy, &s->client));
+	/* An authenticated client relays anywhere, as a trusted network does. */
+	v = policy_check_rcpt(s->ctx->policy, &cmd->path,
+	    s->auth_user[0] != '\0' || policy_is_trusted(s->ctx->policy, &s->client));
 	if ((refusal = verdict_reply(v, &text)) != NULL) {
 		st->recipients_refused++;
 		st->relay_denied += v == POLICY_DENY_RELAY || v == POLICY_DENY_ROUTING;
@@ -549,6 +622,303 @@ cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
 	reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 }
 
+/*
+ * RFC 3207: 220, then nothing more in plaintext.  What the client sent
+ * after the STARTTLS line is thrown away unread (CVE-2011-0411: a command
+ * injected there must not run as if it came over TLS), and reading stops
+ * until the 220 is written; the handshake then begins on the socket
+ * itself (write_cb), so bytes still in the kernel are read as TLS only.
+ */
+static void
+cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t junk = evbuffer_get_length(in);
+
+	(void)cmd;
+	if (s->ctx->tls == NULL) {
+		reply(s, "502 5.5.1 Error: command not implemented");
+		protocol_error(s);
+		return;
+	}
+	if (s->tls) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		protocol_error(s);
+		return;
+	}
+	if (s->state != SMTP_STATE_HELO && s->state != SMTP_STATE_IDLE) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		protocol_error(s);
+		return;
+	}
+	if (junk > 0) {
+		log_warnx("smtp: %s: %zu octets pipelined after STARTTLS discarded", s->client_name,
+		    junk);
+		evbuffer_drain(in, junk);
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	session_enter_state(s, SMTP_STATE_STARTTLS);
+}
+
+/* ---- AUTH (RFC 4954) ---- */
+
+/*
+ * Keep the user name being tried, printable ASCII only (it is the client's
+ * text and goes to the log).  False when anything had to be replaced: such
+ * a name is refused, never checked.
+ */
+static bool
+auth_keep_user(struct smtp_session *s, const unsigned char *name, size_t len)
+{
+	size_t n = len < AUTH_NAME_MAX ? len : AUTH_NAME_MAX;
+	bool clean = n == len;
+
+	for (size_t i = 0; i < n; i++) {
+		bool printable = name[i] > 32 && name[i] < 127;
+
+		s->auth_try[i] = printable ? (char)name[i] : '?';
+		clean = clean && printable;
+	}
+	s->auth_try[n] = '\0';
+	return clean;
+}
+
+/* The exchange is over (whatever its outcome): back to commands. */
+static void
+auth_end(struct smtp_session *s)
+{
+	session_enter_state(s, SMTP_STATE_IDLE);
+	if (!s->paused)
+		bufferevent_enable(s->bev, EV_READ);
+}
+
+/* The delayed 535 (auth_done_cb). */
+static void
+auth_fail_reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	reply(s, "535 5.7.8 Error: authentication failed");
+	auth_end(s);
+	session_process(s);
+}
+
+/* Back from the check on the pool: 235, or 535 after a pause. */
+static void
+auth_done_cb(enum auth_result r, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timeval tv = {
+	    SMTP_AUTH_FAIL_DELAY_MS / 1000, (SMTP_AUTH_FAIL_DELAY_MS % 1000) * 1000};
+
+	s->auth_job = NULL;
+	auth_note_result(s->ctx->auth, &s->client, r == AUTH_OK);
+	if (r == AUTH_OK) {
+		s->ctx->stats->auth_successes++;
+		memcpy(s->auth_user, s->auth_try, sizeof(s->auth_user));
+		log_info("smtp: %s: AUTH %s succeeded: sasl_username=%s", s->client_name,
+		    s->auth_mech, s->auth_user);
+		reply(s, "235 2.7.0 Authentication successful");
+		auth_end(s);
+		session_process(s);
+		return;
+	}
+	s->ctx->stats->auth_failures++;
+	log_warnx("smtp: %s: SASL %s authentication failed: sasl_username=%s", s->client_name,
+	    s->auth_mech, s->auth_try);
+	if (s->auth_delay == NULL &&
+	    (s->auth_delay = evtimer_new(s->base, auth_fail_reply_cb, s)) == NULL) {
+		auth_fail_reply_cb(-1, 0, s);
+		return;
+	}
+	evtimer_add(s->auth_delay, &tv);
+}
+
+/* Hand user and password to the check; the reply waits for auth_done_cb. */
+static void
+auth_start(
+    struct smtp_session *s, const unsigned char *user, size_t ulen, const char *pass, size_t plen)
+{
+	if (ulen == 0 || !auth_keep_user(s, user, ulen)) {
+		reply(s, "501 5.5.2 Error: bad user name");
+		auth_end(s);
+		return;
+	}
+	s->auth_job = auth_check(s->ctx->auth, s->auth_try, pass, plen, auth_done_cb, s);
+	if (s->auth_job == NULL) {
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		auth_end(s);
+		return;
+	}
+	session_enter_state(s, SMTP_STATE_AUTH_WAIT);
+}
+
+/* PLAIN: "authzid NUL authcid NUL password"; authzid empty or the same user. */
+static void
+auth_plain(struct smtp_session *s, const unsigned char *msg, size_t len)
+{
+	const unsigned char *nul1 = memchr(msg, '\0', len), *user, *nul2;
+
+	if (nul1 == NULL ||
+	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - msg))) == NULL) {
+		reply(s, "501 5.5.2 Error: malformed PLAIN response");
+		auth_end(s);
+		return;
+	}
+	user = nul1 + 1;
+	if (nul1 != msg &&
+	    ((size_t)(nul1 - msg) != (size_t)(nul2 - user) ||
+	        memcmp(msg, user, (size_t)(nul1 - msg)) != 0)) {
+		(void)auth_keep_user(s, user, (size_t)(nul2 - user));
+		auth_done_cb(AUTH_FAILED, s);
+		return;
+	}
+	auth_start(
+	    s, user, (size_t)(nul2 - user), (const char *)nul2 + 1, len - (size_t)(nul2 + 1 - msg));
+}
+
+/* One step of the exchange with the decoded response. */
+static void
+auth_step(struct smtp_session *s, const unsigned char *msg, size_t len)
+{
+	switch (s->auth_step) {
+	case AUTH_STEP_PLAIN: auth_plain(s, msg, len); break;
+	case AUTH_STEP_LOGIN_USER:
+		if (len == 0 || !auth_keep_user(s, msg, len)) {
+			reply(s, "501 5.5.2 Error: bad user name");
+			auth_end(s);
+			break;
+		}
+		s->auth_step = AUTH_STEP_LOGIN_PASS;
+		reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		session_enter_state(s, SMTP_STATE_AUTH);
+		break;
+	case AUTH_STEP_LOGIN_PASS:
+		auth_start(s, (const unsigned char *)s->auth_try, strlen(s->auth_try),
+		    (const char *)msg, len);
+		break;
+	}
+}
+
+/* A response line (base64, "=" for empty, "*" to cancel); wiped after use. */
+static void
+auth_response(struct smtp_session *s, char *text, size_t len)
+{
+	unsigned char msg[AUTH_NAME_MAX * 2 + AUTH_PASS_MAX + 4];
+	long n = 0;
+
+	if (len == 1 && text[0] == '*') {
+		reply(s, "501 5.7.0 Error: authentication aborted");
+		auth_end(s);
+		return;
+	}
+	if (!(len == 1 && text[0] == '=') &&
+	    (n = auth_base64_decode(text, len, msg, sizeof(msg))) < 0) {
+		reply(s, "501 5.5.2 Error: malformed response (not base64)");
+		protocol_error(s);
+		auth_end(s);
+		return;
+	}
+	auth_step(s, msg, (size_t)n);
+	explicit_bzero(msg, sizeof(msg));
+}
+
+/* Read one AUTH response line; false when more input is needed. */
+static bool
+read_auth(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t eol_len, total;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+
+	if (p.pos == -1) {
+		if (evbuffer_get_length(in) <= SMTP_TEXT_LINE_MAX)
+			return false;
+		/* read_command answers 500 when the rest of the line is in. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		s->discard_line = true;
+		auth_end(s);
+		return true;
+	}
+	total = (size_t)p.pos + 1;
+	if (total > SMTP_TEXT_LINE_MAX) {
+		evbuffer_drain(in, total);
+		reply(s, "500 5.5.6 Error: authentication exchange line too long");
+		auth_end(s);
+		return true;
+	}
+	evbuffer_remove(in, s->line, total);
+	total -= total >= 2 && s->line[total - 2] == '\r' ? 2 : 1;
+	auth_response(s, s->line, total);
+	explicit_bzero(s->line, sizeof(s->line));
+	return true;
+}
+
+/* Why AUTH cannot start now, as the reply to give; NULL: it can. */
+static const char *
+auth_refusal(struct smtp_session *s)
+{
+	if (!auth_available(s))
+		return "502 5.5.1 Error: command not implemented";
+	if (!s->tls)
+		return "538 5.7.11 Encryption required for requested authentication mechanism";
+	if (s->auth_user[0] != '\0')
+		return "503 5.5.1 Error: already authenticated";
+	if (s->state == SMTP_STATE_HELO)
+		return "503 5.5.1 Error: send HELO/EHLO first";
+	if (s->state != SMTP_STATE_IDLE)
+		return "503 5.5.1 Error: MAIL transaction in progress";
+	return NULL;
+}
+
+/* AUTH PLAIN [initial-response] | AUTH LOGIN [initial-response]. */
+static void
+cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const char *refusal = auth_refusal(s), *sp;
+	size_t mlen;
+
+	if (refusal != NULL) {
+		reply(s, "%s", refusal);
+		protocol_error(s);
+		return;
+	}
+	if (auth_is_blocked(s->ctx->auth, &s->client)) {
+		s->ctx->stats->auth_blocked++;
+		log_warnx("smtp: %s: AUTH refused: %d failures within %d s", s->client_name,
+		    AUTH_MAX_FAILURES, AUTH_WINDOW);
+		reply_close(s, "421 4.7.0 Error: too many failed authentications, try again later");
+		return;
+	}
+	sp = memchr(cmd->arg, ' ', cmd->arglen);
+	mlen = sp != NULL ? (size_t)(sp - cmd->arg) : cmd->arglen;
+	if (mlen == 5 && strncasecmp(cmd->arg, "PLAIN", 5) == 0) {
+		s->auth_mech = "PLAIN";
+		s->auth_step = AUTH_STEP_PLAIN;
+	} else if (mlen == 5 && strncasecmp(cmd->arg, "LOGIN", 5) == 0) {
+		s->auth_mech = "LOGIN";
+		s->auth_step = AUTH_STEP_LOGIN_USER;
+	} else {
+		reply(s, "504 5.5.4 Error: unsupported authentication mechanism");
+		protocol_error(s);
+		return;
+	}
+	s->auth_try[0] = '\0';
+	session_enter_state(s, SMTP_STATE_AUTH);
+	if (sp != NULL) {
+		/* The initial response (RFC 4954 4): the first step at once. */
+		char ir[SMTP_COMMAND_LINE_MAX];
+		size_t len = cmd->arglen - mlen - 1;
+
+		memcpy(ir, sp + 1, len);
+		auth_response(s, ir, len);
+		explicit_bzero(ir, sizeof(ir));
+		return;
+	}
+	reply(s, s->auth_step == AUTH_STEP_PLAIN ? "334 " : "334 VXNlcm5hbWU6"); /* "Username:" */
+}
+
 static void
 cmd_unimplemented(struct smtp_session *s, const struct smtp_command *cmd)
 {
@@ -570,6 +940,8 @@ static const cmd_handler handlers[SMTP_CMD_COUNT] = {
     [SMTP_CMD_QUIT] = cmd_quit,
     [SMTP_CMD_VRFY] = cmd_vrfy,
     [SMTP_CMD_HELP] = cmd_help,
+    [SMTP_CMD_STARTTLS] = cmd_starttls,
+    [SMTP_CMD_AUTH] = cmd_auth,
     [SMTP_CMD_UNIMPLEMENTED] = cmd_unimplemented,
 };
 
@@ -680,27 +1052,30 @@ read_command(struct smtp_session *s, struct evbuffer *in)
 
 /* ---- DATA ---- */
 
+/*
+ * Postfix's form: the TLS comment, "with ESMTPS" (RFC 3848) and the single
+ * recipient, e.g.
+ *   Received: from client.test (unknown [192.0.2.1])
+ *   	(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))
+ *   	by relay.test (mxbroker) with ESMTPS id 0123456789abcdef
+ *   	for <bob@example.test>; Tue, 1 Dec 2026 10:00:00 +0000
+ */
 static void
 build_received(struct smtp_session *s, char *buf, size_t len)
 {
-	char date[64];
+	char date[64], using[TLS_DESCRIBE_MAX + 16] = "", rcpt[ADDRESS_PATH_MAX + 16] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->tls)
+		snprintf(using, sizeof(using), "\r\n\t(using %s)", s->tls_info);
 	if (s->env->nrcpts == 1)
-		snprintf(buf, len,
-		    "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
-		    "with %s id %s\r\n\tfor <%s>; %s\r\n",
-		    s->helo, s->client_host, hostname(s), s->esmtp ? "ESMTP" : "SMTP", s->env->id,
-		    s->env->rcpts[0].address, date);
-	else
-		snprintf(buf, len,
-		    "Received: from %s (unknown [%s])\r\n\tby %s (mxbroker) "
-		    "with %s id %s; %s\r\n",
-		    s->helo, s->client_host, hostname(s), s->esmtp ? "ESMTP" : "SMTP", s->env->id,
-		    date);
+		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", s->env->rcpts[0].address);
+	snprintf(buf, len,
+	    "Received: from %s (unknown [%s])%s\r\n\tby %s (mxbroker) with %s id %s%s; %s\r\n",
+	    s->helo, s->client_host, using, hostname(s), proto_name(s), s->env->id, rcpt, date);
 }
 
 /* Back from the disk pool: only now may the client hear "queued". */
@@ -976,7 +1351,8 @@ session_process(struct smtp_session *s)
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	bool more = true;
 
-	while (more && s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_QUEUEING) {
+	while (more && s->state != SMTP_STATE_CLOSING && s->state != SMTP_STATE_QUEUEING &&
+	    s->state != SMTP_STATE_STARTTLS && s->state != SMTP_STATE_AUTH_WAIT) {
 		if (evbuffer_get_length(out) > SMTP_OUTPUT_HIGH) {
 			s->paused = true;
 			bufferevent_disable(s->bev, EV_READ);
@@ -990,6 +1366,8 @@ session_process(struct smtp_session *s)
 		}
 		if (s->state == SMTP_STATE_DATA)
 			more = read_data(s, in);
+		else if (s->state == SMTP_STATE_AUTH)
+			more = read_auth(s, in);
 		else
 			more = read_command(s, in);
 	}
@@ -1002,6 +1380,103 @@ session_gone(struct smtp_session *s)
 	if (s->ctx->gone != NULL)
 		s->ctx->gone(s, s->ctx->gone_arg);
 	smtp_session_free(s);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * A TLS bufferevent accepting on `fd` (closed with it, or now on failure)
+ * with a new SSL from the current context: s->bev, handshaking.  0 or -1.
+ */
+static int
+tls_bev_new(struct smtp_session *s, int fd)
+{
+	SSL *ssl = tls_server_ssl_new(s->ctx->tls);
+
+	if (ssl == NULL) {
+		close(fd);
+		return -1;
+	}
+	/* With BEV_OPT_CLOSE_ON_FREE the bufferevent frees the SSL and closes fd. */
+	s->bev = bufferevent_openssl_socket_new(
+	    s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		log_warnx("smtp: %s: TLS: out of memory", s->client_name);
+		SSL_free(ssl);
+		close(fd);
+		return -1;
+	}
+	/* Many clients close after QUIT without a TLS close_notify. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->handshaking = true;
+	return 0;
+}
+
+/*
+ * The 220 to STARTTLS is written: the plaintext bufferevent gives up the
+ * socket (its input was discarded, reading stopped with the 220) and TLS
+ * takes over.  RFC 3207 4.2: the session starts afresh, no HELO, no
+ * transaction.
+ */
+static void
+tls_begin(struct smtp_session *s)
+{
+	int fd = (int)bufferevent_getfd(s->bev);
+
+	bufferevent_setfd(s->bev, -1); /* keep the socket open through the free */
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	if (tls_bev_new(s, fd) == -1) {
+		session_gone(s);
+		return;
+	}
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	session_enter_state(s, SMTP_STATE_HELO);
+}
+
+/* The handshake is done: remember what was agreed for Received: and the log. */
+static void
+tls_established(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->handshaking = false;
+	s->tls = true;
+	s->ctx->stats->tls_sessions++;
+	tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+	snprintf(
+	    s->tls_log, sizeof(s->tls_log), "%s/%s", tls_version_name(ssl), tls_cipher_name(ssl));
+	log_info("smtp: TLS connection established from %s: %s", s->client_name, s->tls_info);
+}
+
+/* The handshake failed or the client left during it: log OpenSSL's reason. */
+static void
+tls_failed(struct smtp_session *s, short what)
+{
+	char why[256] = "";
+	size_t n = 0;
+	unsigned long e;
+
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0 && n < sizeof(why)) {
+		const char *r = ERR_reason_error_string(e);
+
+		n += (size_t)snprintf(why + n, sizeof(why) - n, "%s%s", n > 0 ? "; " : "",
+		    r != NULL ? r : "unknown error");
+	}
+	if (why[0] == '\0')
+		snprintf(why, sizeof(why), "%s",
+		    (what & BEV_EVENT_TIMEOUT) ? "timeout"
+		        : (what & BEV_EVENT_EOF)
+		        ? "connection closed by the client"
+		        : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	s->ctx->stats->tls_failures++;
+	log_warnx("smtp: TLS handshake failed from %s: %s", s->client_name, why);
+	session_gone(s);
 }
 
 static void
@@ -1018,7 +1493,15 @@ write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->state == SMTP_STATE_CLOSING) {
+		/* The last reply is out: say close_notify (best effort, the
+		 * socket is non-blocking) so the client sees a clean end. */
+		if (s->tls)
+			SSL_shutdown(bufferevent_openssl_get_ssl(s->bev));
 		session_gone(s);
+		return;
+	}
+	if (s->state == SMTP_STATE_STARTTLS) {
+		tls_begin(s);
 		return;
 	}
 	if (s->paused && s->state != SMTP_STATE_QUEUEING && !s->spool_wait) {
@@ -1034,6 +1517,14 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_established(s);
+		return;
+	}
+	if (s->handshaking) {
+		tls_failed(s, what);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING) {
 		s->ctx->stats->timeouts++;
 		log_session_end(s, "timeout");
@@ -1051,7 +1542,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 
 struct smtp_session *
 smtp_session_new(const struct smtp_session_ctx *ctx, struct event_base *base, int fd,
-    const struct addr *client, const char *refuse)
+    const struct addr *client, enum smtp_listener kind, const char *refuse)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
 
@@ -1060,19 +1551,27 @@ smtp_session_new(const struct smtp_session_ctx *ctx, struct event_base *base, in
 		return NULL;
 	}
 	s->ctx = ctx;
+	s->base = base;
+	s->kind = kind;
 	s->client = *client;
 	s->cur_cmd = SMTP_CMD_COUNT;
 	s->last_cmd = "CONNECT";
 	addr_host_str(client, s->client_host, sizeof(s->client_host));
 	snprintf(s->client_name, sizeof(s->client_name), "unknown[%s]", s->client_host);
-	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
+	if (kind == SMTP_LISTENER_SMTPS) {
+		/* The banner waits in the output until the handshake is done. */
+		if (tls_bev_new(s, fd) == -1) {
+			free(s);
+			return NULL;
+		}
+	} else if ((s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		close(fd);
 		free(s);
 		return NULL;
+	} else {
+		bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	}
-	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	session_enter_state(s, SMTP_STATE_HELO);
 	log_info("smtp: connect from %s", s->client_name);
 	if (refuse != NULL) {
@@ -1091,15 +1590,26 @@ smtp_session_free(struct smtp_session *s)
 	if (s == NULL)
 		return;
 	format_counts(s, counts, sizeof(counts));
-	log_info("smtp: disconnect from %s %s", s->client_name, counts);
+	log_info("smtp: disconnect from %s %s%s%s", s->client_name, counts, s->tls ? " tls=" : "",
+	    s->tls_log);
 	if (s->job != NULL)
 		disk_pool_cancel(s->ctx->pool, s->job);
+	auth_check_cancel(s->auth_job);
+	if (s->auth_delay != NULL)
+		event_free(s->auth_delay);
 	disk_spool_free(s->spool);
-	bufferevent_free(s->bev);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
 	queue_env_free(s->env);
 	if (s->msg != NULL)
 		evbuffer_free(s->msg);
 	free(s);
+}
+
+bool
+smtp_session_is_authenticated(const struct smtp_session *s)
+{
+	return s->auth_user[0] != '\0';
 }
 
 const struct addr *

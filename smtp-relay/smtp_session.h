@@ -21,6 +21,15 @@ struct event_base;
 struct intake;
 struct policy;
 struct smtp_session;
+struct tls_server;
+struct auth;
+
+/* Which kind of listener accepted the connection. */
+enum smtp_listener {
+	SMTP_LISTENER_SMTP,       /* listen (port 25): STARTTLS when TLS is configured */
+	SMTP_LISTENER_SUBMISSION, /* submission-listen (587): STARTTLS, then AUTH */
+	SMTP_LISTENER_SMTPS,      /* smtps-listen (465): TLS from the first octet, AUTH */
+};
 
 /* Counters since start (plain values; see docs/smtp-relay.md), kept by the
  * sessions and the server that accepts them. */
@@ -37,6 +46,11 @@ struct smtp_stats {
 	uint64_t protocol_errors; /* bad commands, bare LF/CR, sequencing */
 	uint64_t queue_errors;    /* commits that failed (451/452) */
 	uint64_t mail_deferred;   /* MAIL refused 451/452: queue not writable, disk reserve */
+	uint64_t tls_sessions;    /* TLS handshakes completed (STARTTLS and smtps) */
+	uint64_t tls_failures;    /* TLS handshakes that failed */
+	uint64_t auth_successes;  /* AUTH that ended in 235 */
+	uint64_t auth_failures;   /* AUTH that ended in 535 */
+	uint64_t auth_blocked;    /* AUTH refused with 421: too many failures from the address */
 };
 
 /*
@@ -50,6 +64,8 @@ struct smtp_session_ctx {
 	struct disk_pool *pool;           /* where the message is committed */
 	struct intake *intake;            /* asked at MAIL whether mail is taken */
 	struct smtp_stats *stats;         /* counted into */
+	struct tls_server *tls;           /* NULL: no TLS (no STARTTLS, no smtps) */
+	struct auth *auth;                /* NULL: no AUTH (no auth-file) */
 	/* A message was committed with this ID, after its 250; NULL: nobody. */
 	void (*queued)(const char *id, void *arg);
 	void *queued_arg;
@@ -60,17 +76,23 @@ struct smtp_session_ctx {
 
 /*
  * Start a session on the accepted socket `fd` (owned from here on: closed
- * with the session) for `client`, and send the banner.  With `refuse` set
- * the session only says `refuse` (a complete "421 ..." line) and closes.
- * Returns NULL (fd closed) when out of memory.  The session frees itself
- * when it ends, after calling ctx->gone.
+ * with the session) for `client`, accepted by a listener of `kind`, and
+ * send the banner (SMTP_LISTENER_SMTPS: after the TLS handshake, which
+ * needs ctx->tls).  With `refuse` set the session only says `refuse` (a
+ * complete "421 ..." line) and closes.  Returns NULL (fd closed) when out
+ * of memory.  The session frees itself when it ends, after calling
+ * ctx->gone.
  */
 struct smtp_session *smtp_session_new(const struct smtp_session_ctx *ctx, struct event_base *base,
-    int fd, const struct addr *client, const char *refuse);
+    int fd, const struct addr *client, enum smtp_listener kind, const char *refuse);
 
 /* End the session now (server shutdown): its commit in flight is
  * cancelled, ctx->gone is not called.  NULL is a no-op. */
 void smtp_session_free(struct smtp_session *s);
+
+/* Has the client authenticated (AUTH, 235)?  Such sessions may relay
+ * anywhere and do not count against max-sessions-per-client. */
+bool smtp_session_is_authenticated(const struct smtp_session *s);
 
 /* The client's address (borrowed). */
 const struct addr *smtp_session_client(const struct smtp_session *s);

@@ -12,7 +12,7 @@ PACKAGES="
  clang libclang-rt-14-dev clang-format valgrind
  bind9-dnsutils ldnsutils knot-dnsutils dnsperf
  nsd knot gdnsd lbcd
- swaks postfix openssl unbound nginx-light
+ swaks libnet-ssleay-perl libio-socket-ssl-perl postfix openssl unbound nginx-light
  python3 python3-pytest python3-dnspython
  iproute2 procps prometheus man-db groff-base
  systemd

@@ -30,7 +30,11 @@ test_verbs(void)
 	    {"HELP", SMTP_CMD_HELP},
 	    {"HELP MAIL", SMTP_CMD_HELP},
 	    {"EXPN list", SMTP_CMD_UNIMPLEMENTED},
-	    {"STARTTLS", SMTP_CMD_UNIMPLEMENTED},
+	    {"STARTTLS", SMTP_CMD_STARTTLS},
+	    {"AUTH PLAIN AGFsaWNlAHNlY3JldA==", SMTP_CMD_AUTH},
+	    {"auth login", SMTP_CMD_AUTH},
+	    {"MAIL FROM:<a@b.test> AUTH=<>", SMTP_CMD_MAIL},
+	    {"MAIL FROM:<a@b.test> AUTH=a+2Bb@b.test SIZE=10", SMTP_CMD_MAIL},
 	    {"QUIT  ", SMTP_CMD_QUIT},
 	};
 	struct smtp_command cmd;
@@ -57,6 +61,9 @@ test_errors(void)
 	    {"HELO", SMTP_PARSE_SYNTAX},
 	    {"EHLO ", SMTP_PARSE_SYNTAX},
 	    {"DATA x", SMTP_PARSE_SYNTAX},
+	    {"STARTTLS now", SMTP_PARSE_SYNTAX},
+	    {"AUTH", SMTP_PARSE_SYNTAX},
+	    {"MAIL FROM:<a@b.test> AUTH=<> AUTH=<>", SMTP_PARSE_SYNTAX},
 	    {"QUIT now", SMTP_PARSE_SYNTAX},
 	    {"VRFY", SMTP_PARSE_SYNTAX},
 	    {"MAIL", SMTP_PARSE_SYNTAX},
