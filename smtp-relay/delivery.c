@@ -28,6 +28,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/status_http.h"
+#include "resolver/dnsclient.h"
 #include "resolver/resolver.h"
 #include "smtp-relay/address.h"
 #include "smtp-relay/disk_pool.h"
@@ -43,6 +44,7 @@
 #define HOP_STATS_MAX 64
 #define DOMAIN_MAX    256
 #define CONN_KEY_MAX  (ADDR_STRLEN + DOMAIN_MAX + 16)
+#define TLSA_MAX      16 /* TLSA records of one hop given to OpenSSL */
 
 enum outcome { OUT_NONE, OUT_DELIVERED, OUT_PERM, OUT_TEMP };
 
@@ -104,6 +106,13 @@ struct job {
 	int tls_level;    /* effective for the current address */
 	bool plain_retry; /* at may the handshake failed: once more in plaintext */
 	char tls_log[128];
+	/* DANE: what DNS said about hop tlsa_hop - 1 (0: nothing asked yet) */
+	size_t tlsa_hop;
+	enum tls_tlsa_state tlsa_state;
+	struct dnsclient_query *tlsa_q;
+	ldns_rr_list *tlsa_rrs; /* the secure TLSA RRset; tlsa[] points into it */
+	struct tls_tlsa tlsa[TLSA_MAX];
+	size_t ntlsa;
 };
 
 /* One message in hand, from load to settle. */
@@ -570,7 +579,8 @@ job_tls_level(struct job *j)
 		j->tls_level = CONFIG_TLS_NONE;
 		return 0;
 	}
-	j->tls_level = tls_policy_hop(&j->tls, TLSA_INSECURE, why, sizeof(why));
+	j->tls_level = tls_policy_hop(
+	    &j->tls, j->tlsa_hop == j->hop + 1 ? j->tlsa_state : TLSA_NOT_ASKED, why, sizeof(why));
 	if (j->tls_level != -1)
 		return 0;
 	snprintf(j->tls_log, sizeof(j->tls_log), "failed");
@@ -581,13 +591,80 @@ job_tls_level(struct job *j)
 	return -1;
 }
 
+/* The TLSA answer for the hop (RFC 7672 §2.2): then the same address again. */
+static void
+tlsa_cb(const struct dns_answer *a, const struct dnsclient_info *info, void *arg)
+{
+	struct job *j = arg;
+	size_t usable = 0, n;
+
+	(void)info;
+	j->tlsa_q = NULL;
+	if (a->status == DNS_OK && a->secure && a->rrs != NULL &&
+	    (j->tlsa_rrs = ldns_rr_list_clone(a->rrs)) != NULL) {
+		n = ldns_rr_list_rr_count(j->tlsa_rrs);
+		for (size_t i = 0; i < n && j->ntlsa < TLSA_MAX; i++) {
+			struct tls_tlsa *t = &j->tlsa[j->ntlsa];
+
+			if (dnsmsg_tlsa(ldns_rr_list_rr(j->tlsa_rrs, i), &t->usage, &t->selector,
+			        &t->mtype, &t->data, &t->len) == -1)
+				continue;
+			j->ntlsa++;
+			usable += tls_tlsa_usable(t);
+		}
+		j->tlsa_state = usable > 0 ? TLSA_USABLE : TLSA_UNUSABLE;
+	} else if (a->status == DNS_OK || a->status == DNS_NODATA || a->status == DNS_NXDOMAIN ||
+	    a->status == DNS_CNAME)
+		/* None, or an insecure answer: as none (RFC 7672 §2.2). */
+		j->tlsa_state = TLSA_NONE;
+	else
+		j->tlsa_state = TLSA_TEMPFAIL; /* SERVFAIL (bogus), timeout */
+	log_info("delivery: %s: %s: TLSA _%u._tcp.%s: %s%s (%zu usable of %zu)", j->run->id,
+	    j->hopname, (unsigned)j->run->d->relay->remote_port, j->hopname,
+	    dns_status_str(a->status), a->secure ? ", DNSSEC-secure" : "", usable, j->ntlsa);
+	job_try(j);
+}
+
+/*
+ * A dane level and a hop not looked at yet: its TLSA records, when its MX
+ * and address answers were secure.  True when a lookup was started (the
+ * same address is tried from tlsa_cb).
+ */
+static bool
+job_need_tlsa(struct job *j)
+{
+	const struct route_hop *h = &j->route->hops[j->hop];
+	char name[DOMAIN_MAX + 16];
+
+	if (j->plain_retry || j->tlsa_hop == j->hop + 1 ||
+	    (j->tls.level != CONFIG_TLS_DANE && j->tls.level != CONFIG_TLS_DANE_ONLY))
+		return false;
+	ldns_rr_list_deep_free(j->tlsa_rrs);
+	j->tlsa_rrs = NULL;
+	j->ntlsa = 0;
+	j->tlsa_hop = j->hop + 1;
+	j->tlsa_state = TLSA_INSECURE;
+	if (!h->secure)
+		return false;
+	/* The port actually used: 25 in production (RFC 7672 §2.2.3). */
+	snprintf(
+	    name, sizeof(name), "_%u._tcp.%s", (unsigned)j->run->d->relay->remote_port, h->host);
+	j->tlsa_state = TLSA_TEMPFAIL;
+	if ((j->tlsa_q = resolver_query(
+	         j->run->d->resolver, name, LDNS_RR_TYPE_TLSA, tlsa_cb, j)) == NULL)
+		return false;
+	j->addr--;
+	return true;
+}
+
 /* A new client gets the level job_tls_level chose: 0, or -1 when TLS is
  * required and cannot be set up (recorded). */
 static int
 job_set_tls(struct job *j)
 {
-	struct smtp_client_tls t = {
-	    j->run->d->tls_ctx, (enum config_tls_level)j->tls_level, j->hopname, NULL, 0};
+	bool dane = j->tls_level == CONFIG_TLS_DANE || j->tls_level == CONFIG_TLS_DANE_ONLY;
+	struct smtp_client_tls t = {j->run->d->tls_ctx, (enum config_tls_level)j->tls_level,
+	    j->hopname, dane ? j->tlsa : NULL, dane ? j->ntlsa : 0};
 	char err[200], text[SMTP_CLIENT_TEXT_MAX];
 
 	if (smtp_client_set_tls(j->client, &t, err, sizeof(err)) == 0)
@@ -660,6 +737,8 @@ job_try(struct job *j)
 	to = *a;
 	addr_set_port(&to, r->d->relay->remote_port);
 	addr_host_str(&to, j->addrname, sizeof(j->addrname));
+	if (job_need_tlsa(j))
+		return; /* tlsa_cb goes on */
 	if (job_tls_level(j) == -1) {
 		job_try(j); /* recorded: the next address */
 		return;
@@ -827,6 +906,8 @@ job_free(struct job *j)
 		resolver_route_cancel(j->rt);
 	if (j->client != NULL)
 		smtp_client_cancel(j->client);
+	resolver_query_cancel(j->tlsa_q);
+	ldns_rr_list_deep_free(j->tlsa_rrs);
 	dest_put(j);
 	resolver_result_free(j->route);
 	free(j->outs);
