@@ -470,7 +470,8 @@ static const struct stmt resolver_table[] = {A("nameservers", V_ADDRS, config_re
     C("gateway", resolver_gateway_cb, false, NULL, config_resolver_gateway_print),
     D("timeout", config_resolver, timeout, "5s", 1, 300),
     U("attempts", config_resolver, attempts, "2", 1, 10),
-    U("cache-size", config_resolver, cache_size, "10000", 0, 10000000), END};
+    U("cache-size", config_resolver, cache_size, "10000", 0, 10000000),
+    T("dnssec-validating", V_BOOL, config_resolver, dnssec_validating, "no"), END};
 
 static const char *const families[] = {"any", "ipv4", "ipv6", NULL};
 
@@ -528,6 +529,57 @@ relay_tls_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stm
 	return config_record_where(cv, n, &r->tls);
 }
 
+const char *const config_tls_level_names[] = {
+    "none", "may", "encrypt", "verify", "dane", "dane-only", NULL};
+static const char *const tls_default_names[] = {
+    "auto", "none", "may", "encrypt", "verify", "dane", "dane-only", NULL};
+
+/* tls-policy "domain" LEVEL; repeatable, one entry per domain. */
+static int
+relay_tls_policy_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
+{
+	struct config_relay *r = obj;
+	struct config_tls_policy *tp;
+	const char *dom;
+	char *norm;
+	int lvl;
+
+	(void)s;
+	if (n->has_block || n->nwords != 3)
+		return config_cv_error(cv, n->file, n->line,
+		    "'tls-policy' takes a domain and a level, like tls-policy \"example.com\" "
+		    "verify;");
+	dom = n->words[1].text;
+	if ((norm = config_domain_normalize(cv, dom[0] == '.' ? dom + 1 : dom)) == NULL)
+		return config_cv_error(
+		    cv, n->file, n->line, "'tls-policy': '%s' is not a domain name", dom);
+	if ((lvl = config_enum_index(config_tls_level_names, n->words[2].text)) < 0)
+		return config_cv_error(cv, n->file, n->line,
+		    "'tls-policy': unknown level '%s' (none, may, encrypt, verify, dane, "
+		    "dane-only)",
+		    n->words[2].text);
+	if (dom[0] == '.') {
+		size_t len = strlen(norm);
+		char *dot = arena_alloc(cv->cfg->arena, len + 2);
+
+		if (dot == NULL)
+			return config_cv_error(cv, n->file, n->line, "out of memory");
+		dot[0] = '.';
+		memcpy(dot + 1, norm, len + 1);
+		norm = dot;
+	}
+	for (size_t i = 0; i < r->ntls_policies; i++)
+		if (strcmp(r->tls_policies[i].domain, norm) == 0)
+			return config_cv_error(
+			    cv, n->file, n->line, "'tls-policy' for '%s' given twice", norm);
+	tp = arena_push(cv->cfg->arena, &r->tls_policies, &r->ntls_policies, sizeof(*tp));
+	if (tp == NULL)
+		return config_cv_error(cv, n->file, n->line, "out of memory");
+	tp->domain = norm;
+	tp->level = (enum config_tls_level)lvl;
+	return 0;
+}
+
 static const struct stmt relay_table[] = {
     A("listen", V_ADDRS, config_relay, listen, CONFIG_PORT_SMTP, "0.0.0.0 ::"),
     A("smtps-listen", V_ADDRS, config_relay, smtps_listen, CONFIG_PORT_SMTPS, NULL),
@@ -568,7 +620,11 @@ static const struct stmt relay_table[] = {
     T("hold-delivery", V_BOOL, config_relay, hold_delivery, "no"),
     T("postmaster", V_STRING, config_relay, postmaster, "(postmaster@HOSTNAME)"),
     T("control-socket", V_PATH, config_relay, control_socket, "smtp-relayd.sock"),
-    A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP, NULL), END};
+    A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP, NULL),
+    C("tls-policy", relay_tls_policy_cb, true, NULL, config_relay_tls_policy_print),
+    T("tls-policy-file", V_PATH, config_relay, tls_policy_file, NULL),
+    E("tls-default-policy", config_relay, tls_default_policy, tls_default_names, "auto"),
+    T("tls-ca-file", V_PATH, config_relay, tls_ca_file, "(the system store)"), END};
 
 const struct config_section config_sections[] = {
     {"options", options_table, offsetof(struct config, options), (size_t)-1, CONFIG_PART_ALL},

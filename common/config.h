@@ -180,6 +180,10 @@ struct config_resolver {
 	unsigned timeout;                /* seconds, default 5 */
 	unsigned attempts;               /* default 2 */
 	unsigned cache_size;             /* entries, default 10000 */
+	/* The nameservers validate DNSSEC and the path to them is trusted
+	 * (loopback): queries set DO and the AD bit of answers is believed
+	 * (DANE needs it).  Default no: AD is ignored. */
+	bool dnssec_validating;
 };
 
 /* Address family of outbound connections (relay { outbound-family }). */
@@ -196,6 +200,25 @@ struct config_relay_tls {
 	char *key;          /* PEM private key; required */
 	char *ciphers;      /* TLS 1.2 cipher list; NULL = OpenSSL's default */
 	char *ciphersuites; /* TLS 1.3 suites; NULL = OpenSSL's default */
+};
+
+/* Outbound TLS levels (relay { tls-policy }), weakest first. */
+enum config_tls_level {
+	CONFIG_TLS_NONE,      /* never STARTTLS */
+	CONFIG_TLS_MAY,       /* STARTTLS when offered, no certificate check */
+	CONFIG_TLS_ENCRYPT,   /* TLS required, no certificate check */
+	CONFIG_TLS_VERIFY,    /* TLS required, chain and MX host name checked */
+	CONFIG_TLS_DANE,      /* DANE when the hop has secure TLSA, else may */
+	CONFIG_TLS_DANE_ONLY, /* DANE required: no usable TLSA = defer */
+};
+
+/* "none", "may", ... indexed by enum config_tls_level; NULL-terminated. */
+extern const char *const config_tls_level_names[];
+
+/* One relay { tls-policy "domain" LEVEL; }: ".example.com" = subdomains. */
+struct config_tls_policy {
+	char *domain; /* lower case */
+	enum config_tls_level level;
 };
 
 struct config_relay {
@@ -249,6 +272,15 @@ struct config_relay {
 	 * up to max_per_destination on success.  Default 2. */
 	unsigned initial_destination_concurrency;
 	unsigned destination_rate_delay; /* seconds between deliveries to one hop, default 0 */
+	/* Outbound TLS: per-domain levels (in order written), a policy file of
+	 * "domain level" lines, the default (index into "auto", then the
+	 * levels: auto = dane when resolver { dnssec-validating }, else may)
+	 * and the CA file for `verify` (NULL = the system store). */
+	struct config_tls_policy *tls_policies;
+	size_t ntls_policies;
+	char *tls_policy_file;
+	int tls_default_policy; /* 0 = auto, else CONFIG_TLS_* + 1 */
+	char *tls_ca_file;
 };
 
 /* Private to config.c: where the statement that set a field was written. */

@@ -6,6 +6,7 @@
  */
 #include "common/config_check.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -14,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,9 @@
 #include "common/tls.h"
 
 #include <openssl/ssl.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 void
 check_user_init(struct check_user *u, const char *user)
@@ -272,6 +277,93 @@ check_relay_tls(struct env *e)
 		e->rc = -1;
 }
 
+/* A level name, case-insensitive: its index, or -1. */
+static int
+config_enum_index_ci(const char *name)
+{
+	for (int i = 0; config_tls_level_names[i] != NULL; i++)
+		if (strcasecmp(config_tls_level_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+int
+config_tls_policy_file_read(const char *path,
+    int (*fn)(const char *domain, int level, int line, void *arg), void *arg, char *err,
+    size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char line[1024], dom[300], lvl[32], extra[2];
+	int no = 0, rc = 0;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *hash = strchr(line, '#');
+		int n, l;
+
+		no++;
+		if (hash != NULL)
+			*hash = '\0';
+		n = sscanf(line, "%299s %31s %1s", dom, lvl, extra);
+		if (n <= 0)
+			continue;
+		if (n != 2) {
+			snprintf(err, errlen, "%s:%d: want \"domain level\"", path, no);
+			rc = -1;
+		} else if ((l = config_enum_index_ci(lvl)) < 0) {
+			snprintf(err, errlen,
+			    "%s:%d: unknown level '%s' (none, may, encrypt, verify, dane, "
+			    "dane-only)",
+			    path, no, lvl);
+			rc = -1;
+		} else {
+			for (char *p = dom; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+			if (dom[0] != '.' && strlen(dom) > 1 && dom[strlen(dom) - 1] == '.')
+				dom[strlen(dom) - 1] = '\0';
+			if (fn(dom, l, no, arg) == -1) {
+				snprintf(err, errlen, "%s:%d: out of memory", path, no);
+				rc = -1;
+			}
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+static int
+policy_entry_ok(const char *domain, int level, int line, void *arg)
+{
+	(void)domain;
+	(void)level;
+	(void)line;
+	(void)arg;
+	return 0;
+}
+
+/* The CA file must hold at least one certificate OpenSSL can load. */
+static void
+check_ca_file(struct env *e, char *const *field)
+{
+	X509_STORE *st;
+
+	if (*field == NULL || (st = X509_STORE_new()) == NULL)
+		return;
+	if (X509_STORE_load_file(st, *field) != 1) {
+		char buf[256] = "no certificate found";
+		unsigned long err = ERR_get_error();
+
+		if (err != 0)
+			ERR_error_string_n(err, buf, sizeof(buf));
+		ERR_clear_error();
+		env_error(e, field, "relay: tls-ca-file %s: %s", *field, buf);
+	}
+	X509_STORE_free(st);
+}
+
 static void
 check_relay(struct env *e)
 {
@@ -283,6 +375,16 @@ check_relay(struct env *e)
 	need_readable(e, (const char *const *)&r->local_aliases_file, "relay: local-aliases-file");
 	need_readable(e, (const char *const *)&r->auth_file, "relay: auth-file");
 	check_relay_tls(e);
+	need_readable(e, (const char *const *)&r->tls_policy_file, "relay: tls-policy-file");
+	need_readable(e, (const char *const *)&r->tls_ca_file, "relay: tls-ca-file");
+	check_ca_file(e, &r->tls_ca_file);
+	if (r->tls_policy_file != NULL) {
+		char why[600];
+
+		if (config_tls_policy_file_read(
+		        r->tls_policy_file, policy_entry_ok, NULL, why, sizeof(why)) == -1)
+			env_error(e, &r->tls_policy_file, "relay: tls-policy-file: %s", why);
+	}
 	need_creatable(e, (const char *const *)&r->queue_directory, "relay: queue-directory", true);
 	need_creatable(e, (const char *const *)&r->maildir_root, "relay: maildir-root", true);
 	need_creatable(e, (const char *const *)&r->control_socket, "relay: control-socket", false);

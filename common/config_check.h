@@ -55,6 +55,17 @@ int check_can_write_dir(const struct check_user *u, const char *dir, char *why, 
 int config_check_env(const struct config *cfg, unsigned parts, const char *prog);
 
 /*
+ * Read a TLS policy file (relay { tls-policy-file }): "domain level" per
+ * line, '#' comments, levels as in config_tls_level_names.  Calls fn for
+ * each entry (the domain lower case, line number given; fn returns 0 or
+ * -1); returns 0, or -1 with err ("path:line: why").  smtp-relay's
+ * tls_policy.c and `-t` share it.
+ */
+int config_tls_policy_file_read(const char *path,
+    int (*fn)(const char *domain, int level, int line, void *arg), void *arg, char *err,
+    size_t errlen);
+
+/*
  * Valid but likely wrong: dns-refresh above dns-ttl, a cluster in no served
  * zone and without masters, an open relay, the reference example's key.
  * Calls warn once per warning with "file:line: warning: text"; returns how

@@ -177,5 +177,6 @@ void config_cluster_health_print(struct pr *p, const void *obj, const struct stm
 void config_resolver_gateway_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_relay_outbound_source_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_relay_tls_print(struct pr *p, const void *obj, const struct stmt *s);
+void config_relay_tls_policy_print(struct pr *p, const void *obj, const struct stmt *s);
 
 #endif

@@ -316,6 +316,19 @@ config_relay_tls_print(struct pr *p, const void *obj, const struct stmt *s)
 		pr_block(p, s->name, NULL, config_relay_tls_table, &r->tls);
 }
 
+void
+config_relay_tls_policy_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_relay *r = obj;
+
+	for (size_t i = 0; i < r->ntls_policies; i++) {
+		pr_indent(p);
+		fprintf(p->out, "%s ", s->name);
+		pr_quoted(p, r->tls_policies[i].domain);
+		fprintf(p->out, " %s;\n", config_tls_level_names[r->tls_policies[i].level]);
+	}
+}
+
 static void
 pr_key(struct pr *p, const struct config_key *k)
 {

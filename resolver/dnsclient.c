@@ -36,6 +36,7 @@ struct dnsclient_query {
 	bool failed;
 	unsigned hops; /* CNAME re-queries so far */
 	bool via_cname;
+	bool insecure;                         /* some answer on the alias chain was not secure */
 	struct dnsclient_query *wprev, *wnext; /* tx waiters */
 	struct dnsclient_query *qprev, *qnext; /* every live query */
 };
@@ -69,6 +70,7 @@ struct dnsclient {
 	struct timeval timeout;
 	unsigned attempts;
 	uint16_t edns_size;
+	bool dnssec;
 	struct dnscache *cache;
 	struct dnstx *inflight;
 	size_t active, max_active;           /* exchanges holding a socket */
@@ -110,6 +112,7 @@ dnsclient_new(struct event_base *base, const struct dnsclient_params *p)
 	c->timeout.tv_usec = (p->timeout_ms % 1000) * 1000;
 	c->attempts = p->attempts;
 	c->edns_size = p->edns_size;
+	c->dnssec = p->dnssec;
 	c->max_active = p->max_inflight > 0 ? p->max_inflight : DNSCLIENT_MAX_INFLIGHT;
 	c->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 60);
 	return c;
@@ -266,16 +269,19 @@ query_finish(
     struct dnsclient_query *q, const struct dns_answer *a, const struct dnsclient_info *info_in)
 {
 	struct dnsclient_info info = *info_in;
+	struct dns_answer ans = *a; /* shallow: `secure` for the whole chain */
 
 	if (a->status == DNS_CNAME && q->hops < DNSMSG_CNAME_MAX) {
 		q->hops++;
 		q->via_cname = true;
+		q->insecure |= !a->secure;
 		query_start(q, a->canon, a->qtype);
 		return;
 	}
+	ans.secure = a->secure && !q->insecure;
 	info.via_cname = info.via_cname || q->via_cname;
 	info.canon = a->canon;
-	q->cb(a, &info, q->arg);
+	q->cb(&ans, &info, q->arg);
 	query_free(q);
 }
 
@@ -382,6 +388,8 @@ tx_reply(struct dnstx *tx, struct dns_answer *a)
 {
 	struct dnsclient_info info;
 
+	/* AD means something only from a validator we were told to trust. */
+	a->secure = a->secure && tx->c->dnssec;
 	switch (a->status) {
 	case DNS_SERVFAIL:
 	case DNS_REFUSED:
@@ -549,8 +557,8 @@ tx_try(struct dnstx *tx)
 		tx->tries++;
 		tx->tcp = false;
 		tx->id = (uint16_t)random_u32();
-		len = dnsmsg_build_query(
-		    tx->name, tx->type, tx->id, c->edns_size, tx->query, sizeof(tx->query));
+		len = dnsmsg_build_query(tx->name, tx->type, tx->id, c->edns_size, c->dnssec,
+		    tx->query, sizeof(tx->query));
 		if (len < 0) {
 			tx_note_failure(tx, DNS_MALFORMED);
 			break;

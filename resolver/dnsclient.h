@@ -38,6 +38,9 @@ struct dnsclient_params {
 	unsigned attempts;          /* rounds over the server list, >= 1 */
 	size_t cache_size;          /* entries; 0 = no cache */
 	uint16_t edns_size;         /* advertised UDP payload; 0 = no EDNS */
+	bool dnssec;                /* set DO and AD; believe AD (the servers
+	                             * validate and the path is trusted); else
+	                             * dns_answer.secure is always false */
 	size_t max_inflight;        /* exchanges with an open socket at
 	                             * once (more wait); 0 = default */
 };

@@ -108,8 +108,8 @@ rdf_to_name(const ldns_rdf *rdf, char *out, size_t outlen)
 }
 
 int
-dnsmsg_build_query(
-    const char *name, uint16_t type, uint16_t id, uint16_t edns_size, uint8_t *buf, size_t buflen)
+dnsmsg_build_query(const char *name, uint16_t type, uint16_t id, uint16_t edns_size, bool dnssec,
+    uint8_t *buf, size_t buflen)
 {
 	char fqdn[DNSMSG_NAME_MAX + 1];
 	ldns_rdf *owner = NULL;
@@ -129,6 +129,12 @@ dnsmsg_build_query(
 	ldns_pkt_set_id(pkt, id);
 	if (edns_size > 0)
 		ldns_pkt_set_edns_udp_size(pkt, edns_size);
+	if (dnssec) {
+		if (edns_size == 0)
+			ldns_pkt_set_edns_udp_size(pkt, DNSMSG_EDNS_SIZE);
+		ldns_pkt_set_edns_do(pkt, true);
+		ldns_pkt_set_ad(pkt, true);
+	}
 	if (ldns_pkt2wire(&wire, pkt, &len) != LDNS_STATUS_OK || len > buflen)
 		goto out;
 	memcpy(buf, wire, len);
@@ -301,8 +307,32 @@ dnsmsg_parse_reply(const uint8_t *wire, size_t len, uint16_t id, const char *nam
 	}
 	if (out->status == DNS_OK)
 		out->cacheable = true;
+	out->secure = ldns_pkt_ad(pkt) &&
+	    (out->status == DNS_OK || out->status == DNS_NODATA || out->status == DNS_NXDOMAIN);
 	if (out->ttl > DNSMSG_TTL_MAX)
 		out->ttl = DNSMSG_TTL_MAX;
 	ldns_pkt_free(pkt);
+	return 0;
+}
+
+int
+dnsmsg_tlsa(const ldns_rr *rr, uint8_t *usage, uint8_t *selector, uint8_t *mtype,
+    const uint8_t **data, size_t *len)
+{
+	const ldns_rdf *f[4];
+
+	if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TLSA || ldns_rr_rd_count(rr) != 4)
+		return -1;
+	for (size_t i = 0; i < 4; i++)
+		if ((f[i] = ldns_rr_rdf(rr, i)) == NULL)
+			return -1;
+	if (ldns_rdf_size(f[0]) != 1 || ldns_rdf_size(f[1]) != 1 || ldns_rdf_size(f[2]) != 1 ||
+	    ldns_rdf_size(f[3]) == 0)
+		return -1;
+	*usage = ldns_rdf_data(f[0])[0];
+	*selector = ldns_rdf_data(f[1])[0];
+	*mtype = ldns_rdf_data(f[2])[0];
+	*data = ldns_rdf_data(f[3]);
+	*len = ldns_rdf_size(f[3]);
 	return 0;
 }

@@ -61,6 +61,10 @@ struct dns_answer {
 	char canon[DNSMSG_NAME_MAX];
 	bool via_cname;
 	bool cacheable;
+	/* The reply had AD set (RFC 4035 §3.2.3): DNSSEC-authenticated, if
+	 * the resolver asked is trusted to validate (dnsclient masks it
+	 * otherwise: dnsclient_params.dnssec). */
+	bool secure;
 	uint32_t ttl;
 	ldns_rr_list *rrs; /* may be NULL when there are none */
 };
@@ -80,10 +84,19 @@ int dnsmsg_name_normalize(const char *in, char *out, size_t outlen);
 
 /*
  * Build a query for (name, type) with `id`, RD set and EDNS0 advertising
- * `edns_size` (0 = no OPT record) into `buf`.  Returns the length, or -1.
+ * `edns_size` (0 = no OPT record) into `buf`; with `dnssec`, DO (RFC 3225)
+ * and AD (RFC 6840 §5.7) are set too, so that a validating resolver
+ * reports whether the answer was authenticated.  Returns the length, or -1.
  */
-int dnsmsg_build_query(
-    const char *name, uint16_t type, uint16_t id, uint16_t edns_size, uint8_t *buf, size_t buflen);
+int dnsmsg_build_query(const char *name, uint16_t type, uint16_t id, uint16_t edns_size,
+    bool dnssec, uint8_t *buf, size_t buflen);
+
+/*
+ * The fields of a TLSA record (RFC 6698 §2.1): 0, or -1 when rr is not a
+ * well-formed TLSA record.  *data points into rr.
+ */
+int dnsmsg_tlsa(const ldns_rr *rr, uint8_t *usage, uint8_t *selector, uint8_t *mtype,
+    const uint8_t **data, size_t *len);
 
 /*
  * Parse and validate a reply to the query (id, name, type): QR set, same ID,

@@ -26,6 +26,7 @@ struct mx_target {
 	enum dns_status st4, st6; /* outcome of the A and AAAA queries */
 	bool from_hosts;          /* addresses came from the hosts database */
 	bool alias;               /* the name was a CNAME (RFC 2181 §10.3) */
+	bool insecure;            /* an A/AAAA answer was not DNSSEC-secure */
 	struct dnsclient_query *q4, *q6;
 	struct resolver_route *rt; /* owner, for the query callbacks */
 };

@@ -53,6 +53,7 @@ struct resolver_route {
 	bool implicit;              /* the one target is the name itself */
 	size_t self_at;             /* index of this host, or nt */
 	struct dnsclient_query *qmx;
+	bool mx_secure; /* the MX answer (or its denial) was DNSSEC-secure */
 	struct mx_target *t;
 	size_t nt, pending;
 	struct event *ev_done;
@@ -369,6 +370,12 @@ route_aggregate(struct resolver_route *rt)
 			route_nomem(rt);
 			return;
 		}
+		rt->res->hops[rt->res->nhops - 1].secure =
+		    rt->mx_secure && !t->insecure && !t->from_hosts;
+		if (rt->mx_secure)
+			step(rt, "%s: MX and address answers %s", t->host,
+			    rt->res->hops[rt->res->nhops - 1].secure ? "DNSSEC-secure"
+			                                             : "not all DNSSEC-secure");
 	}
 	if (rt->res->nhops == 0) {
 		fail_no_hops(rt, keep);
@@ -414,6 +421,9 @@ addr_cb(const struct dns_answer *a, const struct dnsclient_info *info, void *arg
 		t->q6 = NULL;
 		t->st6 = a->status;
 	}
+	/* An unanswered or unauthenticated A/AAAA: not secure (RFC 7672 §2.2.2). */
+	if (!a->secure)
+		t->insecure = true;
 	for (size_t i = 0; a->status == DNS_OK && i < ldns_rr_list_rr_count(a->rrs); i++) {
 		struct addr ad;
 
@@ -552,12 +562,14 @@ mx_cb(const struct dns_answer *a, const struct dnsclient_info *info, void *arg)
 	struct resolver_route *rt = arg;
 
 	rt->qmx = NULL;
-	step(rt, "DNS MX %s: %s%s%s%s", rt->name,
+	rt->mx_secure = a->secure;
+	step(rt, "DNS MX %s: %s%s%s%s%s", rt->name,
 	    a->status == DNS_OK ? "records found" : dns_status_str(a->status),
 	    info->via_cname ? ", via alias " : "", info->via_cname ? info->canon : "",
 	    info->cached          ? " (cached)"
 	        : info->truncated ? " (UDP reply truncated, retried over TCP)"
-	                          : "");
+	                          : "",
+	    a->secure ? " (DNSSEC-secure)" : "");
 	if (a->status == DNS_OK) {
 		mx_answer(rt, a);
 	} else if (a->status == DNS_NODATA || a->status == DNS_CNAME || a->status == DNS_NXDOMAIN) {
@@ -866,6 +878,7 @@ dns_new(struct event_base *base, const struct config_resolver *cfg, char *err, s
 	    .attempts = cfg->attempts,
 	    .cache_size = cfg->cache_size,
 	    .edns_size = DNSMSG_EDNS_SIZE,
+	    .dnssec = cfg->dnssec_validating,
 	};
 	unsigned timeout = cfg->timeout, attempts = cfg->attempts;
 	struct dnsclient *c;
@@ -993,4 +1006,17 @@ resolver_get_stats(const struct resolver *r, struct resolver_stats *out)
 	out->cache_hits = s.cache.hits;
 	out->cache_misses = s.cache.misses;
 	out->cache_entries = s.cache.entries;
+}
+
+struct dnsclient_query *
+resolver_query(struct resolver *r, const char *name, unsigned type,
+    void (*cb)(const struct dns_answer *a, const struct dnsclient_info *info, void *arg), void *arg)
+{
+	return dnsclient_query(r->dns, name, (uint16_t)type, cb, arg);
+}
+
+void
+resolver_query_cancel(struct dnsclient_query *q)
+{
+	dnsclient_cancel(q);
 }

@@ -67,6 +67,11 @@ struct route_hop {
 	struct addr *addrs;
 	size_t naddrs;
 	enum route_source source;
+	/* The MX answer (or the denial of MX, for an implicit MX) and every
+	 * address answer of this host were DNSSEC-authenticated by the trusted
+	 * validating resolver (resolver { dnssec-validating }): DANE may ask
+	 * TLSA for it (RFC 7672 §2.2).  Always false without that statement. */
+	bool secure;
 };
 
 /*
@@ -142,6 +147,20 @@ struct resolver_route *resolver_route(
 
 /* Abandon a route before its callback ran; the callback will not run. */
 void resolver_route_cancel(struct resolver_route *rt);
+
+/*
+ * Ask the resolver's DNS client (name, type) directly: for TLSA lookups
+ * (DANE).  The callback gets the answer with `secure` (see dnsmsg.h) and
+ * runs from the loop.  NULL when out of memory or the name is invalid.
+ */
+struct dnsclient_query;
+struct dns_answer;
+struct dnsclient_info;
+struct dnsclient_query *resolver_query(struct resolver *r, const char *name, unsigned type,
+    void (*cb)(const struct dns_answer *a, const struct dnsclient_info *info, void *arg),
+    void *arg);
+/* Forget a resolver_query before its callback ran. */
+void resolver_query_cancel(struct dnsclient_query *q);
 
 /* Counters for status pages and benchmarks. */
 struct resolver_stats {

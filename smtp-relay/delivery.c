@@ -28,6 +28,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/status_http.h"
+#include "resolver/dnsclient.h"
 #include "resolver/resolver.h"
 #include "smtp-relay/address.h"
 #include "smtp-relay/disk_pool.h"
@@ -36,10 +37,14 @@
 #include "smtp-relay/queue.h"
 #include "smtp-relay/scheduler.h"
 #include "smtp-relay/smtp_client.h"
+#include "smtp-relay/tls_client.h"
+#include "smtp-relay/tls_policy.h"
 
 /* Hops counted one by one on /status; the rest add up under "other". */
 #define HOP_STATS_MAX 64
 #define DOMAIN_MAX    256
+#define CONN_KEY_MAX  (ADDR_STRLEN + DOMAIN_MAX + 16)
+#define TLSA_MAX      16 /* TLSA records of one hop given to OpenSSL */
 
 enum outcome { OUT_NONE, OUT_DELIVERED, OUT_PERM, OUT_TEMP };
 
@@ -96,6 +101,18 @@ struct job {
 	bool fresh;        /* the kept one was stale: a new connection now */
 	bool waiting;
 	TAILQ_ENTRY(job) wait;
+	/* outbound TLS: the domain's policy, this attempt's level and outcome */
+	struct tls_policy_result tls;
+	int tls_level;    /* effective for the current address */
+	bool plain_retry; /* at may the handshake failed: once more in plaintext */
+	char tls_log[128];
+	/* DANE: what DNS said about hop tlsa_hop - 1 (0: nothing asked yet) */
+	size_t tlsa_hop;
+	enum tls_tlsa_state tlsa_state;
+	struct dnsclient_query *tlsa_q;
+	ldns_rr_list *tlsa_rrs; /* the secure TLSA RRset; tlsa[] points into it */
+	struct tls_tlsa tlsa[TLSA_MAX];
+	size_t ntlsa;
 };
 
 /* One message in hand, from load to settle. */
@@ -132,9 +149,10 @@ struct dest {
 
 /* An idle connection kept for the next message to the same next hop. */
 struct conn {
-	/* "192.0.2.1:25"; the TLS policy joins the key when TLS lands, so that
-	 * a connection is never reused across a policy change. */
-	char key[ADDR_STRLEN];
+	/* "192.0.2.1:25 may mx.example.com": the TLS level and the name it was
+	 * checked against are part of the key, so that a connection is never
+	 * reused across a different TLS policy or outcome. */
+	char key[CONN_KEY_MAX];
 	struct delivery *d;
 	struct smtp_client *client;
 	LIST_ENTRY(conn) link;
@@ -174,6 +192,10 @@ struct delivery {
 	struct delivery_stats st;
 	struct hop_stat hops[HOP_STATS_MAX + 1]; /* the last one: "other" */
 	size_t nhops;
+	SSL_CTX *tls_ctx;              /* outbound STARTTLS */
+	struct tls_policy *tls_policy; /* per-destination levels */
+	/* SMTP sessions by TLS outcome; the last: the TLS policy was not met */
+	uint64_t tls_sessions[TLS_OUT_COUNT + 1];
 };
 
 static void job_try(struct job *j);
@@ -238,10 +260,10 @@ record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text,
 		hs->failed++;
 	else
 		hs->deferred++;
-	log_info("delivery: %s: to=<%s> hop=%s addr=%s result=%s status=%s delay=%llds: %s", r->id,
-	    r->env->rcpts[out->idx].address, j->hopname[0] ? j->hopname : "-",
+	log_info("delivery: %s: to=<%s> hop=%s addr=%s result=%s status=%s delay=%llds tls=%s: %s",
+	    r->id, r->env->rcpts[out->idx].address, j->hopname[0] ? j->hopname : "-",
 	    j->addrname[0] ? j->addrname : "-", outcome_name(o), out->status,
-	    (long long)(time(NULL) - r->env->arrival), text);
+	    (long long)(time(NULL) - r->env->arrival), j->tls_log[0] ? j->tls_log : "none", text);
 }
 
 static enum outcome
@@ -448,8 +470,10 @@ client_done_cb(const struct smtp_client_reply *res, void *arg)
 {
 	struct job *j = arg;
 	struct smtp_client *c = j->client;
+	struct delivery *d = j->run->d;
 	bool retry = false;
-	char key[ADDR_STRLEN];
+	char key[CONN_KEY_MAX];
+	enum tls_outcome to = smtp_client_tls_outcome(c);
 
 	j->client = NULL;
 	if (j->reused && smtp_client_is_stale(c)) {
@@ -462,7 +486,25 @@ client_done_cb(const struct smtp_client_reply *res, void *arg)
 		job_try(j);
 		return;
 	}
-	snprintf(key, sizeof(key), "%s", smtp_client_peer(c));
+	if (smtp_client_tls_retry_plain(c) && !j->plain_retry) {
+		/* Level may and the handshake failed: the same host once more,
+		 * without STARTTLS. */
+		log_info("delivery: %s: %s[%s]: %s: retrying in plaintext", j->run->id, j->hopname,
+		    j->addrname, res[0].text);
+		j->addr--;
+		j->plain_retry = true;
+		job_try(j);
+		return;
+	}
+	j->plain_retry = false;
+	d->tls_sessions[smtp_client_tls_failed(c) ? TLS_OUT_COUNT : to]++;
+	if (to == TLS_OUT_NONE)
+		snprintf(j->tls_log, sizeof(j->tls_log), "%s",
+		    smtp_client_tls_failed(c) ? "failed" : "none");
+	else
+		snprintf(j->tls_log, sizeof(j->tls_log), "%s (%s)", tls_outcome_name(to),
+		    smtp_client_tls_info(c));
+	snprintf(key, sizeof(key), "%s %d %s", smtp_client_peer(c), j->tls_level, j->hopname);
 	dest_feedback(j, res, j->nopen);
 	for (size_t i = 0; i < j->nopen; i++) {
 		enum outcome o = res[i].code == 0 ? OUT_TEMP : outcome_of(res[i].code);
@@ -521,12 +563,129 @@ next_address(struct job *j)
 	return NULL;
 }
 
+/*
+ * The TLS level for the address next_address just chose: the domain's,
+ * narrowed by what DNS said about the hop (tls_policy_hop), or none for
+ * the plaintext retry.  -1 when the hop must not be used (recorded: every
+ * open recipient is deferred with the reason).
+ */
+static int
+job_tls_level(struct job *j)
+{
+	char why[200], text[SMTP_CLIENT_TEXT_MAX];
+
+	j->tls_log[0] = '\0';
+	if (j->plain_retry) {
+		j->tls_level = CONFIG_TLS_NONE;
+		return 0;
+	}
+	j->tls_level = tls_policy_hop(
+	    &j->tls, j->tlsa_hop == j->hop + 1 ? j->tlsa_state : TLSA_NOT_ASKED, why, sizeof(why));
+	if (j->tls_level != -1)
+		return 0;
+	snprintf(j->tls_log, sizeof(j->tls_log), "failed");
+	snprintf(text, sizeof(text), "451 4.7.5 %s: %s", j->hopname, why);
+	j->run->d->tls_sessions[TLS_OUT_COUNT]++;
+	for (size_t i = 0; i < j->nopen; i++)
+		record(j, j->open[i], OUT_TEMP, 0, text, NULL);
+	return -1;
+}
+
+/* The TLSA answer for the hop (RFC 7672 §2.2): then the same address again. */
+static void
+tlsa_cb(const struct dns_answer *a, const struct dnsclient_info *info, void *arg)
+{
+	struct job *j = arg;
+	size_t usable = 0, n;
+
+	(void)info;
+	j->tlsa_q = NULL;
+	if (a->status == DNS_OK && a->secure && a->rrs != NULL &&
+	    (j->tlsa_rrs = ldns_rr_list_clone(a->rrs)) != NULL) {
+		n = ldns_rr_list_rr_count(j->tlsa_rrs);
+		for (size_t i = 0; i < n && j->ntlsa < TLSA_MAX; i++) {
+			struct tls_tlsa *t = &j->tlsa[j->ntlsa];
+
+			if (dnsmsg_tlsa(ldns_rr_list_rr(j->tlsa_rrs, i), &t->usage, &t->selector,
+			        &t->mtype, &t->data, &t->len) == -1)
+				continue;
+			j->ntlsa++;
+			usable += tls_tlsa_usable(t);
+		}
+		j->tlsa_state = usable > 0 ? TLSA_USABLE : TLSA_UNUSABLE;
+	} else if (a->status == DNS_OK || a->status == DNS_NODATA || a->status == DNS_NXDOMAIN ||
+	    a->status == DNS_CNAME)
+		/* None, or an insecure answer: as none (RFC 7672 §2.2). */
+		j->tlsa_state = TLSA_NONE;
+	else
+		j->tlsa_state = TLSA_TEMPFAIL; /* SERVFAIL (bogus), timeout */
+	log_info("delivery: %s: %s: TLSA _%u._tcp.%s: %s%s (%zu usable of %zu)", j->run->id,
+	    j->hopname, (unsigned)j->run->d->relay->remote_port, j->hopname,
+	    dns_status_str(a->status), a->secure ? ", DNSSEC-secure" : "", usable, j->ntlsa);
+	job_try(j);
+}
+
+/*
+ * A dane level and a hop not looked at yet: its TLSA records, when its MX
+ * and address answers were secure.  True when a lookup was started (the
+ * same address is tried from tlsa_cb).
+ */
+static bool
+job_need_tlsa(struct job *j)
+{
+	const struct route_hop *h = &j->route->hops[j->hop];
+	char name[DOMAIN_MAX + 16];
+
+	if (j->plain_retry || j->tlsa_hop == j->hop + 1 ||
+	    (j->tls.level != CONFIG_TLS_DANE && j->tls.level != CONFIG_TLS_DANE_ONLY))
+		return false;
+	ldns_rr_list_deep_free(j->tlsa_rrs);
+	j->tlsa_rrs = NULL;
+	j->ntlsa = 0;
+	j->tlsa_hop = j->hop + 1;
+	j->tlsa_state = TLSA_INSECURE;
+	if (!h->secure)
+		return false;
+	/* The port actually used: 25 in production (RFC 7672 §2.2.3). */
+	snprintf(
+	    name, sizeof(name), "_%u._tcp.%s", (unsigned)j->run->d->relay->remote_port, h->host);
+	j->tlsa_state = TLSA_TEMPFAIL;
+	if ((j->tlsa_q = resolver_query(
+	         j->run->d->resolver, name, LDNS_RR_TYPE_TLSA, tlsa_cb, j)) == NULL)
+		return false;
+	j->addr--;
+	return true;
+}
+
+/* A new client gets the level job_tls_level chose: 0, or -1 when TLS is
+ * required and cannot be set up (recorded). */
+static int
+job_set_tls(struct job *j)
+{
+	bool dane = j->tls_level == CONFIG_TLS_DANE || j->tls_level == CONFIG_TLS_DANE_ONLY;
+	struct smtp_client_tls t = {j->run->d->tls_ctx, (enum config_tls_level)j->tls_level,
+	    j->hopname, dane ? j->tlsa : NULL, dane ? j->ntlsa : 0};
+	char err[200], text[SMTP_CLIENT_TEXT_MAX];
+
+	if (smtp_client_set_tls(j->client, &t, err, sizeof(err)) == 0)
+		return 0;
+	log_warnx("delivery: %s: %s[%s]: TLS setup: %s", j->run->id, j->hopname, j->addrname, err);
+	if (j->tls_level < CONFIG_TLS_ENCRYPT)
+		return 0; /* may: plaintext then */
+	snprintf(text, sizeof(text), "451 4.7.5 %s: TLS required by policy %s but %s", j->hopname,
+	    tls_level_name((enum config_tls_level)j->tls_level), err);
+	snprintf(j->tls_log, sizeof(j->tls_log), "failed");
+	for (size_t i = 0; i < j->nopen; i++)
+		record(j, j->open[i], OUT_TEMP, 0, text, NULL);
+	return -1;
+}
+
 /* Send over a kept connection to `to`: 0, or -1 when there is none. */
 static int
 job_reuse(struct job *j, const struct addr *to, const struct smtp_client_msg *m)
 {
 	struct delivery *d = j->run->d;
-	char key[ADDR_STRLEN];
+	char key[CONN_KEY_MAX], peer[ADDR_STRLEN];
 	struct smtp_client *c;
 
 	j->reused = false;
@@ -534,7 +693,8 @@ job_reuse(struct job *j, const struct addr *to, const struct smtp_client_msg *m)
 		j->fresh = false;
 		return -1;
 	}
-	addr_str(to, key, sizeof(key));
+	snprintf(key, sizeof(key), "%s %d %s", addr_str(to, peer, sizeof(peer)), j->tls_level,
+	    j->hopname);
 	while ((c = conn_take(d, key)) != NULL) {
 		if (smtp_client_send(c, m, client_done_cb, j) == 0) {
 			log_info("delivery: reusing connection to %s[%s]:%u (use %u)", j->hopname,
@@ -577,6 +737,12 @@ job_try(struct job *j)
 	to = *a;
 	addr_set_port(&to, r->d->relay->remote_port);
 	addr_host_str(&to, j->addrname, sizeof(j->addrname));
+	if (job_need_tlsa(j))
+		return; /* tlsa_cb goes on */
+	if (job_tls_level(j) == -1) {
+		job_try(j); /* recorded: the next address */
+		return;
+	}
 	m.helo = r->d->relay->hostname;
 	m.sender = r->env->sender;
 	m.rcpts = j->names;
@@ -594,6 +760,12 @@ job_try(struct job *j)
 			record(j, j->open[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
 		slot_release(j);
 		job_done(j);
+		return;
+	}
+	if (job_set_tls(j) == -1) {
+		smtp_client_cancel(j->client);
+		j->client = NULL;
+		job_try(j);
 	}
 }
 
@@ -623,6 +795,7 @@ route_cb(struct route_result *res, void *arg)
 	switch (res->status) {
 	case ROUTE_OK:
 		j->route = res;
+		tls_policy_lookup(j->run->d->tls_policy, j->domain, &j->tls);
 		if ((j->dest = dest_get(j->run->d, j->domain)) == NULL) {
 			for (size_t i = 0; i < j->nouts; i++)
 				record(j, j->outs[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
@@ -733,6 +906,8 @@ job_free(struct job *j)
 		resolver_route_cancel(j->rt);
 	if (j->client != NULL)
 		smtp_client_cancel(j->client);
+	resolver_query_cancel(j->tlsa_q);
+	ldns_rr_list_deep_free(j->tlsa_rrs);
 	dest_put(j);
 	resolver_result_free(j->route);
 	free(j->outs);
@@ -1135,10 +1310,13 @@ delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
 	LIST_INIT(&d->idle);
 	LIST_INIT(&d->runs);
 	if ((d->kick = evtimer_new(base, kick_cb, d)) == NULL ||
+	    (d->tls_ctx = tls_client_ctx_new(relay->tls_ca_file, err, errlen)) == NULL ||
+	    (d->tls_policy = tls_policy_new(cfg, err, errlen)) == NULL ||
 	    (d->resolver = resolver_new(base, &cfg->resolver, &local, err, errlen)) == NULL ||
 	    (d->sched = scheduler_new(base, relay->max_deliveries * 2, run_cb, d)) == NULL) {
 		if (d->resolver != NULL || d->kick == NULL)
 			snprintf(err, errlen, "cannot set up delivery");
+		/* else err says what (CA file, policy file, resolver) */
 		delivery_free(d);
 		return NULL;
 	}
@@ -1169,6 +1347,8 @@ delivery_free(struct delivery *d)
 		event_free(d->kick);
 	scheduler_free(d->sched);
 	resolver_free(d->resolver);
+	tls_policy_free(d->tls_policy);
+	SSL_CTX_free(d->tls_ctx);
 	free(d);
 }
 
@@ -1221,8 +1401,26 @@ delivery_flush(const char *id, void *arg)
 void
 delivery_reconfigure(struct delivery *d, const struct config *cfg, const struct policy *policy)
 {
+	struct tls_policy *tp;
+	SSL_CTX *ctx;
+	char err[512];
+
 	d->relay = &cfg->relay;
 	d->policy = policy;
+	/* Jobs in flight keep the level they looked up; new ones get the new
+	 * policy.  A broken file keeps the old one (and -t says why). */
+	if ((tp = tls_policy_new(cfg, err, sizeof(err))) == NULL)
+		log_warnx("delivery: TLS policy not reloaded: %s", err);
+	else {
+		tls_policy_free(d->tls_policy);
+		d->tls_policy = tp;
+	}
+	if ((ctx = tls_client_ctx_new(d->relay->tls_ca_file, err, sizeof(err))) == NULL)
+		log_warnx("delivery: TLS client context not reloaded: %s", err);
+	else {
+		SSL_CTX_free(d->tls_ctx); /* SSLs in flight hold their own reference */
+		d->tls_ctx = ctx;
+	}
 	scheduler_set_max(d->sched, d->relay->max_deliveries * 2);
 	dispatch(d);
 	/* Released by a reload: schedule the whole queue now.  (Holding again
@@ -1364,6 +1562,13 @@ delivery_metrics(struct evbuffer *out, void *arg)
 	    "Outbound SMTP connections: opened, or kept ones used again");
 	prom_sample_u64(out, "relay_connections_total", "kind=\"new\"", d->st.conn_new);
 	prom_sample_u64(out, "relay_connections_total", "kind=\"reused\"", d->st.conn_reused);
+	prom_family(out, "relay_deliveries_tls_total", "counter",
+	    "Outbound SMTP sessions by TLS outcome (failed: the TLS policy was not met)");
+	for (int k = 0; k <= TLS_OUT_COUNT; k++) {
+		snprintf(labels, sizeof(labels), "outcome=\"%s\"",
+		    k == TLS_OUT_COUNT ? "failed" : tls_outcome_name((enum tls_outcome)k));
+		prom_sample_u64(out, "relay_deliveries_tls_total", labels, d->tls_sessions[k]);
+	}
 	prom_family(out, "relay_hop_results_total", "counter", "Outcomes per next hop");
 	for (size_t i = 0; i <= HOP_STATS_MAX; i++) {
 		const struct hop_stat *h = &d->hops[i];

@@ -15,7 +15,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "common/addr.h"
 
@@ -33,11 +35,13 @@ enum client_state {
 	C_GREETING, /* waiting for 220 */
 	C_EHLO,
 	C_HELO,
-	C_TXN,  /* MAIL, RCPT..., DATA replies (pipelined or not) */
-	C_DOT,  /* the content went out: waiting for the final reply */
-	C_IDLE, /* kept between messages (smtp_client_keep) */
-	C_RSET, /* reused: waiting for RSET's 250 before MAIL */
-	C_QUIT, /* results handed over: closing */
+	C_STARTTLS, /* waiting for STARTTLS's 220 */
+	C_TLS,      /* the handshake */
+	C_TXN,      /* MAIL, RCPT..., DATA replies (pipelined or not) */
+	C_DOT,      /* the content went out: waiting for the final reply */
+	C_IDLE,     /* kept between messages (smtp_client_keep) */
+	C_RSET,     /* reused: waiting for RSET's 250 before MAIL */
+	C_QUIT,     /* results handed over: closing */
 };
 
 struct smtp_client {
@@ -51,7 +55,13 @@ struct smtp_client {
 	int connect_errno; /* a connect that failed at once */
 	char peer[ADDR_STRLEN];
 	/* what EHLO offered */
-	bool pipelining, eightbit, has_size;
+	bool pipelining, eightbit, has_size, starttls;
+	/* TLS: the SSL waits here until STARTTLS (then the bufferevent owns it) */
+	SSL *ssl;
+	enum config_tls_level level;
+	bool tls_active, tls_retry_plain, tls_failed;
+	enum tls_outcome tls_outcome;
+	char tls_info[96];
 	uint64_t size_max;
 	/* the reply being read */
 	bool in_reply;
@@ -317,6 +327,8 @@ ehlo_keyword(struct smtp_client *c, const char *kw, size_t len)
 	copy_text(buf, sizeof(buf), kw, len);
 	if (strcasecmp(buf, "PIPELINING") == 0)
 		c->pipelining = true;
+	else if (strcasecmp(buf, "STARTTLS") == 0)
+		c->starttls = true;
 	else if (strcasecmp(buf, "8BITMIME") == 0)
 		c->eightbit = true;
 	else if (strncasecmp(buf, "SIZE", 4) == 0 && (buf[4] == '\0' || buf[4] == ' ')) {
@@ -392,6 +404,115 @@ txn_reply(struct smtp_client *c)
 		set_timeouts(c, c->t.data, c->t.command);
 }
 
+/* ---- STARTTLS ---- */
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static bool
+tls_required(const struct smtp_client *c)
+{
+	return c->ssl != NULL && c->level >= CONFIG_TLS_ENCRYPT;
+}
+
+/* The session fails the policy (or, at may, the handshake failed). */
+static void
+tls_fail(struct smtp_client *c, const char *why, bool retry_plain)
+{
+	char text[SMTP_CLIENT_TEXT_MAX];
+
+	c->tls_failed = !retry_plain;
+	c->tls_retry_plain = retry_plain;
+	if (!retry_plain && strncmp(why, "TLS required", 12) != 0)
+		snprintf(text, sizeof(text), "TLS required by policy %s but %s",
+		    config_tls_level_names[c->level], why);
+	else
+		snprintf(text, sizeof(text), "%s", why);
+	fail(c, text);
+}
+
+/* EHLO said 2xx: STARTTLS first when wanted and not done yet. */
+static void
+after_ehlo(struct smtp_client *c)
+{
+	if (c->ssl == NULL || c->tls_active) {
+		start_txn(c);
+		return;
+	}
+	if (!c->starttls) {
+		if (tls_required(c))
+			tls_fail(c, "the peer does not offer STARTTLS", false);
+		else
+			start_txn(c);
+		return;
+	}
+	c->state = C_STARTTLS;
+	set_timeouts(c, c->t.command, c->t.command);
+	if (send_line(c, "STARTTLS", "", "") == -1)
+		fail(c, "out of memory");
+}
+
+/* STARTTLS said 220: wrap the connection; EHLO again once it is up. */
+static void
+start_tls(struct smtp_client *c)
+{
+	struct bufferevent *tls;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	/* Anything the peer sent after the 220 came in plaintext: dropped
+	 * (the client side of CVE-2011-0411). */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	tls = bufferevent_openssl_filter_new(bufferevent_get_base(c->bev), c->bev, c->ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		fail(c, "out of memory");
+		return;
+	}
+	c->ssl = NULL; /* the bufferevent's now */
+	c->bev = tls;
+	c->state = C_TLS;
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	bufferevent_setcb(tls, read_cb, NULL, event_cb, c);
+	set_timeouts(c, c->t.command, c->t.command);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+}
+
+/* The handshake is done: check the policy, then EHLO again (RFC 3207 §4.2). */
+static void
+tls_up(struct smtp_client *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char why[SMTP_CLIENT_TEXT_MAX];
+
+	tls_client_describe(ssl, c->tls_info, sizeof(c->tls_info));
+	if (tls_client_check(ssl, c->level, &c->tls_outcome, why, sizeof(why)) == -1) {
+		c->tls_outcome = TLS_OUT_NONE;
+		tls_fail(c, why, false);
+		return;
+	}
+	c->tls_active = true;
+	c->pipelining = c->eightbit = c->has_size = c->starttls = false;
+	c->size_max = 0;
+	send_helo(c, "EHLO ", C_EHLO);
+}
+
+/* The handshake failed: at may, the same host again in plaintext. */
+static void
+tls_handshake_failed(struct smtp_client *c, short what)
+{
+	char why[256], ssl_err[160] = "";
+	unsigned long e;
+
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+		ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
+	snprintf(why, sizeof(why), "TLS handshake failed: %s",
+	    ssl_err[0]                     ? ssl_err
+	        : what & BEV_EVENT_TIMEOUT ? "timeout"
+	        : what & BEV_EVENT_EOF     ? "connection closed by the peer"
+	                                   : "error");
+	tls_fail(c, why, c->level < CONFIG_TLS_ENCRYPT);
+}
+
 /* A complete reply (the last line read); dispatch on the state. */
 static void
 handle_reply(struct smtp_client *c)
@@ -404,9 +525,11 @@ handle_reply(struct smtp_client *c)
 		return;
 	case C_EHLO:
 		if (c->code / 100 == 2)
-			start_txn(c);
-		else if (c->code / 100 == 5)
+			after_ehlo(c);
+		else if (c->code / 100 == 5 && !tls_required(c))
 			send_helo(c, "HELO ", C_HELO);
+		else if (c->code / 100 == 5)
+			tls_fail(c, "the peer refused EHLO", false);
 		else
 			break;
 		return;
@@ -414,6 +537,17 @@ handle_reply(struct smtp_client *c)
 		if (c->code / 100 != 2)
 			break;
 		start_txn(c);
+		return;
+	case C_STARTTLS:
+		if (c->code == 220)
+			start_tls(c);
+		else if (tls_required(c)) {
+			char why[SMTP_CLIENT_TEXT_MAX + 64];
+
+			snprintf(why, sizeof(why), "STARTTLS refused: %s", c->text);
+			tls_fail(c, why, false);
+		} else
+			start_txn(c); /* may: on in plaintext, as before */
 		return;
 	case C_RSET:
 		if (c->code / 100 != 2)
@@ -484,7 +618,7 @@ read_cb(struct bufferevent *bev, void *arg)
 		idle_end(c, false);
 		return;
 	}
-	while (c->state != C_QUIT && c->state != C_CONNECT &&
+	while (c->state != C_QUIT && c->state != C_CONNECT && c->state != C_TLS &&
 	    (line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) != NULL) {
 		int rc = handle_line(c, line, len);
 
@@ -507,6 +641,13 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (c->state == C_IDLE) {
 		idle_end(c, (what & BEV_EVENT_TIMEOUT) != 0);
+		return;
+	}
+	if (c->state == C_TLS) {
+		if (what & BEV_EVENT_CONNECTED)
+			tls_up(c);
+		else
+			tls_handshake_failed(c, what);
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {
@@ -534,6 +675,7 @@ client_free(struct smtp_client *c)
 		bufferevent_free(c->bev);
 	if (c->later != NULL)
 		event_free(c->later);
+	SSL_free(c->ssl);
 	free(c->accepted);
 	free(c->decided);
 	free(c->res);
@@ -662,6 +804,48 @@ smtp_client_send(
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	set_timeouts(c, c->t.command, c->t.command);
 	return 0;
+}
+
+int
+smtp_client_set_tls(
+    struct smtp_client *c, const struct smtp_client_tls *tls, char *err, size_t errlen)
+{
+	SSL *ssl;
+
+	if (tls->ctx == NULL || tls->level == CONFIG_TLS_NONE)
+		return 0;
+	ssl =
+	    tls_client_ssl_new(tls->ctx, tls->host, tls->level, tls->tlsa, tls->ntlsa, err, errlen);
+	if (ssl == NULL)
+		return -1;
+	SSL_free(c->ssl);
+	c->ssl = ssl;
+	c->level = tls->level;
+	return 0;
+}
+
+enum tls_outcome
+smtp_client_tls_outcome(const struct smtp_client *c)
+{
+	return c->tls_active ? c->tls_outcome : TLS_OUT_NONE;
+}
+
+const char *
+smtp_client_tls_info(const struct smtp_client *c)
+{
+	return c->tls_active ? c->tls_info : "";
+}
+
+bool
+smtp_client_tls_retry_plain(const struct smtp_client *c)
+{
+	return c->tls_retry_plain;
+}
+
+bool
+smtp_client_tls_failed(const struct smtp_client *c)
+{
+	return c->tls_failed;
 }
 
 bool

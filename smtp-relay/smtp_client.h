@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "smtp-relay/tls_client.h"
+
 struct addr;
 struct event_base;
 struct evbuffer;
@@ -72,6 +74,33 @@ typedef void (*smtp_client_done_fn)(const struct smtp_client_reply *results, voi
 struct smtp_client *smtp_client_start(struct event_base *base, const struct addr *to,
     const struct addr *source, const struct smtp_client_msg *msg,
     const struct smtp_client_timeouts *t, smtp_client_done_fn done, void *arg);
+
+/*
+ * Outbound TLS (RFC 3207) for a client just started, before the loop runs:
+ * after EHLO, STARTTLS when the peer offers it and `level` is not none,
+ * then EHLO again over TLS.  At encrypt and above a peer without STARTTLS
+ * or a failed handshake or check ends the session (code 0, the reason in
+ * the text: never plaintext).  At may a failed handshake ends it too and
+ * smtp_client_tls_retry_plain says so: the caller retries the same host
+ * once with level none.  `tls` and what it points to are copied.
+ * 0, or -1 with err (a bad TLSA set, no memory): the client is unchanged.
+ */
+struct smtp_client_tls {
+	SSL_CTX *ctx;
+	enum config_tls_level level; /* the hop's effective level */
+	const char *host;            /* SNI and the name to verify */
+	const struct tls_tlsa *tlsa; /* dane: the hop's TLSA records */
+	size_t ntlsa;
+};
+int smtp_client_set_tls(
+    struct smtp_client *c, const struct smtp_client_tls *tls, char *err, size_t errlen);
+/* In the done callback: what TLS the session had, "TLSv1.3 cipher" or "". */
+enum tls_outcome smtp_client_tls_outcome(const struct smtp_client *c);
+const char *smtp_client_tls_info(const struct smtp_client *c);
+/* In the done callback: the handshake failed at level may. */
+bool smtp_client_tls_retry_plain(const struct smtp_client *c);
+/* In the done callback: the session failed the TLS policy (DSN text says why). */
+bool smtp_client_tls_failed(const struct smtp_client *c);
 
 /* Abandon the delivery, or drop a kept connection without QUIT: no
  * callback; NULL is a no-op. */

@@ -159,7 +159,7 @@ class PrivatePostfix:
     can enter them), listening on 127.0.0.1:port and relaying everything to
     relayhost.  Started in the foreground under `daemons`; stop() ends it."""
 
-    def __init__(self, daemons, relayhost, port=None, extra=""):
+    def __init__(self, daemons, relayhost, port=None, extra="", host="127.0.0.1"):
         import shutil
         import subprocess
         import tempfile
@@ -203,12 +203,12 @@ biff = no
 {extra}
 """)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
+            f.write(POSTFIX_MASTER_CF.format(listen=f"{host}:{self.port}"))
         r = subprocess.run([self.postfix, "-c", self.etc, "check"], capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 0, f"postfix check: {r.stdout}{r.stderr}"
         self.d = daemons.start("postfix", [self.postfix, "-c", self.etc, "start-fg"],
-                               ready=mxb.tcp_open("127.0.0.1", self.port), timeout=30)
+                               ready=mxb.tcp_open(host, self.port), timeout=30)
 
     def log(self):
         """Postfix's log (maillog_file = /dev/stdout: the daemon's log file)."""

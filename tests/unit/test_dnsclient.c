@@ -73,7 +73,8 @@ test_build_and_parse(void)
 	int qlen;
 	char name[DNSMSG_NAME_MAX];
 
-	qlen = dnsmsg_build_query("www.example.test", LDNS_RR_TYPE_MX, 0x1234, 1232, q, sizeof(q));
+	qlen = dnsmsg_build_query(
+	    "www.example.test", LDNS_RR_TYPE_MX, 0x1234, 1232, false, q, sizeof(q));
 	ok(qlen > 12 && q[0] == 0x12 && q[1] == 0x34, "query carries the ID");
 	ok(qlen > 0 && q[qlen - 11 + 0] == 0 && q[qlen - 11 + 2] == 41,
 	    "query ends with an OPT record");

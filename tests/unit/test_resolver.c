@@ -168,8 +168,8 @@ test_postfix_nexthop(void)
 	memset(hops, 0, sizeof(hops));
 	addr_parse("192.0.2.1", 0, &a[0]);
 	addr_parse("2001:db8::1", 0, &a[1]);
-	hops[0] = (struct route_hop){10, "mx1.test", a, 1, ROUTE_SRC_DNS_MX};
-	hops[1] = (struct route_hop){0, "h.test", a, 2, ROUTE_SRC_HOSTS};
+	hops[0] = (struct route_hop){10, "mx1.test", a, 1, ROUTE_SRC_DNS_MX, false};
+	hops[1] = (struct route_hop){0, "h.test", a, 2, ROUTE_SRC_HOSTS, false};
 	res.hops = hops;
 	res.nhops = 2;
 	res.status = ROUTE_OK;
