@@ -5,4 +5,4 @@ smtp-relayd_MAIN := smtp-relay/smtp-relayd.c
 smtp-relayctl_MAIN := smtp-relay/smtp-relayctl.c
 smtp-relay_TESTS += test_address test_smtp_proto test_queue
 smtp-relay_TESTS += test_deliver test_dsn test_smtp_client test_maildir
-smtp-relay_TESTS += test_regress_smtp
+smtp-relay_TESTS += test_regress_smtp test_mta_sts
