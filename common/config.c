@@ -538,6 +538,11 @@ static const struct stmt relay_table[] = {
     C("outbound-source", relay_source_cb, false, NULL, config_relay_outbound_source_print),
     P("remote-port", config_relay, remote_port, "25"),
     T("hold-delivery", V_BOOL, config_relay, hold_delivery, "no"),
+    T("mta-sts", V_BOOL, config_relay, mta_sts, "yes"),
+    T("mta-sts-cache", V_PATH, config_relay, mta_sts_cache, "mta-sts"),
+    T("mta-sts-ca-file", V_PATH, config_relay, mta_sts_ca_file, "(the system trust store)"),
+    P("mta-sts-port", config_relay, mta_sts_port, "443"),
+    U("mta-sts-cache-size", config_relay, mta_sts_cache_size, "1000", 1, 1000000),
     T("postmaster", V_STRING, config_relay, postmaster, "(postmaster@HOSTNAME)"),
     T("control-socket", V_PATH, config_relay, control_socket, "smtp-relayd.sock"),
     A("status-listen", V_ADDR, config_relay, status_listen, CONFIG_PORT_RELAY_HTTP, NULL), END};

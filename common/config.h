@@ -231,6 +231,13 @@ struct config_relay {
 	 * up to max_per_destination on success.  Default 2. */
 	unsigned initial_destination_concurrency;
 	unsigned destination_rate_delay; /* seconds between deliveries to one hop, default 0 */
+	/* MTA-STS (RFC 8461, smtp-relay/mta_sts.h): honour the policies
+	 * recipient domains publish.  Default yes. */
+	bool mta_sts;
+	char *mta_sts_cache;         /* policy cache folder, default <directory>/mta-sts */
+	char *mta_sts_ca_file;       /* NULL = the system trust store */
+	uint16_t mta_sts_port;       /* HTTPS port of the policy hosts, default 443 */
+	unsigned mta_sts_cache_size; /* policies kept in memory, default 1000 */
 };
 
 /* Private to config.c: where the statement that set a field was written. */
