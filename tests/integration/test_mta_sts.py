@@ -8,6 +8,7 @@ Checked: an enforce and a testing policy fetched and parsed, MX patterns
 matched; the policy cache file written, then used after a "restart" (a new
 process) while nginx is down as long as the id is unchanged; an unchanged
 cache kept when a new id cannot be fetched (§5.1); a new id fetched again;
+an expired cached policy neither reused nor a fallback;
 a certificate from another CA or for another name, a redirect and a wrong Content-Type give no
 policy (exit 75, tempfail); a domain without a record has none."""
 import json
@@ -32,6 +33,7 @@ SITES = {
     "redirect.sts.test": ("good", None,
                           "location / { return 301 https://mta-sts.sts.test/.well-known/mta-sts.txt; }"),
     "ctype.sts.test": ("good", POLICY_ENFORCE, "types { application/octet-stream txt; }"),
+    "expired.sts.test": ("good", POLICY_TESTING.replace("3600", "0"), ""),
 }
 
 
@@ -216,3 +218,36 @@ def test_no_record_no_policy(daemons):
     doc = env.fetch("nopolicy.sts.test", "mx1.sts.test")
     assert doc["status"] == "none" and "policy" not in doc, doc
     assert doc["matches"] == {"mx1.sts.test": False}, doc
+
+
+def test_expired_cache_is_not_used(daemons):
+    env = Env(daemons)
+    env.start_https()
+    doc = env.fetch("expired.sts.test")
+    assert doc["status"] == "policy" and doc["policy"]["max_age"] == 0, doc
+    assert os.path.exists(env.cache_file("expired.sts.test"))
+    # Same id, but max_age 0 has run out: fetched again, not taken from the cache.
+    doc = env.fetch("expired.sts.test")
+    assert doc["detail"].startswith("fetched"), doc
+    env.stop_https()
+    doc = env.fetch("expired.sts.test")
+    assert doc["status"] == "tempfail" and "policy" not in doc, doc
+
+
+def test_check_names_a_missing_ca_file(daemons):
+    conf = daemons.write("t.conf", (
+        f'options {{ directory "{daemons.dir}"; }};\n'
+        'relay {\n    hostname "r.test";\n    mta-sts-ca-file "no-such-ca.pem";\n};\n'))
+    r = subprocess.run([mxb.binary("smtp-relayd"), "-t", "-c", conf], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert f"{conf}:4: relay: mta-sts-ca-file {daemons.dir}/no-such-ca.pem: No such file" \
+        in r.stderr, r.stderr
+    # mta-sts no: the file is not needed.
+    conf = daemons.write("u.conf", (
+        f'options {{ directory "{daemons.dir}"; }};\n'
+        'relay {\n    hostname "r.test";\n    mta-sts no;\n'
+        '    mta-sts-ca-file "no-such-ca.pem";\n};\n'))
+    r = subprocess.run([mxb.binary("smtp-relayd"), "-t", "-c", conf], capture_output=True,
+                       text=True, timeout=30)
+    assert "mta-sts-ca-file" not in r.stderr, r.stderr
