@@ -837,8 +837,8 @@ http_done_cb(struct evhttp_request *req, void *arg)
 		evbuffer_drain(j->body, evbuffer_get_length(j->body));
 		evbuffer_add_buffer(j->body, evhttp_request_get_input_buffer(req));
 	} else if (j->why[0] == '\0') {
-		snprintf(j->why, sizeof(j->why), "connection failed: %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		/* A refused connect ends here without the error callback. */
+		snprintf(j->why, sizeof(j->why), "cannot connect, or the connection failed");
 	}
 	event_active(j->defer, EV_TIMEOUT, 1);
 }
