@@ -768,7 +768,8 @@ job_finish(
 static void
 fetch_failed(struct sts_job *j)
 {
-	event_del(j->deadline);
+	if (j->deadline != NULL)
+		event_del(j->deadline);
 	if (j->has_cached && mta_sts_policy_is_fresh(&j->cached, time(NULL))) {
 		job_finish(j, &j->cached, MTA_STS_POLICY,
 		    "cached policy (id %s): the fetch of id %s failed: %s", j->cached.id, j->id,
@@ -783,7 +784,8 @@ fetch_succeeded(struct sts_job *j)
 {
 	struct mta_sts *s = j->s;
 
-	event_del(j->deadline);
+	if (j->deadline != NULL)
+		event_del(j->deadline);
 	j->result.fetched = time(NULL);
 	memcpy(j->result.id, j->id, sizeof(j->id));
 	cache_insert(s, j->domain, &j->result);
@@ -869,8 +871,12 @@ http_take_policy(struct sts_job *j)
 		snprintf(j->why, sizeof(j->why), "Content-Type '%s' is not text/plain", j->ctype);
 		return -1;
 	}
-	if (len > MTA_STS_BODY_MAX || (text = (const char *)evbuffer_pullup(j->body, -1)) == NULL) {
+	if (len > MTA_STS_BODY_MAX) {
 		snprintf(j->why, sizeof(j->why), "the policy is over %d octets", MTA_STS_BODY_MAX);
+		return -1;
+	}
+	if (len == 0 || (text = (const char *)evbuffer_pullup(j->body, -1)) == NULL) {
+		snprintf(j->why, sizeof(j->why), "empty policy");
 		return -1;
 	}
 	if (mta_sts_policy_parse(text, len, &j->result, err, sizeof(err)) == -1) {
@@ -1058,6 +1064,12 @@ fetch_start(struct sts_job *j)
 		fetch_failed(j);
 		return;
 	}
+	if ((j->body = evbuffer_new()) == NULL ||
+	    (j->deadline = evtimer_new(j->s->base, deadline_cb, j)) == NULL) {
+		snprintf(j->why, sizeof(j->why), "out of memory");
+		fetch_failed(j);
+		return;
+	}
 	evtimer_add(j->deadline, &tv);
 	j->addr_q[0] = dnsclient_query(j->s->dns, j->host, LDNS_RR_TYPE_A, addr_cb, j);
 	j->addr_q[1] = dnsclient_query(j->s->dns, j->host, LDNS_RR_TYPE_AAAA, addr_cb, j);
@@ -1163,10 +1175,8 @@ job_new(struct mta_sts *s, const char *domain)
 		return NULL;
 	j->s = s;
 	TAILQ_INIT(&j->waiters);
-	j->body = evbuffer_new();
-	j->deadline = evtimer_new(s->base, deadline_cb, j);
-	j->defer = event_new(s->base, -1, 0, defer_cb, j);
-	if (j->body == NULL || j->deadline == NULL || j->defer == NULL)
+	/* The body buffer and the deadline wait for a fetch (most lookups end at the TXT). */
+	if ((j->defer = event_new(s->base, -1, 0, defer_cb, j)) == NULL)
 		goto fail;
 	if (dnsmsg_name_normalize(domain, j->domain, sizeof(j->domain)) == -1 ||
 	    j->domain[0] == '\0' || strlen(j->domain) + 9 >= DNSMSG_NAME_MAX) {

@@ -8,9 +8,10 @@ Checked: an enforce and a testing policy fetched and parsed, MX patterns
 matched; the policy cache file written, then used after a "restart" (a new
 process) while nginx is down as long as the id is unchanged; an unchanged
 cache kept when a new id cannot be fetched (§5.1); a new id fetched again;
-an expired cached policy neither reused nor a fallback;
-a certificate from another CA or for another name, a redirect and a wrong Content-Type give no
-policy (exit 75, tempfail); a domain without a record has none."""
+an expired cached policy neither reused nor a fallback; a certificate from
+another CA or for another name, a redirect, a wrong Content-Type and a
+policy over 64 KiB give no policy (exit 75, tempfail); a domain without a
+record has none; `-t` names a missing mta-sts-ca-file."""
 import json
 import os
 import subprocess
@@ -30,10 +31,12 @@ SITES = {
     "wrongname.sts.test": ("other-name", POLICY_ENFORCE, ""),
     "testing.sts.test": ("good", POLICY_TESTING, ""),
     "badcert.sts.test": ("rogue", POLICY_ENFORCE, ""),
-    "redirect.sts.test": ("good", None,
-                          "location / { return 301 https://mta-sts.sts.test/.well-known/mta-sts.txt; }"),
+    "redirect.sts.test": ("good", None, "location / { return 301 "
+                          "https://mta-sts.sts.test/.well-known/mta-sts.txt; }"),
     "ctype.sts.test": ("good", POLICY_ENFORCE, "types { application/octet-stream txt; }"),
     "expired.sts.test": ("good", POLICY_TESTING.replace("3600", "0"), ""),
+    # Valid, but over the 64 KiB limit (§3.3): refused, not truncated.
+    "big.sts.test": ("good", POLICY_ENFORCE + "x-pad: " + "p" * 70000 + "\r\n", ""),
 }
 
 
@@ -209,6 +212,8 @@ def test_wrong_ca_wrong_name_redirect_and_content_type_give_no_policy(daemons):
     assert doc["status"] == "tempfail" and "301" in doc["detail"], doc
     doc = env.fetch("ctype.sts.test")
     assert doc["status"] == "tempfail" and "Content-Type" in doc["detail"], doc
+    doc = env.fetch("big.sts.test")
+    assert doc["status"] == "tempfail" and "65536" in doc["detail"], doc
     # The redirect target itself is fine: the failure above is the redirect.
     assert env.fetch("sts.test")["status"] == "policy"
 
