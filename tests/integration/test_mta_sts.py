@@ -35,6 +35,8 @@ SITES = {
                           "https://mta-sts.sts.test/.well-known/mta-sts.txt; }"),
     "ctype.sts.test": ("good", POLICY_ENFORCE, "types { application/octet-stream txt; }"),
     "expired.sts.test": ("good", POLICY_TESTING.replace("3600", "0"), ""),
+    # The policy host has only an IPv6 address (AAAA ::1).
+    "v6.sts.test": ("good", POLICY_TESTING.replace("mail.testing", "mx.v6"), ""),
     # Valid, but over the 64 KiB limit (§3.3): refused, not truncated.
     "big.sts.test": ("good", POLICY_ENFORCE + "x-pad: " + "p" * 70000 + "\r\n", ""),
 }
@@ -68,7 +70,8 @@ def zone(ids):
     for name in SITES:
         rel = "" if name == ORIGIN else "." + name[: -len(ORIGIN) - 1]
         body += f'_mta-sts{rel} TXT "v=STSv1; id={ids.get(name, "a1")};"\n'
-        body += f"mta-sts{rel} A 127.0.0.1\n"
+        addr = "AAAA ::1" if name.startswith("v6.") else "A 127.0.0.1"
+        body += f"mta-sts{rel} {addr}\n"
     return zone_text(ORIGIN, body + "nopolicy A 127.0.0.1\n")
 
 
@@ -119,7 +122,8 @@ class Env:
                 self.daemons.write(f"www/{name}/.well-known/mta-sts.txt", text)
             os.makedirs(root, exist_ok=True)
             servers.append(
-                f"server {{ listen 127.0.0.1:{self.https_port} ssl; server_name {host};\n"
+                f"server {{ listen 127.0.0.1:{self.https_port} ssl; "
+                f"listen [::1]:{self.https_port} ssl; server_name {host};\n"
                 f"  ssl_certificate {self.dir}/{cert}.crt; "
                 f"ssl_certificate_key {self.dir}/{cert}.key;\n"
                 f"  root {root}; {extra} }}\n")
@@ -189,13 +193,16 @@ def test_enforce_cache_restart_and_new_id(daemons):
         assert "id: b2\n" in f.read()
 
 
-def test_testing_mode(daemons):
+def test_testing_mode_and_ipv6(daemons):
     env = Env(daemons)
     env.start_https()
     doc = env.fetch("testing.sts.test", "mail.testing.sts.test", "MAIL.Testing.STS.test.")
     assert doc["status"] == "policy", doc
     assert (doc["policy"]["mode"], doc["policy"]["max_age"]) == ("testing", 3600), doc
     assert all(doc["matches"].values()), doc
+    # Fetched over IPv6 from a host with only an AAAA record.
+    doc = env.fetch("v6.sts.test", "mx.v6.sts.test")
+    assert doc["status"] == "policy" and doc["matches"]["mx.v6.sts.test"], doc
 
 
 def test_wrong_ca_wrong_name_redirect_and_content_type_give_no_policy(daemons):
