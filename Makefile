@@ -128,6 +128,7 @@ FUZZ_smtp_reply_LIBS   := smtp-relay resolver common
 FUZZ_dns_LIBS          := broker metrics common
 FUZZ_zone_LIBS         := broker metrics common
 FUZZ_dns_response_LIBS := broker metrics common
+FUZZ_mta_sts_LIBS      := smtp-relay resolver common
 
 .SECONDEXPANSION:
 $(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o \

@@ -281,6 +281,13 @@ struct config_relay {
 	char *tls_policy_file;
 	int tls_default_policy; /* 0 = auto, else CONFIG_TLS_* + 1 */
 	char *tls_ca_file;
+	/* MTA-STS (RFC 8461, smtp-relay/mta_sts.h): honour the policies
+	 * recipient domains publish.  Default yes. */
+	bool mta_sts;
+	char *mta_sts_cache;         /* policy cache folder, default <directory>/mta-sts */
+	char *mta_sts_ca_file;       /* NULL = the system trust store */
+	uint16_t mta_sts_port;       /* HTTPS port of the policy hosts, default 443 */
+	unsigned mta_sts_cache_size; /* policies kept in memory, default 1000 */
 };
 
 /* Private to config.c: where the statement that set a field was written. */

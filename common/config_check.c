@@ -388,6 +388,12 @@ check_relay(struct env *e)
 	need_creatable(e, (const char *const *)&r->queue_directory, "relay: queue-directory", true);
 	need_creatable(e, (const char *const *)&r->maildir_root, "relay: maildir-root", true);
 	need_creatable(e, (const char *const *)&r->control_socket, "relay: control-socket", false);
+	if (r->mta_sts) {
+		need_readable(
+		    e, (const char *const *)&r->mta_sts_ca_file, "relay: mta-sts-ca-file");
+		need_creatable(
+		    e, (const char *const *)&r->mta_sts_cache, "relay: mta-sts-cache", true);
+	}
 }
 
 int

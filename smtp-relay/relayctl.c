@@ -8,12 +8,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <json-c/json.h>
 
 #include "common/config.h"
 #include "common/jsonout.h"
 #include "common/log.h"
+#include "resolver/dnsclient.h"
 #include "smtp-relay/control.h"
+#include "smtp-relay/mta_sts.h"
 #include "smtp-relay/queue.h"
 
 #define CTL_TIMEOUT_SEC 10
@@ -605,6 +608,158 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* ---- sts-fetch ---- */
+
+#define STS_RESOLV_CONF "/etc/resolv.conf"
+#define STS_MAX_NS      8
+
+struct sts_run {
+	struct event_base *base;
+	enum mta_sts_status st;
+	char detail[1024];
+	struct mta_sts_policy policy; /* a copy, when st is MTA_STS_POLICY */
+};
+
+static void
+sts_fetch_cb(const struct mta_sts_policy *p, enum mta_sts_status st, const char *detail, void *arg)
+{
+	struct sts_run *r = arg;
+
+	r->st = st;
+	snprintf(r->detail, sizeof(r->detail), "%s", detail);
+	if (p != NULL && mta_sts_policy_copy(&r->policy, p) == -1) {
+		r->st = MTA_STS_TEMPFAIL;
+		snprintf(r->detail, sizeof(r->detail), "out of memory");
+	}
+	event_base_loopbreak(r->base);
+}
+
+/* DNS as smtp-relayd asks it: the resolver block's servers, else resolv.conf's. */
+static struct dnsclient *
+sts_dns_new(struct event_base *base, const struct config_resolver *res)
+{
+	struct addr ns[STS_MAX_NS];
+	/* A small cache: dnsclient with cache_size 0 hands callers an emptied
+	 * answer (dnscache_insert clears it), and one lookup asks few names. */
+	struct dnsclient_params p = {
+	    .timeout_ms = 5000, .attempts = 2, .cache_size = 64, .edns_size = DNSMSG_EDNS_SIZE};
+	unsigned timeout = 5, attempts = 2;
+	int n;
+
+	if (res != NULL && res->nameservers.n > 0) {
+		p.servers = res->nameservers.v;
+		p.nservers = res->nameservers.n;
+		p.timeout_ms = res->timeout * 1000;
+		p.attempts = res->attempts;
+		return dnsclient_new(base, &p);
+	}
+	n = dnsclient_read_resolv_conf(STS_RESOLV_CONF, ns, STS_MAX_NS, &timeout, &attempts);
+	if (n <= 0) { /* as glibc: the local host */
+		addr_parse("127.0.0.1", 53, &ns[0]);
+		n = 1;
+	}
+	p.servers = ns;
+	p.nservers = (size_t)n;
+	p.timeout_ms = timeout * 1000;
+	p.attempts = attempts;
+	return dnsclient_new(base, &p);
+}
+
+static void
+sts_print_text(struct ctl *c, const char *domain, const struct sts_run *r, int nmx, char **mx)
+{
+	FILE *out = c->opts->out;
+	const struct mta_sts_policy *p = &r->policy;
+	char when[32];
+
+	fprintf(out, "domain: %s\nstatus: %s\ndetail: %s\n", domain, mta_sts_status_str(r->st),
+	    r->detail);
+	if (r->st == MTA_STS_POLICY) {
+		format_time(p->fetched, when, sizeof(when));
+		fprintf(out, "mode: %s\nid: %s\nmax_age: %u\nfetched: %s\n",
+		    mta_sts_mode_str(p->mode), p->id, p->max_age, when);
+		for (size_t i = 0; i < p->nmx; i++)
+			fprintf(out, "mx: %s\n", p->mx[i]);
+	}
+	for (int i = 0; i < nmx; i++)
+		fprintf(out, "match %s: %s\n", mx[i],
+		    mta_sts_mx_matches(r->st == MTA_STS_POLICY ? p : NULL, mx[i]) ? "yes" : "no");
+}
+
+static void
+sts_print_json(struct ctl *c, const char *domain, const struct sts_run *r, int nmx, char **mx)
+{
+	struct json_object *o = json_object_new_object(), *pol, *arr, *m;
+	const struct mta_sts_policy *p = &r->policy;
+
+	json_object_object_add(o, "domain", json_object_new_string(domain));
+	json_object_object_add(o, "status", json_object_new_string(mta_sts_status_str(r->st)));
+	json_object_object_add(o, "detail", json_object_new_string(r->detail));
+	if (r->st == MTA_STS_POLICY) {
+		pol = json_object_new_object();
+		json_object_object_add(
+		    pol, "mode", json_object_new_string(mta_sts_mode_str(p->mode)));
+		json_object_object_add(pol, "id", json_object_new_string(p->id));
+		json_object_object_add(pol, "max_age", json_object_new_int64(p->max_age));
+		json_object_object_add(pol, "fetched", json_object_new_int64((int64_t)p->fetched));
+		arr = json_object_new_array();
+		for (size_t i = 0; i < p->nmx; i++)
+			json_object_array_add(arr, json_object_new_string(p->mx[i]));
+		json_object_object_add(pol, "mx", arr);
+		json_object_object_add(o, "policy", pol);
+	}
+	m = json_object_new_object();
+	for (int i = 0; i < nmx; i++)
+		json_object_object_add(m, mx[i],
+		    json_object_new_boolean(
+		        mta_sts_mx_matches(r->st == MTA_STS_POLICY ? p : NULL, mx[i])));
+	json_object_object_add(o, "matches", m);
+	print_json(c, o);
+	json_object_put(o);
+}
+
+/*
+ * sts-fetch DOMAIN [MX...]: the MTA-STS module alone, on its own event loop,
+ * with the cache folder delivery uses (so it also warms or refreshes it).
+ */
+static int
+cmd_sts_fetch(struct ctl *c, int argc, char **argv)
+{
+	const struct config_relay *rl = c->relay;
+	struct mta_sts_params sp = {
+	    rl->mta_sts_cache, rl->mta_sts_ca_file, rl->mta_sts_port, rl->mta_sts_cache_size};
+	struct sts_run r = {NULL, MTA_STS_TEMPFAIL, "no answer", {0}};
+	struct dnsclient *dns = NULL;
+	struct mta_sts *sts = NULL;
+	int rc = RELAYCTL_EXIT_FAIL;
+
+	if (argc < 2)
+		return fail(c, RELAYCTL_EXIT_USAGE, "sts-fetch needs a domain");
+	if ((r.base = event_base_new()) == NULL ||
+	    (dns = sts_dns_new(r.base, c->opts->resolver)) == NULL ||
+	    (sts = mta_sts_new(r.base, dns, &sp)) == NULL) {
+		rc = fail(c, RELAYCTL_EXIT_FAIL, "cannot set up MTA-STS (see above)");
+		goto out;
+	}
+	if (mta_sts_lookup(sts, argv[1], sts_fetch_cb, &r) == NULL) {
+		rc = fail(c, RELAYCTL_EXIT_FAIL, "out of memory");
+		goto out;
+	}
+	event_base_dispatch(r.base);
+	if (c->opts->json)
+		sts_print_json(c, argv[1], &r, argc - 2, argv + 2);
+	else
+		sts_print_text(c, argv[1], &r, argc - 2, argv + 2);
+	rc = r.st == MTA_STS_TEMPFAIL ? RELAYCTL_EXIT_TEMPFAIL : 0;
+out:
+	mta_sts_policy_clear(&r.policy);
+	mta_sts_free(sts);
+	dnsclient_free(dns);
+	if (r.base != NULL)
+		event_base_free(r.base);
+	return rc;
+}
+
 static const struct command {
 	const char *name;
 	int (*fn)(struct ctl *, int, char **);
@@ -618,6 +773,7 @@ static const struct command {
     {"stats", cmd_stats, true},
     {"pause", cmd_pause, false},
     {"resume", cmd_pause, false},
+    {"sts-fetch", cmd_sts_fetch, false},
 };
 
 /*

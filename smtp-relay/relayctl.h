@@ -4,6 +4,8 @@
  * analyze and stats read the queue directory directly; flush, pause and
  * resume ask the daemon over the control socket; remove asks the daemon when
  * it runs (so it never races with it) and unlinks the file itself otherwise.
+ * sts-fetch runs the MTA-STS module (mta_sts.h) alone for one domain, with
+ * the relay's MTA-STS settings and the resolver's name servers.
  */
 #ifndef MXB_RELAYCTL_H
 #define MXB_RELAYCTL_H
@@ -12,16 +14,19 @@
 #include <stdio.h>
 
 struct config_relay;
+struct config_resolver;
 
 /* Exit statuses besides 0 (sysexits.h values where one fits). */
 #define RELAYCTL_EXIT_FAIL        1 /* the command failed (no such message...) */
 #define RELAYCTL_EXIT_USAGE       64
 #define RELAYCTL_EXIT_UNAVAILABLE 69 /* flush, pause, resume: the daemon does not answer */
+#define RELAYCTL_EXIT_TEMPFAIL    75 /* sts-fetch: the policy could not be obtained */
 
 struct relayctl_opts {
 	bool json;
-	bool repair; /* analyze --repair */
-	FILE *out;   /* normally stdout */
+	bool repair;                            /* analyze --repair */
+	FILE *out;                              /* normally stdout */
+	const struct config_resolver *resolver; /* sts-fetch: DNS servers; NULL = resolv.conf */
 };
 
 /*

@@ -15,7 +15,7 @@ usage(FILE *out)
 	fprintf(out,
 	    "usage: smtp-relayctl [-c FILE] [--json] "
 	    "list | show ID | remove ID | flush [ID] | analyze [--repair] | stats |\n"
-	    "       pause | resume\n");
+	    "       pause | resume | sts-fetch DOMAIN [MX...]\n");
 	if (out == stderr) {
 		fprintf(out, "Try 'smtp-relayctl --help' for more information.\n");
 		return;
@@ -31,7 +31,12 @@ usage(FILE *out)
 	    "                  takes mail now (accepting), as name: value lines\n"
 	    "  pause           new SMTP connections get 421 until resume (delivery\n"
 	    "                  goes on; not kept across a restart)\n"
-	    "  resume          take mail again\n\n"
+	    "  resume          take mail again\n"
+	    "  sts-fetch DOMAIN [MX...]\n"
+	    "                  find DOMAIN's MTA-STS policy as delivery would (the\n"
+	    "                  cache in mta-sts-cache is used and updated) and tell\n"
+	    "                  whether each MX host matches it; exit 75 when the\n"
+	    "                  policy could not be obtained\n\n"
 	    "  -c FILE         configuration file (default " DAEMON_DEFAULT_CONFIG ")\n"
 	    "  --json          one JSON object; errors as {\"error\": ...}\n"
 	    "  --repair        analyze: remove stale files and orphans, move damaged\n"
@@ -50,7 +55,7 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct relayctl_opts opts = {false, false, stdout};
+	struct relayctl_opts opts = {false, false, stdout, NULL};
 	const char *path = DAEMON_DEFAULT_CONFIG;
 	struct config *cfg;
 	char err[1024];
@@ -79,6 +84,7 @@ main(int argc, char **argv)
 			jsonout_error("%s", err);
 		return RELAYCTL_EXIT_FAIL;
 	}
+	opts.resolver = &cfg->resolver;
 	rc = relayctl_run(&cfg->relay, &opts, argc - optind, argv + optind);
 	config_free(cfg);
 	return rc;

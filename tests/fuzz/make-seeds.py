@@ -211,6 +211,30 @@ replies = {
 for name, (flags, text) in replies.items():
     put("smtp_reply", name, bytes([flags]) + text.encode())
 
+# ---- mta_sts: first byte = parser (0 policy body, 1 TXT record, 2 cache
+# file for example.test), then the text ----
+POLICY = ("version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\n"
+          "mx: *.example.net\r\nmax_age: 604800\r\n")
+sts = {
+    "policy-enforce": (0, POLICY),
+    "policy-testing-lf": (0, "version: STSv1\nmode: testing\nmx: MX.Example.Test.\nmax_age: 86400"),
+    "policy-none": (0, "version: STSv1\nmode: none\nmax_age: 0\n"),
+    "policy-unknown-keys": (0, "version:STSv1\n\nfoo: bar\nmode: enforce\nmode: none\n"
+                            "mx: a.example\nmax_age: 31557600\n"),
+    "policy-bad-max-age": (0, "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n"),
+    "policy-bad-mx": (0, "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 1\n"),
+    "txt-good": (1, "v=STSv1; id=20160831085700Z;"),
+    "txt-ext": (1, "v=STSv1 ;id=abc ; ext=x.y ;"),
+    "txt-other": (1, "v=spf1 -all"),
+    "txt-no-id": (1, "v=STSv1;"),
+    "cache-good": (2, "mxbroker-mta-sts 1\ndomain: example.test\nfetched: 1700000000\n"
+                   "id: 2026abc\n\n" + POLICY.replace("\r", "")),
+    "cache-other-domain": (2, "mxbroker-mta-sts 1\ndomain: example.org\nfetched: 1\nid: a\n\n"
+                           "version: STSv1\nmode: none\nmax_age: 1\n"),
+}
+for name, (kind, text) in sts.items():
+    put("mta_sts", name, bytes([kind]) + text.encode())
+
 # ---- zone: a zone file for the origin fuzz.test. ----
 ZHEAD = "$ORIGIN fuzz.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 900 604800 60\n@ NS ns1\n"
 zones = {
