@@ -160,6 +160,7 @@ worker(void *arg)
 	struct disk_pool *p = arg;
 	struct commit_job *job;
 	uint64_t one = 1;
+	bool wake;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -171,8 +172,11 @@ worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		job_run(p, job);
 		pthread_mutex_lock(&p->lock);
+		/* The loop takes the whole list at once: wake it only for the
+		 * first job of a batch (a group commit ends many together). */
+		wake = TAILQ_EMPTY(&p->done);
 		TAILQ_INSERT_TAIL(&p->done, job, link);
-		if (write(p->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		if (wake && write(p->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 			log_warn("disk pool: eventfd");
 	}
 	pthread_mutex_unlock(&p->lock);

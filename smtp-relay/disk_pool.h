@@ -25,7 +25,7 @@ struct commit_job;
 struct disk_spool;
 
 /* Worker threads; most of their time is spent waiting in fsync. */
-#define DISK_POOL_THREADS 8
+#define DISK_POOL_THREADS 16
 
 /*
  * Called on the loop's thread when a commit is done: rc 0 (env->id holds

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -118,6 +120,8 @@ queue_open(const char *dir, bool create)
 		return NULL;
 	}
 	q->tmpfd = q->queuefd = q->corruptfd = -1;
+	pthread_mutex_init(&q->dirsync.lock, NULL);
+	pthread_cond_init(&q->dirsync.cond, NULL);
 	if (create && mkdir(dir, 0700) == -1 && errno != EEXIST) {
 		log_warn("queue: mkdir %s", dir);
 		goto fail;
@@ -152,6 +156,8 @@ queue_close(struct queue *q)
 		close(q->queuefd);
 	if (q->corruptfd != -1)
 		close(q->corruptfd);
+	pthread_mutex_destroy(&q->dirsync.lock);
+	pthread_cond_destroy(&q->dirsync.cond);
 	free(q->dir);
 	free(q);
 }
@@ -430,6 +436,75 @@ fail:
 	return NULL;
 }
 
+/* ---- group commit of queue/ ---- */
+
+/* The errno of fsync number `gen`, 0 when it succeeded; lock held. */
+static int
+dirsync_result(const struct queue_dirsync *s, uint64_t gen)
+{
+	uint64_t kept = s->nfail < QUEUE_DIRSYNC_FAILS ? s->nfail : QUEUE_DIRSYNC_FAILS;
+
+	for (uint64_t i = 0; i < kept; i++)
+		if (s->fail[i].gen == gen)
+			return s->fail[i].err;
+	/* Failures older than the ones kept: unknown, so a failure. */
+	if (s->nfail > QUEUE_DIRSYNC_FAILS && gen < s->fail[s->nfail % QUEUE_DIRSYNC_FAILS].gen)
+		return EIO;
+	return 0;
+}
+
+/*
+ * The caller renamed a file into queue/ or unlinked one: make that entry
+ * durable.  Returns after the first fsync of queue/ that began after this
+ * call ended, run by this thread when queue/ is idle or by another waiter
+ * meanwhile: the renames and unlinks of many threads made while one fsync
+ * runs share the next one (group commit; docs/queue-format.md).  0, or -1
+ * with the errno of that fsync.
+ */
+static int
+queue_dirsync(struct queue *q)
+{
+	struct queue_dirsync *s = &q->dirsync;
+	uint64_t cover;
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	s->tickets++;
+	/* One running now may have begun before our change: the next one. */
+	cover = s->started + 1;
+	while (s->finished < cover) {
+		if (s->started > s->finished) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		/* Idle: this thread runs fsync `cover` for every waiter. */
+		s->started++;
+		pthread_mutex_unlock(&s->lock);
+		err = fsync(q->queuefd) == -1 ? errno : 0;
+		pthread_mutex_lock(&s->lock);
+		if (err != 0) {
+			s->fail[s->nfail % QUEUE_DIRSYNC_FAILS].gen = s->started;
+			s->fail[s->nfail % QUEUE_DIRSYNC_FAILS].err = err;
+			s->nfail++;
+		}
+		s->finished = s->started;
+		pthread_cond_broadcast(&s->cond);
+	}
+	err = dirsync_result(s, cover);
+	pthread_mutex_unlock(&s->lock);
+	errno = err;
+	return err != 0 ? -1 : 0;
+}
+
+void
+queue_dirsync_stats(struct queue *q, uint64_t *changes, uint64_t *fsyncs)
+{
+	pthread_mutex_lock(&q->dirsync.lock);
+	*changes = q->dirsync.tickets;
+	*fsyncs = q->dirsync.finished;
+	pthread_mutex_unlock(&q->dirsync.lock);
+}
+
 /* ---- writing ---- */
 
 /* The system call that failed and on what, for one log line with errno. */
@@ -512,27 +587,39 @@ copy_spool(int fd, const struct queue_spool *sp, uint32_t *crc)
 	return off == sp->size ? 0 : -1;
 }
 
-/* Write the content pieces and the spool to fd, continuing *crc. */
+/* Write the pieces whole (short writes continued); 0 or -1 (errno).  The
+ * array is used up. */
 static int
-write_content(int fd, const struct content *c, uint32_t *crc, struct queue_fail *f)
+writev_all(int fd, struct iovec *v, int n)
 {
-	for (int i = 0; i < c->iovcnt; i++) {
-		if (file_write_all(fd, c->iov[i].iov_base, c->iov[i].iov_len) == -1)
+	while (n > 0) {
+		ssize_t w = writev(fd, v, n < IOV_MAX ? n : IOV_MAX);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1)
 			return -1;
-		*crc = queue_crc32(*crc, c->iov[i].iov_base, c->iov[i].iov_len);
+		while (n > 0 && (size_t)w >= v->iov_len) {
+			w -= (ssize_t)v->iov_len;
+			v++;
+			n--;
+		}
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
 	}
-	if (c->spool == NULL)
-		return 0;
-	fail_at(f, "copy", "tmp", false);
-	if (copy_spool(fd, c->spool, crc) == -1)
-		return -1;
-	fail_at(f, "write", "tmp", false);
 	return 0;
 }
 
+/* Pieces of a queue file in memory, written with one writev. */
+#define QUEUE_PIECES 16
+
 /*
  * Write header, envelope, content and trailer to tmp/<id>, fsync, rename
- * into queue/ and fsync queue/.  The envelope's size must be right.
+ * into queue/ and fsync queue/ (shared with other threads' changes: group
+ * commit).  The envelope's size must be right.  The parts in memory go
+ * out in one writev; a spool's octets follow, then the trailer.
  */
 static int
 write_file(struct queue *q, const struct queue_env *env, const struct content *c, bool replace,
@@ -541,23 +628,43 @@ write_file(struct queue *q, const struct queue_env *env, const struct content *c
 	struct json_object *obj = queue_env_to_json(env);
 	const char *json = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
 	size_t jlen = strlen(json);
-	char head[QUEUE_HEADER_MAX], trailer[QUEUE_TRAILER_LEN + 1];
-	int hlen, fd, saved;
+	char head[QUEUE_HEADER_MAX], trailer[QUEUE_TRAILER_LEN + 1], nl[] = "\n";
+	struct iovec stack[QUEUE_PIECES], *v = stack;
+	int hlen, fd = -1, saved, nv = 0;
 	uint32_t crc;
 
 	hlen = snprintf(head, sizeof(head), QUEUE_MAGIC " %zu %" PRIu64 "\n", jlen, env->size);
 	crc = queue_crc32(queue_crc32(queue_crc32(0, head, (size_t)hlen), json, jlen), "\n", 1);
+	fail_at(f, "write", "tmp", false);
+	if (c->iovcnt + 4 > QUEUE_PIECES && (v = calloc((size_t)c->iovcnt + 4, sizeof(*v))) == NULL)
+		goto fail_put;
+	v[nv++] = (struct iovec){head, (size_t)hlen};
+	v[nv++] = (struct iovec){(char *)json, jlen};
+	v[nv++] = (struct iovec){nl, 1};
+	for (int i = 0; i < c->iovcnt; i++) {
+		crc = queue_crc32(crc, c->iov[i].iov_base, c->iov[i].iov_len);
+		v[nv++] = c->iov[i];
+	}
+	if (c->spool == NULL) {
+		snprintf(trailer, sizeof(trailer), "END %08" PRIx32 "\n", crc);
+		v[nv++] = (struct iovec){trailer, QUEUE_TRAILER_LEN};
+	}
 	fail_at(f, "open", "tmp", false);
 	fd = openat(q->tmpfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1)
 		goto fail_put;
 	fail_at(f, "write", "tmp", false);
-	if (file_write_all(fd, head, (size_t)hlen) == -1 || file_write_all(fd, json, jlen) == -1 ||
-	    file_write_all(fd, "\n", 1) == -1 || write_content(fd, c, &crc, f) == -1)
+	if (writev_all(fd, v, nv) == -1)
 		goto fail;
-	snprintf(trailer, sizeof(trailer), "END %08" PRIx32 "\n", crc);
-	if (file_write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1)
-		goto fail;
+	if (c->spool != NULL) {
+		fail_at(f, "copy", "tmp", false);
+		if (copy_spool(fd, c->spool, &crc) == -1)
+			goto fail;
+		fail_at(f, "write", "tmp", false);
+		snprintf(trailer, sizeof(trailer), "END %08" PRIx32 "\n", crc);
+		if (file_write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1)
+			goto fail;
+	}
 	fail_at(f, "fsync", "tmp", false);
 	if (fsync(fd) == -1)
 		goto fail;
@@ -571,8 +678,10 @@ write_file(struct queue *q, const struct queue_env *env, const struct content *c
 	if (rename_into_queue(q, env->id, replace) == -1)
 		goto fail;
 	fail_at(f, "fsync", "queue", true);
-	if (fsync(q->queuefd) == -1)
+	if (queue_dirsync(q) == -1)
 		goto fail;
+	if (v != stack)
+		free(v);
 	json_object_put(obj);
 	return 0;
 fail:
@@ -583,6 +692,8 @@ fail:
 	errno = saved;
 fail_put:
 	saved = errno;
+	if (v != stack)
+		free(v);
 	json_object_put(obj);
 	errno = saved;
 	return -1;
@@ -910,7 +1021,7 @@ queue_remove(struct queue *q, const char *id)
 		return QUEUE_EIO;
 	}
 	count_down(q);
-	if (fsync(q->queuefd) == -1)
+	if (queue_dirsync(q) == -1)
 		log_warn("queue: %s: fsync %s/queue", id, q->dir);
 	return QUEUE_OK;
 }

@@ -197,6 +197,13 @@ int queue_probe(struct queue *q, const char **step);
  * into *avail; 0, or -1 with errno.  Logs nothing. */
 int queue_space(struct queue *q, uint64_t *avail);
 
+/*
+ * Renames into queue/ and unlinks from it made durable so far, and the
+ * fsyncs of queue/ that did it (group commit: fewer fsyncs than changes
+ * when many threads commit at once).  Safe from any thread.
+ */
+void queue_dirsync_stats(struct queue *q, uint64_t *changes, uint64_t *fsyncs);
+
 /* Move a damaged file to corrupt/ and log `why`.  Returns 0 or -1. */
 int queue_move_corrupt(struct queue *q, const char *id, const char *why);
 

@@ -7,10 +7,36 @@
 #ifndef MXB_QUEUE_INT_H
 #define MXB_QUEUE_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "smtp-relay/queue.h"
+
+/* Failed fsyncs of queue/ remembered for their late waiters. */
+#define QUEUE_DIRSYNC_FAILS 16
+
+/*
+ * Group commit of queue/'s entries (queue_dirsync in queue.c): a rename
+ * into queue/ or an unlink from it takes a ticket; the first fsync of
+ * queue/ that starts after the ticket makes it durable.  One thread at a
+ * time runs that fsync for every ticket taken so far while the others wait.
+ */
+struct queue_dirsync {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t started;  /* fsyncs of queue/ begun */
+	uint64_t finished; /* ... and ended; one runs when started > finished */
+	/* The last failed fsyncs, for the waiters they covered (successes,
+	 * the rule, need no record). */
+	struct {
+		uint64_t gen; /* which fsync (1, 2, ...) */
+		int err;
+	} fail[QUEUE_DIRSYNC_FAILS];
+	uint64_t nfail;   /* fsyncs of queue/ that failed */
+	uint64_t tickets; /* changes made durable so far, for queue_dirsync_stats */
+};
 
 struct queue {
 	char *dir;
@@ -20,6 +46,7 @@ struct queue {
 	/* Messages in queue/: set by queue_recover, kept by commit, remove and
 	 * move_corrupt.  Atomic: commits run on the disk pool's threads. */
 	atomic_size_t count;
+	struct queue_dirsync dirsync;
 };
 
 /*

@@ -386,6 +386,77 @@ test_count(void)
 	queue_close(q);
 }
 
+#define GROUP_THREADS 8
+#define GROUP_COMMITS 25
+
+/* One thread of test_group_commit: commit, load back, remove. */
+static void *
+group_thread(void *arg)
+{
+	struct queue *q = arg;
+	long bad = 0;
+
+	for (int i = 0; i < GROUP_COMMITS; i++) {
+		struct queue_env *env = make_env(), *back = NULL;
+		struct iovec iov = {(void *)content, sizeof(content) - 1};
+		char *got = NULL;
+		size_t glen = 0;
+
+		if (queue_commit(q, env, &iov, 1) == -1 ||
+		    queue_load(q, env->id, &back, &got, &glen) != QUEUE_OK ||
+		    glen != sizeof(content) - 1 || memcmp(got, content, glen) != 0 ||
+		    queue_remove(q, env->id) != QUEUE_OK)
+			bad++;
+		free(got);
+		queue_env_free(back);
+		queue_env_free(env);
+	}
+	return (void *)bad;
+}
+
+/*
+ * Group commit: renames and unlinks from many threads share the fsyncs of
+ * queue/; every commit still returns only after one that began after its
+ * rename (not observable here: that is test_relay_crash.py's job).
+ */
+static void
+test_group_commit(void)
+{
+	char tmp[512];
+	pthread_t th[GROUP_THREADS];
+	uint64_t changes = 0, fsyncs = 0;
+	long bad = 0;
+	struct queue *q;
+
+	snprintf(tmp, sizeof(tmp), "%s/group-q", dir);
+	q = queue_open(tmp, true);
+	ok(q != NULL, "group queue opened");
+	if (q == NULL)
+		return;
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	ok(changes == 0 && fsyncs == 0, "a new queue has synced nothing");
+	commit(q);
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	ok(changes == 1 && fsyncs == 1, "one commit alone: one fsync of queue/");
+	for (int i = 0; i < GROUP_THREADS; i++)
+		pthread_create(&th[i], NULL, group_thread, q);
+	for (int i = 0; i < GROUP_THREADS; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		bad += (long)r;
+	}
+	is_int(bad, 0, "concurrent commit, load and remove all succeed");
+	is_int((long long)queue_count(q), 1, "and leave only the first message");
+	is_int((long long)count("group-q/tmp"), 0, "nothing left in tmp/");
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	is_int((long long)changes, 1 + 2 * GROUP_THREADS * GROUP_COMMITS,
+	    "every rename and unlink waited for a sync");
+	ok(fsyncs >= 1 && fsyncs <= changes, "fsyncs of queue/: %llu for %llu changes",
+	    (unsigned long long)fsyncs, (unsigned long long)changes);
+	queue_close(q);
+}
+
 /* Content written to a spool piece by piece commits exactly as queue_commit would. */
 static void
 test_spool(struct queue *q)
@@ -455,6 +526,7 @@ main(void)
 		test_unique_ids();
 		test_probe();
 		test_count();
+		test_group_commit();
 		test_error_names_file(q);
 	}
 	queue_close(q);
