@@ -299,6 +299,8 @@ struct notify_target {
 	uint16_t id;
 	uint8_t *wire;
 	size_t len;
+	const struct config_key *key; /* NULL: unsigned NOTIFY */
+	ldns_rdf *mac;                /* our NOTIFY's MAC, to verify the reply */
 	unsigned tries;
 	struct event *timer;
 	struct log_ratelimit rl;
@@ -395,6 +397,8 @@ target_stop(struct notify_target *t)
 	evtimer_del(t->timer);
 	free(t->wire);
 	t->wire = NULL;
+	ldns_rdf_deep_free(t->mac);
+	t->mac = NULL;
 }
 
 /* NOTIFY_TRIES sends without an acknowledgement: counted and logged once. */
@@ -500,6 +504,32 @@ target_matches(const struct notify_target *t, const struct notify_reply *r, cons
 }
 
 /*
+ * A reply to a signed NOTIFY counts only when signed with the same key
+ * over our MAC (RFC 8945 5.3): anything else is logged (rate-limited) and
+ * is no acknowledgement, nor an error answer; the NOTIFY is retried.
+ */
+static bool
+reply_signed_ok(struct notify_target *t, const uint8_t *buf, size_t len, unsigned rcode)
+{
+	ldns_pkt *p = NULL;
+	char a[ADDR_STRLEN], r[16];
+	bool ok;
+
+	if (t->key == NULL)
+		return true;
+	ok = ldns_wire2pkt(&p, buf, len) == LDNS_STATUS_OK &&
+	    tsig_response_ok(p, buf, len, t->key, t->mac, (uint64_t)time(NULL));
+	if (!ok)
+		log_warnx_rl(&t->rl,
+		    "notify: %s serial %u to %s: %s reply without a valid TSIG of key %s: "
+		    "not an acknowledgement",
+		    t->zone, t->serial, addr_str(&t->to, a, sizeof(a)),
+		    rcode_str(rcode, r, sizeof(r)), t->key->name);
+	ldns_pkt_free(p);
+	return ok;
+}
+
+/*
  * Every datagram waiting on a source socket (it is non-blocking: read until
  * EAGAIN).  Anything that does not pass notify_reply_parse, or answers no
  * pending NOTIFY of this socket from the address it went to, is dropped
@@ -529,7 +559,8 @@ notify_read_cb(evutil_socket_t fd, short what, void *arg)
 			struct notify_target *t = &n->targets[i];
 
 			if (t->src == src && target_matches(t, &reply, &from)) {
-				target_answered(t, reply.rcode);
+				if (reply_signed_ok(t, buf, (size_t)r, reply.rcode))
+					target_answered(t, reply.rcode);
 				break;
 			}
 		}
@@ -595,15 +626,17 @@ source_get(struct notifier *n, const struct addr *a)
 
 /* Add the (zone, peer) target `to` of cz; -1 when its source cannot be had. */
 static int
-target_init(struct notifier *n, const struct config_broker *cfg, const struct config_zone *cz,
-    const struct addr *to)
+target_init(
+    struct notifier *n, const struct config_broker *cfg, const struct config_zone *cz, size_t k)
 {
 	struct notify_target *t = &n->targets[n->ntargets++];
+	const struct addr *to = &cz->also_notify.v[k];
 	struct addr src;
 
 	t->owner = n;
 	t->zone = cz->name;
 	t->to = *to;
+	t->key = cz->also_notify_keys[k];
 	t->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(3, 60);
 	source_choose(cfg, cz, to, &src);
 	t->src = source_get(n, &src);
@@ -628,8 +661,7 @@ notifier_new(struct event_base *base, const struct config_broker *cfg)
 		goto fail;
 	for (size_t i = 0; i < cfg->nzones; i++)
 		for (size_t k = 0; k < cfg->zones[i].also_notify.n; k++)
-			if (target_init(n, cfg, &cfg->zones[i], &cfg->zones[i].also_notify.v[k]) ==
-			    -1)
+			if (target_init(n, cfg, &cfg->zones[i], k) == -1)
 				goto fail;
 	return n;
 fail:
@@ -646,6 +678,7 @@ targets_free(struct notifier *n)
 		if (n->targets[i].timer != NULL)
 			event_free(n->targets[i].timer);
 		free(n->targets[i].wire);
+		ldns_rdf_deep_free(n->targets[i].mac);
 	}
 	free(n->targets);
 	n->targets = NULL;
@@ -690,8 +723,7 @@ notifier_reload(struct notifier *n, const struct config_broker *cfg)
 	}
 	for (size_t i = 0; i < cfg->nzones; i++)
 		for (size_t k = 0; k < cfg->zones[i].also_notify.n; k++) {
-			if (target_init(n, cfg, &cfg->zones[i], &cfg->zones[i].also_notify.v[k]) ==
-			    0)
+			if (target_init(n, cfg, &cfg->zones[i], k) == 0)
 				continue;
 			/* A source that cannot be bound after the privilege drop. */
 			n->ntargets--;
@@ -722,36 +754,41 @@ notifier_free(struct notifier *n)
 }
 
 /*
- * The NOTIFY message for z: question <zone> SOA IN with AA set, and the
+ * The NOTIFY message for t: question <zone> SOA IN with AA set, and z's
  * current SOA in the answer section (RFC 1996 3.7) so a secondary may skip
- * its SOA query when the serial is not newer.
+ * its SOA query when the serial is not newer.  Signed when t has a key
+ * (its MAC kept in t->mac to verify the reply).  Sets t->wire and t->len.
  */
-static uint8_t *
-notify_wire(const struct zone *z, uint16_t id, size_t *len)
+static int
+notify_wire(struct notify_target *t, const struct zone *z)
 {
 	ldns_rdf *name = NULL;
 	ldns_pkt *p;
-	uint8_t *wire = NULL;
 	ldns_rr *soa = ldns_rr_clone(zone_soa(z));
+	int rc = -1;
 
 	if (soa == NULL || ldns_str2rdf_dname(&name, zone_name(z)) != LDNS_STATUS_OK) {
 		ldns_rr_free(soa);
-		return NULL;
+		return -1;
 	}
 	p = ldns_pkt_query_new(name, LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, LDNS_AA);
 	if (p == NULL) {
 		ldns_rr_free(soa);
-		return NULL;
+		return -1;
 	}
 	ldns_pkt_set_opcode(p, LDNS_PACKET_NOTIFY);
-	ldns_pkt_set_id(p, id);
+	ldns_pkt_set_id(p, t->id);
 	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, soa);
-	if (ldns_pkt2wire(&wire, p, len) != LDNS_STATUS_OK) {
-		free(wire);
-		wire = NULL;
-	}
+	if (t->key != NULL &&
+	    (ldns_pkt_tsig_sign(p, t->key->name, t->key->secret_b64, TSIG_FUDGE,
+	         updater_tsig_algorithm(t->key), NULL) != LDNS_STATUS_OK ||
+	        (t->mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(p), 3))) == NULL))
+		goto done;
+	if (ldns_pkt2wire(&t->wire, p, &t->len) == LDNS_STATUS_OK)
+		rc = 0;
+done:
 	ldns_pkt_free(p);
-	return wire;
+	return rc;
 }
 
 /* Start over for t with z's serial: a pending NOTIFY for an older one is dropped. */
@@ -762,8 +799,8 @@ target_start(struct notify_target *t, const struct zone *z)
 	t->serial = zone_serial(z);
 	t->id = ldns_get_random();
 	t->tries = 0;
-	t->wire = notify_wire(z, t->id, &t->len);
-	if (t->wire == NULL) {
+	if (notify_wire(t, z) == -1) {
+		target_stop(t);
 		log_warnx("notify: %s: out of memory", t->zone);
 		return;
 	}

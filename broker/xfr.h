@@ -94,11 +94,12 @@ void notifier_free(struct notifier *n);
 int notifier_reload(struct notifier *n, const struct config_broker *cfg);
 
 /*
- * Send NOTIFY for z's current serial to each of its also-notify addresses.
- * Only a NOERROR response from that address, with our ID and question, is an
- * acknowledgement (RFC 1996); an error rcode or no answer is retried after
- * NOTIFY_RETRY_MS, doubled each time, NOTIFY_TRIES sends in all.  A call for
- * a newer serial replaces a NOTIFY still being retried to the same peer.
+ * Send NOTIFY for z's current serial to each of its also-notify addresses,
+ * TSIG-signed for an address given with `key`.  Only a NOERROR response
+ * from that address, with our ID and question (and, for a signed NOTIFY, a
+ * valid TSIG of the same key over our MAC), is an acknowledgement (RFC 1996); an error rcode or no
+ * answer is retried after NOTIFY_RETRY_MS, doubled each time, NOTIFY_TRIES sends in all.  A call
+ * for a newer serial replaces a NOTIFY still being retried to the same peer.
  */
 void notifier_zone_changed(struct notifier *n, const struct zone *z);
 

@@ -245,11 +245,10 @@ zone:
 {zonedefs}"""
 
 
-def start_knot(daemons, lb, keys, zones):
-    port = mxb.free_port()
+def start_knot(daemons, port, lb, keys, zones):
     os.makedirs(f"{daemons.dir}/knotdb", exist_ok=True)
     conf = daemons.write("knot.conf", knot_conf(daemons.dir, port, lb, keys, zones))
-    return port, daemons.start("knotd", [require_tool("knotd"), "-c", conf])
+    return daemons.start("knotd", [require_tool("knotd"), "-c", conf])
 
 
 def nsd_conf(d, port, lb, keys, zones, request="AXFR "):
@@ -266,21 +265,29 @@ def bu_nsd_server(d, port):
     return broker_util.nsd_server_conf(d, port, "  verbosity: 2\n")
 
 
-def start_nsd(daemons, lb, keys, zones, request="AXFR "):
-    port = mxb.free_port()
+def start_nsd(daemons, port, lb, keys, zones, request="AXFR "):
     conf = daemons.write("nsd.conf", nsd_conf(daemons.dir, port, lb, keys, zones, request))
-    return port, daemons.start("nsd", [require_tool("nsd"), "-d", "-c", conf])
+    return daemons.start("nsd", [require_tool("nsd"), "-d", "-c", conf])
+
+
+def notify_to(keys, zone, port):
+    return f'also-notify {{ 127.0.0.1 port {port} key "{keys.name(zone)}"; }};'
 
 
 @pytest.mark.parametrize("secondary", ["knot", "nsd"])
-def test_secondary_transfers_over_tsig(daemons, position, secondary):
+def test_secondary_follows_signed_notify(daemons, position, secondary):
+    """The secondary transfers every zone over TSIG, then a brokered change
+    reaches it through a signed NOTIFY whose signed reply is the ack."""
     keys = Keys()
+    port = mxb.free_port()
     agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50, H[2]: 90})
-    lb = TsigLB(daemons, keys, position, bu.cluster_conf(H, agents.port))
-    lb.wait_set([H[2], H[1]], 10)
     zones = [ORIGIN] + OTHERS
+    acl = {z: f'allow-transfer {{ 127.0.0.1 key "{keys.name(z)}"; }}; '
+              f"{notify_to(keys, z, port)}" for z in zones}
+    lb = TsigLB(daemons, keys, position, bu.cluster_conf(H, agents.port), zone_extra=acl)
+    lb.wait_set([H[2], H[1]], 10)
     start = start_knot if secondary == "knot" else start_nsd
-    port, sec = start(daemons, lb, keys, zones)
+    sec = start(daemons, port, lb, keys, zones)
     mxb.wait_until(lambda: addrs_at(port, bu.CLUSTER) == {H[2], H[1]}, 20,
                    f"{secondary} to carry the published set", proc=sec.proc)
     for z in OTHERS:
@@ -290,7 +297,46 @@ def test_secondary_transfers_over_tsig(daemons, position, secondary):
     for z in zones:
         assert re.search(rf"AXFR of {z} serial \d+ to 127\.0\.0\.1:\d+ key {keys.name(z)}",
                          log), z
-    assert "refused" not in log
+    mxb.wait_until(lambda: re.search(rf"{ORIGIN} serial \d+ acknowledged by 127\.0\.0\.1:{port}",
+                                     lb.d.log()), what="the first signed ack")
+    acked = lb.state()["notify"]["acked"]
+    agents.stop(H[2])
+    lb.wait_set([H[1], H[0]], 10)
+    serial = lb.serial()
+    # The zone's refresh is an hour: only the NOTIFY brings the change this soon.
+    mxb.wait_until(lambda: serial_at(port, ORIGIN) == serial, 20,
+                   f"{secondary} to follow the NOTIFY to serial {serial}", proc=sec.proc)
+    assert addrs_at(port, bu.CLUSTER) == {H[1], H[0]}
+    mxb.wait_until(lambda: lb.state()["notify"]["acked"] > acked, what="the signed ack")
+    log = lb.d.log()
+    assert "refused" not in log and "without a valid TSIG" not in log
+
+
+def test_unsigned_ack_of_a_signed_notify_does_not_count(daemons):
+    """A peer that answers our signed NOTIFY without a TSIG (or with a
+    forged one) has not acknowledged it."""
+    keys = Keys()
+    seen = []
+
+    def answer(sock, data, peer):
+        q = dns.message.from_wire(data, keyring=keyring(keys.name(ORIGIN),
+                                                           keys.secret(ORIGIN)))
+        seen.append(q.had_tsig)
+        r = dns.message.make_response(q)
+        r.keyring = r.tsig = None  # the answer goes out without a TSIG
+        sock.sendto(r.to_wire(), peer)
+
+    peer = mxb.UdpResponder("127.0.0.1", 0, answer)
+    try:
+        agents = bu.Agents(daemons, {H[0]: 20})
+        lb = TsigLB(daemons, keys, 0, bu.cluster_conf(H[:1], agents.port, max_members=1),
+                    zone_extra={ORIGIN: notify_to(keys, ORIGIN, peer.port)})
+        mxb.wait_until(lambda: "without a valid TSIG of key key-0" in lb.d.log(), 10,
+                       "the unsigned ack refused")
+        assert seen and all(seen), "the NOTIFY must be signed (dnspython verified it)"
+        assert lb.state()["notify"]["acked"] == 0
+    finally:
+        peer.close()
 
 
 def test_check_warns_about_bare_addresses_beside_keys(daemons):
