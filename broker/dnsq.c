@@ -5,6 +5,8 @@
 
 #define OPCODE_QUERY 0
 #define TYPE_OPT     41
+#define TYPE_SOA     6
+#define TYPE_IXFR    251
 
 /* The question name: plain labels only; lower-cased into q->qname. */
 static bool
@@ -95,6 +97,28 @@ parse_additional(const uint8_t *pkt, size_t len, size_t off, unsigned arcount, s
 	return DNSQ_OK;
 }
 
+/*
+ * The authority section: empty, except the one SOA of an IXFR query (RFC
+ * 1995 3), which is skipped here (xfr.c reads it); *off moves past it.
+ */
+static bool
+authority_ok(const uint8_t *pkt, size_t len, const struct dnsq *q, size_t *off)
+{
+	unsigned nscount = wire_get16(pkt + 8);
+	bool root;
+	size_t o = q->qend;
+
+	*off = o;
+	if (nscount == 0)
+		return true;
+	if (nscount != 1 || q->qtype != TYPE_IXFR || !skip_name(pkt, len, &o, &root) ||
+	    len - o < 10 || wire_get16(pkt + o) != TYPE_SOA ||
+	    len - o - 10 < wire_get16(pkt + o + 8))
+		return false;
+	*off = o + 10u + wire_get16(pkt + o + 8);
+	return true;
+}
+
 enum dnsq_status
 dnsq_parse(const uint8_t *pkt, size_t len, struct dnsq *q)
 {
@@ -122,9 +146,9 @@ dnsq_parse(const uint8_t *pkt, size_t len, struct dnsq *q)
 	q->has_question = true;
 	if (WIRE_OPCODE(q->flags) != OPCODE_QUERY)
 		return DNSQ_NOTIMP;
-	if (wire_get16(pkt + 6) != 0 || wire_get16(pkt + 8) != 0)
+	if (wire_get16(pkt + 6) != 0 || !authority_ok(pkt, len, q, &off))
 		return DNSQ_FORMERR;
-	st = parse_additional(pkt, len, q->qend, wire_get16(pkt + 10), q);
+	st = parse_additional(pkt, len, off, wire_get16(pkt + 10), q);
 	if (st != DNSQ_OK)
 		q->edns = false;
 	return st;

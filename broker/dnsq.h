@@ -36,7 +36,8 @@ struct dnsq {
 /*
  * Parse the query pkt[0..len).  Never reads outside it.  Compression is
  * refused in the question, labels over 63 octets and names over 255 are
- * FORMERR, and so are qdcount other than 1, answer or authority records,
+ * FORMERR, and so are qdcount other than 1, answer records, authority
+ * records (except the one SOA of an IXFR query, RFC 1995 3),
  * and OPT records that are not at the root or come twice.
  */
 enum dnsq_status dnsq_parse(const uint8_t *pkt, size_t len, struct dnsq *q);

@@ -400,24 +400,21 @@ tcp_write_msg(struct evbuffer *out, const uint8_t *msg, size_t len)
 	evbuffer_add(out, msg, len);
 }
 
+/* A transfer (xfr.c answers it); REFUSED from here only when xfr.c wrote nothing. */
 static void
-tcp_xfr(struct tcp_conn *c, const uint8_t *msg, const struct answer_result *res)
+tcp_xfr(struct tcp_conn *c, const uint8_t *msg, size_t len, const struct answer_result *res)
 {
 	struct dns_server *s = c->srv;
-	const struct config_zone *cz = NULL;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char a[ADDR_STRLEN];
+	struct xfr_request r = {
+	    msg, len, &res->q, &c->peer, res->zone, s->cfg, s->zs, &s->rl, (uint64_t)time(NULL)};
 
-	for (size_t i = 0; i < s->cfg->nzones; i++)
-		if (strcasecmp(s->cfg->zones[i].name, zone_name(res->zone)) == 0)
-			cz = &s->cfg->zones[i];
-	if (xfr_allowed(cz, &c->peer) && xfr_axfr(res->zone, &res->q, out) == 0) {
-		log_info("xfr: AXFR of %s serial %u to %s", zone_name(res->zone),
-		    zone_serial(res->zone), addr_str(&c->peer, a, sizeof(a)));
-		return;
+	switch (xfr_answer(&r, out)) {
+	case XFR_AXFR:
+	case XFR_IXFR: return;
+	case XFR_REFUSED: s->xfr_refused++; return;
+	case XFR_FAILED: break;
 	}
-	log_warnx_rl(&s->rl, "xfr: %s refused to %s", zone_name(res->zone),
-	    addr_str(&c->peer, a, sizeof(a)));
 	s->xfr_refused++;
 	tcp_write_msg(out, s->tcpbuf,
 	    answer_empty(&res->q, msg, RCODE_REFUSED, s->tcpbuf, sizeof(s->tcpbuf)));
@@ -443,7 +440,7 @@ tcp_drain(struct tcp_conn *c)
 		switch (answer_query(snap->zones, snap->n, msg, len, true, s->tcpbuf,
 		    sizeof(s->tcpbuf), &res, &s->tcp_stats)) {
 		case ANSWER_DROP: return false;
-		case ANSWER_XFR: tcp_xfr(c, msg, &res); break;
+		case ANSWER_XFR: tcp_xfr(c, msg, len, &res); break;
 		case ANSWER_REPLY:
 			tcp_write_msg(bufferevent_get_output(c->bev), s->tcpbuf, res.len);
 			break;

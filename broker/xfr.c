@@ -1,10 +1,11 @@
-/* xfr.c - AXFR out and NOTIFY to secondaries. */
+/* xfr.c - AXFR and IXFR out, with TSIG, and NOTIFY to secondaries. */
 #include "broker/xfr.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -15,6 +16,8 @@
 #include <ldns/ldns.h>
 
 #include "broker/dnsq.h"
+#include "broker/tsig.h"
+#include "broker/updater.h"
 #include "broker/zone.h"
 #include "common/addr.h"
 #include "common/config.h"
@@ -22,104 +25,248 @@
 
 #define XFR_TCP_LEN_SIZE 2     /* the length prefix of a DNS message over TCP */
 #define XFR_TCP_MSG_MAX  65535 /* the most that prefix can say */
+#define XFR_KEYS_MAX     256   /* TSIG keys looked at for one request */
 
 bool
-xfr_allowed(const struct config_zone *cz, const struct addr *peer)
+xfr_allowed(const struct config_zone *cz, const struct addr *peer, const struct config_key *key)
 {
-	for (size_t i = 0; cz != NULL && i < cz->allow_transfer.n; i++)
-		if (cidr_match(&cz->allow_transfer.v[i], peer))
+	for (size_t i = 0; cz != NULL && i < cz->allow_transfer.n; i++) {
+		const struct config_acl_entry *e = &cz->allow_transfer.v[i];
+
+		if ((e->any_addr || cidr_match(&e->net, peer)) && (e->key == NULL || e->key == key))
 			return true;
+	}
 	return false;
 }
 
+/* One transfer answer being written: messages cut by size, each signed. */
+struct xfr_out {
+	struct evbuffer *buf; /* moved to the caller's output only when complete */
+	const ldns_pkt *req;
+	struct tsig_stream ts;
+	ldns_pkt *p; /* the message being filled, or NULL */
+	size_t size; /* bytes of RRs in p, counted uncompressed (an over-estimate) */
+	bool first;  /* no message begun yet */
+};
+
 /*
- * One message of an AXFR answer.  Only the first carries the question
- * (RFC 5936 2.2: later messages may leave it empty), which leaves the
- * later messages' room to RRs.
+ * A response message to the request.  Only the first carries the question
+ * (RFC 5936 2.2: later messages may leave it out), as the request had it.
  */
 static ldns_pkt *
-axfr_msg(const struct zone *z, const struct dnsq *q, bool first)
+msg_new(const ldns_pkt *req, bool question)
 {
+	const ldns_rr_list *ql = ldns_pkt_question(req);
 	ldns_pkt *p = ldns_pkt_new();
-	ldns_rdf *name = NULL;
-	ldns_rr *question;
 
 	if (p == NULL)
 		return NULL;
-	ldns_pkt_set_id(p, q->id);
+	ldns_pkt_set_id(p, ldns_pkt_id(req));
 	ldns_pkt_set_qr(p, true);
 	ldns_pkt_set_aa(p, true);
-	if (!first)
-		return p;
-	question = ldns_rr_new();
-	if (question == NULL || ldns_str2rdf_dname(&name, zone_name(z)) != LDNS_STATUS_OK) {
-		ldns_rr_free(question);
-		ldns_pkt_free(p);
-		return NULL;
+	for (size_t i = 0; question && i < ldns_rr_list_rr_count(ql); i++) {
+		ldns_rr *q = ldns_rr_clone(ldns_rr_list_rr(ql, i));
+
+		if (q == NULL || !ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q)) {
+			ldns_rr_free(q);
+			ldns_pkt_free(p);
+			return NULL;
+		}
 	}
-	ldns_rr_set_owner(question, name);
-	ldns_rr_set_question(question, true);
-	ldns_rr_set_type(question, (ldns_rr_type)q->qtype);
-	ldns_rr_set_class(question, LDNS_RR_CLASS_IN);
-	ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, question);
 	return p;
 }
 
 /*
- * Append p as one TCP message (RFC 1035 4.2.2: a two-byte length first)
- * and free it.  A message over the 16-bit length cannot be framed, so it
- * fails the transfer rather than being cut.
+ * Sign the message being filled, append it as one TCP message (RFC 1035
+ * 4.2.2: a two-byte length first) and free it.  A message over the 16-bit
+ * length cannot be framed, so it fails the transfer rather than being cut.
  */
 static int
-axfr_flush(ldns_pkt *p, struct evbuffer *out)
+out_flush(struct xfr_out *o)
 {
 	uint8_t *wire = NULL;
 	uint8_t len[XFR_TCP_LEN_SIZE];
 	size_t n = 0;
 	int rc = -1;
 
-	if (ldns_pkt2wire(&wire, p, &n) == LDNS_STATUS_OK && n <= XFR_TCP_MSG_MAX) {
+	if (tsig_stream_sign(&o->ts, o->p) == 0 &&
+	    ldns_pkt2wire(&wire, o->p, &n) == LDNS_STATUS_OK && n <= XFR_TCP_MSG_MAX) {
 		len[0] = (uint8_t)(n >> 8);
 		len[1] = (uint8_t)n;
-		if (evbuffer_add(out, len, sizeof(len)) == 0 && evbuffer_add(out, wire, n) == 0)
+		if (evbuffer_add(o->buf, len, sizeof(len)) == 0 &&
+		    evbuffer_add(o->buf, wire, n) == 0)
 			rc = 0;
 	}
 	free(wire);
-	ldns_pkt_free(p);
+	ldns_pkt_free(o->p);
+	o->p = NULL;
+	o->size = 0;
 	return rc;
 }
 
 /*
- * Messages are cut once they hold XFR_MSG_TARGET bytes of RRs (counted
- * uncompressed, an over-estimate), well under the 64 KiB a TCP message can
- * carry, rather than one RR each: fewer messages for the secondary.
+ * Add a copy of rr to the answer.  Messages are cut once they hold
+ * XFR_MSG_TARGET bytes of RRs, well under the 64 KiB a TCP message can
+ * carry, rather than one RR each: fewer messages (and MACs) for the secondary.
  */
-int
-xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out)
+static int
+out_push(struct xfr_out *o, const ldns_rr *rr)
+{
+	ldns_rr *c;
+
+	if (o->p == NULL && (o->p = msg_new(o->req, o->first)) == NULL)
+		return -1;
+	o->first = false;
+	c = ldns_rr_clone(rr);
+	if (c == NULL || !ldns_pkt_push_rr(o->p, LDNS_SECTION_ANSWER, c)) {
+		ldns_rr_free(c);
+		return -1;
+	}
+	o->size += ldns_rr_uncompressed_size(rr);
+	return o->size >= XFR_MSG_TARGET ? out_flush(o) : 0;
+}
+
+/* The last message, unless the last push sent it. */
+static int
+out_end(struct xfr_out *o)
+{
+	return o->p != NULL ? out_flush(o) : 0;
+}
+
+/* The AXFR form: SOA, every other RR, the SOA again. */
+static int
+out_axfr(struct xfr_out *o, const struct zone *z)
 {
 	const ldns_rr_list *rrs = zone_rrs(z);
-	size_t n = ldns_rr_list_rr_count(rrs), size = 0;
-	ldns_pkt *p = axfr_msg(z, q, true);
+	size_t n = ldns_rr_list_rr_count(rrs);
 
-	/* SOA (index 0), the rest, then the SOA again (index n). */
-	for (size_t i = 0; p != NULL && i <= n; i++) {
-		const ldns_rr *rr = ldns_rr_list_rr(rrs, i == n ? 0 : i);
-		ldns_rr *c = ldns_rr_clone(rr);
+	for (size_t i = 0; i <= n; i++)
+		if (out_push(o, ldns_rr_list_rr(rrs, i == n ? 0 : i)) == -1)
+			return -1;
+	return out_end(o);
+}
 
-		if (c == NULL || !ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, c)) {
-			ldns_rr_free(c);
-			ldns_pkt_free(p);
+/*
+ * One error message: `rcode` with the question; with a TSIG error (NOTAUTH)
+ * the TSIG record of RFC 8945 5.3.2 instead of a stream signature.
+ */
+static int
+out_error(struct xfr_out *o, ldns_pkt_rcode rcode, enum tsig_error terr,
+    const struct config_key *key, uint64_t now)
+{
+	if ((o->p = msg_new(o->req, true)) == NULL)
+		return -1;
+	ldns_pkt_set_aa(o->p, false);
+	ldns_pkt_set_rcode(o->p, (uint8_t)rcode);
+	if (terr != TSIG_NOERROR) {
+		tsig_stream_clear(&o->ts);
+		if (tsig_error_add(o->p, o->req, terr, key, now) == -1) {
+			ldns_pkt_free(o->p);
+			o->p = NULL;
 			return -1;
 		}
-		size += ldns_rr_uncompressed_size(rr);
-		if (size >= XFR_MSG_TARGET && i < n) {
-			if (axfr_flush(p, out) == -1)
-				return -1;
-			p = axfr_msg(z, q, false);
-			size = 0;
-		}
 	}
-	return p != NULL ? axfr_flush(p, out) : -1;
+	return out_flush(o);
+}
+
+/* Every key some zone's allow-transfer names (a key no ACL names is unknown here). */
+static size_t
+transfer_keys(const struct config_broker *cfg, const struct config_key **v, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->nzones; i++)
+		for (size_t k = 0; k < cfg->zones[i].allow_transfer.n && n < max; k++)
+			if (cfg->zones[i].allow_transfer.v[k].key != NULL)
+				v[n++] = cfg->zones[i].allow_transfer.v[k].key;
+	return n;
+}
+
+static const struct config_zone *
+zone_config(const struct config_broker *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nzones; i++)
+		if (strcasecmp(cfg->zones[i].name, name) == 0)
+			return &cfg->zones[i];
+	return NULL;
+}
+
+/* The TSIG key name of a request, for logs ("-" when unsigned). */
+static void
+request_key_name(const ldns_pkt *req, char *buf, size_t len)
+{
+	const ldns_rr *t = ldns_pkt_tsig(req);
+	char *s = t != NULL ? ldns_rdf2str(ldns_rr_owner(t)) : NULL;
+
+	snprintf(buf, len, "%s", s != NULL ? s : "-");
+	free(s);
+}
+
+/* Log a refusal (rate-limited) and answer it: TSIG errors NOTAUTH, else REFUSED. */
+static int
+refuse(const struct xfr_request *r, struct xfr_out *o, enum tsig_status st,
+    const struct config_key *key)
+{
+	static const enum tsig_error terr[] = {[TSIG_UNKNOWN] = TSIG_BADKEY,
+	    [TSIG_BAD_MAC] = TSIG_BADSIG,
+	    [TSIG_BAD_TIME] = TSIG_BADTIME};
+	char a[ADDR_STRLEN], k[LDNS_MAX_DOMAINLEN + 2];
+	bool tsig_err = st == TSIG_UNKNOWN || st == TSIG_BAD_MAC || st == TSIG_BAD_TIME;
+
+	request_key_name(o->req, k, sizeof(k));
+	log_warnx_rl(r->rl, "xfr: %s %s refused to %s: key %s: %s", zone_name(r->z),
+	    r->q->qtype == LDNS_RR_TYPE_IXFR ? "IXFR" : "AXFR", addr_str(r->peer, a, sizeof(a)), k,
+	    tsig_err ? tsig_status_str(st) : "not allowed by allow-transfer");
+	if (tsig_err)
+		return out_error(o, LDNS_RCODE_NOTAUTH, terr[st], key, r->now);
+	return out_error(o, LDNS_RCODE_REFUSED, TSIG_NOERROR, NULL, r->now);
+}
+
+/* The answer once the request is parsed: TSIG, ACL, then the transfer. */
+static enum xfr_result
+answer_parsed(const struct xfr_request *r, struct xfr_out *o)
+{
+	const struct config_key *keys[XFR_KEYS_MAX], *key = NULL;
+	size_t nkeys = transfer_keys(r->cfg, keys, XFR_KEYS_MAX);
+	enum tsig_status st =
+	    tsig_check((ldns_pkt *)o->req, r->wire, r->len, keys, nkeys, r->now, &key);
+	char a[ADDR_STRLEN];
+
+	if (tsig_stream_init(&o->ts, st == TSIG_OK || st == TSIG_BAD_TIME ? key : NULL, o->req) ==
+	    -1)
+		return XFR_FAILED;
+	if (st != TSIG_OK && st != TSIG_UNSIGNED)
+		return refuse(r, o, st, key) == 0 ? XFR_REFUSED : XFR_FAILED;
+	if (!xfr_allowed(zone_config(r->cfg, zone_name(r->z)), r->peer, key))
+		return refuse(r, o, st, key) == 0 ? XFR_REFUSED : XFR_FAILED;
+	if (out_axfr(o, r->z) == -1)
+		return XFR_FAILED;
+	log_info("xfr: AXFR of %s serial %u to %s%s%s", zone_name(r->z), zone_serial(r->z),
+	    addr_str(r->peer, a, sizeof(a)), key != NULL ? " key " : "",
+	    key != NULL ? key->name : "");
+	return XFR_AXFR;
+}
+
+enum xfr_result
+xfr_answer(const struct xfr_request *r, struct evbuffer *out)
+{
+	ldns_pkt *req = NULL;
+	struct xfr_out o = {.first = true};
+	enum xfr_result res = XFR_FAILED;
+
+	if ((o.buf = evbuffer_new()) == NULL)
+		return XFR_FAILED;
+	if (ldns_wire2pkt(&req, r->wire, r->len) == LDNS_STATUS_OK) {
+		o.req = req;
+		res = answer_parsed(r, &o);
+	}
+	if (res != XFR_FAILED && evbuffer_add_buffer(out, o.buf) == -1)
+		res = XFR_FAILED;
+	ldns_pkt_free(o.p);
+	tsig_stream_clear(&o.ts);
+	ldns_pkt_free(req);
+	evbuffer_free(o.buf);
+	return res;
 }
 
 /* ---- NOTIFY ----------------------------------------------------------- */
@@ -152,6 +299,8 @@ struct notify_target {
 	uint16_t id;
 	uint8_t *wire;
 	size_t len;
+	const struct config_key *key; /* NULL: unsigned NOTIFY */
+	ldns_rdf *mac;                /* our NOTIFY's MAC, to verify the reply */
 	unsigned tries;
 	struct event *timer;
 	struct log_ratelimit rl;
@@ -248,6 +397,8 @@ target_stop(struct notify_target *t)
 	evtimer_del(t->timer);
 	free(t->wire);
 	t->wire = NULL;
+	ldns_rdf_deep_free(t->mac);
+	t->mac = NULL;
 }
 
 /* NOTIFY_TRIES sends without an acknowledgement: counted and logged once. */
@@ -353,6 +504,32 @@ target_matches(const struct notify_target *t, const struct notify_reply *r, cons
 }
 
 /*
+ * A reply to a signed NOTIFY counts only when signed with the same key
+ * over our MAC (RFC 8945 5.3): anything else is logged (rate-limited) and
+ * is no acknowledgement, nor an error answer; the NOTIFY is retried.
+ */
+static bool
+reply_signed_ok(struct notify_target *t, const uint8_t *buf, size_t len, unsigned rcode)
+{
+	ldns_pkt *p = NULL;
+	char a[ADDR_STRLEN], r[16];
+	bool ok;
+
+	if (t->key == NULL)
+		return true;
+	ok = ldns_wire2pkt(&p, buf, len) == LDNS_STATUS_OK &&
+	    tsig_response_ok(p, buf, len, t->key, t->mac, (uint64_t)time(NULL));
+	if (!ok)
+		log_warnx_rl(&t->rl,
+		    "notify: %s serial %u to %s: %s reply without a valid TSIG of key %s: "
+		    "not an acknowledgement",
+		    t->zone, t->serial, addr_str(&t->to, a, sizeof(a)),
+		    rcode_str(rcode, r, sizeof(r)), t->key->name);
+	ldns_pkt_free(p);
+	return ok;
+}
+
+/*
  * Every datagram waiting on a source socket (it is non-blocking: read until
  * EAGAIN).  Anything that does not pass notify_reply_parse, or answers no
  * pending NOTIFY of this socket from the address it went to, is dropped
@@ -382,7 +559,8 @@ notify_read_cb(evutil_socket_t fd, short what, void *arg)
 			struct notify_target *t = &n->targets[i];
 
 			if (t->src == src && target_matches(t, &reply, &from)) {
-				target_answered(t, reply.rcode);
+				if (reply_signed_ok(t, buf, (size_t)r, reply.rcode))
+					target_answered(t, reply.rcode);
 				break;
 			}
 		}
@@ -448,15 +626,17 @@ source_get(struct notifier *n, const struct addr *a)
 
 /* Add the (zone, peer) target `to` of cz; -1 when its source cannot be had. */
 static int
-target_init(struct notifier *n, const struct config_broker *cfg, const struct config_zone *cz,
-    const struct addr *to)
+target_init(
+    struct notifier *n, const struct config_broker *cfg, const struct config_zone *cz, size_t k)
 {
 	struct notify_target *t = &n->targets[n->ntargets++];
+	const struct addr *to = &cz->also_notify.v[k];
 	struct addr src;
 
 	t->owner = n;
 	t->zone = cz->name;
 	t->to = *to;
+	t->key = cz->also_notify_keys[k];
 	t->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(3, 60);
 	source_choose(cfg, cz, to, &src);
 	t->src = source_get(n, &src);
@@ -481,8 +661,7 @@ notifier_new(struct event_base *base, const struct config_broker *cfg)
 		goto fail;
 	for (size_t i = 0; i < cfg->nzones; i++)
 		for (size_t k = 0; k < cfg->zones[i].also_notify.n; k++)
-			if (target_init(n, cfg, &cfg->zones[i], &cfg->zones[i].also_notify.v[k]) ==
-			    -1)
+			if (target_init(n, cfg, &cfg->zones[i], k) == -1)
 				goto fail;
 	return n;
 fail:
@@ -499,6 +678,7 @@ targets_free(struct notifier *n)
 		if (n->targets[i].timer != NULL)
 			event_free(n->targets[i].timer);
 		free(n->targets[i].wire);
+		ldns_rdf_deep_free(n->targets[i].mac);
 	}
 	free(n->targets);
 	n->targets = NULL;
@@ -543,8 +723,7 @@ notifier_reload(struct notifier *n, const struct config_broker *cfg)
 	}
 	for (size_t i = 0; i < cfg->nzones; i++)
 		for (size_t k = 0; k < cfg->zones[i].also_notify.n; k++) {
-			if (target_init(n, cfg, &cfg->zones[i], &cfg->zones[i].also_notify.v[k]) ==
-			    0)
+			if (target_init(n, cfg, &cfg->zones[i], k) == 0)
 				continue;
 			/* A source that cannot be bound after the privilege drop. */
 			n->ntargets--;
@@ -575,36 +754,41 @@ notifier_free(struct notifier *n)
 }
 
 /*
- * The NOTIFY message for z: question <zone> SOA IN with AA set, and the
+ * The NOTIFY message for t: question <zone> SOA IN with AA set, and z's
  * current SOA in the answer section (RFC 1996 3.7) so a secondary may skip
- * its SOA query when the serial is not newer.
+ * its SOA query when the serial is not newer.  Signed when t has a key
+ * (its MAC kept in t->mac to verify the reply).  Sets t->wire and t->len.
  */
-static uint8_t *
-notify_wire(const struct zone *z, uint16_t id, size_t *len)
+static int
+notify_wire(struct notify_target *t, const struct zone *z)
 {
 	ldns_rdf *name = NULL;
 	ldns_pkt *p;
-	uint8_t *wire = NULL;
 	ldns_rr *soa = ldns_rr_clone(zone_soa(z));
+	int rc = -1;
 
 	if (soa == NULL || ldns_str2rdf_dname(&name, zone_name(z)) != LDNS_STATUS_OK) {
 		ldns_rr_free(soa);
-		return NULL;
+		return -1;
 	}
 	p = ldns_pkt_query_new(name, LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, LDNS_AA);
 	if (p == NULL) {
 		ldns_rr_free(soa);
-		return NULL;
+		return -1;
 	}
 	ldns_pkt_set_opcode(p, LDNS_PACKET_NOTIFY);
-	ldns_pkt_set_id(p, id);
+	ldns_pkt_set_id(p, t->id);
 	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, soa);
-	if (ldns_pkt2wire(&wire, p, len) != LDNS_STATUS_OK) {
-		free(wire);
-		wire = NULL;
-	}
+	if (t->key != NULL &&
+	    (ldns_pkt_tsig_sign(p, t->key->name, t->key->secret_b64, TSIG_FUDGE,
+	         updater_tsig_algorithm(t->key), NULL) != LDNS_STATUS_OK ||
+	        (t->mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(p), 3))) == NULL))
+		goto done;
+	if (ldns_pkt2wire(&t->wire, p, &t->len) == LDNS_STATUS_OK)
+		rc = 0;
+done:
 	ldns_pkt_free(p);
-	return wire;
+	return rc;
 }
 
 /* Start over for t with z's serial: a pending NOTIFY for an older one is dropped. */
@@ -615,8 +799,8 @@ target_start(struct notify_target *t, const struct zone *z)
 	t->serial = zone_serial(z);
 	t->id = ldns_get_random();
 	t->tries = 0;
-	t->wire = notify_wire(z, t->id, &t->len);
-	if (t->wire == NULL) {
+	if (notify_wire(t, z) == -1) {
+		target_stop(t);
 		log_warnx("notify: %s: out of memory", t->zone);
 		return;
 	}

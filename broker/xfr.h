@@ -1,6 +1,7 @@
 /*
- * xfr.h - zone transfers out (AXFR over TCP, RFC 5936) and NOTIFY
- * (RFC 1996) to the also-notify addresses when a zone's serial moves.
+ * xfr.h - zone transfers out (AXFR over TCP, RFC 5936; IXFR, RFC 1995),
+ * TSIG-checked and signed (RFC 8945), and NOTIFY (RFC 1996) to the
+ * also-notify addresses when a zone's serial moves.
  * Both run on the owner thread of the zone store (brokerd's main thread).
  */
 #ifndef MXB_BROKER_XFR_H
@@ -12,12 +13,15 @@
 
 struct addr;
 struct config_broker;
+struct config_key;
 struct config_zone;
 struct dnsq;
 struct event_base;
 struct evbuffer;
+struct log_ratelimit;
 struct notifier;
 struct zone;
+struct zonestore;
 
 #define XFR_MSG_TARGET   16000 /* bytes of RRs per AXFR message */
 #define NOTIFY_TRIES     5     /* sends before giving up on a secondary */
@@ -25,15 +29,47 @@ struct zone;
 #define NOTIFY_RCODES    16    /* a DNS header's rcode is four bits */
 #define NOTIFY_QNAME_MAX 255   /* text of a reply's question name (LDNS_MAX_DOMAINLEN) */
 
-/* True when `peer` may transfer the zone (allow-transfer; empty = nobody). */
-bool xfr_allowed(const struct config_zone *cz, const struct addr *peer);
+/*
+ * True when the zone's transfer ACL (allow-transfer) lets `peer` transfer
+ * with a request signed by `key` (checked already; NULL = unsigned): some
+ * element covers the address (or names none) and names no key or this key.
+ * An empty ACL allows nobody.
+ */
+bool xfr_allowed(
+    const struct config_zone *cz, const struct addr *peer, const struct config_key *key);
+
+/* A zone transfer request received over TCP, and what answering it needs. */
+struct xfr_request {
+	const uint8_t *wire; /* the query as received */
+	size_t len;
+	const struct dnsq *q;            /* as dnsq_parse read it: AXFR or IXFR */
+	const struct addr *peer;         /* who asked */
+	const struct zone *z;            /* the zone asked for */
+	const struct config_broker *cfg; /* the zones' ACLs (and so the keys) */
+	const struct zonestore *zs;      /* the IXFR journal; NULL: none */
+	struct log_ratelimit *rl;        /* refusals are logged through it */
+	uint64_t now;                    /* seconds since the epoch, for TSIG */
+};
+
+enum xfr_result {
+	XFR_AXFR,    /* the whole zone went out (AXFR, or IXFR answered in full) */
+	XFR_IXFR,    /* the differences went out, or the SOA alone (up to date) */
+	XFR_REFUSED, /* an error answer went out: REFUSED, or NOTAUTH with a TSIG error */
+	XFR_FAILED,  /* nothing went out (unparsable or out of memory) */
+};
 
 /*
- * Append the AXFR answer to query q for zone z to out, as TCP messages with
- * their two-byte length: SOA, every other RR, SOA.  An IXFR query gets the
- * same (an AXFR-style IXFR answer, RFC 1995 section 4).  Returns 0 or -1.
+ * Answer the AXFR or IXFR request r (ldns parses it again: TSIG, IXFR's
+ * SOA): its TSIG checked first (RFC 8945 5.2: an unknown key is NOTAUTH
+ * BADKEY, a bad MAC NOTAUTH BADSIG, both unsigned; a time outside the
+ * fudge NOTAUTH BADTIME, signed), then the ACL (REFUSED, signed when the
+ * request was).  The answer goes to out as TCP messages with their length
+ * prefixes, of at most XFR_MSG_TARGET bytes of records each; when the
+ * request was signed every message is (RFC 8945 5.3.1).  AXFR: SOA, every
+ * other RR, SOA (RFC 5936).  Refusals are logged with peer, zone, key and
+ * reason, rate-limited by r->rl.  On XFR_FAILED out is unchanged.
  */
-int xfr_axfr(const struct zone *z, const struct dnsq *q, struct evbuffer *out);
+enum xfr_result xfr_answer(const struct xfr_request *r, struct evbuffer *out);
 
 /*
  * A NOTIFY sender on `base` for every (zone, also-notify address) of `cfg`
@@ -58,11 +94,12 @@ void notifier_free(struct notifier *n);
 int notifier_reload(struct notifier *n, const struct config_broker *cfg);
 
 /*
- * Send NOTIFY for z's current serial to each of its also-notify addresses.
- * Only a NOERROR response from that address, with our ID and question, is an
- * acknowledgement (RFC 1996); an error rcode or no answer is retried after
- * NOTIFY_RETRY_MS, doubled each time, NOTIFY_TRIES sends in all.  A call for
- * a newer serial replaces a NOTIFY still being retried to the same peer.
+ * Send NOTIFY for z's current serial to each of its also-notify addresses,
+ * TSIG-signed for an address given with `key`.  Only a NOERROR response
+ * from that address, with our ID and question (and, for a signed NOTIFY, a
+ * valid TSIG of the same key over our MAC), is an acknowledgement (RFC 1996); an error rcode or no
+ * answer is retried after NOTIFY_RETRY_MS, doubled each time, NOTIFY_TRIES sends in all.  A call
+ * for a newer serial replaces a NOTIFY still being retried to the same peer.
  */
 void notifier_zone_changed(struct notifier *n, const struct zone *z);
 

@@ -190,9 +190,142 @@ top_key_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt 
 	return 0;
 }
 
+/* Every word of an entry on its first line: a missing ';' is named as such. */
+static int
+entry_one_line(struct conv *cv, const struct cnode *c)
+{
+	for (size_t i = 1; i < c->nwords; i++)
+		if (c->words[i].line != c->words[i - 1].line)
+			return config_cv_error(cv, c->file, c->words[i - 1].line,
+			    "missing ';' after '%s'", c->words[i - 1].text);
+	return 0;
+}
+
+/* The key named by word w of c (a `key` statement, read in the first round). */
+static int
+entry_key(struct conv *cv, const struct cnode *c, size_t w, const struct config_key **out)
+{
+	const char *name = c->words[w].text;
+
+	*out = config_key_find(cv->cfg, name);
+	if (*out == NULL)
+		return config_cv_error(cv, c->file, c->words[w].line,
+		    "key '%s' is not defined (add: key \"%s\" { algorithm hmac-sha256; "
+		    "secret \"...\"; };)",
+		    name, name);
+	/* ldns 1.8.3 lacks hmac-sha224 for TSIG and misspells hmac-sha384. */
+	if ((*out)->algorithm == CONFIG_HMAC_SHA224 || (*out)->algorithm == CONFIG_HMAC_SHA384)
+		return config_cv_error(cv, c->file, c->words[w].line,
+		    "key '%s': %s cannot sign transfers or NOTIFY here (use hmac-sha256)", name,
+		    (*out)->algorithm_name);
+	return 0;
+}
+
+/* True when word w of c is the bare keyword `key` with one word after it. */
+static bool
+is_key_word(const struct cnode *c, size_t w)
+{
+	return w + 2 == c->nwords && !c->words[w].quoted && strcmp(c->words[w].text, "key") == 0;
+}
+
+/*
+ * One allow-transfer element: PREFIX, PREFIX key "NAME", key "NAME", any
+ * (0.0.0.0/0 and ::/0) or none (nothing).
+ */
+static int
+acl_entry(struct conv *cv, const struct cnode *c, void *arg)
+{
+	struct config_acl *acl = arg;
+	struct config_acl_entry *e;
+	const char *text = c->words[0].text;
+	size_t w = 1;
+
+	if (entry_one_line(cv, c) == -1)
+		return -1;
+	if (c->nwords == 1 && (strcmp(text, "any") == 0 || strcmp(text, "none") == 0)) {
+		for (int i = 0; text[0] == 'a' && i < 2; i++) {
+			e = arena_push(cv->cfg->arena, &acl->v, &acl->n, sizeof(*e));
+			if (e == NULL)
+				return config_cv_error(cv, c->file, c->line, "out of memory");
+			cidr_parse(i == 0 ? "0.0.0.0/0" : "::/0", &e->net);
+		}
+		return 0;
+	}
+	e = arena_push(cv->cfg->arena, &acl->v, &acl->n, sizeof(*e));
+	if (e == NULL)
+		return config_cv_error(cv, c->file, c->line, "out of memory");
+	if (is_key_word(c, 0)) {
+		e->any_addr = true;
+		w = 0;
+	} else if (c->words[0].quoted || cidr_parse(text, &e->net) == -1) {
+		return config_cv_error(cv, c->file, c->line,
+		    "'%s' is not an address or prefix with host bits clear, nor 'key \"NAME\"'",
+		    text);
+	}
+	if (w == c->nwords)
+		return 0;
+	if (!is_key_word(c, w))
+		return config_cv_error(cv, c->file, c->line,
+		    "unexpected '%s' in allow-transfer (expected PREFIX, PREFIX key \"NAME\" "
+		    "or key \"NAME\")",
+		    c->words[w].text);
+	return entry_key(cv, c, w + 1, &e->key);
+}
+
+static int
+zone_allow_transfer_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
+{
+	struct config_zone *z = obj;
+
+	(void)s;
+	z->allow_transfer.n = 0;
+	if (config_record_where(cv, n, &z->allow_transfer) == -1)
+		return -1;
+	return config_for_each_entry(cv, n, acl_entry, &z->allow_transfer);
+}
+
+/* One also-notify target, words [from, nwords) of c: ADDR [port N] [key "NAME"]. */
+static int
+notify_words(struct conv *cv, const struct cnode *c, size_t from, struct config_zone *z)
+{
+	size_t to = c->nwords, nkeys = z->also_notify.n;
+	const struct config_key **k;
+	struct addr *a;
+
+	if (to >= from + 3 && is_key_word(c, to - 2))
+		to -= 2;
+	a = arena_push(cv->cfg->arena, &z->also_notify.v, &z->also_notify.n, sizeof(*a));
+	k = arena_push(cv->cfg->arena, &z->also_notify_keys, &nkeys, sizeof(*k));
+	if (a == NULL || k == NULL)
+		return config_cv_error(cv, c->file, c->line, "out of memory");
+	if (config_parse_addr_words(cv, c, from, to, CONFIG_PORT_DNS, a) == -1)
+		return -1;
+	return to == c->nwords ? 0 : entry_key(cv, c, to + 1, k);
+}
+
+static int
+notify_entry(struct conv *cv, const struct cnode *c, void *arg)
+{
+	return entry_one_line(cv, c) == -1 ? -1 : notify_words(cv, c, 0, arg);
+}
+
+static int
+zone_also_notify_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
+{
+	struct config_zone *z = obj;
+
+	(void)s;
+	z->also_notify.n = 0;
+	if (config_record_where(cv, n, &z->also_notify) == -1)
+		return -1;
+	if (!n->has_block)
+		return config_need_args(cv, n, 1) == -1 ? -1 : notify_words(cv, n, 1, z);
+	return config_for_each_entry(cv, n, notify_entry, z);
+}
+
 const struct stmt config_zone_table[] = {T("file", V_PATH, config_zone, file, "(required)"),
-    A("allow-transfer", V_CIDRS, config_zone, allow_transfer, 0, "none"),
-    A("also-notify", V_ADDRS, config_zone, also_notify, CONFIG_PORT_DNS, NULL),
+    C("allow-transfer", zone_allow_transfer_cb, false, "none", config_zone_acl_print),
+    C("also-notify", zone_also_notify_cb, false, NULL, config_zone_notify_print),
     A("notify-source", V_ADDR, config_zone, notify_source, 0, "(the broker's notify-source)"), END};
 
 static int

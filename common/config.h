@@ -74,12 +74,33 @@ struct config_key {
 	size_t secret_len;
 };
 
+/*
+ * One element of a transfer ACL (allow-transfer): `PREFIX;`, `PREFIX key
+ * "NAME";` or `key "NAME";`.  It matches a request whose source lies in
+ * `net` (any source when any_addr) and, when `key` is set, that carries a
+ * valid TSIG made with that key.  A request is allowed when some element
+ * matches (NSD's provide-xfr: ADDR KEY, one pair per element).
+ */
+struct config_acl_entry {
+	struct cidr net;
+	bool any_addr;                /* `key "NAME";` alone: from anywhere */
+	const struct config_key *key; /* NULL = no TSIG needed */
+};
+
+struct config_acl {
+	struct config_acl_entry *v;
+	size_t n;
+};
+
 struct config_zone {
-	char *name;                         /* lower case, no trailing dot */
-	char *file;                         /* absolute */
-	struct config_cidrs allow_transfer; /* empty = nobody */
-	struct config_addrs also_notify;    /* default port 53 */
-	int line;                           /* where the zone statement begins */
+	char *name;                       /* lower case, no trailing dot */
+	char *file;                       /* absolute */
+	struct config_acl allow_transfer; /* empty = nobody */
+	struct config_addrs also_notify;  /* default port 53 */
+	/* The TSIG key of each also-notify address (`ADDR [port N] key "NAME"`),
+	 * parallel to also_notify.v; an element NULL = unsigned NOTIFY. */
+	const struct config_key **also_notify_keys;
+	int line; /* where the zone statement begins */
 	/* Source of this zone's NOTIFY messages: the zone's own `notify-source`,
 	 * else the broker's; len 0 = unset (the sender picks); port 0 = any. */
 	struct addr notify_source;

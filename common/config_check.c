@@ -512,14 +512,50 @@ warn_relay(struct warn_ctx *w)
 		}
 }
 
+/*
+ * A transfer ACL with a bare address and a key: the elements are
+ * alternatives, so that address may transfer unsigned, which a BIND habit
+ * (`{ key "k"; 192.0.2.1; }` read as "both") would not expect.
+ */
+static void
+warn_transfer_acls(struct warn_ctx *w)
+{
+	const struct config *cfg = w->cfg;
+
+	for (size_t i = 0; i < cfg->broker.nzones; i++) {
+		const struct config_zone *z = &cfg->broker.zones[i];
+		const struct config_acl_entry *bare = NULL, *keyed = NULL;
+		char buf[ADDR_STRLEN + 8];
+
+		for (size_t k = 0; k < z->allow_transfer.n; k++) {
+			const struct config_acl_entry *e = &z->allow_transfer.v[k];
+
+			if (e->key != NULL)
+				keyed = e;
+			else if (bare == NULL)
+				bare = e;
+		}
+		if (bare == NULL || keyed == NULL)
+			continue;
+		warning(w, config_where_file(cfg, &z->allow_transfer),
+		    config_where(cfg, &z->allow_transfer),
+		    "zone '%s': allow-transfer lets %s transfer without a TSIG although it names "
+		    "key '%s' (elements are alternatives; write '%s key \"%s\";' to need both)",
+		    z->name, cidr_str(&bare->net, buf, sizeof(buf)), keyed->key->name, buf,
+		    keyed->key->name);
+	}
+}
+
 int
 config_warnings(
     const struct config *cfg, unsigned parts, void (*warn)(void *arg, const char *msg), void *arg)
 {
 	struct warn_ctx w = {cfg, warn, arg, 0};
 
-	if (parts & CONFIG_PART_BROKER)
+	if (parts & CONFIG_PART_BROKER) {
 		warn_clusters(&w);
+		warn_transfer_acls(&w);
+	}
 	if (parts & CONFIG_PART_METRICS)
 		warn_key(&w, cfg->metrics.key, &cfg->metrics.key, "metrics");
 	if (parts & CONFIG_PART_RELAY)

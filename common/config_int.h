@@ -171,6 +171,8 @@ int config_conv_block(struct conv *cv, const struct cnode *first, const char *wh
 /* config_print.c: -p of the V_CUSTOM statements. */
 void config_broker_zone_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_broker_rrl_print(struct pr *p, const void *obj, const struct stmt *s);
+void config_zone_acl_print(struct pr *p, const void *obj, const struct stmt *s);
+void config_zone_notify_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_cluster_members_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_cluster_failover_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_cluster_health_print(struct pr *p, const void *obj, const struct stmt *s);

@@ -215,6 +215,48 @@ config_broker_zone_print(struct pr *p, const void *obj, const struct stmt *s)
 }
 
 void
+config_zone_acl_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_acl *acl = &((const struct config_zone *)obj)->allow_transfer;
+	char buf[ADDR_STRLEN + 8];
+
+	pr_list_open(p, s->name);
+	for (size_t i = 0; i < acl->n; i++) {
+		const struct config_acl_entry *e = &acl->v[i];
+
+		fputc(' ', p->out);
+		if (!e->any_addr)
+			fputs(cidr_str(&e->net, buf, sizeof(buf)), p->out);
+		if (e->key != NULL) {
+			fputs(e->any_addr ? "key " : " key ", p->out);
+			pr_quoted(p, e->key->name);
+		}
+		fputc(';', p->out);
+	}
+	fputs(acl->n == 0 ? " none; };\n" : " };\n", p->out);
+}
+
+void
+config_zone_notify_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_zone *z = obj;
+
+	if (z->also_notify.n == 0)
+		return;
+	pr_list_open(p, s->name);
+	for (size_t i = 0; i < z->also_notify.n; i++) {
+		fputc(' ', p->out);
+		pr_addr(p, &z->also_notify.v[i]);
+		if (z->also_notify_keys[i] != NULL) {
+			fputs(" key ", p->out);
+			pr_quoted(p, z->also_notify_keys[i]->name);
+		}
+		fputc(';', p->out);
+	}
+	fputs(" };\n", p->out);
+}
+
+void
 config_broker_rrl_print(struct pr *p, const void *obj, const struct stmt *s)
 {
 	const struct config_broker *b = obj;

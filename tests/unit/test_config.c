@@ -62,7 +62,7 @@ test_reference_example(void)
 	is_str(cfg->broker.zones[0].file, "/var/lib/mxbroker/mail.example.test.zone",
 	    "zone file resolved against directory");
 	is_int((long long)cfg->broker.zones[0].allow_transfer.n, 1, "allow-transfer");
-	is_int(cfg->broker.zones[0].allow_transfer.v[0].prefix, 32, "host prefix /32");
+	is_int(cfg->broker.zones[0].allow_transfer.v[0].net.prefix, 32, "host prefix /32");
 	is_str(addr_str(&cfg->broker.zones[0].also_notify.v[0], buf, sizeof(buf)), "127.0.0.1:5399",
 	    "also-notify port");
 	is_str(cfg->broker.state_file, "/var/lib/mxbroker/brokerd.state", "default state file");
@@ -708,7 +708,7 @@ gen_check_zones(const struct gen *g, const struct config *cfg, struct chk *c)
 			char got[64];
 
 			snprintf(want, sizeof(want), "10.%zu.%zu.0/24", i, j + 1);
-			chk_str(c, cidr_str(&z->allow_transfer.v[j], got, sizeof(got)), want,
+			chk_str(c, cidr_str(&z->allow_transfer.v[j].net, got, sizeof(got)), want,
 			    "zone %zu allow-transfer %zu", i, j);
 		}
 		snprintf(want, sizeof(want), "192.0.%zu", i);
@@ -1174,6 +1174,59 @@ test_relay_capacity(void)
 	refused("relay { initial-destination-concurrency 0; };", "t.conf:1:", "concurrency 0");
 }
 
+/* allow-transfer pairs (PREFIX [key], key alone) and also-notify keys. */
+static void
+test_transfer_keys(void)
+{
+	static const char keys[] =
+	    "key \"a\" { algorithm hmac-sha256; secret \"c2VjcmV0LWE=\"; };\n"
+	    "key \"b\" { algorithm hmac-sha512; secret \"c2VjcmV0LWI=\"; };\n"
+	    "key \"c\" { algorithm hmac-sha384; secret \"c2VjcmV0LWM=\"; };\n";
+	char text[2048], buf[ADDR_STRLEN + 8];
+	struct config *cfg;
+	const struct config_zone *z;
+
+	snprintf(text, sizeof(text),
+	    "%sbroker { zone \"z.test\" { file \"/z\";\n"
+	    "  allow-transfer { 192.0.2.0/24; 198.51.100.7 key \"a\"; key \"B\"; };\n"
+	    "  also-notify { 192.0.2.1 port 5300 key \"a\"; 192.0.2.2; 192.0.2.3 key b; };\n"
+	    "}; };\n",
+	    keys);
+	cfg = load(text);
+	ok(cfg != NULL, "transfer keys load (%s)", err);
+	if (cfg == NULL)
+		return;
+	z = &cfg->broker.zones[0];
+	is_int((long long)z->allow_transfer.n, 3, "three ACL elements");
+	ok(z->allow_transfer.v[0].key == NULL && !z->allow_transfer.v[0].any_addr, "bare prefix");
+	is_str(cidr_str(&z->allow_transfer.v[1].net, buf, sizeof(buf)), "198.51.100.7/32",
+	    "paired address");
+	ok(z->allow_transfer.v[1].key == &cfg->keys[0], "paired key a");
+	ok(z->allow_transfer.v[2].any_addr && z->allow_transfer.v[2].key == &cfg->keys[1],
+	    "key alone, any address (name case folded)");
+	is_int((long long)z->also_notify.n, 3, "three NOTIFY targets");
+	is_int(addr_port(&z->also_notify.v[0]), 5300, "port before key");
+	ok(z->also_notify_keys[0] == &cfg->keys[0] && z->also_notify_keys[1] == NULL &&
+	        z->also_notify_keys[2] == &cfg->keys[1],
+	    "NOTIFY keys parallel to the addresses");
+	config_free(cfg);
+	snprintf(text, sizeof(text),
+	    "%sbroker { zone \"z.test\" { file \"/z\"; "
+	    "allow-transfer { key \"nope\"; }; }; };",
+	    keys);
+	refused(text, "t.conf:4: key 'nope' is not defined", "undefined ACL key");
+	snprintf(text, sizeof(text),
+	    "%sbroker { zone \"z.test\" { file \"/z\"; "
+	    "allow-transfer { 192.0.2.1 port 53; }; }; };",
+	    keys);
+	refused(text, "t.conf:4: unexpected 'port'", "port in an ACL");
+	snprintf(text, sizeof(text),
+	    "%sbroker { zone \"z.test\" { file \"/z\"; "
+	    "also-notify { 192.0.2.1 key \"c\"; }; }; };",
+	    keys);
+	refused(text, "t.conf:4: key 'c': hmac-sha384 cannot sign", "sha384 for TSIG");
+}
+
 int
 main(void)
 {
@@ -1193,6 +1246,7 @@ main(void)
 	test_notify_source();
 	test_queue_min_free_and_hysteresis();
 	test_relay_capacity();
+	test_transfer_keys();
 	config_free(NULL);
 	return tap_done();
 }
