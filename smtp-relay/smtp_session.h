@@ -2,7 +2,8 @@
  * smtp_session.h - one SMTP server session: an explicit state machine on a
  * bufferevent, one handler per command, DATA read line by line with
  * dot-unstuffing, bare-LF/CR refusal, size and loop checks, and the queue
- * commit before "250 queued".
+ * commit before "250 queued"; STARTTLS (RFC 3207) or TLS from the first
+ * octet, and AUTH PLAIN/LOGIN (RFC 4954) over TLS.
  *
  * A session knows nothing of the server that accepted it: it gets all it
  * needs in a struct smtp_session_ctx.  Everything runs on the thread of

@@ -140,8 +140,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
 		abort();
-	if (smtp_session_new(&ctx, base, sv[0], (data[0] & 1) ? &untrusted : &trusted, NULL) ==
-	    NULL)
+	if (smtp_session_new(&ctx, base, sv[0], (data[0] & 1) ? &untrusted : &trusted,
+	        SMTP_LISTENER_SMTP, NULL) == NULL)
 		abort();
 	for (int turn = 0; turn < MAX_TURNS && !closed; turn++) {
 		bool progress = false;

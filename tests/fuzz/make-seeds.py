@@ -47,6 +47,7 @@ for i, line in enumerate([
     "RCPT TO:<u%v@example.test>", "RCPT TO:<u!v@example.test> NOTIFY=NEVER",
     "DATA", "RSET", "NOOP", "QUIT", "VRFY user", "HELP MAIL", "STARTTLS", "AUTH PLAIN",
     "BDAT 10 LAST", "<user@example.test>", "MAIL FROM:<" + "a" * 64 + "@" + "b" * 63 + ".test>",
+    "MAIL FROM:<a@b.test> AUTH=a+2Bb@c.test SIZE=9", "AUTH LOGIN dXNlcg==", "STARTTLS x",
 ]):
     put("smtp_command", f"line-{i:02d}", line)
 
@@ -70,6 +71,9 @@ sessions = {
                     "RCPT TO:<@a.test:u@example.test>\r\nRCPT TO:<u%v@example.test>\r\nQUIT\r\n",
     "long-command": "EHLO " + "a" * 600 + "\r\nQUIT\r\n",
     "eof-in-data": HDR + "unterminated",
+    "starttls-pipelined": "EHLO c.test\r\nSTARTTLS\r\nRSET\r\nHELP\r\nQUIT\r\n",
+    "auth-plaintext": "EHLO c.test\r\nAUTH PLAIN AGEAYg==\r\nAUTH LOGIN\r\n"
+                      "MAIL FROM:<a@b.test> AUTH=<>\r\nQUIT\r\n",
 }
 for name, text in sessions.items():
     put("smtp_session", name, b"\x00" + text.encode())

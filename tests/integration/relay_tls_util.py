@@ -6,6 +6,7 @@ import ssl
 import subprocess
 
 from conftest import require_tool
+from relay_util import SmtpConn
 
 
 def _openssl(*args, cwd):
@@ -57,8 +58,9 @@ def tls_block(crt, key, more=""):
     return f'tls {{ certificate "{crt}"; key "{key}"; {more} }};'
 
 
-class TlsSmtp:
-    """A raw SMTP client that can switch to TLS: send exact bytes, read replies."""
+class TlsSmtp(SmtpConn):
+    """relay_util's raw SMTP connection (exact bytes, replies) that can also
+    switch to TLS: at connect (implicit, with ctx) or by STARTTLS."""
 
     def __init__(self, host, port, ctx=None, implicit=False, timeout=10, source=None):
         self.sock = socket.create_connection((host, port), timeout=timeout,
@@ -68,33 +70,8 @@ class TlsSmtp:
             self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
         self.banner = self.reply()
 
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("closed; pending %r" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode()
-
-    def reply(self):
-        lines = [self._line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self._line())
-        return int(lines[-1][:3]), "\n".join(lines)
-
-    def cmd(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
-
     def starttls(self, ctx):
         code, text = self.cmd("STARTTLS")
         assert code == 220, text
         assert self.buf == b"", f"plaintext after 220: {self.buf!r}"
         self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
-
-    def close(self):
-        self.sock.close()
