@@ -143,3 +143,30 @@ def test_wrong_ca_is_deferred(daemons):
     finally:
         w.close()
         other.close()
+
+
+def test_check_reports_bad_tls_files(tmp_path):
+    """-t: a CA file without a certificate and a policy file with a bad
+    level are errors that name the file (and the line)."""
+    import subprocess
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    pol = tmp_path / "policy"
+    pol.write_text("ok.test verify\nbad.test sometimes\n")
+    conf = tmp_path / "r.conf"
+    conf.write_text(f'options {{ directory "{tmp_path}"; }};\n'
+                    f'relay {{ listen 127.0.0.1 port {mxb.free_port()}; hostname "r.test"; '
+                    f'tls-ca-file "{ca}"; tls-policy-file "{pol}"; }};\n')
+    r = subprocess.run([mxb.binary("smtp-relayd"), "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert f"relay: tls-ca-file {ca}:" in r.stderr, r.stderr
+    assert f"{pol}:2: unknown level 'sometimes'" in r.stderr, r.stderr
+    pol.write_text("ok.test verify\n")
+    good = CA()
+    with open(good.cert) as f:
+        ca.write_text(f.read())
+    good.close()
+    r = subprocess.run([mxb.binary("smtp-relayd"), "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert "tls-" not in r.stderr, r.stderr
