@@ -223,3 +223,24 @@ def test_encrypt_handshake_failure_defers(world):
     assert "TLS required by policy encrypt but TLS handshake failed" in line, line
     assert world.broken.starttls >= 1 and world.broken.messages == []
     assert "retrying in plaintext" not in world.relay_log()
+
+
+def test_kept_connections_are_keyed_by_tls_level(daemons):
+    """A connection kept after a verify delivery is reused for the next
+    verify message to the same MX, never for a may one (same MX, same
+    address, another TLS level)."""
+    w = World(daemons, extra="connection-reuse-time 30s;")
+    try:
+        send(w.relay, "alice@sender.test", ["bob@tls.test"], subject="first")
+        w.wait_log(r"to=<bob@tls\.test>.* result=delivered .* tls=verified", "first")
+        send(w.relay, "alice@sender.test", ["carol@may.tls.test"], subject="second")
+        w.wait_log(r"to=<carol@may\.tls\.test>.* result=delivered .* tls=opportunistic",
+                   "second")
+        assert "reusing connection" not in w.relay_log()
+        send(w.relay, "alice@sender.test", ["dave@tls.test"], subject="third")
+        w.wait_log(r"to=<dave@tls\.test>.* result=delivered .* tls=verified", "third")
+        assert re.search(r"reusing connection to mx\.tls\.test\[127\.0\.0\.43\]:\d+ \(use 2\)",
+                         w.relay_log())
+        assert len(re.findall(r"TLS connection established", w.pf.log())) == 2
+    finally:
+        w.close()
