@@ -110,7 +110,7 @@ class World:
         spki = spki_sha256(cert)
         self.port = mxb.free_port()
         self.final = Sink(FINAL, mxb.free_port())
-        self.pf = PrivatePostfix(daemons, f"[{FINAL}]:{self.port_final()}", port=self.port,
+        self.pf = PrivatePostfix(daemons, f"[{FINAL}]:{self.final.port}", port=self.port,
                                  host=PF, extra=postfix_tls_extra(cert, key))
         p = self.port
         signed, anchor = sign_zone(daemons, "dane.test", ru.zone_text("dane.test", f"""
@@ -142,9 +142,6 @@ strict           MX 10 mx
             daemons, self.unbound, zones=("dane.test", "plain.test"),
             extra=f"remote-port {self.port}; retry-interval 1h; "
                   'tls-policy "strict.plain.test" dane-only;')
-
-    def port_final(self):
-        return self.final.port
 
     def close(self):
         print("---- smtp-relayd log\n" + self.relay.d.log()[-8000:])
