@@ -91,9 +91,10 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-# A program links the libraries of the component whose folder holds its main.
+# A program links the libraries of the component whose folder holds its main
+# (or <p>_DEPS when set).
 define prog_rule
-$(BUILD)/bin/$(1): $(BUILD)/obj/$$(patsubst %.c,%.o,$$($(1)_MAIN)) $$(call libfiles,$$($$(firstword $$(subst /, ,$$($(1)_MAIN)))_DEPS))
+$(BUILD)/bin/$(1): $(BUILD)/obj/$$(patsubst %.c,%.o,$$($(1)_MAIN)) $$(call libfiles,$$(or $$($(1)_DEPS),$$($$(firstword $$(subst /, ,$$($(1)_MAIN)))_DEPS)))
 	@mkdir -p $$(@D)
 	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 $(1): $(BUILD)/bin/$(1)

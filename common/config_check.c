@@ -350,8 +350,8 @@ check_ca_file(struct env *e, char *const *field)
 {
 	X509_STORE *st;
 
-	if (*field == NULL || (st = X509_STORE_new()) == NULL)
-		return;
+	if (*field == NULL || access(*field, R_OK) != 0 || (st = X509_STORE_new()) == NULL)
+		return; /* need_readable said why */
 	if (X509_STORE_load_file(st, *field) != 1) {
 		char buf[256] = "no certificate found";
 		unsigned long err = ERR_get_error();

@@ -20,6 +20,7 @@
 #include "resolver/resolver.h"
 #include "resolver/routefmt.h"
 #include "resolver/socketmap.h"
+#include "smtp-relay/tls_policy.h"
 
 #define EXIT_ROUTED 0
 #define EXIT_PERM   1
@@ -171,7 +172,34 @@ struct server {
 	const char *config_path;
 	struct resolver *r;
 	struct socketmap *sm;
+	struct tls_policy *tp; /* smtp_tls_policy_maps answers; NULL = none */
 };
+
+/*
+ * socketmap_tls_fn: the outbound TLS level of a next-hop domain as
+ * Postfix's smtp_tls_policy_maps wants it ("OK dane"); keys that are not
+ * domains (".parent" forms, addresses) are NOTFOUND.
+ */
+static void
+tls_answer(const char *key, char *reply, size_t len, void *arg)
+{
+	struct server *s = arg;
+	struct tls_policy_result tr;
+	char dom[256];
+	size_t n = strlen(key);
+
+	if (n == 0 || n >= sizeof(dom) || key[0] == '.' || key[0] == '[' ||
+	    strchr(key, '@') != NULL) {
+		snprintf(reply, len, "NOTFOUND ");
+		return;
+	}
+	for (size_t i = 0; i <= n; i++)
+		dom[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+	if (n > 1 && dom[n - 1] == '.')
+		dom[n - 1] = '\0';
+	tls_policy_lookup(s->tp, dom, &tr);
+	snprintf(reply, len, "OK %s", tls_level_name(tr.level));
+}
 
 /* SIGHUP: read the configuration again; keep the old one if it is bad. */
 static void
@@ -180,17 +208,26 @@ reload_cb(void *arg)
 	struct server *s = arg;
 	struct config *cfg = load_config(s->config_path);
 	struct resolver *r;
+	struct tls_policy *tp;
+	char err[512];
 
 	if (cfg == NULL) {
 		log_warnx("reload failed: keeping the running configuration");
 		return;
 	}
 	r = build_resolver(s->base, cfg);
-	config_free(cfg); /* the resolver keeps copies */
-	if (r == NULL) {
+	tp = tls_policy_new(cfg, err, sizeof(err));
+	config_free(cfg); /* the resolver and the policy keep copies */
+	if (r == NULL || tp == NULL) {
+		if (tp == NULL)
+			log_warnx("tls policy: %s", err);
+		resolver_free(r);
+		tls_policy_free(tp);
 		log_warnx("reload failed: keeping the running configuration");
 		return;
 	}
+	tls_policy_free(s->tp);
+	s->tp = tp;
 	socketmap_set_resolver(s->sm, r);
 	resolver_free(s->r);
 	s->r = r;
@@ -217,6 +254,11 @@ run_socketmap(const struct config *cfg, const char *config_path, const char *lis
 		log_warnx("%s", err);
 		goto out;
 	}
+	if ((s.tp = tls_policy_new(cfg, err, sizeof(err))) == NULL) {
+		log_warnx("tls policy: %s", err);
+		goto out;
+	}
+	socketmap_set_tls_policy(s.sm, tls_answer, &s);
 	if (daemon_signals(s.base, reload_cb, &s) == -1 || daemon_drop_privileges(cfg) == -1)
 		goto out;
 	log_info("socketmap: answering on %s", listen);
@@ -224,6 +266,7 @@ run_socketmap(const struct config *cfg, const char *config_path, const char *lis
 	rc = 0;
 out:
 	socketmap_free(s.sm);
+	tls_policy_free(s.tp);
 	resolver_free(s.r);
 	if (s.base != NULL)
 		event_base_free(s.base);
@@ -261,8 +304,11 @@ route_all(struct resolver *r, struct batch *b, char **dests, int n, int flags)
 }
 
 /* {"routes": [one object per destination, in argument order]}; -1 on OOM. */
+static void add_tls_json(
+    struct json_object *r, const struct route_result *res, const struct tls_policy *tp);
+
 static int
-print_json(const struct slot *slots, int n)
+print_json(const struct slot *slots, int n, const struct tls_policy *tp)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *arr = json_object_new_array();
@@ -276,6 +322,8 @@ print_json(const struct slot *slots, int n)
 	for (int i = 0; i < n; i++) {
 		struct json_object *r = routefmt_json(slots[i].res);
 
+		if (r != NULL && tp != NULL)
+			add_tls_json(r, slots[i].res, tp);
 		if (r == NULL || json_object_array_add(arr, r) == -1) {
 			json_object_put(r);
 			goto out;
@@ -287,8 +335,77 @@ out:
 	return rc;
 }
 
+/*
+ * The outbound TLS level a hop would get (docs/delivery.md "TLS"): the
+ * domain's, and for dane levels what DNS allows without asking TLSA here.
+ */
+static const char *
+hop_tls(const struct tls_policy_result *tr, const struct route_hop *h, char *buf, size_t len)
+{
+	char why[200];
+	int lvl;
+
+	if (tr->level != CONFIG_TLS_DANE && tr->level != CONFIG_TLS_DANE_ONLY)
+		return tls_level_name(tr->level);
+	if (h->secure) {
+		lvl = tls_policy_hop(tr, TLSA_NONE, why, sizeof(why));
+		snprintf(buf, len,
+		    "%s with usable TLSA (MX and address answers DNSSEC-secure), else %s",
+		    tls_level_name(tr->level), lvl == -1 ? "deferred" : tls_level_name(lvl));
+		return buf;
+	}
+	lvl = tls_policy_hop(tr, TLSA_INSECURE, why, sizeof(why));
+	snprintf(buf, len, "%s (MX or address answers not DNSSEC-secure)",
+	    lvl == -1 ? "deferred" : tls_level_name(lvl));
+	return buf;
+}
+
+/* --explain: the TLS policy of each routed domain and what its hops get. */
+static void
+print_tls_text(const struct route_result *res, const struct tls_policy *tp)
+{
+	struct tls_policy_result tr;
+	char buf[300];
+
+	if (res->status != ROUTE_OK || res->domain == NULL)
+		return;
+	tls_policy_lookup(tp, res->domain, &tr);
+	printf("  ; tls: %s (%s)\n", tls_level_name(tr.level), tr.reason);
+	for (size_t i = 0; i < res->nhops; i++)
+		printf("  ; tls %s: %s\n", res->hops[i].host,
+		    hop_tls(&tr, &res->hops[i], buf, sizeof(buf)));
+}
+
+/* The same in JSON: "tls": {"level", "reason", "hops": [{host, dnssec, level}]}. */
+static void
+add_tls_json(struct json_object *r, const struct route_result *res, const struct tls_policy *tp)
+{
+	struct tls_policy_result tr;
+	struct json_object *o, *hops;
+	char buf[300];
+
+	if (res->status != ROUTE_OK || res->domain == NULL)
+		return;
+	tls_policy_lookup(tp, res->domain, &tr);
+	o = json_object_new_object();
+	hops = json_object_new_array();
+	json_object_object_add(o, "level", json_object_new_string(tls_level_name(tr.level)));
+	json_object_object_add(o, "reason", json_object_new_string(tr.reason));
+	for (size_t i = 0; i < res->nhops; i++) {
+		struct json_object *h = json_object_new_object();
+
+		json_object_object_add(h, "host", json_object_new_string(res->hops[i].host));
+		json_object_object_add(h, "dnssec", json_object_new_boolean(res->hops[i].secure));
+		json_object_object_add(h, "level",
+		    json_object_new_string(hop_tls(&tr, &res->hops[i], buf, sizeof(buf))));
+		json_object_array_add(hops, h);
+	}
+	json_object_object_add(o, "hops", hops);
+	json_object_object_add(r, "tls", o);
+}
+
 static int
-print_results(const struct slot *slots, int n)
+print_results(const struct slot *slots, int n, const struct tls_policy *tp, int flags)
 {
 	int rc = EXIT_ROUTED;
 
@@ -299,10 +416,13 @@ print_results(const struct slot *slots, int n)
 			rc = EXIT_TEMP;
 		else if (res->status == ROUTE_PERMFAIL && rc != EXIT_TEMP)
 			rc = EXIT_PERM;
-		if (!json_out)
+		if (!json_out) {
 			routefmt_text(res, stdout);
+			if ((flags & RESOLVER_EXPLAIN) && tp != NULL)
+				print_tls_text(res, tp);
+		}
 	}
-	if (json_out && print_json(slots, n) == -1) {
+	if (json_out && print_json(slots, n, tp) == -1) {
 		report("cannot print the routes (out of memory or write error)");
 		return EXIT_TEMP;
 	}
@@ -333,8 +453,10 @@ run_routes(const struct config *cfg, char **dests, int n, int flags, unsigned lo
 {
 	struct batch b = {0};
 	struct resolver *r = NULL;
+	struct tls_policy *tp = NULL;
 	int rc = EXIT_CONFIG;
 	double t0;
+	char err[512];
 
 	b.base = event_base_new();
 	b.slots = calloc((size_t)n, sizeof(*b.slots));
@@ -342,6 +464,9 @@ run_routes(const struct config *cfg, char **dests, int n, int flags, unsigned lo
 		goto nomem;
 	if ((r = build_resolver(b.base, cfg)) == NULL)
 		goto out;
+	/* A broken policy file is -t's to report; routes are still shown. */
+	if ((tp = tls_policy_new(cfg, err, sizeof(err))) == NULL)
+		report("tls policy: %s", err);
 	t0 = now_s();
 	if (route_all(r, &b, dests, n, flags) == -1)
 		goto nomem;
@@ -361,13 +486,14 @@ run_routes(const struct config *cfg, char **dests, int n, int flags, unsigned lo
 		fprintf(stderr, "mxroute: %d routes in %.4f s\n", n, now_s() - t0);
 		print_stats(r);
 	}
-	rc = print_results(b.slots, n);
+	rc = print_results(b.slots, n, tp, flags);
 	goto out;
 nomem:
 	report("out of memory");
 	rc = EXIT_TEMP;
 out:
 	resolver_free(r);
+	tls_policy_free(tp);
 	if (b.slots != NULL)
 		for (int i = 0; i < n; i++)
 			resolver_result_free(b.slots[i].res);

@@ -17,7 +17,8 @@
 #include "resolver/routefmt.h"
 #include "resolver/socketmap.h"
 
-#define SOCKETMAP_NAME "mxroute"
+#define SOCKETMAP_NAME     "mxroute"
+#define SOCKETMAP_TLS_NAME "tlspolicy"
 /* Replies waiting for a client before its requests are no longer read. */
 #define SOCKETMAP_OUTPUT_HIGH (64 * 1024)
 
@@ -37,6 +38,8 @@ struct socketmap {
 	struct sm_conn *conns;
 	size_t nconns;
 	struct log_ratelimit rl;
+	socketmap_tls_fn tls_fn; /* "tlspolicy" lookups, or NULL */
+	void *tls_arg;
 };
 
 static void conn_process(struct sm_conn *c);
@@ -152,7 +155,12 @@ conn_process(struct sm_conn *c)
 			return;
 		}
 		evbuffer_drain(in, (size_t)used);
-		if (strcmp(name, SOCKETMAP_NAME) != 0)
+		if (c->sm->tls_fn != NULL && strcmp(name, SOCKETMAP_TLS_NAME) == 0) {
+			char reply[512];
+
+			c->sm->tls_fn(key, reply, sizeof(reply), c->sm->tls_arg);
+			conn_reply(c, reply);
+		} else if (strcmp(name, SOCKETMAP_NAME) != 0)
 			conn_reply(c, "PERM unknown map name (only \"" SOCKETMAP_NAME "\")");
 		else if (!key_is_routable(key))
 			conn_reply(c, "NOTFOUND ");
@@ -285,4 +293,11 @@ socketmap_free(struct socketmap *sm)
 	listener_unguard(sm->listener);
 	evconnlistener_free(sm->listener);
 	free(sm);
+}
+
+void
+socketmap_set_tls_policy(struct socketmap *sm, socketmap_tls_fn fn, void *arg)
+{
+	sm->tls_fn = fn;
+	sm->tls_arg = arg;
 }

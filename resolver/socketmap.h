@@ -6,7 +6,11 @@
  *   transport_maps = socketmap:inet:127.0.0.1:PORT:mxroute
  *
  * Requests and replies are netstrings ("LEN:DATA,"); a request is
- * "NAME KEY", the only map NAME is "mxroute", KEY an address or domain.
+ * "NAME KEY", the map NAME is "mxroute", KEY an address or domain; or,
+ * when a TLS policy answerer is set (socketmap_set_tls_policy), the map
+ * "tlspolicy" answers smtp_tls_policy_maps lookups:
+ *
+ *   smtp_tls_policy_maps = socketmap:inet:127.0.0.1:PORT:tlspolicy
  * Connections are persistent; requests on one are answered in order.
  */
 #ifndef MXB_SOCKETMAP_H
@@ -44,6 +48,14 @@ struct socketmap *socketmap_new(struct event_base *base, struct resolver *r,
  * resolver as soon as this returns.
  */
 void socketmap_set_resolver(struct socketmap *sm, struct resolver *r);
+
+/*
+ * Answer "tlspolicy" lookups with fn(key, reply, len, arg): the reply is a
+ * complete socketmap answer ("OK dane", "NOTFOUND ").  fn NULL: the map
+ * name is unknown (PERM), as before.
+ */
+typedef void (*socketmap_tls_fn)(const char *key, char *reply, size_t len, void *arg);
+void socketmap_set_tls_policy(struct socketmap *sm, socketmap_tls_fn fn, void *arg);
 
 /* Close the listener and every connection; NULL is a no-op. */
 void socketmap_free(struct socketmap *sm);

@@ -795,6 +795,9 @@ route_cb(struct route_result *res, void *arg)
 	switch (res->status) {
 	case ROUTE_OK:
 		j->route = res;
+		/* The domain's TLS level.  MTA-STS (mta_sts.c) hooks in right
+		 * here with tls_policy_apply_sts(&j->tls, mode) once its policy
+		 * for j->domain is known; DANE still wins per hop. */
 		tls_policy_lookup(j->run->d->tls_policy, j->domain, &j->tls);
 		if ((j->dest = dest_get(j->run->d, j->domain)) == NULL) {
 			for (size_t i = 0; i < j->nouts; i++)

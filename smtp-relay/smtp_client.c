@@ -503,8 +503,11 @@ tls_handshake_failed(struct smtp_client *c, short what)
 	char why[256], ssl_err[160] = "";
 	unsigned long e;
 
+	/* The first OpenSSL error says what went wrong; libevent also queues
+	 * bare codes without a library (system errors): not informative. */
 	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-		ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
+		if (ssl_err[0] == '\0' && ERR_GET_LIB(e) != 0)
+			ERR_error_string_n(e, ssl_err, sizeof(ssl_err));
 	snprintf(why, sizeof(why), "TLS handshake failed: %s",
 	    ssl_err[0]                     ? ssl_err
 	        : what & BEV_EVENT_TIMEOUT ? "timeout"

@@ -6,7 +6,6 @@ loopback; Unbound on loopback validates it with a trust anchor for the zone
 a private Postfix smtpd with a certificate from a test CA.  Matching TLSA
 3 1 1 -> delivered, logged dane; mismatching -> deferred, nothing sent; an
 unsigned zone (even with a wrong TLSA) -> opportunistic."""
-import glob
 import os
 import re
 import subprocess
@@ -24,7 +23,7 @@ PF, FINAL = "127.0.0.44", "127.0.0.45"
 WRONG = "00" * 32
 
 
-def sign_zone(daemons, origin, text):
+def sign_zone(daemons, origin, text, bogus=None):
     """Keys (KSK + ZSK, ECDSA P-256) and the signed zone; returns (signed
     zone text, trust anchor file for Unbound)."""
     keygen, signzone = require_tool("ldns-keygen"), require_tool("ldns-signzone")
@@ -40,8 +39,19 @@ def sign_zone(daemons, origin, text):
     run(signzone, "-o", origin, zone, zsk, ksk)
     with open(zone + ".signed") as f:
         signed = f.read()
-    for p in glob.glob(os.path.join(d, "*.ds")):
-        os.unlink(p)
+    if bogus:
+        # Break the signature over one RRset: a validator answers SERVFAIL.
+        out, broken = [], 0
+        for line in signed.splitlines():
+            w = line.split()
+            if len(w) > 5 and w[0].startswith(bogus) and w[3] == "RRSIG" and w[4] == "TLSA":
+                sig = w[-1]
+                w[-1] = ("A" if sig[0] != "A" else "B") + sig[1:]
+                line = "\t".join(w)
+                broken += 1
+            out.append(line)
+        signed = "\n".join(out) + "\n"
+        assert broken == 1, f"no RRSIG TLSA for {bogus} in the signed zone"
     return signed, os.path.join(d, ksk + ".key")
 
 
@@ -100,7 +110,7 @@ class World:
         spki = spki_sha256(cert)
         self.port = mxb.free_port()
         self.final = Sink(FINAL, mxb.free_port())
-        self.pf = PrivatePostfix(daemons, f"[{FINAL}]:{self.port_final()}", port=self.port,
+        self.pf = PrivatePostfix(daemons, f"[{FINAL}]:{self.final.port}", port=self.port,
                                  host=PF, extra=postfix_tls_extra(cert, key))
         p = self.port
         signed, anchor = sign_zone(daemons, "dane.test", ru.zone_text("dane.test", f"""
@@ -113,11 +123,15 @@ _{p}._tcp.badmx  TLSA 3 1 1 {WRONG}
 unusable         MX 10 pkixmx
 pkixmx           A {PF}
 _{p}._tcp.pkixmx TLSA 1 1 1 {WRONG}
-"""))
+servfail         MX 10 sfmx
+sfmx             A {PF}
+_{p}._tcp.sfmx   TLSA 3 1 1 {spki}
+"""), bogus=f"_{p}._tcp.sfmx.")
         plain = ru.zone_text("plain.test", f"""
 @                MX 10 mx
 mx               A {PF}
 _{p}._tcp.mx     TLSA 3 1 1 {WRONG}
+strict           MX 10 mx
 """)
         self.nsd = ru.start_nsd(daemons, {"dane.test": signed, "plain.test": plain})
         self.unbound = start_unbound(daemons, self.nsd, anchor, ["dane.test", "plain.test"],
@@ -126,10 +140,8 @@ _{p}._tcp.mx     TLSA 3 1 1 {WRONG}
         # believed, default level dane.
         self.relay = DaneRelay(
             daemons, self.unbound, zones=("dane.test", "plain.test"),
-            extra=f"remote-port {self.port}; retry-interval 1h;")
-
-    def port_final(self):
-        return self.final.port
+            extra=f"remote-port {self.port}; retry-interval 1h; "
+                  'tls-policy "strict.plain.test" dane-only;')
 
     def close(self):
         print("---- smtp-relayd log\n" + self.relay.d.log()[-8000:])
@@ -194,3 +206,68 @@ def test_unsigned_zone_is_opportunistic(world):
     # The (wrong) TLSA of an unsigned zone is never asked for, nor used.
     assert "tls=opportunistic (TLSv1." in line, line
     assert "TLSA _" not in world.log()
+
+
+def test_bogus_tlsa_defers(world):
+    """A TLSA lookup that fails (SERVFAIL: the signature is broken) under a
+    secure MX defers the message (RFC 7672 §2.2.1): never plaintext, never
+    opportunistic."""
+    send(world.relay, "alice@sender.test", ["bob@servfail.dane.test"], subject="bogus")
+    line = world.wait_log(r"to=<bob@servfail\.dane\.test>.* result=deferred .*", "deferred")
+    assert "TLS required by policy dane but the TLSA lookup failed" in line, line
+    assert re.search(r"TLSA _\d+\._tcp\.sfmx\.dane\.test: server failure \(SERVFAIL\)",
+                     world.log())
+    assert world.final.messages == []
+    assert "TLS connection established" not in world.pf.log()
+
+
+def test_dane_only_on_an_unsigned_domain_defers(world):
+    send(world.relay, "alice@sender.test", ["bob@strict.plain.test"], subject="strict")
+    line = world.wait_log(r"to=<bob@strict\.plain\.test>.* result=deferred .*", "deferred")
+    assert "TLS required by policy dane-only but the MX or address answer was not " \
+        "DNSSEC-secure" in line, line
+    assert world.final.messages == []
+
+
+def test_mxroute_explain_shows_the_tls_policy(world):
+    """mxroute --explain with the relay's configuration: the domain's level
+    and why, and what each hop gets given the DNSSEC state of its answers."""
+    r = ru.mxroute(world.relay.conf, "--explain", "bob@dane.test", "bob@plain.test",
+                   "bob@strict.plain.test")
+    out = r.stdout
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "; DNS MX dane.test: records found (DNSSEC-secure)" in out, out
+    assert "; tls: dane (default (resolver dnssec-validating: dane))" in out, out
+    assert "; tls mx.dane.test: dane with usable TLSA (MX and address answers " \
+        "DNSSEC-secure), else may" in out, out
+    assert "; tls mx.plain.test: may (MX or address answers not DNSSEC-secure)" in out, out
+    assert '; tls: dane-only (tls-policy "strict.plain.test")' in out, out
+    assert "; tls mx.plain.test: deferred (MX or address answers not DNSSEC-secure)" in out
+    rc, routes = ru.route(world.relay.conf, "bob@dane.test", "bob@plain.test")
+    assert routes[0]["tls"]["level"] == "dane"
+    assert routes[0]["tls"]["hops"][0]["dnssec"] is True
+    assert routes[1]["tls"]["hops"][0] == {
+        "host": "mx.plain.test", "dnssec": False,
+        "level": "may (MX or address answers not DNSSEC-secure)"}
+
+
+def test_socketmap_answers_smtp_tls_policy_maps(daemons, world):
+    """mxroute --socketmap answers Postfix smtp_tls_policy_maps lookups
+    (map name tlspolicy) from the relay's TLS policy."""
+    postmap = require_tool("postmap")
+    port = mxb.free_port()
+    daemons.start("mxroute-socketmap",
+                  [mxb.binary("mxroute"), "-c", world.relay.conf, "--socketmap",
+                   f"127.0.0.1:{port}"], ready=mxb.tcp_open("127.0.0.1", port))
+    pfdir = ru.write_postfix_dir(daemons)
+
+    def q(key, table="tlspolicy"):
+        return subprocess.run([postmap, "-c", pfdir, "-q", key,
+                               f"socketmap:inet:127.0.0.1:{port}:{table}"],
+                              capture_output=True, text=True, timeout=30)
+
+    assert q("strict.plain.test").stdout.strip() == "dane-only"
+    assert q("Dane.Test").stdout.strip() == "dane"      # the default with dnssec-validating
+    assert q(".plain.test").returncode == 1               # parent-domain keys: not found
+    # The routing map still answers on the same server.
+    assert q("dane.test", "mxroute").stdout.strip() == f"smtp:[mx.dane.test]:{world.port}"

@@ -13,7 +13,7 @@ from delivery_util import DeliveryRelay, Sink, parse, send
 from relay_util import PrivatePostfix
 from tls_util import CA, postfix_tls_extra
 
-PF, PLAIN, FINAL = "127.0.0.43", "127.0.0.41", "127.0.0.42"
+PF, PLAIN, FINAL, BROKEN = "127.0.0.43", "127.0.0.41", "127.0.0.42", "127.0.0.46"
 
 ZONE = f"""
 @         MX 10 mx
@@ -24,7 +24,38 @@ other     A {PF}
 plain     MX 10 plainmx
 plainmx   A {PLAIN}
 none      MX 10 mx
+broken    MX 10 brokenmx
+brokenmx  A {BROKEN}
+encbroken MX 10 brokenmx
 """
+
+
+class BrokenTlsSink(Sink):
+    """Offers STARTTLS, says 220, then answers the ClientHello with bytes
+    that are no TLS record and hangs up: a handshake that fails."""
+
+    def __init__(self, host, port):
+        self.starttls = 0
+        super().__init__(host, port)
+
+    def _ehlo(self, out):
+        for line in ("250-sink.test", "250-STARTTLS", "250 8BITMIME"):
+            out(line)
+
+    def _commands(self, f, out):
+        sink = self
+
+        class Reader:
+            def readline(self):
+                raw = f.readline()
+                if raw[:8].upper() == b"STARTTLS":
+                    sink.starttls += 1
+                    out("220 2.0.0 ready")
+                    out("this is not a TLS record")
+                    raise ValueError("no TLS here")
+                return raw
+
+        Sink._commands(self, Reader(), out)
 
 
 class World:
@@ -36,6 +67,7 @@ class World:
         self.pf = PrivatePostfix(daemons, f"[{FINAL}]:{self.final.port}", port=self.port, host=PF,
                                  extra=postfix_tls_extra(cert, key))
         self.plain = Sink(PLAIN, self.port)  # no STARTTLS
+        self.broken = BrokenTlsSink(BROKEN, self.port)
         self.dns = ru.start_nsd(daemons, {"tls.test": ru.zone_text("tls.test", ZONE)})
         self.relay = DeliveryRelay(
             daemons, self.dns, zones=("tls.test",),
@@ -43,6 +75,7 @@ class World:
                   f'tls-ca-file "{self.ca.cert}"; '
                   'tls-policy "tls.test" verify; tls-policy "wrong.tls.test" verify; '
                   'tls-policy "plain.tls.test" encrypt; tls-policy "none.tls.test" none; '
+                  'tls-policy "encbroken.tls.test" encrypt; '
                   f"{extra}")
 
     def close(self):
@@ -50,6 +83,7 @@ class World:
         print("---- postfix log\n" + self.pf.log()[-6000:])
         self.final.close()
         self.plain.close()
+        self.broken.close()
         self.pf.stop()
         self.ca.close()
 
@@ -143,3 +177,70 @@ def test_wrong_ca_is_deferred(daemons):
     finally:
         w.close()
         other.close()
+
+
+def test_check_reports_bad_tls_files(tmp_path):
+    """-t: a CA file without a certificate and a policy file with a bad
+    level are errors that name the file (and the line)."""
+    import subprocess
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    pol = tmp_path / "policy"
+    pol.write_text("ok.test verify\nbad.test sometimes\n")
+    conf = tmp_path / "r.conf"
+    conf.write_text(f'options {{ directory "{tmp_path}"; }};\n'
+                    f'relay {{ listen 127.0.0.1 port {mxb.free_port()}; hostname "r.test"; '
+                    f'tls-ca-file "{ca}"; tls-policy-file "{pol}"; }};\n')
+    r = subprocess.run([mxb.binary("smtp-relayd"), "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert f"relay: tls-ca-file {ca}:" in r.stderr, r.stderr
+    assert f"{pol}:2: unknown level 'sometimes'" in r.stderr, r.stderr
+    pol.write_text("ok.test verify\n")
+    good = CA()
+    with open(good.cert) as f:
+        ca.write_text(f.read())
+    good.close()
+    r = subprocess.run([mxb.binary("smtp-relayd"), "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert "tls-" not in r.stderr, r.stderr
+
+
+def test_may_handshake_failure_retries_in_plaintext(world):
+    send(world.relay, "alice@sender.test", ["bob@broken.tls.test"], subject="broken tls")
+    msgs = world.broken.wait_messages(1, timeout=40)
+    assert world.broken.starttls == 1 and len(msgs) == 1
+    world.wait_log(r"brokenmx\.tls\.test\[127\.0\.0\.46\]: .*TLS handshake failed.*: "
+                   r"retrying in plaintext", "the plaintext retry")
+    world.wait_log(r"to=<bob@broken\.tls\.test>.* result=delivered .* tls=none:",
+                   "delivered in plaintext")
+
+
+def test_encrypt_handshake_failure_defers(world):
+    send(world.relay, "alice@sender.test", ["bob@encbroken.tls.test"], subject="enc broken")
+    line = world.wait_log(r"to=<bob@encbroken\.tls\.test>.* result=deferred .*",
+                          "deferred").group(0)
+    assert "TLS required by policy encrypt but TLS handshake failed" in line, line
+    assert world.broken.starttls >= 1 and world.broken.messages == []
+    assert "retrying in plaintext" not in world.relay_log()
+
+
+def test_kept_connections_are_keyed_by_tls_level(daemons):
+    """A connection kept after a verify delivery is reused for the next
+    verify message to the same MX, never for a may one (same MX, same
+    address, another TLS level)."""
+    w = World(daemons, extra="connection-reuse-time 30s;")
+    try:
+        send(w.relay, "alice@sender.test", ["bob@tls.test"], subject="first")
+        w.wait_log(r"to=<bob@tls\.test>.* result=delivered .* tls=verified", "first")
+        send(w.relay, "alice@sender.test", ["carol@may.tls.test"], subject="second")
+        w.wait_log(r"to=<carol@may\.tls\.test>.* result=delivered .* tls=opportunistic",
+                   "second")
+        assert "reusing connection" not in w.relay_log()
+        send(w.relay, "alice@sender.test", ["dave@tls.test"], subject="third")
+        w.wait_log(r"to=<dave@tls\.test>.* result=delivered .* tls=verified", "third")
+        assert re.search(r"reusing connection to mx\.tls\.test\[127\.0\.0\.43\]:\d+ \(use 2\)",
+                         w.relay_log())
+        assert len(re.findall(r"TLS connection established", w.pf.log())) == 2
+    finally:
+        w.close()

@@ -1,6 +1,7 @@
 """tls_util - a test CA and server certificates made with the openssl CLI
 at test time (nothing private is committed), in a 0755 folder that
 Postfix can read."""
+import hashlib
 import os
 import shutil
 import subprocess
@@ -52,7 +53,6 @@ def spki_sha256(cert):
                          capture_output=True, check=True, timeout=30).stdout
     der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
                          capture_output=True, check=True, timeout=30).stdout
-    import hashlib
     return hashlib.sha256(der).hexdigest()
 
 

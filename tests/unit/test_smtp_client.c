@@ -82,7 +82,11 @@ struct server {
 	int accepts;          /* connections accepted */
 	bool close_after_dot; /* hang up right after each message's 250 */
 	bool hangup;          /* ... once the 250 went out */
+	bool starttls;        /* offer STARTTLS (and refuse it with 454) */
 };
+
+/* TLS settings for the next converse(), or NULL. */
+static const struct smtp_client_tls *conv_tls;
 
 static void
 say(struct bufferevent *bev, const char *line)
@@ -111,6 +115,8 @@ serve_line(struct server *s, struct bufferevent *bev, const char *line)
 			if (s->size)
 				evbuffer_add_printf(
 				    bufferevent_get_output(bev), "250-%s\r\n", s->size);
+			if (s->starttls)
+				say(bev, "250-STARTTLS");
 			say(bev, s->pipelining ? "250-PIPELINING\r\n250 8BITMIME" : "250 8BITMIME");
 		}
 	} else if (strncmp(line, "HELO", 4) == 0 || strncmp(line, "MAIL", 4) == 0)
@@ -128,6 +134,8 @@ serve_line(struct server *s, struct bufferevent *bev, const char *line)
 		say(bev, "250 reset");
 	else if (strcmp(line, "QUIT") == 0)
 		say(bev, "221 bye");
+	else if (strcmp(line, "STARTTLS") == 0)
+		say(bev, "454 4.7.0 TLS not available");
 	else
 		say(bev, "500 what");
 }
@@ -227,7 +235,15 @@ converse(struct server *srv, const struct smtp_client_msg *m, struct outcome *o,
 	memset(o, 0, sizeof(*o));
 	o->base = base;
 	o->n = m->nrcpts;
-	ok(smtp_client_start(base, &a, NULL, m, NULL, done_cb, o) != NULL, "client started");
+	{
+		struct smtp_client *c = smtp_client_start(base, &a, NULL, m, NULL, done_cb, o);
+		char err[200] = "";
+
+		ok(c != NULL, "client started");
+		if (c != NULL && conv_tls != NULL)
+			ok(smtp_client_set_tls(c, conv_tls, err, sizeof(err)) == 0, "TLS set: %s",
+			    err);
+	}
 	event_base_dispatch(base);
 	if (l != NULL)
 		evconnlistener_free(l);
@@ -289,6 +305,54 @@ test_conversations(void)
 	is_int(o.res[0].code, 0, "refused: code 0");
 	ok(strstr(o.res[0].text, "127.0.0.1:1") != NULL, "refused: names the peer: %s",
 	    o.res[0].text);
+}
+
+/* STARTTLS decisions that need no handshake: what a peer without it, or
+ * one that refuses it, gets at may and at encrypt. */
+static void
+test_starttls_policy(void)
+{
+	static const char *const rcpts[] = {"good@x.test"};
+	static const char content[] = "Subject: t\r\n\r\nbody\r\n";
+	struct smtp_client_msg m = {
+	    "relay.test", "s@x.test", rcpts, 1, content, sizeof(content) - 1, false};
+	char err[256] = "";
+	SSL_CTX *ctx = tls_client_ctx_new(NULL, err, sizeof(err));
+	struct smtp_client_tls t = {ctx, CONFIG_TLS_ENCRYPT, "mx.x.test", NULL, 0};
+	struct server srv = {.ehlo = true};
+	struct outcome o;
+
+	ok(ctx != NULL, "client context: %s", err);
+	conv_tls = &t;
+	converse(&srv, &m, &o, true);
+	is_int(o.res[0].code, 0, "encrypt, no STARTTLS offered: no delivery");
+	ok(strstr(o.res[0].text,
+	       "TLS required by policy encrypt but the peer does not offer STARTTLS") != NULL,
+	    "says why: %s", o.res[0].text);
+	ok(strstr(srv.log, "MAIL") == NULL && strstr(srv.log, "STARTTLS") == NULL,
+	    "nothing sent: %s", srv.log);
+
+	memset(&srv, 0, sizeof(srv));
+	srv.ehlo = srv.starttls = true;
+	converse(&srv, &m, &o, true);
+	is_int(o.res[0].code, 0, "encrypt, STARTTLS refused: no delivery");
+	ok(strstr(o.res[0].text, "STARTTLS refused: 454 4.7.0") != NULL, "why: %s", o.res[0].text);
+	ok(strstr(srv.log, "EHLO relay.test|STARTTLS|") != NULL && strstr(srv.log, "MAIL") == NULL,
+	    "STARTTLS asked, no MAIL: %s", srv.log);
+
+	t.level = CONFIG_TLS_MAY;
+	memset(&srv, 0, sizeof(srv));
+	srv.ehlo = srv.starttls = true;
+	converse(&srv, &m, &o, true);
+	is_int(o.res[0].code, 250, "may, STARTTLS refused: delivered in plaintext");
+	ok(strstr(srv.log, "STARTTLS|MAIL FROM:<s@x.test>") != NULL, "then MAIL: %s", srv.log);
+
+	memset(&srv, 0, sizeof(srv));
+	srv.ehlo = true;
+	converse(&srv, &m, &o, true);
+	is_int(o.res[0].code, 250, "may, no STARTTLS: delivered in plaintext");
+	conv_tls = NULL;
+	SSL_CTX_free(ctx);
 }
 
 /* ---- reuse: two messages, one connection ---- */
@@ -416,6 +480,7 @@ main(void)
 	test_parse();
 	test_stuff();
 	test_conversations();
+	test_starttls_policy();
 	signal(SIGPIPE, SIG_IGN); /* as smtp-relayd: a write to a closed peer */
 	test_reuse();
 	return tap_done();

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "resolver/dnsmsg.h"
 #include "smtp-relay/tls_client.h"
 #include "smtp-relay/tls_policy.h"
 #include "tests/unit/tap.h"
@@ -156,9 +157,89 @@ test_tlsa_usable(void)
 	ok(!tls_tlsa_usable(&t), "unknown matching type");
 }
 
+/* A reply to (name, TLSA) with the AD bit as given, holding `rr`. */
+static size_t
+tlsa_reply(const char *name, uint16_t id, bool ad, const char *rr, uint8_t *buf, size_t len)
+{
+	char fqdn[300];
+	ldns_rdf *owner = NULL;
+	ldns_pkt *pkt;
+	ldns_rr *r = NULL;
+	uint8_t *wire = NULL;
+	size_t n = 0;
+
+	snprintf(fqdn, sizeof(fqdn), "%s.", name);
+	ldns_str2rdf_dname(&owner, fqdn);
+	pkt = ldns_pkt_query_new(owner, LDNS_RR_TYPE_TLSA, LDNS_RR_CLASS_IN, LDNS_RD);
+	ldns_pkt_set_id(pkt, id);
+	ldns_pkt_set_qr(pkt, true);
+	ldns_pkt_set_ra(pkt, true);
+	ldns_pkt_set_ad(pkt, ad);
+	if (ldns_rr_new_frm_str(&r, rr, 300, NULL, NULL) == LDNS_STATUS_OK)
+		ldns_pkt_push_rr(pkt, LDNS_SECTION_ANSWER, r);
+	if (ldns_pkt2wire(&wire, pkt, &n) != LDNS_STATUS_OK || n > len)
+		n = 0;
+	else
+		memcpy(buf, wire, n);
+	free(wire);
+	ldns_pkt_free(pkt);
+	return n;
+}
+
+static void
+test_dns_dnssec(void)
+{
+	static const char name[] = "_25._tcp.mx.example.test";
+	static const char hex[] =
+	    "8de471faa502360e765eb893ebf35a05791c05e17c3ff109f2850f65d7bc0e3b";
+	char rr[300];
+	uint8_t q[512], r[1024];
+	int qlen;
+	size_t rlen;
+	ldns_pkt *pkt = NULL;
+	struct dns_answer a;
+	uint8_t usage, sel, mt;
+	const uint8_t *data;
+	size_t dlen;
+
+	qlen = dnsmsg_build_query(name, LDNS_RR_TYPE_TLSA, 7, 1232, true, q, sizeof(q));
+	ok(qlen > 0 && ldns_wire2pkt(&pkt, q, (size_t)qlen) == LDNS_STATUS_OK, "query built");
+	ok(pkt != NULL && ldns_pkt_edns_do(pkt) && ldns_pkt_ad(pkt), "dnssec: DO and AD set");
+	ldns_pkt_free(pkt);
+	pkt = NULL;
+	qlen = dnsmsg_build_query(name, LDNS_RR_TYPE_TLSA, 7, 1232, false, q, sizeof(q));
+	ok(qlen > 0 && ldns_wire2pkt(&pkt, q, (size_t)qlen) == LDNS_STATUS_OK, "plain query");
+	ok(pkt != NULL && !ldns_pkt_edns_do(pkt) && !ldns_pkt_ad(pkt), "no dnssec: neither");
+	ldns_pkt_free(pkt);
+
+	snprintf(rr, sizeof(rr), "%s. 300 IN TLSA 3 1 1 %s", name, hex);
+	rlen = tlsa_reply(name, 9, true, rr, r, sizeof(r));
+	is_int(dnsmsg_parse_reply(r, rlen, 9, name, LDNS_RR_TYPE_TLSA, &a), 0, "TLSA reply parses");
+	ok(a.status == DNS_OK && a.secure, "AD set: secure");
+	ok(a.rrs != NULL &&
+	        dnsmsg_tlsa(ldns_rr_list_rr(a.rrs, 0), &usage, &sel, &mt, &data, &dlen) == 0,
+	    "TLSA fields");
+	ok(usage == 3 && sel == 1 && mt == 1 && dlen == 32 && data[0] == 0x8d && data[31] == 0x3b,
+	    "3 1 1 and the digest");
+	dns_answer_clear(&a);
+	rlen = tlsa_reply(name, 9, false, rr, r, sizeof(r));
+	dnsmsg_parse_reply(r, rlen, 9, name, LDNS_RR_TYPE_TLSA, &a);
+	ok(a.status == DNS_OK && !a.secure, "AD clear: not secure");
+	dns_answer_clear(&a);
+	{
+		ldns_rr *mx = NULL;
+
+		ldns_rr_new_frm_str(&mx, "x.test. 300 IN MX 10 mx.x.test.", 300, NULL, NULL);
+		ok(mx != NULL && dnsmsg_tlsa(mx, &usage, &sel, &mt, &data, &dlen) == -1,
+		    "an MX record is not TLSA");
+		ldns_rr_free(mx);
+	}
+}
+
 int
 main(void)
 {
+	test_dns_dnssec();
 	test_lookup();
 	test_defaults();
 	test_hop();
