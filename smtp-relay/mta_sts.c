@@ -561,6 +561,7 @@ struct sts_job {
 	struct event *deadline, *defer;
 	bool http_done; /* the request callback ran: act from `defer` */
 	int http_code;
+	bool framed; /* Content-Length or chunked: the end is known */
 	char ctype[64];
 	struct evbuffer *body;
 	char why[512]; /* the last failure */
@@ -834,8 +835,12 @@ http_done_cb(struct evhttp_request *req, void *arg)
 	j->http_code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 	j->ctype[0] = '\0';
 	if (j->http_code != 0) {
-		ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+		struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+
+		ct = evhttp_find_header(h, "Content-Type");
 		snprintf(j->ctype, sizeof(j->ctype), "%s", ct != NULL ? ct : "");
+		j->framed = evhttp_find_header(h, "Content-Length") != NULL ||
+		    evhttp_find_header(h, "Transfer-Encoding") != NULL;
 		evbuffer_drain(j->body, evbuffer_get_length(j->body));
 		evbuffer_add_buffer(j->body, evhttp_request_get_input_buffer(req));
 	} else if (j->why[0] == '\0') {
@@ -867,6 +872,12 @@ http_take_policy(struct sts_job *j)
 	char err[128];
 	const char *text;
 
+	/* With dirty shutdowns allowed, a body ended by the close alone could
+	 * have been cut short by an attacker: only a framed one counts. */
+	if (!j->framed) {
+		snprintf(j->why, sizeof(j->why), "no Content-Length nor chunked encoding");
+		return -1;
+	}
 	if (!is_text_plain(j->ctype)) {
 		snprintf(j->why, sizeof(j->why), "Content-Type '%s' is not text/plain", j->ctype);
 		return -1;
@@ -945,7 +956,8 @@ http_start(struct sts_job *j, const char *addr)
 		return -1;
 	}
 	j->ssl = ssl;
-	/* evhttp finds the end from Content-Length or chunking, not from close_notify. */
+	/* Servers often close without close_notify; the end of the body comes
+	 * from Content-Length or chunking (http_take_policy insists on one). */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	j->evcon = evhttp_connection_base_bufferevent_new(j->s->base, NULL, bev, addr, j->s->port);
 	if (j->evcon == NULL) {

@@ -18,9 +18,10 @@
  * blocks DNS or HTTPS does not turn enforce off.
  *
  * Everything runs on the caller's event loop; callbacks run from the loop,
- * never from inside mta_sts_lookup.  The disk cache is read on a miss in
- * memory and written after a fetch (small files, once per max_age per
- * domain).  Not thread-safe.
+ * never from inside mta_sts_lookup.  The cache folder is read whole by
+ * mta_sts_new, read again for one domain on a miss only once memory has had
+ * to drop a policy, and written after a fetch (small files, once per
+ * max_age per domain).  Not thread-safe.
  */
 #ifndef MXB_MTA_STS_H
 #define MXB_MTA_STS_H
@@ -67,8 +68,9 @@ enum mta_sts_status {
 	MTA_STS_NONE,     /* no policy: the domain publishes none */
 	MTA_STS_POLICY,   /* a policy applies (its mode may be none) */
 	MTA_STS_TEMPFAIL, /* a policy may exist but could not be obtained (DNS
-	                   * failure, fetch failed) and none is cached.  RFC
-	                   * 8461 §5.1: deliver as without a policy, and log. */
+	                   * failure, fetch failed) and no unexpired one is
+	                   * cached.  RFC 8461 §5.1: deliver as without a
+	                   * policy (do not defer), and log. */
 };
 const char *mta_sts_status_str(enum mta_sts_status s);
 

@@ -10,10 +10,12 @@ process) while nginx is down as long as the id is unchanged; an unchanged
 cache kept when a new id cannot be fetched (§5.1); a new id fetched again;
 an expired cached policy neither reused nor a fallback; a certificate from
 another CA or for another name, a redirect, a wrong Content-Type and a
-policy over 64 KiB give no policy (exit 75, tempfail); a domain without a
-record has none; `-t` names a missing mta-sts-ca-file."""
+policy over 64 KiB or one ended by the close alone (no Content-Length nor
+chunking; a Python TLS server) give no policy (exit 75, tempfail); a domain
+without a record has none; `-t` names a missing mta-sts-ca-file."""
 import json
 import os
+import ssl
 import subprocess
 
 import mxb
@@ -263,3 +265,40 @@ def test_check_names_a_missing_ca_file(daemons):
     r = subprocess.run([mxb.binary("smtp-relayd"), "-t", "-c", conf], capture_output=True,
                        text=True, timeout=30)
     assert "mta-sts-ca-file" not in r.stderr, r.stderr
+
+
+def test_body_ended_by_close_alone_is_refused(daemons):
+    """A body with neither Content-Length nor chunking ends at the close,
+    which an attacker can bring forward (servers often skip close_notify,
+    so that is allowed): such a policy is refused, even after a clean
+    close_notify.  The same server with a Content-Length is accepted, so
+    the refusal is for the framing alone."""
+    env = Env(daemons)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{env.dir}/mta-sts.sts.test.crt", f"{env.dir}/mta-sts.sts.test.key")
+    framed = {"on": False}
+
+    def handle(conn):
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.settimeout(5)
+                tls.recv(4096)
+                head = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+                if framed["on"]:
+                    head += f"Content-Length: {len(POLICY_ENFORCE)}\r\n"
+                tls.sendall((head + "\r\n" + POLICY_ENFORCE).encode())
+                tls.unwrap()  # a clean close_notify: the body ends as sent
+        except (OSError, ssl.SSLError):
+            pass
+
+    srv = mxb.TcpResponder("127.0.0.1", env.https_port, handle)
+    try:
+        framed["on"] = True
+        doc = env.fetch("sts.test")
+        assert doc["status"] == "policy" and doc["policy"]["mode"] == "enforce", doc
+        framed["on"] = False
+        os.unlink(env.cache_file("sts.test"))
+        doc = env.fetch("sts.test")
+        assert doc["status"] == "tempfail" and "Content-Length" in doc["detail"], doc
+    finally:
+        srv.close()
