@@ -23,8 +23,14 @@ elapsed() { echo "$1 $2" | awk '{ printf "%.3f\n", $2 - $1 }'; }
 postfix_start() {
 	mkdir -p "$1/pf/etc" "$1/pf/spool" "$1/pf/data"
 	chown postfix "$1/pf/data"
+	extra=$(cat)
 	{
-		cat <<MAINCF
+		# A setting given on standard input replaces the common one.
+		awk -v extra="$extra" 'BEGIN {
+			n = split(extra, l, "\n")
+			for (i = 1; i <= n; i++) { split(l[i], kv, " *= *"); given[kv[1]] = 1 }
+		}
+		{ split($0, kv, " *= *"); if (!(kv[1] in given)) print }' <<MAINCF
 compatibility_level = 3.6
 queue_directory = $1/pf/spool
 data_directory = $1/pf/data
@@ -46,7 +52,7 @@ smtpd_client_connection_count_limit = 0
 default_process_limit = 200
 biff = no
 MAINCF
-		cat
+		printf '%s\n' "$extra"
 	} >"$1/pf/etc/main.cf"
 	sed -n '/^POSTFIX_MASTER_CF/,/^"""/p' "$top/tests/integration/relay_util.py" |
 	    sed '1d;$d' | sed "s/{listen}/127.0.0.1:$2/" >"$1/pf/etc/master.cf"

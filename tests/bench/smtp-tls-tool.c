@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -368,6 +369,7 @@ sink_main(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	signal(SIGPIPE, SIG_IGN); /* a peer that hangs up ends its thread, not the tool */
 	if (argc >= 2 && strcmp(argv[1], "source") == 0)
 		return source_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "sink") == 0)

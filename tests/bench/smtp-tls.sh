@@ -95,7 +95,7 @@ EOF
 }
 relay_conf tls "$relay_port" "$status_port" "
     tls { certificate \"$dir/cert.pem\"; key \"$dir/key.pem\"; };
-    tls-policy \"$sink\" encrypt;"
+    tls-policy \"outside.example\" encrypt;"
 
 postfix_start "$dir" "$postfix_port" <<EOF
 relayhost = [$sink]:$sink_port
@@ -104,6 +104,7 @@ smtpd_tls_security_level = may
 smtpd_tls_cert_file = $dir/cert.pem
 smtpd_tls_key_file = $dir/key.pem
 smtp_tls_security_level = encrypt
+smtp_tls_loglevel = 1
 EOF
 
 # send PORT COUNT-COMMAND [source options]: accepted and relayed seconds.
