@@ -1,0 +1,304 @@
+"""DNSSEC (issue 18, signing): brokerd signs its zone with ldns-keygen keys;
+Unbound with the zone's trust anchor validates the cluster name, static
+names, NXDOMAIN and NODATA (AD set), delv agrees, ldns-verify-zone passes on
+an AXFR, a failover's new answer validates, and a tampered RRSIG is bogus."""
+import os
+import re
+import socket
+import subprocess
+import threading
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+import brokering_util as bu
+import mxb
+
+ORIGIN = bu.ORIGIN
+H = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+
+ZONE = f"""$ORIGIN {ORIGIN}.
+$TTL 300
+@       IN SOA ns1 hostmaster 2024010101 3600 900 604800 60
+@       NS  ns1
+@       MX  10 smtp
+ns1     A   127.0.0.1
+smtp    A   192.0.2.99
+static  A   192.0.2.7
+static  AAAA 2001:db8::7
+txt     TXT "hello"
+e.nt    A   192.0.2.77
+sub     NS  ns.sub
+ns.sub  A   192.0.2.53
+"""
+
+
+def keygen(keydir, *args):
+    """ldns-keygen in keydir; returns the base name (K<zone>.+alg+tag)."""
+    os.makedirs(keydir, exist_ok=True)
+    r = subprocess.run(["ldns-keygen", *args, ORIGIN], cwd=keydir, capture_output=True,
+                       text=True, check=True)
+    return r.stdout.strip()
+
+
+def make_keys(daemons, csk=False):
+    keydir = os.path.join(daemons.dir, "keys")
+    if csk:
+        ksk = keygen(keydir, "-a", "ED25519", "-k")
+    else:
+        ksk = keygen(keydir, "-a", "ECDSAP256SHA256", "-k")
+        keygen(keydir, "-a", "ECDSAP256SHA256")
+    ds = subprocess.run(["ldns-key2ds", "-n", "-2", os.path.join(keydir, ksk + ".key")],
+                        capture_output=True, text=True, check=True).stdout.strip()
+    return keydir, ds
+
+
+def signed_lb(daemons, agents=None, csk=False, members=H):
+    keydir, ds = make_keys(daemons, csk)
+    clusters = bu.cluster_conf(members, agents.port, failover="127.0.0.19") if agents else ""
+    lb = bu.LB(daemons, clusters, zone_text=ZONE,
+               zone_extra=f'allow-transfer {{ 127.0.0.1; }}; '
+                          f'dnssec {{ key-directory "{keydir}"; }};')
+    return lb, ds
+
+
+class Unbound:
+    """A validating Unbound on loopback, the zone stubbed to `port`."""
+
+    def __init__(self, daemons, ds, port, name="unbound"):
+        self.port = mxb.free_port()
+        conf = daemons.write(f"{name}.conf", f"""server:
+    interface: 127.0.0.1
+    port: {self.port}
+    do-not-query-localhost: no
+    username: ""
+    chroot: ""
+    directory: "{daemons.dir}"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    val-log-level: 2
+    module-config: "validator iterator"
+    trust-anchor: "{ds}"
+    cache-max-ttl: 1
+    cache-max-negative-ttl: 1
+    qname-minimisation: no
+    harden-referral-path: no
+    local-zone: "test." nodefault
+stub-zone:
+    name: "{ORIGIN}"
+    stub-addr: 127.0.0.1@{port}
+""")
+        self.d = daemons.start(name, ["unbound", "-d", "-c", conf],
+                               ready=mxb.udp_bound("127.0.0.1", self.port))
+
+    def ask(self, name, rdtype="A"):
+        q = dns.message.make_query(name, rdtype, want_dnssec=True)
+        q.flags |= dns.flags.AD | dns.flags.RD
+        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=5)
+
+
+def secure(r):
+    return bool(r.flags & dns.flags.AD)
+
+
+def fqdn(label):
+    return f"{label}.{ORIGIN}." if label else f"{ORIGIN}."
+
+
+def check_validates(ub, cluster=True):
+    r = ub.ask(fqdn("static"))
+    assert r.rcode() == dns.rcode.NOERROR and secure(r), r
+    assert [rd.address for rs in r.answer for rd in rs if rs.rdtype == dns.rdatatype.A] == \
+        ["192.0.2.7"]
+    r = ub.ask(fqdn("static"), "AAAA")
+    assert secure(r) and r.answer, r
+    r = ub.ask(fqdn("nope"))
+    assert r.rcode() == dns.rcode.NXDOMAIN and secure(r), r
+    r = ub.ask(fqdn("a.b.c.nope"), "TXT")
+    assert r.rcode() == dns.rcode.NXDOMAIN and secure(r), r
+    r = ub.ask(fqdn("static"), "TXT")  # NODATA
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and secure(r), r
+    r = ub.ask(fqdn("nt"))  # an empty non-terminal
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and secure(r), r
+    r = ub.ask(fqdn(""), "MX")
+    assert secure(r) and r.answer, r
+    r = ub.ask(fqdn(""), "DNSKEY")
+    assert secure(r) and r.answer, r
+    for t in ("CDS", "CDNSKEY"):
+        r = ub.ask(fqdn(""), t)
+        assert secure(r) and r.answer, (t, r)
+    if cluster:
+        r = ub.ask(fqdn("smtp"))
+        assert r.rcode() == dns.rcode.NOERROR and secure(r), r
+
+
+def test_static_and_denial_validate_at_unbound(daemons):
+    lb, ds = signed_lb(daemons)
+    ub = Unbound(daemons, ds, lb.port)
+    check_validates(ub, cluster=False)
+    # DO=0 gets the unsigned answer, DO=1 the RRSIGs.
+    plain = lb.ask("static." + ORIGIN)
+    assert not any(rs.rdtype == dns.rdatatype.RRSIG for rs in plain.answer)
+    q = dns.message.make_query(fqdn("static"), "A", want_dnssec=True)
+    r = dns.query.udp(q, "127.0.0.1", port=lb.port, timeout=3)
+    assert any(rs.rdtype == dns.rdatatype.RRSIG for rs in r.answer), r
+
+
+def test_ed25519_csk(daemons):
+    lb, ds = signed_lb(daemons, csk=True)
+    assert " 15 2 " in ds
+    ub = Unbound(daemons, ds, lb.port)
+    check_validates(ub, cluster=False)
+
+
+def test_cluster_failover_validates(daemons):
+    agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50, H[2]: 90})
+    lb, ds = signed_lb(daemons, agents)
+    lb.wait_set([H[2], H[1]], 10)
+    ub = Unbound(daemons, ds, lb.port)
+    check_validates(ub)
+    r = ub.ask(fqdn("smtp"))
+    assert {rd.address for rs in r.answer for rd in rs if rs.rdtype == dns.rdatatype.A} == \
+        {H[2], H[1]}
+    # Round robin changes the order, never the signature.
+    q = dns.message.make_query(fqdn("smtp"), "A", want_dnssec=True)
+    sigs = set()
+    for _ in range(4):
+        a = dns.query.udp(q, "127.0.0.1", port=lb.port, timeout=3)
+        sigs |= {rd.signature for rs in a.answer if rs.rdtype == dns.rdatatype.RRSIG
+                 for rd in rs}
+    assert len(sigs) == 1
+    agents.stop(H[2])
+    lb.wait_set([H[1], H[0]], 15)
+
+    def fresh():
+        a = ub.ask(fqdn("smtp"))
+        got = {rd.address for rs in a.answer for rd in rs if rs.rdtype == dns.rdatatype.A}
+        return secure(a) and got == {H[1], H[0]}
+    mxb.wait_until(fresh, 10, "the failover answer validated at Unbound")
+
+
+def axfr_text(port):
+    r = subprocess.run(["dig", "+nocmd", "+nostats", "+onesoa", "AXFR", ORIGIN,
+                        "@127.0.0.1", "-p", str(port)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_axfr_verifies_and_delv_agrees(daemons):
+    agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50})
+    lb, ds = signed_lb(daemons, agents, members=H[:2])
+    lb.wait_set([H[1], H[0]], 10)
+    text = axfr_text(lb.port)
+    assert " RRSIG " in text and " NSEC " in text and " DNSKEY " in text, text
+    zf = daemons.write("axfr.zone", text)
+    r = subprocess.run(["ldns-verify-zone", "-k", daemons.write("ds", ds + "\n"), zf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # A broken copy fails: the test can fail.
+    bad = re.sub(r"(\sA\s+192\.0\.2\.)7\b", r"\g<1>8", text)
+    assert bad != text
+    r = subprocess.run(["ldns-verify-zone", daemons.write("bad.zone", bad)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, r.stdout
+    # delv, validating against the zone's DS on its own.
+    m = ds.split()
+    i = m.index("DS")
+    anchors = daemons.write("anchors", f'trust-anchors {{ {m[0]} static-ds {m[i + 1]} '
+                                       f'{m[i + 2]} {m[i + 3]} "{"".join(m[i + 4:])}"; }};\n')
+    for name, rdtype, want in (("smtp", "A", "fully validated"),
+                               ("static", "A", "fully validated"),
+                               ("nope", "A", "negative response, fully validated")):
+        r = subprocess.run(["delv", "@127.0.0.1", "-p", str(lb.port), "-a", anchors,
+                            f"+root={ORIGIN}", fqdn(name), rdtype], capture_output=True,
+                           text=True, timeout=20)
+        assert want in r.stdout + r.stderr, (name, r.stdout, r.stderr)
+
+
+class TamperProxy:
+    """UDP proxy to brokerd that flips a byte of every RRSIG signature in
+    the answer section of replies about `target`."""
+
+    def __init__(self, upstream, target):
+        self.upstream = upstream
+        self.target = target.lower()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.tampered = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            up.settimeout(3)
+            try:
+                up.sendto(data, ("127.0.0.1", self.upstream))
+                reply = up.recv(65535)
+            except OSError:
+                continue
+            finally:
+                up.close()
+            self.sock.sendto(self._tamper(reply), peer)
+
+    def _tamper(self, wire):
+        msg = dns.message.from_wire(wire)
+        if not msg.question or msg.question[0].name.to_text().lower() != self.target:
+            return wire
+        for rs in msg.answer:
+            if rs.rdtype != dns.rdatatype.RRSIG:
+                continue
+            new = []
+            for rd in rs:
+                sig = bytearray(rd.signature)
+                sig[len(sig) // 2] ^= 0x01
+                new.append(rd.replace(signature=bytes(sig)))
+            rs.clear()
+            for rd in new:
+                rs.add(rd)
+            self.tampered += 1
+        return msg.to_wire(max_size=65535)
+
+
+def test_tampered_rrsig_is_bogus(daemons):
+    lb, ds = signed_lb(daemons)
+    proxy = TamperProxy(lb.port, fqdn("static"))
+    try:
+        ub = Unbound(daemons, ds, proxy.port)
+        r = ub.ask(fqdn("txt"), "TXT")
+        assert secure(r), r  # untouched answers still validate
+        r = ub.ask(fqdn("static"))
+        assert r.rcode() == dns.rcode.SERVFAIL, r
+        assert proxy.tampered > 0
+    finally:
+        proxy.sock.close()
+
+
+def test_config_errors(daemons):
+    keydir = os.path.join(daemons.dir, "keys")
+    zf = daemons.write("z.zone", ZONE)
+    conf = daemons.write("t.conf", f'options {{ directory "{daemons.dir}"; }};\n'
+                         f'broker {{ zone "{ORIGIN}" {{ file "{zf}"; '
+                         f'dnssec {{ key-directory "{keydir}"; }}; }}; }};\n')
+    r = mxb.run("brokerd", "-t", "-c", conf)
+    assert r.returncode != 0 and keydir in r.stderr, r.stderr
+    keygen(keydir, "-a", "ECDSAP256SHA256")  # a ZSK alone
+    r = mxb.run("brokerd", "-t", "-c", conf)
+    assert r.returncode != 0 and "no KSK" in r.stderr, r.stderr
+    keygen(keydir, "-a", "ECDSAP256SHA256", "-k")
+    r = mxb.run("brokerd", "-t", "-c", conf)
+    assert r.returncode == 0, r.stderr
+    daemons.write("z.zone", ZONE + "*.wild A 192.0.2.1\n")
+    r = mxb.run("brokerd", "-t", "-c", conf)
+    assert r.returncode != 0 and "wildcard *.wild.mail.example.test. is not supported" in \
+        r.stderr, r.stderr
