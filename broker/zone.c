@@ -498,10 +498,14 @@ sign_zone(struct zone *z, char *err, size_t errlen)
 	return zone_sign(z, err, errlen);
 }
 
-/* Takes ownership of rrs (freed deeply with the zone, or here on error). */
-struct zone *
-zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs, struct rrsrc *src,
-    const struct rflag *rflags, size_t nrflags, struct dnssec_keys *keys, char *err, size_t errlen)
+/*
+ * Takes ownership of rrs (freed deeply with the zone, or here on error);
+ * `old` (zone_apply) lends signatures of unchanged RRsets.
+ */
+static struct zone *
+zone_build(const char *name, const char *file, ldns_rr_list *rrs, struct rrsrc *src,
+    const struct rflag *rflags, size_t nrflags, struct dnssec_keys *keys, const struct zone *old,
+    char *err, size_t errlen)
 {
 	struct zone *z = zone_alloc(name, file, ldns_rr_list_rr_count(rrs));
 
@@ -533,8 +537,10 @@ zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs, struct rrs
 	apply_rflags(z);
 	if (build_xfr_list(z) == -1 || compute_digest(z) == -1)
 		goto fail;
+	z->old = old;
 	if (z->keys != NULL && sign_zone(z, err, errlen) == -1)
 		goto fail;
+	z->old = NULL;
 	if (zone_prepare_all(z, err, errlen) == -1)
 		goto fail;
 	return z;
@@ -543,6 +549,22 @@ fail:
 		zone_seterr(err, errlen, "zone %s: out of memory", name);
 	zone_free(z);
 	return NULL;
+}
+
+/* zone_build_rrs for zone_apply: unchanged RRsets keep old's signatures. */
+static struct zone *
+zone_build_rrs_from(const struct zone *old, ldns_rr_list *rrs, const struct rflag *rflags,
+    size_t nrflags, char *err, size_t errlen)
+{
+	return zone_build(
+	    old->name, old->file, rrs, NULL, rflags, nrflags, old->keys, old, err, errlen);
+}
+
+struct zone *
+zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs, struct rrsrc *src,
+    const struct rflag *rflags, size_t nrflags, struct dnssec_keys *keys, char *err, size_t errlen)
+{
+	return zone_build(name, file, rrs, src, rflags, nrflags, keys, NULL, err, errlen);
 }
 
 static bool
@@ -654,7 +676,7 @@ zone_apply(const struct zone *old, const struct zone_change *ch, size_t n, uint3
 		zone_seterr(err, errlen, "zone %s: out of memory", old->name);
 		return NULL;
 	}
-	z = zone_build_rrs(old->name, old->file, rrs, NULL, rf, nrf, old->keys, err, errlen);
+	z = zone_build_rrs_from(old, rrs, rf, nrf, err, errlen);
 	free(rf);
 	return z;
 }

@@ -92,6 +92,7 @@ struct zone {
 	uint64_t period;
 	struct znode **chain;
 	size_t nchain;
+	const struct zone *old; /* while zone_apply builds: signatures to reuse */
 };
 
 /* Where an RR came from, for file:line errors. */

@@ -223,15 +223,70 @@ rrset_is_local(const struct zone *z, const struct znode *n, const struct zrrset 
 	return false;
 }
 
+static bool
+same_rrs(const ldns_rr_list *a, const ldns_rr_list *b)
+{
+	size_t n = ldns_rr_list_rr_count(a);
+
+	if (n != ldns_rr_list_rr_count(b))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const ldns_rr *x = ldns_rr_list_rr(a, i), *y = ldns_rr_list_rr(b, i);
+
+		if (ldns_rr_ttl(x) != ldns_rr_ttl(y) || ldns_rr_compare(x, y) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A rebuild by zone_apply within the same signing period: an RRset equal to
+ * the one of the old zone gets copies of its signatures, so a brokered
+ * publish signs only what changed (the new set, the SOA).  0 when reused.
+ */
+static int
+reuse_sigs(const struct zone *z, const struct znode *n, const struct zrrset *s, ldns_rr_list *tmp)
+{
+	const struct znode *on;
+	const struct zrrset *os;
+
+	if (z->old == NULL || z->old->keys != z->keys || z->old->period != z->period)
+		return -1;
+	on = zone_node_find(z->old, n->name, n->len);
+	os = on != NULL ? zone_node_set(on, s->type) : NULL;
+	if (os == NULL || os->sigs == NULL || ldns_rr_list_rr_count(os->sigs) == 0 ||
+	    !same_rrs(os->rrs, s->rrs))
+		return -1;
+	for (size_t i = 0; i < ldns_rr_list_rr_count(os->sigs); i++) {
+		ldns_rr *c = ldns_rr_clone(ldns_rr_list_rr(os->sigs, i));
+
+		if (c == NULL || !ldns_rr_list_push_rr(tmp, c)) {
+			ldns_rr_free(c);
+			return -2;
+		}
+	}
+	return 0;
+}
+
 static int
 sign_set(struct zone *z, const struct znode *n, struct zrrset *s, ldns_rr_list *tmp)
 {
 	bool local = rrset_is_local(z, n, s);
+	int reused;
 
 	ldns_rr_list_set_rr_count(tmp, 0);
-	if ((s->sigs = ldns_rr_list_new()) == NULL ||
-	    dnssec_sign_rrset(z->keys, s->rrs, z->period, tmp) == -1)
+	if ((s->sigs = ldns_rr_list_new()) == NULL)
 		return -1;
+	reused = reuse_sigs(z, n, s, tmp);
+	if (reused == -2)
+		goto fail;
+	if (reused == -1) {
+		for (size_t i = 0; i < ldns_rr_list_rr_count(tmp); i++)
+			ldns_rr_free(ldns_rr_list_rr(tmp, i));
+		ldns_rr_list_set_rr_count(tmp, 0);
+		if (dnssec_sign_rrset(z->keys, s->rrs, z->period, tmp) == -1)
+			return -1;
+	}
 	for (size_t i = 0; i < ldns_rr_list_rr_count(tmp); i++) {
 		ldns_rr *sig = ldns_rr_list_rr(tmp, i);
 
@@ -248,6 +303,10 @@ sign_set(struct zone *z, const struct znode *n, struct zrrset *s, ldns_rr_list *
 		}
 	}
 	return 0;
+fail:
+	for (size_t i = 0; i < ldns_rr_list_rr_count(tmp); i++)
+		ldns_rr_free(ldns_rr_list_rr(tmp, i));
+	return -1;
 }
 
 /* Every authoritative RRset; at a zone cut only DS and NSEC (RFC 4035 2.2). */
