@@ -16,6 +16,7 @@ import dns.rdatatype
 
 import brokering_util as bu
 import mxb
+from broker_util import nsd_server_conf, rrsets
 
 ORIGIN = bu.ORIGIN
 H = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -302,3 +303,73 @@ def test_config_errors(daemons):
     r = mxb.run("brokerd", "-t", "-c", conf)
     assert r.returncode != 0 and "wildcard *.wild.mail.example.test. is not supported" in \
         r.stderr, r.stderr
+
+
+NAMES = ["", "ns1", "smtp", "static", "txt", "e.nt", "nt", "x.e.nt", "sub", "host.sub",
+         "ns.sub", "nope", "a.b.nope", "zzz", "0", "_status.smtp"]
+TYPES = ["A", "AAAA", "MX", "TXT", "NS", "SOA", "DS", "DNSKEY", "NSEC", "CDS", "CDNSKEY"]
+
+
+def soa_serial(port):
+    try:
+        q = dns.message.make_query(fqdn(""), "SOA")
+        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
+        return r.answer[0][0].serial if r.answer else None
+    except Exception:
+        return None
+
+
+def test_nsd_secondary_validates_and_answers_alike(daemons):
+    """NSD takes the signed zone by AXFR: Unbound validates NSD's answers,
+    and brokerd's DO answers equal NSD's (pre-signed zone, the reference)."""
+    lb, ds = signed_lb(daemons)
+    nsd_port = mxb.free_port()
+    d = os.path.join(daemons.dir, "nsd")
+    os.makedirs(d)
+    conf = daemons.write("nsd/nsd.conf", nsd_server_conf(d, nsd_port) + f"""zone:
+  name: {ORIGIN}
+  zonefile: "{d}/{ORIGIN}.zone"
+  request-xfr: AXFR 127.0.0.1@{lb.port} NOKEY
+""")
+    daemons.start("nsd", ["nsd", "-d", "-c", conf], timeout=20,
+                  ready=lambda: soa_serial(nsd_port) == lb.serial())
+    ub = Unbound(daemons, ds, nsd_port)
+    check_validates(ub, cluster=False)
+
+    def ask(port, name, rdtype):
+        q = dns.message.make_query(fqdn(name), rdtype, want_dnssec=True, payload=1232)
+        q.flags &= ~dns.flags.RD
+        r = dns.query.tcp(q, "127.0.0.1", port=port, timeout=3)
+        return (dns.rcode.to_text(r.rcode()), bool(r.flags & dns.flags.AA),
+                rrsets(r.answer), rrsets(r.authority))
+    diffs = []
+    for name in NAMES:
+        for rdtype in TYPES:
+            ours, theirs = ask(lb.port, name, rdtype), ask(nsd_port, name, rdtype)
+            if ours != theirs:
+                diffs.append(f"{name or '@'} {rdtype}:\n  brokerd {ours}\n  nsd     {theirs}")
+    assert not diffs, f"{len(diffs)} differ:\n" + "\n".join(diffs[:6])
+
+
+def test_signing_moves_no_serial(daemons):
+    """Restarts and reloads sign again (new ECDSA signatures) but serve the
+    same serial: the digest leaves the signatures out."""
+    import signal
+    lb, ds = signed_lb(daemons)
+    serial = lb.serial()
+
+    def soa_sig():
+        q = dns.message.make_query(fqdn(""), "SOA", want_dnssec=True)
+        r = dns.query.udp(q, "127.0.0.1", port=lb.port, timeout=3)
+        return [rd.signature for rs in r.answer if rs.rdtype == dns.rdatatype.RRSIG
+                for rd in rs][0]
+    before = soa_sig()
+    lb.d.stop()
+    lb.start()
+    assert lb.serial() == serial
+    assert soa_sig() != before  # signed again, not a cached copy
+    lb.d.signal(signal.SIGHUP)
+    mxb.wait_until(lambda: "reload" in lb.d.log(), 10, "the reload")
+    assert lb.serial() == serial
+    ub = Unbound(daemons, ds, lb.port)
+    check_validates(ub, cluster=False)
