@@ -72,9 +72,22 @@ rcode_always_shown(int rcode)
 	    rcode == LDNS_RCODE_REFUSED;
 }
 
+/* "2026-12-16T00:00:00Z" for the signatures of `period` (a static buffer). */
+static const char *
+expiry_text(const struct dnssec_keys *keys, uint64_t period)
+{
+	static char buf[32];
+	time_t t = (time_t)dnssec_expiration(keys, period);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, sizeof(buf), "%lld", (long long)t);
+	return buf;
+}
+
 /* Load cz's file, signed with the keys of its dnssec block when it has one. */
 static struct zone *
-load_config_zone(const struct config_zone *cz, char *err, size_t errlen)
+load_config_zone(const struct config_zone *cz, bool announce, char *err, size_t errlen)
 {
 	const struct config_dnssec *d = &cz->dnssec;
 	struct dnssec_params p = {d->validity, d->refresh, d->inception_offset};
@@ -87,6 +100,13 @@ load_config_zone(const struct config_zone *cz, char *err, size_t errlen)
 	if (keys == NULL)
 		return NULL;
 	z = zone_load_signed(cz->name, cz->file, keys, err, errlen);
+	if (z != NULL && announce) {
+		char desc[512];
+
+		dnssec_keys_describe(keys, desc, sizeof(desc));
+		log_info("zone %s: signed with %s; signatures expire %s", cz->name, desc,
+		    expiry_text(keys, zone_sign_period(z)));
+	}
 	dnssec_keys_free(keys);
 	return z;
 }
@@ -103,7 +123,7 @@ broker_check_zones(const struct config *cfg)
 
 		if (access(cz->file, F_OK) == -1)
 			continue;
-		z = load_config_zone(cz, err, sizeof(err));
+		z = load_config_zone(cz, false, err, sizeof(err));
 		if (z == NULL) {
 			fprintf(stderr, "brokerd: %s\n", err);
 			rc = -1;
@@ -159,7 +179,7 @@ load_zones(struct broker *b)
 	for (size_t i = 0; i < b->cfg->broker.nzones; i++) {
 		const struct config_zone *cz = &b->cfg->broker.zones[i];
 		char err[1024];
-		struct zone *z = load_config_zone(cz, err, sizeof(err));
+		struct zone *z = load_config_zone(cz, true, err, sizeof(err));
 
 		if (z == NULL) {
 			log_warnx("%s", err);
@@ -191,7 +211,7 @@ reload_zone(struct broker *b, const struct config_zone *cz)
 	if (old == NULL && b->sf != NULL &&
 	    statefile_get_serial(b->sf, cz->name, &serial, &digest) == 0)
 		zonestore_restore_serial(b->zs, cz->name, serial, digest);
-	z = load_config_zone(cz, err, sizeof(err));
+	z = load_config_zone(cz, true, err, sizeof(err));
 	if (z == NULL || zonestore_set_zone(b->zs, z) == -1) {
 		if (old != NULL)
 			log_warnx("%s; zone %s keeps serving serial %u",

@@ -373,3 +373,54 @@ def test_signing_moves_no_serial(daemons):
     assert lb.serial() == serial
     ub = Unbound(daemons, ds, lb.port)
     check_validates(ub, cluster=False)
+
+
+def test_knot_secondary_follows_brokered_answers(daemons):
+    """Knot takes the signed zone by AXFR and follows NOTIFY; after a
+    failover its copy of the cluster answer validates at Unbound."""
+    agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50, H[2]: 90})
+    kport = mxb.free_port()
+    keydir, ds = make_keys(daemons)
+    lb = bu.LB(daemons, bu.cluster_conf(H, agents.port),
+               zone_text=ZONE,
+               zone_extra=f'allow-transfer {{ 127.0.0.1; }}; '
+                          f'also-notify {{ 127.0.0.1 port {kport}; }}; '
+                          f'dnssec {{ key-directory "{keydir}"; }};')
+    lb.wait_set([H[2], H[1]], 10)
+    d = os.path.join(daemons.dir, "knot")
+    os.makedirs(d)
+    conf = daemons.write("knot/knot.conf", f"""server:
+    rundir: "{d}"
+    listen: 127.0.0.1@{kport}
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{d}/db"
+remote:
+  - id: primary
+    address: 127.0.0.1@{lb.port}
+acl:
+  - id: notify
+    address: 127.0.0.1
+    action: notify
+template:
+  - id: default
+    storage: "{d}"
+zone:
+  - domain: {ORIGIN}
+    master: primary
+    acl: notify
+""")
+    daemons.start("knot", ["knotd", "-c", conf], timeout=20,
+                  ready=lambda: soa_serial(kport) == lb.serial())
+    ub = Unbound(daemons, ds, kport)
+    check_validates(ub)
+    agents.stop(H[2])
+    lb.wait_set([H[1], H[0]], 15)
+
+    def fresh():
+        a = ub.ask(fqdn("smtp"))
+        got = {rd.address for rs in a.answer for rd in rs if rs.rdtype == dns.rdatatype.A}
+        return secure(a) and got == {H[1], H[0]}
+    mxb.wait_until(fresh, 15, "Knot's copy of the failover answer validated at Unbound")
