@@ -338,6 +338,8 @@ sign_all(struct zone *z)
 int
 zone_sign(struct zone *z, char *err, size_t errlen)
 {
+	size_t first_sig;
+
 	if (check_wildcards(z, err, errlen) == -1)
 		return -1;
 	if (add_apex_keys(z) == -1 || build_chain(z) == -1 || add_nsec_chain(z) == -1)
@@ -345,10 +347,17 @@ zone_sign(struct zone *z, char *err, size_t errlen)
 	z->soa_set = zone_node_set(z->apexnode, LDNS_RR_TYPE_SOA);
 	z->ns_set = zone_node_set(z->apexnode, LDNS_RR_TYPE_NS);
 	link_denial(z);
+	first_sig = ldns_rr_list_rr_count(z->rrs);
 	if (sign_all(z) == -1) {
 		zone_seterr(err, errlen, "zone %s: signing failed", z->name);
 		return -1;
 	}
+	/* The RRSIGs are an RRset of their own too, for qtype RRSIG (as NSD). */
+	for (size_t i = first_sig; i < ldns_rr_list_rr_count(z->rrs); i++)
+		if (zone_index_added(z, ldns_rr_list_rr(z->rrs, i)) == -1)
+			goto nomem;
+	z->soa_set = zone_node_set(z->apexnode, LDNS_RR_TYPE_SOA);
+	z->ns_set = zone_node_set(z->apexnode, LDNS_RR_TYPE_NS);
 	return 0;
 nomem:
 	zone_seterr(err, errlen, "zone %s: out of memory signing", z->name);
