@@ -172,8 +172,9 @@ resolve(const struct zone *z, const struct znode *n, const uint8_t *owner, uint1
 			push(r->an, &r->nan, s, owner, false);
 			add_additional(z, r, s, false);
 			/* As NSD: no NS in authority beside the apex NS, nor
-			 * beside DNSKEY (the priming of validators, kept small). */
-			if (!(n == z->apexnode &&
+			 * beside DNSKEY and DS (kept small for validators). */
+			if (qtype != LDNS_RR_TYPE_DS &&
+			    !(n == z->apexnode &&
 			        (qtype == LDNS_RR_TYPE_NS || qtype == LDNS_RR_TYPE_DNSKEY))) {
 				push(r->ns, &r->nns, z->ns_set, NULL, false);
 				add_additional(z, r, z->ns_set, false);

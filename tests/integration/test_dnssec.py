@@ -34,6 +34,8 @@ txt     TXT "hello"
 e.nt    A   192.0.2.77
 sub     NS  ns.sub
 ns.sub  A   192.0.2.53
+sec     NS  ns1.other.test.
+sec     DS  12345 13 2 8b2a6b1e0d8a1f3c5e7d9b0a2c4e6f8a1b3d5f7e9c0b2d4f6a8c0e2b4d6f8a0c
 """
 
 
@@ -130,6 +132,10 @@ def check_validates(ub, cluster=True):
     assert secure(r) and r.answer, r
     r = ub.ask(fqdn(""), "DNSKEY")
     assert secure(r) and r.answer, r
+    r = ub.ask(fqdn("sec"), "DS")  # the signed DS of a secure delegation
+    assert secure(r) and r.answer, r
+    r = ub.ask(fqdn("sub"), "DS")  # no DS: proven by the NSEC at the cut
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and secure(r), r
     for t in ("CDS", "CDNSKEY"):
         r = ub.ask(fqdn(""), t)
         assert secure(r) and r.answer, (t, r)
@@ -306,7 +312,7 @@ def test_config_errors(daemons):
 
 
 NAMES = ["", "ns1", "smtp", "static", "txt", "e.nt", "nt", "x.e.nt", "sub", "host.sub",
-         "ns.sub", "nope", "a.b.nope", "zzz", "0", "_status.smtp"]
+         "ns.sub", "sec", "www.sec", "nope", "a.b.nope", "zzz", "0", "_status.smtp"]
 # ANY is left out: RFC 8482 lets each server pick its one RRset.
 TYPES = ["A", "AAAA", "MX", "TXT", "NS", "SOA", "DS", "DNSKEY", "NSEC", "CDS", "CDNSKEY",
          "RRSIG"]
