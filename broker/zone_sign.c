@@ -268,45 +268,51 @@ reuse_sigs(const struct zone *z, const struct znode *n, const struct zrrset *s, 
 	return 0;
 }
 
+/* Free the RRs of l from index i on, and empty l. */
+static void
+drop_from(ldns_rr_list *l, size_t i)
+{
+	for (; i < ldns_rr_list_rr_count(l); i++)
+		ldns_rr_free(ldns_rr_list_rr(l, i));
+	ldns_rr_list_set_rr_count(l, 0);
+}
+
+/* The RRSIGs of s into tmp: the old zone's while still good, else new ones. */
+static int
+sigs_for(struct zone *z, const struct znode *n, const struct zrrset *s, ldns_rr_list *tmp)
+{
+	int r = reuse_sigs(z, n, s, tmp);
+
+	if (r == 0)
+		return 0;
+	drop_from(tmp, 0);
+	return r == -2 ? -1 : dnssec_sign_rrset(z->keys, s->rrs, z->period, tmp);
+}
+
+/* Sign s; its RRSIGs join z->rrs (the owner), s->sigs and, unless LOCAL, z->xfr. */
 static int
 sign_set(struct zone *z, const struct znode *n, struct zrrset *s, ldns_rr_list *tmp)
 {
 	bool local = rrset_is_local(z, n, s);
-	int reused;
 
 	ldns_rr_list_set_rr_count(tmp, 0);
-	if ((s->sigs = ldns_rr_list_new()) == NULL)
+	if ((s->sigs = ldns_rr_list_new()) == NULL || sigs_for(z, n, s, tmp) == -1)
 		return -1;
-	reused = reuse_sigs(z, n, s, tmp);
-	if (reused == -2)
-		goto fail;
-	if (reused == -1) {
-		for (size_t i = 0; i < ldns_rr_list_rr_count(tmp); i++)
-			ldns_rr_free(ldns_rr_list_rr(tmp, i));
-		ldns_rr_list_set_rr_count(tmp, 0);
-		if (dnssec_sign_rrset(z->keys, s->rrs, z->period, tmp) == -1)
-			return -1;
-	}
 	for (size_t i = 0; i < ldns_rr_list_rr_count(tmp); i++) {
 		ldns_rr *sig = ldns_rr_list_rr(tmp, i);
 
 		if (!ldns_rr_list_push_rr(z->rrs, sig)) {
-			for (size_t j = i; j < ldns_rr_list_rr_count(tmp); j++)
-				ldns_rr_free(ldns_rr_list_rr(tmp, j));
+			drop_from(tmp, i);
 			return -1;
 		}
 		if (!ldns_rr_list_push_rr(s->sigs, sig) ||
 		    (z->xfr != NULL && !local && !ldns_rr_list_push_rr(z->xfr, sig))) {
-			for (size_t j = i + 1; j < ldns_rr_list_rr_count(tmp); j++)
-				ldns_rr_free(ldns_rr_list_rr(tmp, j));
+			drop_from(tmp, i + 1);
 			return -1;
 		}
 	}
+	ldns_rr_list_set_rr_count(tmp, 0);
 	return 0;
-fail:
-	for (size_t i = 0; i < ldns_rr_list_rr_count(tmp); i++)
-		ldns_rr_free(ldns_rr_list_rr(tmp, i));
-	return -1;
 }
 
 /* Every authoritative RRset; at a zone cut only DS and NSEC (RFC 4035 2.2). */
