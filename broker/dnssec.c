@@ -282,18 +282,14 @@ void
 dnssec_keys_describe(const struct dnssec_keys *k, char *buf, size_t len)
 {
 	size_t n = ldns_rr_list_rr_count(k->dnskeys), used = 0;
+	bool csk = n == ldns_key_list_key_count(k->ksk); /* no ZSK: the KSKs sign all */
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && used < len; i++) {
 		const ldns_rr *rr = ldns_rr_list_rr(k->dnskeys, i);
+		const char *role = !k->ksk_flag[i] ? "ZSK" : csk ? "CSK" : "KSK";
 		int w = snprintf(buf + used, len - used, "%s%u (alg %u, %s)", i ? ", " : "",
-		    ldns_calc_keytag(rr), ldns_rdf2native_int8(ldns_rr_rdf(rr, 2)),
-		    k->ksk_flag[i]
-		        ? (ldns_key_list_key_count(k->zsk) == ldns_key_list_key_count(k->ksk) &&
-		                      n == ldns_key_list_key_count(k->ksk)
-		                  ? "CSK"
-		                  : "KSK")
-		        : "ZSK");
+		    ldns_calc_keytag(rr), ldns_rdf2native_int8(ldns_rr_rdf(rr, 2)), role);
 
 		if (w < 0)
 			break;

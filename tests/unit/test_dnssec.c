@@ -102,11 +102,24 @@ test_keys(void)
 	make_key("pair", LDNS_SIGN_ECDSAP256SHA256, false);
 	k = load("pair", err, sizeof(err));
 	ok(k != NULL && dnssec_keys_count(k) == 2, "KSK + ZSK");
+	if (k != NULL) {
+		char desc[256];
+
+		dnssec_keys_describe(k, desc, sizeof(desc));
+		ok(strstr(desc, "(alg 13, KSK)") != NULL && strstr(desc, "(alg 13, ZSK)") != NULL,
+		    "described: %s", desc);
+	}
 	dnssec_keys_free(k);
 	mkdir(path_in("csk", ""), 0700);
 	make_key("csk", LDNS_SIGN_ED25519, true);
 	k = load("csk", err, sizeof(err));
 	ok(k != NULL && dnssec_keys_count(k) == 1, "Ed25519 CSK");
+	if (k != NULL) {
+		char desc[256];
+
+		dnssec_keys_describe(k, desc, sizeof(desc));
+		ok(strstr(desc, "(alg 15, CSK)") != NULL, "described: %s", desc);
+	}
 	dnssec_keys_free(k);
 	is_int(zone_name_cmp(
 	           (const uint8_t *)"\1a\7example\0", 11, (const uint8_t *)"\1z\1a\7example\0", 13),
