@@ -151,17 +151,54 @@ write_body(uint8_t *dst, const struct prep *p, size_t room, uint16_t *an, uint16
 	return 0;
 }
 
+/*
+ * A signed NXDOMAIN: the NSEC parts (zone_denial) go after the SOA and its
+ * RRSIG; all or nothing (TC), a partial proof would not validate.
+ */
 static size_t
-reply_prepared(const struct dnsq *q, const uint8_t *pkt, const struct prep *p, size_t limit,
-    uint8_t *out, struct answer_result *res)
+add_denial(uint8_t *dst, size_t room, const struct prep *const *parts, size_t nparts, uint16_t *ns,
+    bool *tc)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nparts; i++)
+		n += parts[i]->len;
+	if (*tc || n > room) {
+		*tc = true;
+		return 0;
+	}
+	n = 0;
+	for (size_t i = 0; i < nparts; i++) {
+		memcpy(dst + n, parts[i]->body, parts[i]->len);
+		n += parts[i]->len;
+		*ns = (uint16_t)(*ns + parts[i]->ns);
+	}
+	return n;
+}
+
+static size_t
+reply_prepared(const struct dnsq *q, const uint8_t *pkt, const struct zone *z, const struct prep *p,
+    size_t limit, uint8_t *out, struct answer_result *res)
 {
 	size_t opt = q->edns ? OPT_LEN : 0;
 	size_t n = q->qend;
 	uint16_t an, ns, ar;
 	bool tc = false;
 
+	if (q->edns_do && p->dnssec != NULL)
+		p = p->dnssec;
 	memcpy(out + WIRE_HDR_LEN, pkt + WIRE_HDR_LEN, q->qend - WIRE_HDR_LEN);
 	n += write_body(out + n, p, limit - n - opt, &an, &ns, &ar, &tc);
+	if (p->flags & PREP_F_DENIAL) {
+		const struct prep *parts[2];
+		size_t np = zone_denial(z, q->qname, q->qname_len, parts);
+
+		n += add_denial(out + n, limit - n - opt, parts, np, &ns, &tc);
+		if (tc) {
+			n = q->qend;
+			an = ns = ar = 0;
+		}
+	}
 	put_header(out, q, (uint16_t)(p->hflags | (tc ? WIRE_TC : 0)), an, ns,
 	    (uint16_t)(ar + (q->edns ? 1 : 0)));
 	if (q->edns)
@@ -209,7 +246,7 @@ answer_parsed(struct zone *const *zones, size_t nzones, const uint8_t *pkt, bool
 		res->len = answer_empty(q, pkt, RCODE_REFUSED, out, cap);
 		return ANSWER_REPLY;
 	}
-	res->len = reply_prepared(q, pkt, zone_answer(z, q->qname, q->qname_len, q->qtype),
+	res->len = reply_prepared(q, pkt, z, zone_answer(z, q->qname, q->qname_len, q->qtype),
 	    udp_limit(q, tcp, cap), out, res);
 	return ANSWER_REPLY;
 }

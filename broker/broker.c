@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -14,6 +15,7 @@
 
 #include "broker/cluster.h"
 #include "broker/ctl.h"
+#include "broker/dnssec.h"
 #include "broker/server.h"
 #include "broker/statefile.h"
 #include "broker/xfr.h"
@@ -31,6 +33,7 @@ struct broker {
 	struct notifier *notifier;
 	struct status_http *status;
 	struct event *reclaim;
+	struct event *resign; /* signed zones: a new signing period re-signs */
 	struct clusters *clusters;
 	struct ctl *ctl;         /* brokerd-ctl's socket */
 	struct statefile *sf;    /* served serials and answers, kept across restarts */
@@ -69,6 +72,45 @@ rcode_always_shown(int rcode)
 	    rcode == LDNS_RCODE_REFUSED;
 }
 
+/* "2026-12-16T00:00:00Z" for the signatures of `period` (a static buffer). */
+static const char *
+expiry_text(const struct dnssec_keys *keys, uint64_t period)
+{
+	static char buf[32];
+	time_t t = (time_t)dnssec_expiration(keys, period);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, sizeof(buf), "%lld", (long long)t);
+	return buf;
+}
+
+/* Load cz's file, signed with the keys of its dnssec block when it has one. */
+static struct zone *
+load_config_zone(const struct config_zone *cz, bool announce, char *err, size_t errlen)
+{
+	const struct config_dnssec *d = &cz->dnssec;
+	struct dnssec_params p = {d->validity, d->refresh, d->inception_offset};
+	struct dnssec_keys *keys;
+	struct zone *z;
+
+	if (!d->enabled)
+		return zone_load(cz->name, cz->file, err, errlen);
+	keys = dnssec_keys_load(cz->name, d->key_directory, &p, err, errlen);
+	if (keys == NULL)
+		return NULL;
+	z = zone_load_signed(cz->name, cz->file, keys, err, errlen);
+	if (z != NULL && announce) {
+		char desc[512];
+
+		dnssec_keys_describe(keys, desc, sizeof(desc));
+		log_info("zone %s: signed with %s; signatures expire %s", cz->name, desc,
+		    expiry_text(keys, zone_sign_period(z)));
+	}
+	dnssec_keys_free(keys);
+	return z;
+}
+
 int
 broker_check_zones(const struct config *cfg)
 {
@@ -81,7 +123,7 @@ broker_check_zones(const struct config *cfg)
 
 		if (access(cz->file, F_OK) == -1)
 			continue;
-		z = zone_load(cz->name, cz->file, err, sizeof(err));
+		z = load_config_zone(cz, false, err, sizeof(err));
 		if (z == NULL) {
 			fprintf(stderr, "brokerd: %s\n", err);
 			rc = -1;
@@ -137,7 +179,7 @@ load_zones(struct broker *b)
 	for (size_t i = 0; i < b->cfg->broker.nzones; i++) {
 		const struct config_zone *cz = &b->cfg->broker.zones[i];
 		char err[1024];
-		struct zone *z = zone_load(cz->name, cz->file, err, sizeof(err));
+		struct zone *z = load_config_zone(cz, true, err, sizeof(err));
 
 		if (z == NULL) {
 			log_warnx("%s", err);
@@ -169,7 +211,7 @@ reload_zone(struct broker *b, const struct config_zone *cz)
 	if (old == NULL && b->sf != NULL &&
 	    statefile_get_serial(b->sf, cz->name, &serial, &digest) == 0)
 		zonestore_restore_serial(b->zs, cz->name, serial, digest);
-	z = zone_load(cz->name, cz->file, err, sizeof(err));
+	z = load_config_zone(cz, true, err, sizeof(err));
 	if (z == NULL || zonestore_set_zone(b->zs, z) == -1) {
 		if (old != NULL)
 			log_warnx("%s; zone %s keeps serving serial %u",
@@ -184,6 +226,31 @@ reload_zone(struct broker *b, const struct config_zone *cz)
 	if (old == NULL)
 		log_info("zone %s: added", cz->name);
 	return true;
+}
+
+/*
+ * Signed zones whose signing period ended are loaded again (keys and file):
+ * fresh signatures, one serial step (zone_sign), brokered RRsets re-applied
+ * on top by the store.
+ */
+static void
+resign_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	const struct config *cfg = current_config(b);
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < cfg->broker.nzones; i++) {
+		const struct config_zone *cz = &cfg->broker.zones[i];
+		const struct zone *z = zonestore_find(b->zs, cz->name);
+
+		if (z != NULL && zone_resign_due(z, now)) {
+			log_info("zone %s: signing period over: signing again", cz->name);
+			reload_zone(b, cz);
+		}
+	}
 }
 
 /* Zones of cfg loaded (added or again), zones no longer in it removed. */
@@ -433,6 +500,7 @@ broker_new(struct event_base *base, const struct config *cfg)
 {
 	struct broker *b = calloc(1, sizeof(*b));
 	struct timeval tv = {0, BROKER_RECLAIM_MS * 1000};
+	struct timeval resign_tv = {BROKER_RESIGN_CHECK_S, 0};
 
 	if (b == NULL)
 		return NULL;
@@ -457,6 +525,9 @@ broker_new(struct event_base *base, const struct config *cfg)
 	b->notifier = notifier_new(base, &cfg->broker);
 	b->reclaim = event_new(base, -1, EV_PERSIST, reclaim_cb, b->zs);
 	if (b->notifier == NULL || b->reclaim == NULL || event_add(b->reclaim, &tv) == -1)
+		goto fail;
+	b->resign = event_new(base, -1, EV_PERSIST, resign_cb, b);
+	if (b->resign == NULL || event_add(b->resign, &resign_tv) == -1)
 		goto fail;
 	/* After the zones: saved cluster answers are published into them. */
 	if (clusters_check_config(cfg) == -1 ||
@@ -518,6 +589,8 @@ broker_free(struct broker *b)
 	dns_server_free(b->server);
 	if (b->reclaim != NULL)
 		event_free(b->reclaim);
+	if (b->resign != NULL)
+		event_free(b->resign);
 	notifier_free(b->notifier);
 	status_http_free(b->status);
 	zonestore_free(b->zs);

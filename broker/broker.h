@@ -11,7 +11,8 @@ struct config;
 struct event_base;
 struct zonestore;
 
-#define BROKER_RECLAIM_MS 200 /* how often retired zones are freed */
+#define BROKER_RECLAIM_MS     200 /* how often retired zones are freed */
+#define BROKER_RESIGN_CHECK_S 60  /* how often signed zones look for a new signing period */
 
 /*
  * Check every zone of cfg whose file exists (file:line errors printed on

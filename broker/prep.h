@@ -16,6 +16,13 @@
  * no allocation.  With PREP_F_TRIM the writer drops the authority and
  * additional sections and then whole records of that RRset until the reply
  * fits the client's UDP size, instead of setting TC.
+ *
+ * Signed zones (zone_load_signed): each answer is prepared twice, and
+ * `dnssec` points from the plain one to the one with RRSIGs after every
+ * RRset of the answer and authority sections and the NSEC records of
+ * NODATA answers and referrals without DS; a query with the DO bit gets
+ * that one.  Signed answers are never trimmed (a cut RRset would not
+ * validate): they set TC instead.  The rotating RRset's RRSIG follows it.
  */
 #ifndef MXB_BROKER_PREP_H
 #define MXB_BROKER_PREP_H
@@ -25,6 +32,7 @@
 
 #define PREP_F_SEEDED 0x01 /* compressed against the question name */
 #define PREP_F_TRIM   0x02 /* trim the rotating RRset instead of TC */
+#define PREP_F_DENIAL 0x04 /* NXDOMAIN of a signed zone: zone_denial adds the NSECs */
 
 struct prep {
 	uint16_t hflags;     /* WIRE_AA and the RCODE, ORed into the reply */
@@ -36,6 +44,7 @@ struct prep {
 	uint16_t rot_off, rot_size, rot_count;
 	const uint16_t *ar_end; /* body offset after each additional RR (ar) */
 	const uint8_t *body;
+	const struct prep *dnssec; /* the signed twin, or NULL */
 	_Atomic uint32_t rot_next; /* answers served, for the rotation */
 };
 

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "broker/dnssec.h"
 #include "broker/prep.h"
 #include "broker/wire.h"
 #include "broker/zone_int.h"
@@ -98,11 +100,22 @@ node_add_rr(struct znode *n, ldns_rr *rr)
 		s = &n->sets[n->nsets++];
 		s->type = type;
 		s->flags = 0;
+		s->sigs = NULL;
 		s->rrs = ldns_rr_list_new();
 		if (s->rrs == NULL)
 			return -1;
 	}
 	return ldns_rr_list_push_rr(s->rrs, rr) ? 0 : -1;
+}
+
+int
+zone_index_added(struct zone *z, ldns_rr *rr)
+{
+	uint8_t name[WIRE_NAME_MAX];
+	size_t len = wire_name_from_rdf(ldns_rr_owner(rr), name, sizeof(name));
+	struct znode *n = len > 0 ? node_get(z, name, len) : NULL;
+
+	return n != NULL ? node_add_rr(n, rr) : -1;
 }
 
 /* ---- checking and indexing -------------------------------------------- */
@@ -454,10 +467,45 @@ zone_index(struct zone *z, struct rrsrc *src, char *err, size_t errlen)
 	return 0;
 }
 
-/* Takes ownership of rrs (freed deeply with the zone, or here on error). */
-struct zone *
-zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs, struct rrsrc *src,
-    const struct rflag *rflags, size_t nrflags, char *err, size_t errlen)
+/* A signed zone's file holds no DNSSEC records: brokerd makes them. */
+static int
+check_unsigned(const struct zone *z, const struct rrsrc *src, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ldns_rr_list_rr_count(z->rrs); i++)
+		if (zone_type_is_generated(
+		        (uint16_t)ldns_rr_get_type(ldns_rr_list_rr(z->rrs, i)))) {
+			zone_rr_err(err, errlen, z, src, i,
+			    "DNSSEC record in a zone brokerd signs (remove RRSIG, NSEC, NSEC3, "
+			    "DNSKEY, "
+			    "CDS and CDNSKEY records: brokerd makes its own)");
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * Signing: the digest covers the content and the signing period, never the
+ * signatures, so a rebuild (restart, reload, re-sign) within one period keeps
+ * the serial and a new period moves it once (secondaries fetch the fresh
+ * RRSIGs).
+ */
+static int
+sign_zone(struct zone *z, char *err, size_t errlen)
+{
+	uint64_t h = (z->period + 1) * 0x9e3779b97f4a7c15ULL;
+
+	z->digest += h ^ (h >> 29);
+	return zone_sign(z, err, errlen);
+}
+
+/*
+ * Takes ownership of rrs (freed deeply with the zone, or here on error);
+ * `old` (zone_apply) lends signatures of unchanged RRsets.
+ */
+static struct zone *
+zone_build(const char *name, const char *file, ldns_rr_list *rrs, struct rrsrc *src,
+    const struct rflag *rflags, size_t nrflags, struct dnssec_keys *keys, const struct zone *old,
+    char *err, size_t errlen)
 {
 	struct zone *z = zone_alloc(name, file, ldns_rr_list_rr_count(rrs));
 
@@ -467,6 +515,12 @@ zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs, struct rrs
 		return NULL;
 	}
 	z->rrs = rrs;
+	if (keys != NULL) {
+		z->keys = dnssec_keys_ref(keys);
+		z->period = dnssec_period(keys, time(NULL));
+		if (check_unsigned(z, src, err, errlen) == -1)
+			goto fail;
+	}
 	if (nrflags > 0) {
 		z->rflags = calloc(nrflags, sizeof(*z->rflags));
 		if (z->rflags == NULL)
@@ -483,6 +537,10 @@ zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs, struct rrs
 	apply_rflags(z);
 	if (build_xfr_list(z) == -1 || compute_digest(z) == -1)
 		goto fail;
+	z->old = old;
+	if (z->keys != NULL && sign_zone(z, err, errlen) == -1)
+		goto fail;
+	z->old = NULL;
 	if (zone_prepare_all(z, err, errlen) == -1)
 		goto fail;
 	return z;
@@ -491,6 +549,22 @@ fail:
 		zone_seterr(err, errlen, "zone %s: out of memory", name);
 	zone_free(z);
 	return NULL;
+}
+
+/* zone_build_rrs for zone_apply: unchanged RRsets keep old's signatures. */
+static struct zone *
+zone_build_rrs_from(const struct zone *old, ldns_rr_list *rrs, const struct rflag *rflags,
+    size_t nrflags, char *err, size_t errlen)
+{
+	return zone_build(
+	    old->name, old->file, rrs, NULL, rflags, nrflags, old->keys, old, err, errlen);
+}
+
+struct zone *
+zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs, struct rrsrc *src,
+    const struct rflag *rflags, size_t nrflags, struct dnssec_keys *keys, char *err, size_t errlen)
+{
+	return zone_build(name, file, rrs, src, rflags, nrflags, keys, NULL, err, errlen);
 }
 
 static bool
@@ -539,13 +613,14 @@ merge_rflags(const struct zone *old, const struct zone_change *ch, size_t n, siz
 
 static int
 copy_rrs(ldns_rr_list *to, const ldns_rr_list *from, const struct zone_change *ch, size_t n,
-    uint32_t serial)
+    uint32_t serial, bool signed_zone)
 {
 	for (size_t i = 0; i < ldns_rr_list_rr_count(from); i++) {
 		const ldns_rr *rr = ldns_rr_list_rr(from, i);
 		ldns_rr *c;
 
-		if (change_matches(ch, n, rr))
+		if (change_matches(ch, n, rr) ||
+		    (signed_zone && zone_type_is_generated((uint16_t)ldns_rr_get_type(rr))))
 			continue;
 		c = ldns_rr_clone(rr);
 		if (c == NULL || !ldns_rr_list_push_rr(to, c)) {
@@ -586,19 +661,22 @@ zone_apply(const struct zone *old, const struct zone_change *ch, size_t n, uint3
 
 	err[0] = '\0';
 	for (size_t i = 0; i < n; i++)
-		if (ch[i].type == LDNS_RR_TYPE_SOA) {
+		if (ch[i].type == LDNS_RR_TYPE_SOA ||
+		    (old->keys != NULL && zone_type_is_generated(ch[i].type))) {
 			ldns_rr_list_free(rrs);
-			zone_seterr(err, errlen, "zone %s: the SOA cannot be replaced", old->name);
+			zone_seterr(err, errlen,
+			    "zone %s: the SOA and DNSSEC records cannot be replaced", old->name);
 			return NULL;
 		}
 	rf = merge_rflags(old, ch, n, &nrf);
-	if (rrs == NULL || rf == NULL || copy_rrs(rrs, old->rrs, ch, n, serial) == -1) {
+	if (rrs == NULL || rf == NULL ||
+	    copy_rrs(rrs, old->rrs, ch, n, serial, old->keys != NULL) == -1) {
 		ldns_rr_list_deep_free(rrs);
 		free(rf);
 		zone_seterr(err, errlen, "zone %s: out of memory", old->name);
 		return NULL;
 	}
-	z = zone_build_rrs(old->name, old->file, rrs, NULL, rf, nrf, err, errlen);
+	z = zone_build_rrs_from(old, rrs, rf, nrf, err, errlen);
 	free(rf);
 	return z;
 }
@@ -609,11 +687,15 @@ zone_free(struct zone *z)
 	if (z == NULL)
 		return;
 	for (size_t i = 0; i < z->nnodes; i++) {
-		for (size_t j = 0; j < z->nodes[i]->nsets; j++)
+		for (size_t j = 0; j < z->nodes[i]->nsets; j++) {
 			ldns_rr_list_free(z->nodes[i]->sets[j].rrs);
+			ldns_rr_list_free(z->nodes[i]->sets[j].sigs);
+		}
 		free(z->nodes[i]->sets);
 	}
 	arena_free(z->arena);
+	dnssec_keys_free(z->keys);
+	free(z->chain);
 	ldns_rr_list_free(z->xfr);
 	ldns_rr_list_deep_free(z->rrs);
 	free(z->nodes);

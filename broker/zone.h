@@ -13,9 +13,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <ldns/ldns.h>
 
+struct dnssec_keys;
 struct prep;
 struct zone;
 
@@ -43,6 +45,33 @@ struct zone;
  * Returns NULL and writes "file:line: why" into err on failure.
  */
 struct zone *zone_load(const char *origin, const char *file, char *err, size_t errlen);
+
+/*
+ * zone_load, then sign the zone with `keys` when not NULL (a reference is
+ * taken; zone_apply keeps signing with them): DNSKEY, CDS and CDNSKEY at
+ * the apex, an NSEC chain, an RRSIG over every authoritative RRset, every
+ * answer prepared a second time with them for DO queries (prep.h).  The
+ * file must hold no DNSSEC records; wildcards are refused
+ * (docs/dnssec.md).
+ */
+struct zone *zone_load_signed(
+    const char *origin, const char *file, struct dnssec_keys *keys, char *err, size_t errlen);
+
+/* Signed zones: whether z is, and the signing period it was built in (dnssec.h). */
+bool zone_is_signed(const struct zone *z);
+uint64_t zone_sign_period(const struct zone *z);
+/* True when z is signed and `now` lies in a later signing period than z's. */
+bool zone_resign_due(const struct zone *z, time_t now);
+
+/*
+ * The NSEC records proving that qname (in z, and answered NXDOMAIN) does
+ * not exist: the one covering qname and the one covering the wildcard at
+ * its closest encloser, as prepared parts (NSEC and RRSIG records in the
+ * authority section, names uncompressed).  Writes 0 to 2 parts; returns
+ * the count (0 for an unsigned zone).  No allocation, no signing.
+ */
+size_t zone_denial(
+    const struct zone *z, const uint8_t *qname, size_t qlen, const struct prep *parts[2]);
 
 /* One RRset replacement for zone_apply. */
 struct zone_change {

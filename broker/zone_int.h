@@ -15,12 +15,14 @@
 #include "broker/wire.h"
 
 struct arena;
+struct dnssec_keys;
 struct prep;
 
 struct zrrset {
 	uint16_t type;
-	unsigned flags;    /* ZONE_RRSET_* */
-	ldns_rr_list *rrs; /* borrowed from zone->rrs */
+	unsigned flags;     /* ZONE_RRSET_* */
+	ldns_rr_list *rrs;  /* borrowed from zone->rrs */
+	ldns_rr_list *sigs; /* its RRSIGs (signed zones), borrowed from zone->rrs; or NULL */
 };
 
 #define NODE_APEX     0x01
@@ -47,6 +49,12 @@ struct znode {
 	const struct prep *any, *deflt;
 	struct tprep *typed;
 	size_t ntyped;
+	/* Signed zones: the node of the NSEC that denies data here (this node,
+	 * or the one before it for an empty non-terminal), the node of the NSEC
+	 * covering "*.<this>", and this node's NSEC with its RRSIGs alone,
+	 * uncompressed, for NXDOMAIN proofs (dnssec_denial). */
+	struct znode *nsec_at, *wild_nsec;
+	const struct prep *nsec_part;
 };
 
 struct rflag {
@@ -78,6 +86,13 @@ struct zone {
 	uint16_t *types; /* every type in the zone, for CNAME chains */
 	size_t ntypes;
 	struct arena *arena; /* everything prepared dies with the zone */
+	/* Signed zones (zone_sign.c): the keys (one reference), the signing
+	 * period, and the NSEC chain: the nodes with data, in canonical order. */
+	struct dnssec_keys *keys;
+	uint64_t period;
+	struct znode **chain;
+	size_t nchain;
+	const struct zone *old; /* while zone_apply builds: signatures to reuse */
 };
 
 /* Where an RR came from, for file:line errors. */
@@ -104,7 +119,26 @@ void zone_rr_err(char *err, size_t errlen, const struct zone *z, const struct rr
  * from (NULL for zone_apply).  NULL with err set on failure.
  */
 struct zone *zone_build_rrs(const char *name, const char *file, ldns_rr_list *rrs,
-    struct rrsrc *src, const struct rflag *rflags, size_t nrflags, char *err, size_t errlen);
+    struct rrsrc *src, const struct rflag *rflags, size_t nrflags, struct dnssec_keys *keys,
+    char *err, size_t errlen);
+
+/* True for the types a signed zone makes itself (RRSIG, NSEC, DNSKEY, CDS, CDNSKEY, NSEC3*). */
+bool zone_type_is_generated(uint16_t type);
+
+/*
+ * Sign the indexed zone z (z->keys set) in zone_sign.c: refuse wildcards,
+ * add DNSKEY, CDS, CDNSKEY at the apex and the NSEC chain, sign every
+ * authoritative RRset, and append the new records to z->rrs (and z->xfr)
+ * so AXFR carries them.  Called after the digest is taken.  0, or -1 with
+ * err set.
+ */
+int zone_sign(struct zone *z, char *err, size_t errlen);
+
+/* Add rr (owned by z->rrs already) to the node of its owner; 0 or -1. */
+int zone_index_added(struct zone *z, ldns_rr *rr);
+
+/* Canonical DNS name order (RFC 4034 6.1) of lower-case wire names. */
+int zone_name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 /*
  * Prepare every answer of the indexed zone z into its arena (zone_prep.c).

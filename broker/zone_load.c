@@ -217,6 +217,13 @@ load_file(struct loadctx *c, const char *path, int depth)
 struct zone *
 zone_load(const char *origin, const char *file, char *err, size_t errlen)
 {
+	return zone_load_signed(origin, file, NULL, err, errlen);
+}
+
+struct zone *
+zone_load_signed(
+    const char *origin, const char *file, struct dnssec_keys *keys, char *err, size_t errlen)
+{
 	struct loadctx c;
 	struct zone *z = NULL;
 
@@ -232,7 +239,7 @@ zone_load(const char *origin, const char *file, char *err, size_t errlen)
 	}
 	if (load_file(&c, file, 0) == -1)
 		goto done;
-	z = zone_build_rrs(origin, file, c.rrs, c.src, NULL, 0, err, errlen);
+	z = zone_build_rrs(origin, file, c.rrs, c.src, NULL, 0, keys, err, errlen);
 	c.rrs = NULL;
 done:
 	ldns_rr_list_deep_free(c.rrs);

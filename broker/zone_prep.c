@@ -24,6 +24,7 @@ struct item {
 };
 
 struct resp {
+	bool dnssec; /* the signed twin: RRSIGs and NSECs */
 	uint16_t hflags;
 	struct item an[MAX_ITEMS], ns[MAX_ITEMS], ar[MAX_ITEMS], ar6[MAX_ITEMS];
 	size_t nan, nns, nar, nar6;
@@ -83,23 +84,34 @@ add_additional(const struct zone *z, struct resp *r, const struct zrrset *set, b
 }
 
 static void
-resolve_referral(const struct zone *z, const struct znode *cut, struct resp *r)
+resolve_referral(const struct zone *z, const struct znode *cut, struct resp *r, bool dnssec)
 {
 	const struct zrrset *ns = zone_node_set(cut, LDNS_RR_TYPE_NS);
 	const struct zrrset *ds = zone_node_set(cut, LDNS_RR_TYPE_DS);
+	const struct zrrset *nsec = zone_node_set(cut, LDNS_RR_TYPE_NSEC);
 
 	memset(r, 0, sizeof(*r));
+	r->dnssec = dnssec;
 	push(r->ns, &r->nns, ns, NULL, false);
 	if (ds != NULL)
 		push(r->ns, &r->nns, ds, NULL, false);
+	else if (dnssec && nsec != NULL)
+		push(r->ns, &r->nns, nsec, NULL, false); /* no DS: insecure delegation */
 	add_additional(z, r, ns, true);
 }
 
+/* SOA for the negative TTL; signed NODATA at n: the NSEC that says so. */
 static void
-negative(const struct zone *z, struct resp *r, uint16_t rcode)
+negative(const struct zone *z, struct resp *r, uint16_t rcode, const struct znode *n)
 {
+	const struct zrrset *nsec = r->dnssec && n != NULL && n->nsec_at != NULL
+	    ? zone_node_set(n->nsec_at, LDNS_RR_TYPE_NSEC)
+	    : NULL;
+
 	r->hflags |= rcode;
 	push(r->ns, &r->nns, z->soa_set, NULL, true);
+	if (nsec != NULL)
+		push(r->ns, &r->nns, nsec, NULL, false);
 }
 
 /* Follow a CNAME target inside the zone: the next node, or NULL to stop. */
@@ -126,7 +138,7 @@ chase(const struct zone *z, const ldns_rr *cname, const uint8_t **owner, struct 
 	if (n == NULL || (n->flags & (NODE_OCCLUDED | NODE_DELEG)))
 		return NULL;
 	if (n->wild == NULL) {
-		negative(z, r, RCODE_NXDOMAIN);
+		negative(z, r, RCODE_NXDOMAIN, NULL);
 		return NULL;
 	}
 	*owner = ldns_rdf_data(target);
@@ -139,9 +151,10 @@ chase(const struct zone *z, const ldns_rr *cname, const uint8_t **owner, struct 
  */
 static void
 resolve(const struct zone *z, const struct znode *n, const uint8_t *owner, uint16_t qtype,
-    struct resp *r)
+    struct resp *r, bool dnssec)
 {
 	memset(r, 0, sizeof(*r));
+	r->dnssec = dnssec;
 	r->hflags = WIRE_AA;
 	if (qtype == LDNS_RR_TYPE_ANY) {
 		/* RFC 8482 section 4.1: one RRset is enough. */
@@ -149,7 +162,7 @@ resolve(const struct zone *z, const struct znode *n, const uint8_t *owner, uint1
 			push(r->an, &r->nan, &n->sets[0], owner, false);
 			add_additional(z, r, &n->sets[0], false);
 		} else
-			negative(z, r, 0);
+			negative(z, r, 0, n);
 		return;
 	}
 	for (int chain = 0; n != NULL; chain++) {
@@ -158,7 +171,11 @@ resolve(const struct zone *z, const struct znode *n, const uint8_t *owner, uint1
 		if (s != NULL) {
 			push(r->an, &r->nan, s, owner, false);
 			add_additional(z, r, s, false);
-			if (!(n == z->apexnode && qtype == LDNS_RR_TYPE_NS)) {
+			/* As NSD: no NS in authority beside the apex NS, nor
+			 * beside DNSKEY and DS (kept small for validators). */
+			if (qtype != LDNS_RR_TYPE_DS &&
+			    !(n == z->apexnode &&
+			        (qtype == LDNS_RR_TYPE_NS || qtype == LDNS_RR_TYPE_DNSKEY))) {
 				push(r->ns, &r->nns, z->ns_set, NULL, false);
 				add_additional(z, r, z->ns_set, false);
 			}
@@ -166,7 +183,7 @@ resolve(const struct zone *z, const struct znode *n, const uint8_t *owner, uint1
 		}
 		s = qtype != LDNS_RR_TYPE_CNAME ? zone_node_set(n, LDNS_RR_TYPE_CNAME) : NULL;
 		if (s == NULL) {
-			negative(z, r, 0);
+			negative(z, r, 0, n);
 			return;
 		}
 		push(r->an, &r->nan, s, owner, false);
@@ -185,9 +202,21 @@ struct enc {
 	size_t rot_off, rot_size, rot_count;
 };
 
+/* The RRSIGs of item v (signed answers), with its owner and TTL override. */
 static void
-encode_items(
-    struct enc *e, const struct item *v, size_t n, uint32_t neg_ttl, bool is_ar, bool rotate_last)
+encode_sigs(struct enc *e, const struct item *v, uint32_t neg_ttl)
+{
+	const ldns_rr_list *sigs = v->set->sigs;
+
+	for (size_t j = 0; sigs != NULL && j < ldns_rr_list_rr_count(sigs); j++) {
+		wenc_rr(&e->w, ldns_rr_list_rr(sigs, j), v->owner, v->neg, neg_ttl);
+		e->count++;
+	}
+}
+
+static void
+encode_items(struct enc *e, const struct item *v, size_t n, uint32_t neg_ttl, bool is_ar,
+    bool rotate_last, bool sigs)
 {
 	for (size_t i = 0; i < n; i++) {
 		const ldns_rr_list *l = v[i].set->rrs;
@@ -215,6 +244,8 @@ encode_items(
 			e->rot_size = size;
 			e->rot_count = ldns_rr_list_rr_count(l);
 		}
+		if (sigs)
+			encode_sigs(e, &v[i], neg_ttl);
 	}
 }
 
@@ -232,7 +263,7 @@ struct prepctx {
 };
 
 /* Copy an encoded answer into the zone's arena. */
-static const struct prep *
+static struct prep *
 prep_store(struct zone *z, const struct enc *e, const struct resp *r, uint16_t an, uint16_t ns,
     size_t an_len, size_t an_ns_len, uint16_t flags)
 {
@@ -268,13 +299,13 @@ prep_store(struct zone *z, const struct enc *e, const struct resp *r, uint16_t a
  * name) is at offset 12 and names compress against it and each other;
  * otherwise nothing is compressed but owners equal to qn's name (0xC00C).
  */
-static const struct prep *
+static struct prep *
 prepare(struct prepctx *ctx, const struct znode *qn, const struct resp *r, bool seeded)
 {
 	struct zone *z = ctx->z;
 	uint8_t *buf = ctx->buf;
 	struct enc *e = &ctx->enc;
-	const struct prep *p;
+	struct prep *p;
 	uint16_t an, flags = seeded ? PREP_F_SEEDED : 0;
 	size_t an_len, an_ns_len;
 
@@ -286,19 +317,19 @@ prepare(struct prepctx *ctx, const struct znode *qn, const struct resp *r, bool 
 		wenc_seed(&e->w, WIRE_HDR_LEN);
 	}
 	e->w.qname = qn != NULL ? qn->name : NULL;
-	encode_items(e, r->an, r->nan, z->neg_ttl, false, true);
+	encode_items(e, r->an, r->nan, z->neg_ttl, false, true, r->dnssec);
 	an = e->count;
 	an_len = e->w.pos - e->start;
-	encode_items(e, r->ns, r->nns, z->neg_ttl, false, false);
+	encode_items(e, r->ns, r->nns, z->neg_ttl, false, false, r->dnssec);
 	an_ns_len = e->w.pos - e->start;
-	encode_items(e, r->ar, r->nar, z->neg_ttl, true, false);
-	encode_items(e, r->ar6, r->nar6, z->neg_ttl, true, false);
+	encode_items(e, r->ar, r->nar, z->neg_ttl, true, false, false);
+	encode_items(e, r->ar6, r->nar6, z->neg_ttl, true, false, false);
 	if (e->w.failed || e->w.pos - e->start > WIRE_MSG_MAX - 512) {
 		zone_seterr(ctx->err, ctx->errlen,
 		    "zone %s: an answer does not fit in a DNS message", z->name);
 		return NULL;
 	}
-	if (r->nan > 0 && (r->an[r->nan - 1].set->flags & ZONE_RRSET_TRIM))
+	if (r->nan > 0 && (r->an[r->nan - 1].set->flags & ZONE_RRSET_TRIM) && !r->dnssec)
 		flags |= PREP_F_TRIM;
 	p = prep_store(
 	    z, e, r, an, (uint16_t)(e->count - an - e->nar_end), an_len, an_ns_len, flags);
@@ -312,9 +343,56 @@ prepare_for(struct prepctx *ctx, struct znode *n, uint16_t qtype)
 {
 	struct resp r;
 	bool seeded = !(n->flags & NODE_WILDCARD);
+	struct prep *p;
 
-	resolve(ctx->z, n, NULL, qtype, &r);
-	return prepare(ctx, n, &r, seeded);
+	resolve(ctx->z, n, NULL, qtype, &r, false);
+	p = prepare(ctx, n, &r, seeded);
+	if (p == NULL || ctx->z->keys == NULL)
+		return p;
+	resolve(ctx->z, n, NULL, qtype, &r, true);
+	p->dnssec = prepare(ctx, n, &r, seeded);
+	return p->dnssec != NULL ? p : NULL;
+}
+
+/* A chain node's NSEC and its RRSIGs alone, for NXDOMAIN proofs. */
+static int
+prepare_nsec_part(struct prepctx *ctx, struct znode *n)
+{
+	const struct zrrset *nsec = zone_node_set(n, LDNS_RR_TYPE_NSEC);
+	struct resp r;
+
+	if (nsec == NULL)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.dnssec = true;
+	push(r.ns, &r.nns, nsec, NULL, false);
+	n->nsec_part = prepare(ctx, NULL, &r, false);
+	return n->nsec_part != NULL ? 0 : -1;
+}
+
+/* The NXDOMAIN answer; signed: its twin with the SOA's RRSIG, the NSECs come per query. */
+static int
+prepare_nxdomain(struct prepctx *ctx)
+{
+	struct zone *z = ctx->z;
+	struct resp r;
+	struct prep *p, *s;
+
+	memset(&r, 0, sizeof(r));
+	r.hflags = WIRE_AA;
+	negative(z, &r, RCODE_NXDOMAIN, NULL);
+	z->nxdomain = p = prepare(ctx, NULL, &r, false);
+	if (p == NULL || z->keys == NULL)
+		return p != NULL ? 0 : -1;
+	r.dnssec = true;
+	p->dnssec = s = prepare(ctx, NULL, &r, false);
+	if (s == NULL)
+		return -1;
+	s->flags |= PREP_F_DENIAL;
+	for (size_t i = 0; i < z->nchain; i++)
+		if (prepare_nsec_part(ctx, z->chain[i]) == -1)
+			return -1;
+	return 0;
 }
 
 static int
@@ -376,20 +454,22 @@ prepare_zone(struct prepctx *ctx)
 	struct zone *z = ctx->z;
 	struct resp r;
 
-	memset(&r, 0, sizeof(r));
-	r.hflags = WIRE_AA;
-	negative(z, &r, RCODE_NXDOMAIN);
-	z->nxdomain = prepare(ctx, NULL, &r, false);
-	if (z->nxdomain == NULL)
+	if (prepare_nxdomain(ctx) == -1)
 		return -1;
 	for (size_t i = 0; i < z->nnodes; i++) {
 		struct znode *n = z->nodes[i];
+		struct prep *p;
 
 		if (!(n->flags & NODE_DELEG))
 			continue;
-		resolve_referral(z, n, &r);
-		n->referral = prepare(ctx, NULL, &r, false);
-		if (n->referral == NULL)
+		resolve_referral(z, n, &r, false);
+		n->referral = p = prepare(ctx, NULL, &r, false);
+		if (p == NULL)
+			return -1;
+		if (z->keys == NULL)
+			continue;
+		resolve_referral(z, n, &r, true);
+		if ((p->dnssec = prepare(ctx, NULL, &r, false)) == NULL)
 			return -1;
 	}
 	for (size_t i = 0; i < z->nnodes; i++)

@@ -323,10 +323,43 @@ zone_also_notify_cb(struct conv *cv, const struct cnode *n, void *obj, const str
 	return config_for_each_entry(cv, n, notify_entry, z);
 }
 
+const struct stmt config_dnssec_table[] = {
+    T("key-directory", V_PATH, config_dnssec, key_directory, "(required)"),
+    D("signature-validity", config_dnssec, validity, "14d", 3600, 365 * 86400),
+    D("signature-refresh", config_dnssec, refresh, "7d", 600, 364 * 86400),
+    D("inception-offset", config_dnssec, inception_offset, "1h", 0, 86400), END};
+
+static int
+zone_dnssec_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
+{
+	struct config_zone *z = obj;
+	struct config_dnssec *d = &z->dnssec;
+
+	(void)s;
+	if (config_need_block(cv, n, 0) == -1)
+		return -1;
+	if (d->enabled)
+		return config_cv_error(
+		    cv, n->file, n->line, "dnssec given twice in zone '%s'", z->name);
+	if (table_defaults(cv->cfg, config_dnssec_table, d) == -1 ||
+	    config_conv_block(cv, n->children, "in dnssec", config_dnssec_table, d) == -1)
+		return -1;
+	d->enabled = true;
+	if (d->key_directory == NULL)
+		return config_cv_error(
+		    cv, n->file, n->line, "dnssec in zone '%s' needs 'key-directory'", z->name);
+	if (d->refresh >= d->validity)
+		return config_cv_error(cv, n->file, n->line,
+		    "zone '%s': signature-refresh must be shorter than signature-validity",
+		    z->name);
+	return 0;
+}
+
 const struct stmt config_zone_table[] = {T("file", V_PATH, config_zone, file, "(required)"),
     C("allow-transfer", zone_allow_transfer_cb, false, "none", config_zone_acl_print),
     C("also-notify", zone_also_notify_cb, false, NULL, config_zone_notify_print),
-    A("notify-source", V_ADDR, config_zone, notify_source, 0, "(the broker's notify-source)"), END};
+    A("notify-source", V_ADDR, config_zone, notify_source, 0, "(the broker's notify-source)"),
+    C("dnssec", zone_dnssec_cb, false, "(unsigned)", config_zone_dnssec_print), END};
 
 static int
 broker_zone_cb(struct conv *cv, const struct cnode *n, void *obj, const struct stmt *s)
@@ -1177,6 +1210,7 @@ config_grammar_print(FILE *out)
 	grammar_table(out, "broker", broker_table);
 	grammar_table(out, "rate-limit", config_rrl_table);
 	grammar_table(out, "zone", config_zone_table);
+	grammar_table(out, "dnssec", config_dnssec_table);
 	grammar_table(out, "cluster", config_cluster_table);
 	grammar_table(out, "metrics", metrics_table);
 	grammar_table(out, "resolver", resolver_table);

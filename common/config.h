@@ -92,6 +92,15 @@ struct config_acl {
 	size_t n;
 };
 
+/* Online-prepared DNSSEC of one zone (zone { dnssec { } }, docs/dnssec.md). */
+struct config_dnssec {
+	bool enabled;              /* a dnssec block was given */
+	char *key_directory;       /* absolute; K<zone>.+alg+tag.key/.private */
+	unsigned validity;         /* seconds, default 14 days */
+	unsigned refresh;          /* seconds between re-signings, default 7 days */
+	unsigned inception_offset; /* seconds back-dated, default 1 hour */
+};
+
 struct config_zone {
 	char *name;                       /* lower case, no trailing dot */
 	char *file;                       /* absolute */
@@ -104,6 +113,7 @@ struct config_zone {
 	/* Source of this zone's NOTIFY messages: the zone's own `notify-source`,
 	 * else the broker's; len 0 = unset (the sender picks); port 0 = any. */
 	struct addr notify_source;
+	struct config_dnssec dnssec;
 };
 
 /* Response rate limiting of UDP answers (broker { rate-limit { } }). */

@@ -114,8 +114,8 @@ check_access(
 		return -1;
 	if (!mode_allows(u, &st, want)) {
 		snprintf(why, len, "%s cannot %s it (mode %04o, owner %u, group %u)", u->name,
-		    dir ? "create files in" : "read", (unsigned)(st.st_mode & 07777),
-		    (unsigned)st.st_uid, (unsigned)st.st_gid);
+		    dir ? ((want & 2) ? "create files in" : "list") : "read",
+		    (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
 		return -1;
 	}
 	return 0;
@@ -240,6 +240,13 @@ check_broker(struct env *e)
 		if (check_can_read(&e->user, z->file, why, sizeof(why)) == -1) {
 			fprintf(stderr, "%s: %s:%d: zone '%s': file %s: %s\n", e->prog, cfg->path,
 			    z->line, z->name, z->file, why);
+			e->rc = -1;
+		}
+		if (z->dnssec.enabled &&
+		    check_access(
+		        &e->user, z->dnssec.key_directory, 4 | 1, true, why, sizeof(why)) == -1) {
+			fprintf(stderr, "%s: %s:%d: zone '%s': dnssec key-directory %s: %s\n",
+			    e->prog, cfg->path, z->line, z->name, z->dnssec.key_directory, why);
 			e->rc = -1;
 		}
 	}

@@ -121,7 +121,8 @@ extern const struct config_section config_sections[];
 extern const size_t config_nsections;
 
 /* Statement tables that -p needs beside config_sections. */
-extern const struct stmt config_zone_table[], config_rrl_table[], config_cluster_table[];
+extern const struct stmt config_zone_table[], config_rrl_table[], config_cluster_table[],
+    config_dnssec_table[];
 extern const struct stmt config_relay_tls_table[];
 
 struct pr;
@@ -173,6 +174,7 @@ void config_broker_zone_print(struct pr *p, const void *obj, const struct stmt *
 void config_broker_rrl_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_zone_acl_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_zone_notify_print(struct pr *p, const void *obj, const struct stmt *s);
+void config_zone_dnssec_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_cluster_members_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_cluster_failover_print(struct pr *p, const void *obj, const struct stmt *s);
 void config_cluster_health_print(struct pr *p, const void *obj, const struct stmt *s);

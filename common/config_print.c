@@ -265,6 +265,15 @@ config_broker_rrl_print(struct pr *p, const void *obj, const struct stmt *s)
 }
 
 void
+config_zone_dnssec_print(struct pr *p, const void *obj, const struct stmt *s)
+{
+	const struct config_zone *z = obj;
+
+	if (z->dnssec.enabled)
+		pr_block(p, s->name, NULL, config_dnssec_table, &z->dnssec);
+}
+
+void
 config_cluster_members_print(struct pr *p, const void *obj, const struct stmt *s)
 {
 	const struct config_cluster *cl = obj;

@@ -11,6 +11,12 @@
 # which is the cost per query.  Every server gets 2 UDP threads.  On a small
 # machine dnsperf shares the cores with the server: the figures are
 # indicative, the ratios are what to look at.
+#
+# DNSSEC phase (issue 18): the same mix with the DO bit (dnsperf -D) against
+# brokerd with the zone signed (ldns-keygen KSK + ZSK), brokerd unsigned and
+# Knot with mod-onlinesign, at max rate (interleaved, median) and at the
+# fixed rate (CPU%); then a random-subdomain NXDOMAIN flood with DO at the
+# fixed rate: CPU% and answers per second of signed brokerd and of Knot.
 set -eu
 # The daemons refuse root without options { user }; a benchmark on loopback
 # may keep it (docs/hardening.md).
@@ -33,7 +39,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-for t in dnsperf nsd gdnsd knotd python3; do
+for t in dnsperf nsd gdnsd knotd python3 ldns-keygen; do
 	command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] ||
 	    { echo "dns.sh: $t is not installed (make deps)" >&2; exit 1; }
 done
@@ -149,6 +155,45 @@ EOF
 	echo $!
 }
 
+start_brokerd_signed() {
+	port=$1
+	mkdir -p "$WORK/keys"
+	(cd "$WORK/keys" && ldns-keygen -a ECDSAP256SHA256 -k "$ZONE" >/dev/null &&
+	    ldns-keygen -a ECDSAP256SHA256 "$ZONE" >/dev/null)
+	cat > "$WORK/brokerd-signed.conf" <<EOF
+broker {
+    listen { 127.0.0.1 port $port; };
+    threads 2;
+    state-file "$WORK/brokerd-signed.state";
+    control-socket "$WORK/brokerd-signed.sock";
+    zone "$ZONE" { file "$WORK/zone"; dnssec { key-directory "$WORK/keys"; }; };
+};
+EOF
+	"$BIN/brokerd" -c "$WORK/brokerd-signed.conf" > "$WORK/brokerd-signed.log" 2>&1 &
+	echo $!
+}
+
+start_knot_signed() {
+	port=$1
+	mkdir -p "$WORK/knots"
+	cat > "$WORK/knots/knot.conf" <<EOF
+server:
+    rundir: "$WORK/knots"
+    listen: 127.0.0.1@$port
+    udp-workers: 2
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$WORK/knots"
+zone:
+  - domain: $ZONE
+    file: "$WORK/zone"
+    module: mod-onlinesign
+EOF
+	knotd -c "$WORK/knots/knot.conf" > "$WORK/knots.log" 2>&1 &
+	echo $!
+}
+
 wait_answer() {
 	port=$1
 	for _ in $(seq 1 100); do
@@ -239,6 +284,59 @@ for s in brokerd:$B nsd:$N gdnsd:$G knot:$K; do
 	echo "rss ${s%%:*} $(rss_kb "${s#*:}")" >> "$WORK/results"
 done
 
+# ---- DNSSEC: DO-bit queries, signed brokerd vs unsigned vs Knot onlinesign
+SP=$(free_port); OP=$(free_port)
+S=$(start_brokerd_signed "$SP"); PIDS="$PIDS $S"
+O=$(start_knot_signed "$OP"); PIDS="$PIDS $O"
+for p in $SP $OP; do wait_answer "$p"; done
+for p in $SP $OP; do
+	dig +dnssec +short -p "$p" @127.0.0.1 "smtp.$ZONE" A | grep -q '^A ' ||
+	    { echo "dns.sh: the server on port $p gives no RRSIG" >&2; exit 1; }
+done
+python3 -c "
+import random
+r = random.Random(2)
+for _ in range(200000):
+    print('%08x.$ZONE A' % r.getrandbits(32))" > "$WORK/flood"
+
+echo "== DNSSEC: DO=1 mix, max throughput, $RUNS run(s), interleaved"
+for run in $(seq 1 "$RUNS"); do
+	for s in brokerd:$BP brokerd-signed:$SP knot-onlinesign:$OP; do
+		name=${s%%:*}
+		port=${s#*:}
+		q=$(qps "$port" -D)
+		echo "do-$name $q" >> "$WORK/results"
+		printf '  run %d %-16s %12s q/s\n' "$run" "$name" "$q"
+	done
+done
+echo "== DNSSEC: DO=1 mix at ${RATE} q/s: CPU%"
+for s in brokerd:$BP:$B brokerd-signed:$SP:$S knot-onlinesign:$OP:$O; do
+	name=${s%%:*}
+	rest=${s#*:}
+	port=${rest%%:*}
+	pid=${rest#*:}
+	t0=$(cpu_ticks "$pid")
+	q=$(qps "$port" -D -Q "$RATE")
+	t1=$(cpu_ticks "$pid")
+	cpu=$(python3 -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) / $SECONDS_ * 100:.1f}')")
+	echo "docpu do-$name $cpu" >> "$WORK/results"
+	printf '  %-16s %12s q/s answered  CPU %6s%%\n' "$name" "$q" "$cpu"
+done
+echo "== DNSSEC: random-subdomain NXDOMAIN flood, DO=1, ${RATE} q/s: CPU%"
+for s in brokerd-signed:$SP:$S knot-onlinesign:$OP:$O; do
+	name=${s%%:*}
+	rest=${s#*:}
+	port=${rest%%:*}
+	pid=${rest#*:}
+	t0=$(cpu_ticks "$pid")
+	q=$(dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/flood" -l "$SECONDS_" -c 8 -T 1 -D \
+	    -Q "$RATE" 2>&1 | awk '/Queries per second/ { print $4 }')
+	t1=$(cpu_ticks "$pid")
+	cpu=$(python3 -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) / $SECONDS_ * 100:.1f}')")
+	echo "flood $name $cpu $q" >> "$WORK/results"
+	printf '  %-16s %12s NXDOMAIN/s  CPU %6s%%\n' "$name" "$q" "$cpu"
+done
+
 python3 - "$WORK/results" <<'EOF'
 import statistics, sys
 qps, cpu, rss = {}, {}, {}
@@ -246,6 +344,10 @@ for line in open(sys.argv[1]):
     f = line.split()
     if f[0] == "cpu":
         cpu[f[1]] = float(f[2])
+    elif f[0] == "docpu":
+        cpu[f[1]] = float(f[2])
+    elif f[0] == "flood":
+        cpu["flood-" + f[1]] = float(f[2])
     elif f[0] == "rss":
         rss[f[1]] = int(f[2])
     elif len(f) == 2 and f[1]:
@@ -262,4 +364,15 @@ for k in ("nsd", "gdnsd"):
 for k in ("nsd", "gdnsd", "knot"):
     if cpu.get(k):
         print(f"  brokerd/{k} CPU ratio at fixed rate {cpu.get('brokerd', 0) / cpu[k]:.2f}")
+print("== DNSSEC summary (DO=1)")
+s, u, o = (med.get(k, 0) for k in ("do-brokerd-signed", "do-brokerd", "do-knot-onlinesign"))
+cs, cu = cpu.get("do-brokerd-signed", 0), cpu.get("do-brokerd", 0)
+if u and o:
+    print(f"  signed/unsigned qps {s / u:.2f} (goal >= 0.9)   signed/knot-onlinesign qps "
+          f"{s / o:.2f} (goal >= 1.0)")
+if cu:
+    print(f"  signed/unsigned CPU at fixed rate {cs / cu:.2f} (goal <= 1.2)")
+fs, fo = cpu.get("flood-brokerd-signed", 0), cpu.get("flood-knot-onlinesign", 0)
+print(f"  NXDOMAIN flood CPU: brokerd-signed {fs:.1f}%  knot-onlinesign {fo:.1f}%"
+      " (brokerd signs nothing per query: a precomputed NSEC chain)")
 EOF

@@ -1227,6 +1227,46 @@ test_transfer_keys(void)
 	refused(text, "t.conf:4: key 'c': hmac-sha384 cannot sign", "sha384 for TSIG");
 }
 
+/* zone { dnssec { } }: defaults, paths, and the refusals. */
+static void
+test_zone_dnssec(void)
+{
+	struct config *cfg = load("options { directory \"/var/lib/mxb\"; };\n"
+	                          "broker { zone \"a.test\" { file \"a.zone\"; dnssec { "
+	                          "key-directory \"keys\"; }; };\n"
+	                          "zone \"b.test\" { file \"b.zone\"; dnssec { key-directory "
+	                          "\"/k\"; signature-validity 3d; signature-refresh 1d; "
+	                          "inception-offset 0; }; };\n"
+	                          "zone \"c.test\" { file \"c.zone\"; }; };\n");
+	const struct config_dnssec *a, *b;
+
+	ok(cfg != NULL, "dnssec blocks load: %s", err);
+	if (cfg == NULL)
+		return;
+	a = &cfg->broker.zones[0].dnssec;
+	b = &cfg->broker.zones[1].dnssec;
+	ok(a->enabled && strcmp(a->key_directory, "/var/lib/mxb/keys") == 0,
+	    "key-directory is resolved against the directory: %s", a->key_directory);
+	is_int(a->validity, 14 * 86400, "signature-validity default");
+	is_int(a->refresh, 7 * 86400, "signature-refresh default");
+	is_int(a->inception_offset, 3600, "inception-offset default");
+	ok(b->validity == 3 * 86400 && b->refresh == 86400 && b->inception_offset == 0,
+	    "dnssec values");
+	ok(!cfg->broker.zones[2].dnssec.enabled, "a zone without dnssec is unsigned");
+	config_free(cfg);
+	refused("broker { zone \"a.test\" { file \"/a\"; dnssec { }; }; };",
+	    "t.conf:1: ", "dnssec without key-directory");
+	refused("broker { zone \"a.test\" { file \"/a\"; dnssec { key-directory \"/k\"; "
+	        "signature-validity 1d; signature-refresh 1d; }; }; };",
+	    "t.conf:1: zone 'a.test': signature-refresh must be shorter", "refresh >= validity");
+	refused("broker { zone \"a.test\" { file \"/a\"; dnssec { key-directory \"/k\"; }; "
+	        "dnssec { key-directory \"/k\"; }; }; };",
+	    "t.conf:1: ", "dnssec twice");
+	refused("broker { zone \"a.test\" { file \"/a\"; dnssec { key-directory \"/k\"; "
+	        "signature-refresh 1m; }; }; };",
+	    "t.conf:1: ", "signature-refresh below its range");
+}
+
 int
 main(void)
 {
@@ -1247,6 +1287,7 @@ main(void)
 	test_queue_min_free_and_hysteresis();
 	test_relay_capacity();
 	test_transfer_keys();
+	test_zone_dnssec();
 	config_free(NULL);
 	return tap_done();
 }
