@@ -169,6 +169,41 @@ def test_axfr_needs_the_zones_key(daemons, position):
     assert st["axfr_refused"] >= 6
 
 
+def test_ixfr_by_dig(daemons, position):
+    """After a brokered change IXFR=<old serial> with the key is the diff;
+    the current serial gets the SOA alone; a serial the journal does not
+    reach back to gets the whole zone; unsigned, it is refused."""
+    keys = Keys()
+    agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50, H[2]: 90})
+    lb = TsigLB(daemons, keys, position, bu.cluster_conf(H, agents.port))
+    lb.wait_set([H[2], H[1]], 10)
+    key = (keys.name(ORIGIN), keys.secret(ORIGIN))
+    s0 = lb.serial()
+    agents.stop(H[2])
+    lb.wait_set([H[1], H[0]], 10)
+    s1 = lb.serial()
+    assert s1 != s0
+    rrs = records(dig_axfr(lb.port, ORIGIN, key, rdtype=f"IXFR={s0}"))
+    soas = [i for i, r in enumerate(rrs) if r[3] == "SOA"]
+    assert [rrs[i][6] for i in soas] == [str(s1), str(s0), str(s1), str(s1)], rrs
+    removed = rrs[soas[1] + 1:soas[2]]
+    added = rrs[soas[2] + 1:soas[3]]
+    a = bu.CLUSTER + "."
+    assert [a, H[2]] in [[r[0], r[4]] for r in removed if r[3] == "A"], removed
+    assert [a, H[0]] in [[r[0], r[4]] for r in added if r[3] == "A"], added
+    assert not [r for r in removed + added if r[0] != a and r[3] != "TXT"], (removed, added)
+    assert re.search(rf"IXFR of {ORIGIN} serial {s0} to {s1} \(\d+ steps?\) to "
+                     rf"127\.0\.0\.1:\d+ key {key[0]}", lb.d.log())
+
+    rrs = records(dig_axfr(lb.port, ORIGIN, key, rdtype=f"IXFR={s1}"))
+    assert len(rrs) == 1 and rrs[0][3] == "SOA" and rrs[0][6] == str(s1), rrs
+    rrs = records(dig_axfr(lb.port, ORIGIN, key, rdtype=f"IXFR={s0 - 100}"))
+    assert rrs[0][3] == "SOA" and rrs[1][3] != "SOA" and rrs[-1][3] == "SOA", rrs
+    assert "not in the journal, whole zone" in lb.d.log()
+    assert not records(dig_axfr(lb.port, ORIGIN, rdtype=f"IXFR={s0}"))
+    assert re.search(rf"{ORIGIN} IXFR refused to 127\.0\.0\.1:\d+: key -", lb.d.log())
+
+
 def test_tsig_errors_seen_by_dnspython(daemons):
     keys = Keys()
     agents = bu.Agents(daemons, {H[0]: 20})
@@ -251,12 +286,13 @@ def start_knot(daemons, port, lb, keys, zones):
     return daemons.start("knotd", [require_tool("knotd"), "-c", conf])
 
 
-def nsd_conf(d, port, lb, keys, zones, request="AXFR "):
+def nsd_conf(d, port, lb, keys, zones, request=""):
     keydefs = "".join(f"key:\n  name: \"{keys.name(z)}\"\n  algorithm: hmac-sha256\n"
                       f"  secret: \"{keys.secret(z)}\"\n" for z in zones)
     zonedefs = "".join(f"zone:\n  name: {z}\n  zonefile: \"{d}/nsd-{z}.zone\"\n"
                        f"  request-xfr: {request}127.0.0.1@{lb.port} {keys.name(z)}\n"
-                       f"  allow-notify: 127.0.0.1 {keys.name(z)}\n" for z in zones)
+                       f"  allow-notify: 127.0.0.1 {keys.name(z)}\n"
+                       "  store-ixfr: yes\n  provide-xfr: 127.0.0.1 NOKEY\n" for z in zones)
     return bu_nsd_server(d, port) + keydefs + zonedefs
 
 
@@ -265,7 +301,7 @@ def bu_nsd_server(d, port):
     return broker_util.nsd_server_conf(d, port, "  verbosity: 2\n")
 
 
-def start_nsd(daemons, port, lb, keys, zones, request="AXFR "):
+def start_nsd(daemons, port, lb, keys, zones, request=""):
     conf = daemons.write("nsd.conf", nsd_conf(daemons.dir, port, lb, keys, zones, request))
     return daemons.start("nsd", [require_tool("nsd"), "-d", "-c", conf])
 
@@ -300,6 +336,7 @@ def test_secondary_follows_signed_notify(daemons, position, secondary):
     mxb.wait_until(lambda: re.search(rf"{ORIGIN} serial \d+ acknowledged by 127\.0\.0\.1:{port}",
                                      lb.d.log()), what="the first signed ack")
     acked = lb.state()["notify"]["acked"]
+    before = lb.serial()
     agents.stop(H[2])
     lb.wait_set([H[1], H[0]], 10)
     serial = lb.serial()
@@ -310,6 +347,19 @@ def test_secondary_follows_signed_notify(daemons, position, secondary):
     mxb.wait_until(lambda: lb.state()["notify"]["acked"] > acked, what="the signed ack")
     log = lb.d.log()
     assert "refused" not in log and "without a valid TSIG" not in log
+    # It followed by IXFR: our side sent the step, theirs says IXFR.
+    assert re.search(rf"IXFR of {ORIGIN} serial \d+ to {serial} \(\d+ steps?\) to "
+                     rf"127\.0\.0\.1:\d+ key {keys.name(ORIGIN)}", log), log[-3000:]
+    theirs = sec.log()
+    if secondary == "knot":
+        assert re.search(rf"\[{re.escape(ORIGIN)}\.\] IXFR, incoming, remote 127\.0\.0\.1@"
+                         rf"{lb.port}.*finished", theirs), theirs[-3000:]
+    else:
+        # NSD logs no transfer type; it keeps the IXFRs it receives
+        # (store-ixfr, no create-ixfr) and serves them: a diff from it proves
+        # it received one.
+        rrs = records(dig_axfr(port, ORIGIN, rdtype=f"IXFR={before}"))
+        assert [r[3] for r in rrs[:2]] == ["SOA", "SOA"] and rrs[1][6] == str(before), rrs
 
 
 def test_unsigned_ack_of_a_signed_notify_does_not_count(daemons):
