@@ -6,4 +6,4 @@ PROGS += brokerd-ctl
 brokerd-ctl_MAIN := broker/brokerd-ctl.c
 broker_TESTS += test_zone test_dnsq
 broker_TESTS += test_ranker test_updater test_cluster
-broker_TESTS += test_rrl test_xfr test_journal
+broker_TESTS += test_rrl test_xfr test_journal test_tsig
