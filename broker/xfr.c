@@ -27,7 +27,7 @@
 
 #define XFR_TCP_LEN_SIZE 2     /* the length prefix of a DNS message over TCP */
 #define XFR_TCP_MSG_MAX  65535 /* the most that prefix can say */
-#define XFR_KEYS_MAX     256   /* TSIG keys looked at for one request */
+#define XFR_KEYS_MAX     256   /* distinct TSIG keys the ACLs may name */
 
 bool
 xfr_allowed(const struct config_zone *cz, const struct addr *peer, const struct config_key *key)
@@ -200,16 +200,30 @@ out_error(struct xfr_out *o, ldns_pkt_rcode rcode, enum tsig_error terr,
 	return out_flush(o);
 }
 
-/* Every key some zone's allow-transfer names (a key no ACL names is unknown here). */
+/* Append key to v[0..*n) unless it is there already or v is full. */
+static void
+key_add(const struct config_key **v, size_t *n, size_t max, const struct config_key *key)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (v[i] == key)
+			return;
+	if (*n < max)
+		v[(*n)++] = key;
+}
+
+/*
+ * Every key some zone's allow-transfer names, each once (at most max): a
+ * key that no ACL names is unknown to transfers (BADKEY).
+ */
 static size_t
 transfer_keys(const struct config_broker *cfg, const struct config_key **v, size_t max)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < cfg->nzones; i++)
-		for (size_t k = 0; k < cfg->zones[i].allow_transfer.n && n < max; k++)
+		for (size_t k = 0; k < cfg->zones[i].allow_transfer.n; k++)
 			if (cfg->zones[i].allow_transfer.v[k].key != NULL)
-				v[n++] = cfg->zones[i].allow_transfer.v[k].key;
+				key_add(v, &n, max, cfg->zones[i].allow_transfer.v[k].key);
 	return n;
 }
 
