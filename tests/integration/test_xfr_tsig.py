@@ -19,7 +19,9 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
+import broker_util
 import brokering_util as bu
+from broker_util import addrs_at, serial_at
 import mxb
 from conftest import require_tool
 
@@ -28,7 +30,7 @@ H = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 OTHERS = ["first.example.test", "last.example.test"]
 
 
-def secret(seed):
+def secret():
     """A key secret made for this test run (32 random bytes)."""
     return base64.b64encode(os.urandom(32)).decode()
 
@@ -37,9 +39,8 @@ class Keys:
     """One hmac-sha256 key per zone, plus one that no zone names."""
 
     def __init__(self):
-        self.k = {z: (f"key-{i}", secret(i)) for i, z in
-                  enumerate([ORIGIN] + OTHERS)}
-        self.stranger = ("stranger", secret(9))
+        self.k = {z: (f"key-{i}", secret()) for i, z in enumerate([ORIGIN] + OTHERS)}
+        self.stranger = ("stranger", secret())
 
     def name(self, zone):
         return self.k[zone][0]
@@ -143,9 +144,12 @@ def test_axfr_needs_the_zones_key(daemons, position):
     assert re.search(rf"AXFR of {ORIGIN} serial \d+ to 127\.0\.0\.1:\d+ key {good[0]}",
                      lb.d.log())
 
-    out = dig_axfr(lb.port, ORIGIN, (good[0], secret(5)))
+    out = dig_axfr(lb.port, ORIGIN, (good[0], secret()))
     assert "BADSIG" in out and not records(out)
     out = dig_axfr(lb.port, ORIGIN, ("nobody-knows", good[1]))
+    assert "BADKEY" in out and not records(out)
+    # A key of the configuration that no allow-transfer names: unknown here.
+    out = dig_axfr(lb.port, ORIGIN, keys.stranger)
     assert "BADKEY" in out and not records(out)
     # The key of another zone: verified, signed REFUSED, not that zone's data.
     out = dig_axfr(lb.port, ORIGIN, (keys.name(OTHERS[0]), keys.secret(OTHERS[0])))
@@ -214,7 +218,7 @@ def test_tsig_errors_seen_by_dnspython(daemons):
     with pytest.raises(dns.tsig.PeerBadTime):
         ask_signed(lb.port, ORIGIN, name, sec, at=time.time() - 3600)
     with pytest.raises(dns.tsig.PeerBadSignature):
-        ask_signed(lb.port, ORIGIN, name, secret(3))
+        ask_signed(lb.port, ORIGIN, name, secret())
     with pytest.raises(dns.tsig.PeerBadKey):
         ask_signed(lb.port, ORIGIN, "unknown-key", sec)
     assert re.search(rf"key {name}\.: time outside the fudge", lb.d.log())
@@ -235,24 +239,6 @@ def test_many_messages_each_signed(daemons):
 
 # ---- real secondaries ---------------------------------------------------------
 
-def query(port, name, rdtype):
-    try:
-        q = dns.message.make_query(name + ".", rdtype)
-        return dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
-    except Exception:
-        return None
-
-
-def serial_at(port, zone):
-    r = query(port, zone, "SOA")
-    return r.answer[0][0].serial if r is not None and r.answer else None
-
-
-def addrs_at(port, name):
-    r = query(port, name, "A")
-    return {rd.address for rs in (r.answer if r else []) for rd in rs}
-
-
 def knot_conf(d, port, lb, keys, zones):
     keydefs = "".join(f"  - id: {keys.name(z)}\n    algorithm: hmac-sha256\n"
                       f"    secret: {keys.secret(z)}\n" for z in zones)
@@ -262,15 +248,7 @@ def knot_conf(d, port, lb, keys, zones):
                    f"    action: notify\n" for i, z in enumerate(zones))
     zonedefs = "".join(f"  - domain: {z}\n    master: primary-{i}\n    acl: notify-{i}\n"
                        f"    file: \"{d}/knot-{z}.zone\"\n" for i, z in enumerate(zones))
-    return f"""server:
-    rundir: "{d}"
-    listen: 127.0.0.1@{port}
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{d}/knotdb"
-key:
+    return broker_util.knot_server_conf(d, port, "knotdb") + f"""key:
 {keydefs}remote:
 {remotes}acl:
 {acls}template:
@@ -293,12 +271,7 @@ def nsd_conf(d, port, lb, keys, zones, request=""):
                        f"  request-xfr: {request}127.0.0.1@{lb.port} {keys.name(z)}\n"
                        f"  allow-notify: 127.0.0.1 {keys.name(z)}\n"
                        "  store-ixfr: yes\n  provide-xfr: 127.0.0.1 NOKEY\n" for z in zones)
-    return bu_nsd_server(d, port) + keydefs + zonedefs
-
-
-def bu_nsd_server(d, port):
-    import broker_util
-    return broker_util.nsd_server_conf(d, port, "  verbosity: 2\n")
+    return broker_util.nsd_server_conf(d, port, "  verbosity: 2\n") + keydefs + zonedefs
 
 
 def start_nsd(daemons, port, lb, keys, zones, request=""):
