@@ -323,6 +323,16 @@ answer_ixfr(const struct xfr_request *r, struct xfr_out *o, const char *with)
 	return XFR_AXFR;
 }
 
+/* True when the question names the zone's apex (both lower-case wire). */
+static bool
+asks_apex(const struct xfr_request *r)
+{
+	size_t alen = 0;
+	const uint8_t *apex = zone_apex(r->z, &alen);
+
+	return alen == r->q->qname_len && memcmp(apex, r->q->qname, alen) == 0;
+}
+
 /* The answer once the request is parsed: TSIG, ACL, then the transfer. */
 static enum xfr_result
 answer_parsed(const struct xfr_request *r, struct xfr_out *o)
@@ -340,6 +350,11 @@ answer_parsed(const struct xfr_request *r, struct xfr_out *o)
 		return refuse(r, o, st, key) == 0 ? XFR_REFUSED : XFR_FAILED;
 	if (!xfr_allowed(zone_config(r->cfg, zone_name(r->z)), r->peer, key))
 		return refuse(r, o, st, key) == 0 ? XFR_REFUSED : XFR_FAILED;
+	/* A name below the apex is no zone we serve (RFC 5936 2.2.1): NOTAUTH. */
+	if (!asks_apex(r))
+		return out_error(o, LDNS_RCODE_NOTAUTH, TSIG_NOERROR, NULL, r->now) == 0
+		    ? XFR_REFUSED
+		    : XFR_FAILED;
 	snprintf(
 	    with, sizeof(with), "%s%s", key != NULL ? " key " : "", key != NULL ? key->name : "");
 	if (r->q->qtype == LDNS_RR_TYPE_IXFR)

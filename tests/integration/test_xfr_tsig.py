@@ -165,6 +165,9 @@ def test_axfr_needs_the_zones_key(daemons, position):
     assert records(dig_axfr(lb.port, ORIGIN, (keys.name(OTHERS[1]), keys.secret(OTHERS[1])),
                             source="127.0.0.3"))
     assert not records(dig_axfr(lb.port, ORIGIN, good, source="127.0.0.3"))
+    # A name below the apex is no zone: NOTAUTH, even with the key.
+    r = ask_signed(lb.port, bu.CLUSTER, *good)
+    assert r.rcode() == dns.rcode.NOTAUTH and not r.answer and r.had_tsig
     # Every other zone answers its own key only.
     for z in OTHERS:
         assert records(dig_axfr(lb.port, z, (keys.name(z), keys.secret(z))))
