@@ -15,6 +15,7 @@ from unittest import mock
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
 import pytest
@@ -208,6 +209,14 @@ def test_ixfr_by_dig(daemons, position):
     assert rrs[0][3] == "SOA" and rrs[1][3] != "SOA" and rrs[-1][3] == "SOA", rrs
     assert "not in the journal, whole zone" in lb.d.log()
     assert not records(dig_axfr(lb.port, ORIGIN, rdtype=f"IXFR={s0}"))
+    # Over UDP (RFC 1995 2): the current SOA only, so the client asks over TCP.
+    r = dns.query.udp(dns.message.make_query(ORIGIN + ".", "IXFR"), "127.0.0.1",
+                      port=lb.port, timeout=3)
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [(rs.rdtype, rs[0].serial) for rs in r.answer] == [(dns.rdatatype.SOA, s1)]
+    r = dns.query.udp(dns.message.make_query(bu.CLUSTER + ".", "IXFR"), "127.0.0.1",
+                      port=lb.port, timeout=3)
+    assert r.rcode() == dns.rcode.REFUSED
     assert re.search(rf"{ORIGIN} IXFR refused to 127\.0\.0\.1:\d+: key -", lb.d.log())
 
 
