@@ -14,6 +14,7 @@
 #define CLASS_ANY     255
 #define TYPE_AXFR     252
 #define TYPE_IXFR     251
+#define TYPE_SOA      6
 
 static void
 put_header(
@@ -75,6 +76,16 @@ find_zone(struct zone *const *zones, size_t nzones, const struct dnsq *q)
 		}
 	}
 	return best;
+}
+
+/* True when the question names z's apex (transfers: xfr.c answers over TCP). */
+static bool
+is_apex(const struct zone *z, const struct dnsq *q)
+{
+	size_t alen = 0;
+	const uint8_t *apex = zone_apex(z, &alen);
+
+	return alen == q->qname_len && memcmp(apex, q->qname, alen) == 0;
 }
 
 /* Copy the rotating RRset starting at record k, `keep` records of it. */
@@ -239,6 +250,14 @@ answer_parsed(struct zone *const *zones, size_t nzones, const uint8_t *pkt, bool
 	if (z != NULL && (q->qtype == TYPE_AXFR || q->qtype == TYPE_IXFR)) {
 		if (tcp)
 			return ANSWER_XFR;
+		/* RFC 1995 2: an IXFR over UDP gets the current SOA (the apex's SOA
+		 * answer), which tells the client to ask over TCP (xfr.c). */
+		if (q->qtype == TYPE_IXFR && is_apex(z, q)) {
+			res->len =
+			    reply_prepared(q, pkt, zone_answer(z, q->qname, q->qname_len, TYPE_SOA),
+			        udp_limit(q, tcp, cap), out, res);
+			return ANSWER_REPLY;
+		}
 		z = NULL;
 	}
 	if (z == NULL) {

@@ -7,3 +7,4 @@ brokerd-ctl_MAIN := broker/brokerd-ctl.c
 broker_TESTS += test_zone test_dnsq
 broker_TESTS += test_ranker test_updater test_cluster
 broker_TESTS += test_rrl test_xfr test_dnssec
+broker_TESTS += test_journal test_tsig

@@ -16,16 +16,18 @@
 #include <ldns/ldns.h>
 
 #include "broker/dnsq.h"
+#include "broker/journal.h"
 #include "broker/tsig.h"
 #include "broker/updater.h"
 #include "broker/zone.h"
+#include "broker/zonestore.h"
 #include "common/addr.h"
 #include "common/config.h"
 #include "common/log.h"
 
 #define XFR_TCP_LEN_SIZE 2     /* the length prefix of a DNS message over TCP */
 #define XFR_TCP_MSG_MAX  65535 /* the most that prefix can say */
-#define XFR_KEYS_MAX     256   /* TSIG keys looked at for one request */
+#define XFR_KEYS_MAX     256   /* distinct TSIG keys the ACLs may name */
 
 bool
 xfr_allowed(const struct config_zone *cz, const struct addr *peer, const struct config_key *key)
@@ -146,6 +148,35 @@ out_axfr(struct xfr_out *o, const struct zone *z)
 	return out_end(o);
 }
 
+/* The records of a list, in order; -1 when one cannot be added. */
+static int
+out_list(struct xfr_out *o, const ldns_rr_list *l)
+{
+	for (size_t i = 0; i < ldns_rr_list_rr_count(l); i++)
+		if (out_push(o, ldns_rr_list_rr(l, i)) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * The IXFR form (RFC 1995 4): the current SOA; for each step the old SOA,
+ * what it removed, the new SOA, what it added; the current SOA again.  No
+ * steps: the current SOA alone (the client is up to date).
+ */
+static int
+out_ixfr(struct xfr_out *o, const struct zone *z, const struct journal_step *steps, size_t n)
+{
+	if (out_push(o, zone_soa(z)) == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (out_push(o, steps[i].soa_from) == -1 || out_list(o, steps[i].removed) == -1 ||
+		    out_push(o, steps[i].soa_to) == -1 || out_list(o, steps[i].added) == -1)
+			return -1;
+	if (n > 0 && out_push(o, zone_soa(z)) == -1)
+		return -1;
+	return out_end(o);
+}
+
 /*
  * One error message: `rcode` with the question; with a TSIG error (NOTAUTH)
  * the TSIG record of RFC 8945 5.3.2 instead of a stream signature.
@@ -169,16 +200,30 @@ out_error(struct xfr_out *o, ldns_pkt_rcode rcode, enum tsig_error terr,
 	return out_flush(o);
 }
 
-/* Every key some zone's allow-transfer names (a key no ACL names is unknown here). */
+/* Append key to v[0..*n) unless it is there already or v is full. */
+static void
+key_add(const struct config_key **v, size_t *n, size_t max, const struct config_key *key)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (v[i] == key)
+			return;
+	if (*n < max)
+		v[(*n)++] = key;
+}
+
+/*
+ * Every key some zone's allow-transfer names, each once (at most max): a
+ * key that no ACL names is unknown to transfers (BADKEY).
+ */
 static size_t
 transfer_keys(const struct config_broker *cfg, const struct config_key **v, size_t max)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < cfg->nzones; i++)
-		for (size_t k = 0; k < cfg->zones[i].allow_transfer.n && n < max; k++)
+		for (size_t k = 0; k < cfg->zones[i].allow_transfer.n; k++)
 			if (cfg->zones[i].allow_transfer.v[k].key != NULL)
-				v[n++] = cfg->zones[i].allow_transfer.v[k].key;
+				key_add(v, &n, max, cfg->zones[i].allow_transfer.v[k].key);
 	return n;
 }
 
@@ -222,6 +267,72 @@ refuse(const struct xfr_request *r, struct xfr_out *o, enum tsig_status st,
 	return out_error(o, LDNS_RCODE_REFUSED, TSIG_NOERROR, NULL, r->now);
 }
 
+static bool
+serial_ge(uint32_t a, uint32_t b)
+{
+	return a == b || (int32_t)(a - b) > 0; /* RFC 1982 */
+}
+
+/* The client's serial: the SOA in an IXFR's authority section (RFC 1995 3). */
+static int
+ixfr_serial(const ldns_pkt *req, uint32_t *serial)
+{
+	const ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_authority(req), 0);
+
+	if (soa == NULL || ldns_rr_get_type(soa) != LDNS_RR_TYPE_SOA || ldns_rr_rd_count(soa) < 3)
+		return -1;
+	*serial = ldns_rdf2native_int32(ldns_rr_rdf(soa, 2));
+	return 0;
+}
+
+/*
+ * An allowed IXFR: the SOA alone when the client is up to date, the steps
+ * from its serial when the journal reaches back to it, else the whole zone
+ * (RFC 1995 4 allows the AXFR form).
+ */
+static enum xfr_result
+answer_ixfr(const struct xfr_request *r, struct xfr_out *o, const char *with)
+{
+	const struct journal_step *steps = NULL;
+	uint32_t from = 0, to = zone_serial(r->z);
+	size_t n = 0;
+	char a[ADDR_STRLEN];
+	bool have = ixfr_serial(o->req, &from) == 0;
+
+	addr_str(r->peer, a, sizeof(a));
+	if (have && serial_ge(from, to)) {
+		if (out_ixfr(o, r->z, NULL, 0) == -1)
+			return XFR_FAILED;
+		log_info("xfr: IXFR of %s to %s%s: up to date at serial %u", zone_name(r->z), a,
+		    with, to);
+		return XFR_IXFR;
+	}
+	if (have && r->zs != NULL &&
+	    journal_find(zonestore_journal(r->zs), zone_name(r->z), from, to, &steps, &n) == 0) {
+		if (out_ixfr(o, r->z, steps, n) == -1)
+			return XFR_FAILED;
+		log_info("xfr: IXFR of %s serial %u to %u (%zu steps) to %s%s", zone_name(r->z),
+		    from, to, n, a, with);
+		return XFR_IXFR;
+	}
+	if (out_axfr(o, r->z) == -1)
+		return XFR_FAILED;
+	log_info("xfr: IXFR of %s from serial %u to %s%s: not in the journal, whole zone at "
+	         "serial %u",
+	    zone_name(r->z), from, a, with, to);
+	return XFR_AXFR;
+}
+
+/* True when the question names the zone's apex (both lower-case wire). */
+static bool
+asks_apex(const struct xfr_request *r)
+{
+	size_t alen = 0;
+	const uint8_t *apex = zone_apex(r->z, &alen);
+
+	return alen == r->q->qname_len && memcmp(apex, r->q->qname, alen) == 0;
+}
+
 /* The answer once the request is parsed: TSIG, ACL, then the transfer. */
 static enum xfr_result
 answer_parsed(const struct xfr_request *r, struct xfr_out *o)
@@ -230,7 +341,7 @@ answer_parsed(const struct xfr_request *r, struct xfr_out *o)
 	size_t nkeys = transfer_keys(r->cfg, keys, XFR_KEYS_MAX);
 	enum tsig_status st =
 	    tsig_check((ldns_pkt *)o->req, r->wire, r->len, keys, nkeys, r->now, &key);
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], with[LDNS_MAX_DOMAINLEN + 8];
 
 	if (tsig_stream_init(&o->ts, st == TSIG_OK || st == TSIG_BAD_TIME ? key : NULL, o->req) ==
 	    -1)
@@ -239,11 +350,19 @@ answer_parsed(const struct xfr_request *r, struct xfr_out *o)
 		return refuse(r, o, st, key) == 0 ? XFR_REFUSED : XFR_FAILED;
 	if (!xfr_allowed(zone_config(r->cfg, zone_name(r->z)), r->peer, key))
 		return refuse(r, o, st, key) == 0 ? XFR_REFUSED : XFR_FAILED;
+	/* A name below the apex is no zone we serve (RFC 5936 2.2.1): NOTAUTH. */
+	if (!asks_apex(r))
+		return out_error(o, LDNS_RCODE_NOTAUTH, TSIG_NOERROR, NULL, r->now) == 0
+		    ? XFR_REFUSED
+		    : XFR_FAILED;
+	snprintf(
+	    with, sizeof(with), "%s%s", key != NULL ? " key " : "", key != NULL ? key->name : "");
+	if (r->q->qtype == LDNS_RR_TYPE_IXFR)
+		return answer_ixfr(r, o, with);
 	if (out_axfr(o, r->z) == -1)
 		return XFR_FAILED;
-	log_info("xfr: AXFR of %s serial %u to %s%s%s", zone_name(r->z), zone_serial(r->z),
-	    addr_str(r->peer, a, sizeof(a)), key != NULL ? " key " : "",
-	    key != NULL ? key->name : "");
+	log_info("xfr: AXFR of %s serial %u to %s%s", zone_name(r->z), zone_serial(r->z),
+	    addr_str(r->peer, a, sizeof(a)), with);
 	return XFR_AXFR;
 }
 

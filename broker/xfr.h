@@ -63,11 +63,11 @@ enum xfr_result {
  * SOA): its TSIG checked first (RFC 8945 5.2: an unknown key is NOTAUTH
  * BADKEY, a bad MAC NOTAUTH BADSIG, both unsigned; a time outside the
  * fudge NOTAUTH BADTIME, signed), then the ACL (REFUSED, signed when the
- * request was).  The answer goes to out as TCP messages with their length
- * prefixes, of at most XFR_MSG_TARGET bytes of records each; when the
- * request was signed every message is (RFC 8945 5.3.1).  AXFR: SOA, every
- * other RR, SOA (RFC 5936).  Refusals are logged with peer, zone, key and
- * reason, rate-limited by r->rl.  On XFR_FAILED out is unchanged.
+ * request was), then the name (NOTAUTH unless it is the zone's apex).  The answer goes to out as
+ * TCP messages with their length prefixes, of at most XFR_MSG_TARGET bytes of records each; when
+ * the request was signed every message is (RFC 8945 5.3.1).  AXFR: SOA, every other RR, SOA (RFC
+ * 5936).  Refusals are logged with peer, zone, key and reason, rate-limited by r->rl.  On
+ * XFR_FAILED out is unchanged.
  */
 enum xfr_result xfr_answer(const struct xfr_request *r, struct evbuffer *out);
 

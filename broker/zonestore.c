@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "broker/journal.h"
 #include "broker/zone.h"
 #include "common/addr.h"
 #include "common/log.h"
@@ -54,6 +55,7 @@ struct zonestore {
 	size_t nfloors;
 	zonestore_change_fn change_fn;
 	void *change_arg;
+	struct journal *journal; /* recent serial steps, for IXFR */
 };
 
 static bool
@@ -68,8 +70,10 @@ zonestore_new(unsigned nreaders)
 	struct zonestore *zs = calloc(1, sizeof(*zs));
 	struct zsnap *empty = calloc(1, sizeof(*empty));
 
-	if (zs == NULL || empty == NULL ||
+	if (zs == NULL || empty == NULL || (zs->journal = journal_new()) == NULL ||
 	    posix_memalign((void **)&zs->readers, 64, (nreaders + 1) * sizeof(struct reader))) {
+		if (zs != NULL)
+			journal_free(zs->journal);
 		free(zs);
 		free(empty);
 		return NULL;
@@ -109,6 +113,7 @@ zonestore_free(struct zonestore *zs)
 	free(zs->ov);
 	free(zs->retired);
 	free(zs->readers);
+	journal_free(zs->journal);
 	free(zs);
 }
 
@@ -201,6 +206,12 @@ zonestore_reclaim(struct zonestore *zs)
 	zs->nretired = k;
 }
 
+const struct journal *
+zonestore_journal(const struct zonestore *zs)
+{
+	return zs->journal;
+}
+
 size_t
 zonestore_pending(const struct zonestore *zs)
 {
@@ -242,6 +253,11 @@ publish(struct zonestore *zs, struct zone *z)
 	retire(zs, old, free, e);
 	if (prev != NULL)
 		retire(zs, prev, zone_free_cb, e);
+	if (prev != NULL && zone_serial(prev) != zone_serial(z) &&
+	    journal_record(zs->journal, zone_name(z), zone_rrs(prev), zone_rrs(z)) == -1)
+		log_info("zone store: %s: serial %u to %u not kept for IXFR (too large or no "
+		         "memory): secondaries transfer the whole zone once",
+		    zone_name(z), zone_serial(prev), zone_serial(z));
 	if (zs->change_fn != NULL && (prev == NULL || zone_serial(prev) != zone_serial(z)))
 		zs->change_fn(z, prev != NULL ? zone_serial(prev) : 0, zs->change_arg);
 	zonestore_reclaim(zs);
@@ -273,6 +289,7 @@ zonestore_remove_zone(struct zonestore *zs, const char *name)
 	e = atomic_fetch_add(&zs->epoch, 1) + 1;
 	retire(zs, old, free, e);
 	retire(zs, old->zones[at], zone_free_cb, e);
+	journal_drop(zs->journal, name);
 	zonestore_reclaim(zs);
 	return 0;
 }

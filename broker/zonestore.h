@@ -25,6 +25,7 @@
 #include <ldns/ldns.h>
 
 struct addr;
+struct journal;
 struct zone;
 struct zonestore;
 
@@ -146,6 +147,12 @@ void zonestore_leave(struct zonestore *zs, unsigned reader);
 
 /* Free what no reader can still see; call periodically (owner thread). */
 void zonestore_reclaim(struct zonestore *zs);
+
+/*
+ * The IXFR history (journal.h) of every zone: each publication that moves
+ * a serial records its step there (owner thread; borrowed).
+ */
+const struct journal *zonestore_journal(const struct zonestore *zs);
 
 /* Retired objects not yet freed (for tests and /status). */
 size_t zonestore_pending(const struct zonestore *zs);

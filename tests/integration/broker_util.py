@@ -142,3 +142,38 @@ def nsd_server_conf(d, port, extra=""):
 {extra}remote-control:
   control-enable: no
 """
+
+
+def knot_server_conf(d, port, db):
+    """The server:, log: and database: part of a knot.conf for a private
+    Knot in folder d on 127.0.0.1@port, its databases in d/db."""
+    return f"""server:
+    rundir: "{d}"
+    listen: 127.0.0.1@{port}
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{d}/{db}"
+"""
+
+
+def ask_udp(port, name, rdtype):
+    """A question to the server on 127.0.0.1@port; the reply or None."""
+    try:
+        q = dns.message.make_query(name + ".", rdtype)
+        return dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
+    except Exception:
+        return None
+
+
+def serial_at(port, zone):
+    """The SOA serial 127.0.0.1@port serves for zone, or None."""
+    r = ask_udp(port, zone, "SOA")
+    return r.answer[0][0].serial if r is not None and r.answer else None
+
+
+def addrs_at(port, name):
+    """The set of A addresses 127.0.0.1@port answers for name."""
+    r = ask_udp(port, name, "A")
+    return {rd.address for rs in (r.answer if r else []) for rd in rs}

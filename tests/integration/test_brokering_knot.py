@@ -3,9 +3,7 @@ every change of a cluster (NOTIFY, AXFR), and Knot as an RFC 2136 primary
 receives brokerd's TSIG-signed UPDATEs (and refuses a wrong key)."""
 import os
 
-import dns.message
-import dns.query
-
+import broker_util
 import brokering_util as bu
 import mxb
 from conftest import require_tool
@@ -15,36 +13,18 @@ UPD = "upd.example.test"
 WRONG_SECRET = "d3Jvbmcgc2VjcmV0IGZvciB0aGUgdGVzdHMK"
 
 
-def knot_query(port, name, rdtype):
-    try:
-        q = dns.message.make_query(name + ".", rdtype)
-        return dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
-    except Exception:
-        return None
-
-
 def knot_set(port, name):
-    r = knot_query(port, name, "A")
-    return {rd.address for rs in (r.answer if r else []) for rd in rs}
+    return broker_util.addrs_at(port, name)
 
 
 def knot_serial(port, zone):
-    r = knot_query(port, zone, "SOA")
-    return r.answer[0][0].serial if r is not None and r.answer else None
+    return broker_util.serial_at(port, zone)
 
 
 def start_knot(daemons, port, zones, secret=bu.mu.SECRET_B64):
     d = daemons.dir
     os.makedirs(f"{d}/knotdb", exist_ok=True)  # Knot's journal (DDNS) goes there
-    conf = daemons.write("knot.conf", f"""server:
-    rundir: "{d}"
-    listen: 127.0.0.1@{port}
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{d}/knotdb"
-key:
+    conf = daemons.write("knot.conf", broker_util.knot_server_conf(d, port, "knotdb") + f"""key:
   - id: lb-key
     algorithm: hmac-sha256
     secret: {secret}

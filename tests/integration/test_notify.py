@@ -121,15 +121,7 @@ def start_knot(daemons, tag, primary, allow, port):
     zones = "".join(f"  - domain: {name}\n    master: primary\n    acl: acl{i}\n"
                     f'    file: "{d}/{name}.zone"\n'
                     for i, name in enumerate(allow))
-    conf = daemons.write(f"{tag}/knot.conf", f"""server:
-    rundir: "{d}"
-    listen: 127.0.0.1@{port}
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{d}/db"
-remote:
+    conf = daemons.write(f"{tag}/knot.conf", broker_util.knot_server_conf(d, port, "db") + f"""remote:
   - id: primary
     address: {BROKER_ADDR}@{primary.port}
 acl:

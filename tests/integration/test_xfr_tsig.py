@@ -15,11 +15,14 @@ from unittest import mock
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
 import pytest
 
+import broker_util
 import brokering_util as bu
+from broker_util import addrs_at, serial_at
 import mxb
 from conftest import require_tool
 
@@ -28,7 +31,7 @@ H = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 OTHERS = ["first.example.test", "last.example.test"]
 
 
-def secret(seed):
+def secret():
     """A key secret made for this test run (32 random bytes)."""
     return base64.b64encode(os.urandom(32)).decode()
 
@@ -37,9 +40,8 @@ class Keys:
     """One hmac-sha256 key per zone, plus one that no zone names."""
 
     def __init__(self):
-        self.k = {z: (f"key-{i}", secret(i)) for i, z in
-                  enumerate([ORIGIN] + OTHERS)}
-        self.stranger = ("stranger", secret(9))
+        self.k = {z: (f"key-{i}", secret()) for i, z in enumerate([ORIGIN] + OTHERS)}
+        self.stranger = ("stranger", secret())
 
     def name(self, zone):
         return self.k[zone][0]
@@ -143,9 +145,12 @@ def test_axfr_needs_the_zones_key(daemons, position):
     assert re.search(rf"AXFR of {ORIGIN} serial \d+ to 127\.0\.0\.1:\d+ key {good[0]}",
                      lb.d.log())
 
-    out = dig_axfr(lb.port, ORIGIN, (good[0], secret(5)))
+    out = dig_axfr(lb.port, ORIGIN, (good[0], secret()))
     assert "BADSIG" in out and not records(out)
     out = dig_axfr(lb.port, ORIGIN, ("nobody-knows", good[1]))
+    assert "BADKEY" in out and not records(out)
+    # A key of the configuration that no allow-transfer names: unknown here.
+    out = dig_axfr(lb.port, ORIGIN, keys.stranger)
     assert "BADKEY" in out and not records(out)
     # The key of another zone: verified, signed REFUSED, not that zone's data.
     out = dig_axfr(lb.port, ORIGIN, (keys.name(OTHERS[0]), keys.secret(OTHERS[0])))
@@ -161,12 +166,58 @@ def test_axfr_needs_the_zones_key(daemons, position):
     assert records(dig_axfr(lb.port, ORIGIN, (keys.name(OTHERS[1]), keys.secret(OTHERS[1])),
                             source="127.0.0.3"))
     assert not records(dig_axfr(lb.port, ORIGIN, good, source="127.0.0.3"))
+    # A name below the apex is no zone: NOTAUTH, even with the key.
+    r = ask_signed(lb.port, bu.CLUSTER, *good)
+    assert r.rcode() == dns.rcode.NOTAUTH and not r.answer and r.had_tsig
     # Every other zone answers its own key only.
     for z in OTHERS:
         assert records(dig_axfr(lb.port, z, (keys.name(z), keys.secret(z))))
         assert not records(dig_axfr(lb.port, z, good))
     st = lb.state()["queries"]
     assert st["axfr_refused"] >= 6
+
+
+def test_ixfr_by_dig(daemons, position):
+    """After a brokered change IXFR=<old serial> with the key is the diff;
+    the current serial gets the SOA alone; a serial the journal does not
+    reach back to gets the whole zone; unsigned, it is refused."""
+    keys = Keys()
+    agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50, H[2]: 90})
+    lb = TsigLB(daemons, keys, position, bu.cluster_conf(H, agents.port))
+    lb.wait_set([H[2], H[1]], 10)
+    key = (keys.name(ORIGIN), keys.secret(ORIGIN))
+    s0 = lb.serial()
+    agents.stop(H[2])
+    lb.wait_set([H[1], H[0]], 10)
+    s1 = lb.serial()
+    assert s1 != s0
+    rrs = records(dig_axfr(lb.port, ORIGIN, key, rdtype=f"IXFR={s0}"))
+    soas = [i for i, r in enumerate(rrs) if r[3] == "SOA"]
+    assert [rrs[i][6] for i in soas] == [str(s1), str(s0), str(s1), str(s1)], rrs
+    removed = rrs[soas[1] + 1:soas[2]]
+    added = rrs[soas[2] + 1:soas[3]]
+    a = bu.CLUSTER + "."
+    assert [a, H[2]] in [[r[0], r[4]] for r in removed if r[3] == "A"], removed
+    assert [a, H[0]] in [[r[0], r[4]] for r in added if r[3] == "A"], added
+    assert not [r for r in removed + added if r[0] != a and r[3] != "TXT"], (removed, added)
+    assert re.search(rf"IXFR of {ORIGIN} serial {s0} to {s1} \(\d+ steps?\) to "
+                     rf"127\.0\.0\.1:\d+ key {key[0]}", lb.d.log())
+
+    rrs = records(dig_axfr(lb.port, ORIGIN, key, rdtype=f"IXFR={s1}"))
+    assert len(rrs) == 1 and rrs[0][3] == "SOA" and rrs[0][6] == str(s1), rrs
+    rrs = records(dig_axfr(lb.port, ORIGIN, key, rdtype=f"IXFR={s0 - 100}"))
+    assert rrs[0][3] == "SOA" and rrs[1][3] != "SOA" and rrs[-1][3] == "SOA", rrs
+    assert "not in the journal, whole zone" in lb.d.log()
+    assert not records(dig_axfr(lb.port, ORIGIN, rdtype=f"IXFR={s0}"))
+    # Over UDP (RFC 1995 2): the current SOA only, so the client asks over TCP.
+    r = dns.query.udp(dns.message.make_query(ORIGIN + ".", "IXFR"), "127.0.0.1",
+                      port=lb.port, timeout=3)
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [(rs.rdtype, rs[0].serial) for rs in r.answer] == [(dns.rdatatype.SOA, s1)]
+    r = dns.query.udp(dns.message.make_query(bu.CLUSTER + ".", "IXFR"), "127.0.0.1",
+                      port=lb.port, timeout=3)
+    assert r.rcode() == dns.rcode.REFUSED
+    assert re.search(rf"{ORIGIN} IXFR refused to 127\.0\.0\.1:\d+: key -", lb.d.log())
 
 
 def test_tsig_errors_seen_by_dnspython(daemons):
@@ -179,7 +230,7 @@ def test_tsig_errors_seen_by_dnspython(daemons):
     with pytest.raises(dns.tsig.PeerBadTime):
         ask_signed(lb.port, ORIGIN, name, sec, at=time.time() - 3600)
     with pytest.raises(dns.tsig.PeerBadSignature):
-        ask_signed(lb.port, ORIGIN, name, secret(3))
+        ask_signed(lb.port, ORIGIN, name, secret())
     with pytest.raises(dns.tsig.PeerBadKey):
         ask_signed(lb.port, ORIGIN, "unknown-key", sec)
     assert re.search(rf"key {name}\.: time outside the fudge", lb.d.log())
@@ -200,24 +251,6 @@ def test_many_messages_each_signed(daemons):
 
 # ---- real secondaries ---------------------------------------------------------
 
-def query(port, name, rdtype):
-    try:
-        q = dns.message.make_query(name + ".", rdtype)
-        return dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
-    except Exception:
-        return None
-
-
-def serial_at(port, zone):
-    r = query(port, zone, "SOA")
-    return r.answer[0][0].serial if r is not None and r.answer else None
-
-
-def addrs_at(port, name):
-    r = query(port, name, "A")
-    return {rd.address for rs in (r.answer if r else []) for rd in rs}
-
-
 def knot_conf(d, port, lb, keys, zones):
     keydefs = "".join(f"  - id: {keys.name(z)}\n    algorithm: hmac-sha256\n"
                       f"    secret: {keys.secret(z)}\n" for z in zones)
@@ -227,15 +260,7 @@ def knot_conf(d, port, lb, keys, zones):
                    f"    action: notify\n" for i, z in enumerate(zones))
     zonedefs = "".join(f"  - domain: {z}\n    master: primary-{i}\n    acl: notify-{i}\n"
                        f"    file: \"{d}/knot-{z}.zone\"\n" for i, z in enumerate(zones))
-    return f"""server:
-    rundir: "{d}"
-    listen: 127.0.0.1@{port}
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{d}/knotdb"
-key:
+    return broker_util.knot_server_conf(d, port, "knotdb") + f"""key:
 {keydefs}remote:
 {remotes}acl:
 {acls}template:
@@ -251,21 +276,17 @@ def start_knot(daemons, port, lb, keys, zones):
     return daemons.start("knotd", [require_tool("knotd"), "-c", conf])
 
 
-def nsd_conf(d, port, lb, keys, zones, request="AXFR "):
+def nsd_conf(d, port, lb, keys, zones, request=""):
     keydefs = "".join(f"key:\n  name: \"{keys.name(z)}\"\n  algorithm: hmac-sha256\n"
                       f"  secret: \"{keys.secret(z)}\"\n" for z in zones)
     zonedefs = "".join(f"zone:\n  name: {z}\n  zonefile: \"{d}/nsd-{z}.zone\"\n"
                        f"  request-xfr: {request}127.0.0.1@{lb.port} {keys.name(z)}\n"
-                       f"  allow-notify: 127.0.0.1 {keys.name(z)}\n" for z in zones)
-    return bu_nsd_server(d, port) + keydefs + zonedefs
+                       f"  allow-notify: 127.0.0.1 {keys.name(z)}\n"
+                       "  store-ixfr: yes\n  provide-xfr: 127.0.0.1 NOKEY\n" for z in zones)
+    return broker_util.nsd_server_conf(d, port, "  verbosity: 2\n") + keydefs + zonedefs
 
 
-def bu_nsd_server(d, port):
-    import broker_util
-    return broker_util.nsd_server_conf(d, port, "  verbosity: 2\n")
-
-
-def start_nsd(daemons, port, lb, keys, zones, request="AXFR "):
+def start_nsd(daemons, port, lb, keys, zones, request=""):
     conf = daemons.write("nsd.conf", nsd_conf(daemons.dir, port, lb, keys, zones, request))
     return daemons.start("nsd", [require_tool("nsd"), "-d", "-c", conf])
 
@@ -300,6 +321,7 @@ def test_secondary_follows_signed_notify(daemons, position, secondary):
     mxb.wait_until(lambda: re.search(rf"{ORIGIN} serial \d+ acknowledged by 127\.0\.0\.1:{port}",
                                      lb.d.log()), what="the first signed ack")
     acked = lb.state()["notify"]["acked"]
+    before = lb.serial()
     agents.stop(H[2])
     lb.wait_set([H[1], H[0]], 10)
     serial = lb.serial()
@@ -310,6 +332,19 @@ def test_secondary_follows_signed_notify(daemons, position, secondary):
     mxb.wait_until(lambda: lb.state()["notify"]["acked"] > acked, what="the signed ack")
     log = lb.d.log()
     assert "refused" not in log and "without a valid TSIG" not in log
+    # It followed by IXFR: our side sent the step, theirs says IXFR.
+    assert re.search(rf"IXFR of {ORIGIN} serial \d+ to {serial} \(\d+ steps?\) to "
+                     rf"127\.0\.0\.1:\d+ key {keys.name(ORIGIN)}", log), log[-3000:]
+    theirs = sec.log()
+    if secondary == "knot":
+        assert re.search(rf"\[{re.escape(ORIGIN)}\.\] IXFR, incoming, remote 127\.0\.0\.1@"
+                         rf"{lb.port}.*finished", theirs), theirs[-3000:]
+    else:
+        # NSD logs no transfer type; it keeps the IXFRs it receives
+        # (store-ixfr, no create-ixfr) and serves them: a diff from it proves
+        # it received one.
+        rrs = records(dig_axfr(port, ORIGIN, rdtype=f"IXFR={before}"))
+        assert [r[3] for r in rrs[:2]] == ["SOA", "SOA"] and rrs[1][6] == str(before), rrs
 
 
 def test_unsigned_ack_of_a_signed_notify_does_not_count(daemons):

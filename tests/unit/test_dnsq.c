@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ldns/ldns.h>
+
 #include "broker/answer.h"
 #include "broker/dnsq.h"
 #include "tests/unit/tap.h"
@@ -123,6 +125,58 @@ test_bad(void)
 	is_int(dnsq_parse(p, n, &q), DNSQ_NOTIMP, "UPDATE not implemented");
 }
 
+/* A query for example.test with the records `auth` in its authority section. */
+static uint8_t *
+with_authority(ldns_rr_type qtype, const char *const *auth, size_t *len)
+{
+	ldns_rdf *name = NULL;
+	ldns_pkt *p;
+	uint8_t *wire = NULL;
+
+	*len = 0;
+	if (ldns_str2rdf_dname(&name, "example.test.") != LDNS_STATUS_OK ||
+	    (p = ldns_pkt_query_new(name, qtype, LDNS_RR_CLASS_IN, 0)) == NULL)
+		return NULL;
+	for (size_t i = 0; auth[i] != NULL; i++) {
+		ldns_rr *rr = NULL;
+
+		if (ldns_rr_new_frm_str(&rr, auth[i], 0, NULL, NULL) == LDNS_STATUS_OK)
+			ldns_pkt_push_rr(p, LDNS_SECTION_AUTHORITY, rr);
+	}
+	if (ldns_pkt2wire(&wire, p, len) != LDNS_STATUS_OK)
+		*len = 0;
+	ldns_pkt_free(p);
+	return wire;
+}
+
+/* IXFR carries the client's SOA in the authority section (RFC 1995 3). */
+static void
+test_ixfr_authority(void)
+{
+	static const char *const soa[] = {"example.test. 0 IN SOA a. b. 5 1 1 1 1", NULL};
+	static const char *const two[] = {"example.test. 0 IN SOA a. b. 5 1 1 1 1",
+	    "example.test. 0 IN SOA a. b. 6 1 1 1 1", NULL};
+	static const char *const ns[] = {"example.test. 0 IN NS a.", NULL};
+	struct dnsq q;
+	size_t n;
+	uint8_t *w;
+
+	w = with_authority(LDNS_RR_TYPE_IXFR, soa, &n);
+	is_int(dnsq_parse(w, n, &q), DNSQ_OK, "IXFR with its SOA");
+	is_int(q.qtype, LDNS_RR_TYPE_IXFR, "IXFR qtype");
+	is_int(dnsq_parse(w, n - 1, &q), DNSQ_FORMERR, "IXFR SOA cut short");
+	free(w);
+	w = with_authority(LDNS_RR_TYPE_A, soa, &n);
+	is_int(dnsq_parse(w, n, &q), DNSQ_FORMERR, "an SOA in an A query");
+	free(w);
+	w = with_authority(LDNS_RR_TYPE_IXFR, two, &n);
+	is_int(dnsq_parse(w, n, &q), DNSQ_FORMERR, "IXFR with two authority records");
+	free(w);
+	w = with_authority(LDNS_RR_TYPE_IXFR, ns, &n);
+	is_int(dnsq_parse(w, n, &q), DNSQ_FORMERR, "IXFR with an NS in authority");
+	free(w);
+}
+
 static void
 test_random(void)
 {
@@ -151,6 +205,7 @@ main(void)
 {
 	test_good();
 	test_bad();
+	test_ixfr_authority();
 	test_random();
 	return tap_done();
 }
