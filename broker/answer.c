@@ -253,9 +253,9 @@ answer_parsed(struct zone *const *zones, size_t nzones, const uint8_t *pkt, bool
 		/* RFC 1995 2: an IXFR over UDP gets the current SOA (the apex's SOA
 		 * answer), which tells the client to ask over TCP (xfr.c). */
 		if (q->qtype == TYPE_IXFR && is_apex(z, q)) {
-			res->len =
-			    reply_prepared(q, pkt, zone_answer(z, q->qname, q->qname_len, TYPE_SOA),
-			        udp_limit(q, tcp, cap), out, res);
+			res->len = reply_prepared(q, pkt, z,
+			    zone_answer(z, q->qname, q->qname_len, TYPE_SOA),
+			    udp_limit(q, tcp, cap), out, res);
 			return ANSWER_REPLY;
 		}
 		z = NULL;
