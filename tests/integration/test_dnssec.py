@@ -2,6 +2,7 @@
 Unbound with the zone's trust anchor validates the cluster name, static
 names, NXDOMAIN and NODATA (AD set), delv agrees, ldns-verify-zone passes on
 an AXFR, a failover's new answer validates, and a tampered RRSIG is bogus."""
+import base64
 import os
 import re
 import socket
@@ -16,7 +17,7 @@ import dns.rdatatype
 
 import brokering_util as bu
 import mxb
-from broker_util import nsd_server_conf, rrsets
+from broker_util import knot_server_conf, nsd_server_conf, rrsets
 
 ORIGIN = bu.ORIGIN
 H = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -384,33 +385,34 @@ def test_signing_moves_no_serial(daemons):
 
 
 def test_knot_secondary_follows_brokered_answers(daemons):
-    """Knot takes the signed zone by AXFR and follows NOTIFY; after a
-    failover its copy of the cluster answer validates at Unbound."""
+    """Knot takes the signed zone over TSIG, follows a signed NOTIFY by IXFR
+    after a failover, and its copy of the new answer validates at Unbound:
+    signing, TSIG and the IXFR journal together."""
     agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50, H[2]: 90})
     kport = mxb.free_port()
     keydir, ds = make_keys(daemons)
-    lb = bu.LB(daemons, bu.cluster_conf(H, agents.port),
+    secret = base64.b64encode(os.urandom(32)).decode()
+    key = f'key "xfr" {{ algorithm hmac-sha256; secret "{secret}"; }};\n'
+    lb = bu.LB(daemons, bu.cluster_conf(H, agents.port) + key,
                zone_text=ZONE,
-               zone_extra=f'allow-transfer {{ 127.0.0.1; }}; '
-                          f'also-notify {{ 127.0.0.1 port {kport}; }}; '
+               zone_extra=f'allow-transfer {{ 127.0.0.1 key "xfr"; }}; '
+                          f'also-notify {{ 127.0.0.1 port {kport} key "xfr"; }}; '
                           f'dnssec {{ key-directory "{keydir}"; }};')
     lb.wait_set([H[2], H[1]], 10)
     d = os.path.join(daemons.dir, "knot")
     os.makedirs(d)
-    conf = daemons.write("knot/knot.conf", f"""server:
-    rundir: "{d}"
-    listen: 127.0.0.1@{kport}
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{d}/db"
+    conf = daemons.write("knot/knot.conf", knot_server_conf(d, kport, "db") + f"""key:
+  - id: xfr
+    algorithm: hmac-sha256
+    secret: {secret}
 remote:
   - id: primary
     address: 127.0.0.1@{lb.port}
+    key: xfr
 acl:
   - id: notify
     address: 127.0.0.1
+    key: xfr
     action: notify
 template:
   - id: default
@@ -420,8 +422,8 @@ zone:
     master: primary
     acl: notify
 """)
-    daemons.start("knot", ["knotd", "-c", conf], timeout=20,
-                  ready=lambda: soa_serial(kport) == lb.serial())
+    knot = daemons.start("knot", ["knotd", "-c", conf], timeout=20,
+                         ready=lambda: soa_serial(kport) == lb.serial())
     ub = Unbound(daemons, ds, kport)
     check_validates(ub)
     agents.stop(H[2])
@@ -432,7 +434,10 @@ zone:
         got = {rd.address for rs in a.answer for rd in rs if rs.rdtype == dns.rdatatype.A}
         return secure(a) and got == {H[1], H[0]}
     mxb.wait_until(fresh, 15, "Knot's copy of the failover answer validated at Unbound")
-
+    assert re.search(rf"IXFR of {ORIGIN} serial \d+ to {lb.serial()} .* key xfr", lb.d.log())
+    assert re.search(rf"\[{re.escape(ORIGIN)}\.\] IXFR, incoming.*finished", knot.log()), \
+        knot.log()[-3000:]
+    check_validates(ub)
 
 def sig_shape(section):
     """rrsets() with each RRSIG reduced to what does not depend on the
