@@ -528,10 +528,11 @@ client_done_cb(const struct smtp_client_reply *res, void *arg)
 	else
 		snprintf(j->tls_log, sizeof(j->tls_log), "%s (%s)", tls_outcome_name(to),
 		    smtp_client_tls_info(c));
-	if (j->tls.sts_mode == TLS_STS_TESTING && to != TLS_OUT_VERIFIED && to != TLS_OUT_DANE)
-		log_info("delivery: %s: mta-sts=testing: would have failed: %s[%s]: TLS %s, "
-		         "not a verified certificate",
-		    j->run->id, j->hopname, j->addrname, j->tls_log);
+	if (j->tls.sts_mode == TLS_STS_TESTING && to != TLS_OUT_VERIFIED && to != TLS_OUT_DANE &&
+	    smtp_client_tls_verify_error(c) != NULL)
+		log_info("delivery: %s: mta-sts=testing: would have failed: %s[%s]: certificate "
+		         "not verified (%s)",
+		    j->run->id, j->hopname, j->addrname, smtp_client_tls_verify_error(c));
 	snprintf(key, sizeof(key), "%s %d %s", smtp_client_peer(c), j->tls_level, j->hopname);
 	dest_feedback(j, res, j->nopen);
 	for (size_t i = 0; i < j->nopen; i++) {
