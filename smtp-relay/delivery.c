@@ -537,9 +537,15 @@ client_done_cb(const struct smtp_client_reply *res, void *arg)
 	dest_feedback(j, res, j->nopen);
 	for (size_t i = 0; i < j->nopen; i++) {
 		enum outcome o = res[i].code == 0 ? OUT_TEMP : outcome_of(res[i].code);
+		char stext[SMTP_CLIENT_TEXT_MAX + 40];
+		const char *text = res[i].text;
 
-		record(j, j->open[i], o, res[i].code, res[i].text,
-		    res[i].code != 0 ? j->hopname : NULL);
+		if (smtp_client_tls_failed(c) && j->tls.sts_mode == TLS_STS_ENFORCE) {
+			/* The DSN and the log say which policy asked for it. */
+			snprintf(stext, sizeof(stext), "451 4.7.5 MTA-STS enforce: %s", text);
+			text = stext;
+		}
+		record(j, j->open[i], o, res[i].code, text, res[i].code != 0 ? j->hopname : NULL);
 		retry |= o == OUT_TEMP;
 	}
 	/* The results are used up: the client may take the next message now. */

@@ -31,14 +31,19 @@ POLICIES = {
     "bad.sts.test": "version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n",
     "tst.sts.test": "version: STSv1\nmode: testing\nmx: other.sts.test\nmax_age: 86400\n",
     "op.sts.test": "version: STSv1\nmode: enforce\nmx: other.sts.test\nmax_age: 86400\n",
+    # MX other.sts.test: the same Postfix, whose certificate names mx.sts.test.
+    "enfcert.sts.test": "version: STSv1\nmode: enforce\nmx: other.sts.test\nmax_age: 600\n",
+    "tstcert.sts.test": "version: STSv1\nmode: testing\nmx: other.sts.test\nmax_age: 600\n",
 }
+# A TXT record but no policy on the web server (404): tempfail.
+NO_POLICY = ("tmp.sts.test",)
 
 
 def zone():
-    body = f"mx A {PF}\n"
-    for dom in POLICIES:
+    body = f"mx A {PF}\nother A {PF}\n"
+    for dom in (*POLICIES, *NO_POLICY):
         label = dom[: -len(".sts.test")]
-        body += (f"{label} MX 10 mx\n"
+        body += (f"{label} MX 10 {'other' if 'cert' in label else 'mx'}\n"
                  f'_mta-sts.{label} TXT "v=STSv1; id=20261202a;"\n'
                  f"mta-sts.{label} A 127.0.0.1\n")
     return ru.zone_text("sts.test", body)
@@ -189,3 +194,27 @@ def test_operator_policy_wins_and_cache_survives_restart(world):
     assert "mta-sts=tempfail" not in world.log()
     world.final.wait_messages(len(before) + 1, timeout=40)
     assert not [r for r in world.received_rcpts() if r.endswith("@bad.sts.test")]
+
+
+def test_certificate_checks_and_tempfail(world):
+    """enforce: the MX name must be on the certificate (verify, deferred
+    otherwise); testing: delivered, the certificate failure logged; a
+    policy that cannot be fetched (tempfail) never defers."""
+    send(world.relay, "alice@sender.test",
+         ["c@tstcert.sts.test", "c@enfcert.sts.test", "c@tmp.sts.test"], subject="certs")
+    line = world.wait_log(r"to=<c@enfcert\.sts\.test>.* result=deferred .*", "enfcert deferred")
+    assert "sts=enforce" in line and "certificate did not verify" in line, line
+    assert "status=4.7.5" in line and "MTA-STS enforce: " in line, line
+    line = world.wait_log(r"to=<c@tstcert\.sts\.test>.* result=delivered .*", "tstcert delivered")
+    assert "sts=testing" in line, line
+    world.wait_log(r"mta-sts=testing: would have failed: other\.sts\.test\[127\.0\.0\.53\]: "
+                   r"certificate not verified \(.*\)", "the certificate would-have-failed line")
+    line = world.wait_log(r"to=<c@tmp\.sts\.test>.* result=delivered .*", "tmp delivered")
+    assert "sts=" not in line, line
+    # (nginx has no server for it: the default one's certificate is refused)
+    assert re.search(r"tmp\.sts\.test: mta-sts=tempfail \(delivering as without a policy\): "
+                     r"https://mta-sts\.tmp\.sts\.test/\S+: certificate", world.log())
+    world.final.wait_messages(2, timeout=40)
+    assert sorted(world.received_rcpts()) == ["c@tmp.sts.test", "c@tstcert.sts.test"]
+    m = world.metrics()
+    assert m["tempfail"] == 1 and m["testing"] == 1 and m["enforce"] == 1, m
