@@ -904,7 +904,8 @@ sts_cb(const struct mta_sts_policy *p, enum mta_sts_status st, const char *detai
 		d->sts_results[STS_R_MX_MISMATCH]++;
 		tls_policy_apply_sts(&j->tls, TLS_STS_ENFORCE);
 		snprintf(text, sizeof(text),
-		    "451 4.7.5 MTA-STS enforce (policy id %s): MX %s does not match the policy's "
+		    "451 4.7.5 MTA-STS enforce (policy id %s): MX %.380s does not match the "
+		    "policy's "
 		    "mx patterns",
 		    p->id, skipped);
 		for (size_t i = 0; i < j->nouts; i++)

@@ -431,6 +431,12 @@ test_exchange(void)
 	    g2.nrr);
 	ok(!g1.info.cached, "cache-size 0: not from a cache");
 	dnsclient_free(c);
+	{ /* let the fake server see the TCP connection close (and free it) */
+		struct timeval t = {0, 100000};
+
+		event_base_loopexit(f.base, &t);
+		event_base_dispatch(f.base);
+	}
 	evconnlistener_free(f.tcp);
 	event_free(f.ev);
 	close(f.udp);
