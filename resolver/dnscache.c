@@ -163,10 +163,10 @@ dnscache_insert(struct dnscache *c, struct dns_answer *a, uint64_t now)
 	struct dnscache_entry *e, *old;
 	size_t b;
 
-	if (c->max == 0 || !a->cacheable || a->ttl == 0 || (e = calloc(1, sizeof(*e))) == NULL) {
-		dns_answer_clear(a);
+	/* Refused: `a` stays the caller's, untouched (it may still be handed
+	 * to waiters, as dnsclient's tx_deliver does with cache-size 0). */
+	if (c->max == 0 || !a->cacheable || a->ttl == 0 || (e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
-	}
 	e->ans = *a;
 	a->rrs = NULL;
 	e->expires = now + a->ttl;

@@ -37,9 +37,10 @@ struct dnscache_entry *dnscache_lookup(
  * Store `a` (ownership of its records moves to the cache; `a` is left
  * cleared) for a->ttl seconds from `now`, replacing any entry with the same
  * key and evicting the least recently used beyond the bound.  Uncacheable
- * answers (a->cacheable false, TTL 0, cache disabled) are cleared and
- * refused: returns NULL.  Otherwise the new entry, with one reference for
- * the caller.
+ * answers (a->cacheable false, TTL 0, cache disabled) and an allocation
+ * failure are refused: NULL, and `a` is left as it was (still the caller's
+ * to use and clear).  Otherwise the new entry, with one reference for the
+ * caller.
  */
 struct dnscache_entry *dnscache_insert(struct dnscache *c, struct dns_answer *a, uint64_t now);
 

@@ -869,8 +869,9 @@ self_addrs(struct resolver *r, const struct resolver_local *local)
 	return 0;
 }
 
-static struct dnsclient *
-dns_new(struct event_base *base, const struct config_resolver *cfg, char *err, size_t errlen)
+struct dnsclient *
+resolver_dnsclient_new(
+    struct event_base *base, const struct config_resolver *cfg, char *err, size_t errlen)
 {
 	struct addr ns[RESOLV_MAX_NS];
 	struct dnsclient_params p = {
@@ -964,7 +965,7 @@ resolver_new(struct event_base *base, const struct config_resolver *cfg,
 		goto fail;
 	if (databases_init(r, cfg, err, errlen) == -1)
 		goto fail;
-	if ((r->dns = dns_new(base, cfg, err, errlen)) == NULL)
+	if ((r->dns = resolver_dnsclient_new(base, cfg, err, errlen)) == NULL)
 		goto fail;
 	return r;
 fail:
@@ -1006,6 +1007,12 @@ resolver_get_stats(const struct resolver *r, struct resolver_stats *out)
 	out->cache_hits = s.cache.hits;
 	out->cache_misses = s.cache.misses;
 	out->cache_entries = s.cache.entries;
+}
+
+struct dnsclient *
+resolver_dnsclient(const struct resolver *r)
+{
+	return r->dns;
 }
 
 struct dnsclient_query *

@@ -162,6 +162,22 @@ struct dnsclient_query *resolver_query(struct resolver *r, const char *name, uns
 /* Forget a resolver_query before its callback ran. */
 void resolver_query_cancel(struct dnsclient_query *q);
 
+/*
+ * The resolver's DNS client (borrowed; lives as long as the resolver), for
+ * other modules that ask DNS the way routing does (MTA-STS).
+ */
+struct dnsclient;
+struct dnsclient *resolver_dnsclient(const struct resolver *r);
+
+/*
+ * A DNS client configured as the resolver's own from `cfg` (nameservers,
+ * else /etc/resolv.conf; timeout, attempts, cache-size, dnssec): for
+ * programs that need DNS without a resolver (smtp-relayctl sts-fetch).
+ * NULL with err set.
+ */
+struct dnsclient *resolver_dnsclient_new(
+    struct event_base *base, const struct config_resolver *cfg, char *err, size_t errlen);
+
 /* Counters for status pages and benchmarks. */
 struct resolver_stats {
 	unsigned long long routes, inflight;

@@ -34,6 +34,7 @@
 #include "smtp-relay/disk_pool.h"
 #include "smtp-relay/dsn.h"
 #include "smtp-relay/maildir.h"
+#include "smtp-relay/mta_sts.h"
 #include "smtp-relay/queue.h"
 #include "smtp-relay/scheduler.h"
 #include "smtp-relay/smtp_client.h"
@@ -61,6 +62,18 @@ enum reason {
 };
 static const char *const reason_names[REASON_COUNT] = {
     "2xx", "4xx", "5xx", "dns", "connect", "timeout", "local"};
+
+/* MTA-STS outcomes per job that asked, for /metrics (docs/mta-sts.md). */
+enum sts_result {
+	STS_R_ENFORCE,     /* a policy in mode enforce applied */
+	STS_R_TESTING,     /* a policy in mode testing applied */
+	STS_R_NONE,        /* no policy, or mode none */
+	STS_R_TEMPFAIL,    /* no policy could be had: delivered as without */
+	STS_R_MX_MISMATCH, /* enforce and no MX matched: deferred */
+	STS_R_COUNT,
+};
+static const char *const sts_result_names[STS_R_COUNT] = {
+    "enforce", "testing", "none", "tempfail", "mx_mismatch"};
 
 /* Final states per run, counted for /metrics. */
 enum result { RESULT_DELIVERED, RESULT_DEFERRED, RESULT_BOUNCED, RESULT_COUNT };
@@ -103,6 +116,10 @@ struct job {
 	TAILQ_ENTRY(job) wait;
 	/* outbound TLS: the domain's policy, this attempt's level and outcome */
 	struct tls_policy_result tls;
+	/* MTA-STS: the lookup in flight (no slot is held meanwhile), and the
+	 * hops an enforce policy hid at the end of route->hops */
+	struct mta_sts_lookup *sts_q;
+	size_t sts_hidden;
 	int tls_level;    /* effective for the current address */
 	bool plain_retry; /* at may the handshake failed: once more in plaintext */
 	char tls_log[128];
@@ -192,7 +209,9 @@ struct delivery {
 	struct delivery_stats st;
 	struct hop_stat hops[HOP_STATS_MAX + 1]; /* the last one: "other" */
 	size_t nhops;
-	SSL_CTX *tls_ctx;              /* outbound STARTTLS */
+	SSL_CTX *tls_ctx;    /* outbound STARTTLS */
+	struct mta_sts *sts; /* MTA-STS policies; NULL with mta-sts no */
+	uint64_t sts_results[STS_R_COUNT];
 	struct tls_policy *tls_policy; /* per-destination levels */
 	/* SMTP sessions by TLS outcome; the last: the TLS policy was not met */
 	uint64_t tls_sessions[TLS_OUT_COUNT + 1];
@@ -260,10 +279,15 @@ record(struct job *j, size_t k, enum outcome o, unsigned code, const char *text,
 		hs->failed++;
 	else
 		hs->deferred++;
-	log_info("delivery: %s: to=<%s> hop=%s addr=%s result=%s status=%s delay=%llds tls=%s: %s",
+	log_info(
+	    "delivery: %s: to=<%s> hop=%s addr=%s result=%s status=%s delay=%llds tls=%s%s: %s",
 	    r->id, r->env->rcpts[out->idx].address, j->hopname[0] ? j->hopname : "-",
 	    j->addrname[0] ? j->addrname : "-", outcome_name(o), out->status,
-	    (long long)(time(NULL) - r->env->arrival), j->tls_log[0] ? j->tls_log : "none", text);
+	    (long long)(time(NULL) - r->env->arrival), j->tls_log[0] ? j->tls_log : "none",
+	    j->tls.sts_mode == TLS_STS_ENFORCE       ? " sts=enforce"
+	        : j->tls.sts_mode == TLS_STS_TESTING ? " sts=testing"
+	                                             : "",
+	    text);
 }
 
 static enum outcome
@@ -504,13 +528,24 @@ client_done_cb(const struct smtp_client_reply *res, void *arg)
 	else
 		snprintf(j->tls_log, sizeof(j->tls_log), "%s (%s)", tls_outcome_name(to),
 		    smtp_client_tls_info(c));
+	if (j->tls.sts_mode == TLS_STS_TESTING && to != TLS_OUT_VERIFIED && to != TLS_OUT_DANE &&
+	    smtp_client_tls_verify_error(c) != NULL)
+		log_info("delivery: %s: mta-sts=testing: would have failed: %s[%s]: certificate "
+		         "not verified (%s)",
+		    j->run->id, j->hopname, j->addrname, smtp_client_tls_verify_error(c));
 	snprintf(key, sizeof(key), "%s %d %s", smtp_client_peer(c), j->tls_level, j->hopname);
 	dest_feedback(j, res, j->nopen);
 	for (size_t i = 0; i < j->nopen; i++) {
 		enum outcome o = res[i].code == 0 ? OUT_TEMP : outcome_of(res[i].code);
+		char stext[SMTP_CLIENT_TEXT_MAX + 40];
+		const char *text = res[i].text;
 
-		record(j, j->open[i], o, res[i].code, res[i].text,
-		    res[i].code != 0 ? j->hopname : NULL);
+		if (smtp_client_tls_failed(c) && j->tls.sts_mode == TLS_STS_ENFORCE) {
+			/* The DSN and the log say which policy asked for it. */
+			snprintf(stext, sizeof(stext), "451 4.7.5 MTA-STS enforce: %s", text);
+			text = stext;
+		}
+		record(j, j->open[i], o, res[i].code, text, res[i].code != 0 ? j->hopname : NULL);
 		retry |= o == OUT_TEMP;
 	}
 	/* The results are used up: the client may take the next message now. */
@@ -786,6 +821,129 @@ route_failed(struct job *j, const struct route_result *res)
 
 static void local_start(struct job *j);
 
+/* The route and the TLS level are known: wait for a connection slot. */
+static void
+job_queue(struct job *j)
+{
+	if ((j->dest = dest_get(j->run->d, j->domain)) == NULL) {
+		for (size_t i = 0; i < j->nouts; i++)
+			record(j, j->outs[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
+		job_done(j);
+		return;
+	}
+	j->dest->waiting++;
+	j->waiting = true;
+	TAILQ_INSERT_TAIL(&j->run->d->waiting, j, wait);
+	dispatch(j->run->d);
+}
+
+/*
+ * Enforce: the hops whose host matches no mx pattern of the policy move to
+ * the end of route->hops, hidden (route->nhops shrinks; job_free restores
+ * it so that they are freed).  The order of the others is kept.  `skipped`
+ * gets their names.  Returns how many hops are left.
+ */
+static size_t
+sts_filter_hops(struct job *j, const struct mta_sts_policy *p, char *skipped, size_t len)
+{
+	struct route_result *rt = j->route;
+	size_t n = rt->nhops, k = 0;
+
+	skipped[0] = '\0';
+	while (k < n) {
+		struct route_hop h = rt->hops[k];
+
+		if (mta_sts_mx_matches(p, h.host)) {
+			k++;
+			continue;
+		}
+		snprintf(skipped + strlen(skipped), len - strlen(skipped), "%s%s",
+		    skipped[0] ? ", " : "", h.host);
+		memmove(&rt->hops[k], &rt->hops[k + 1], (rt->nhops - k - 1) * sizeof(h));
+		rt->hops[rt->nhops - 1] = h;
+		n--;
+	}
+	j->sts_hidden = rt->nhops - n;
+	rt->nhops = n;
+	return n;
+}
+
+/* mta_sts_cb: the domain's MTA-STS answer, applied to the job's route. */
+static void
+sts_cb(const struct mta_sts_policy *p, enum mta_sts_status st, const char *detail, void *arg)
+{
+	struct job *j = arg;
+	struct delivery *d = j->run->d;
+	char skipped[512], text[SMTP_CLIENT_TEXT_MAX];
+
+	j->sts_q = NULL;
+	if (st == MTA_STS_TEMPFAIL) {
+		/* RFC 8461 §5.1: as without a policy; never a deferral. */
+		d->sts_results[STS_R_TEMPFAIL]++;
+		log_info("delivery: %s: %s: mta-sts=tempfail (delivering as without a policy): %s",
+		    j->run->id, j->domain, detail);
+	} else if (st == MTA_STS_NONE || p->mode == MTA_STS_MODE_NONE) {
+		d->sts_results[STS_R_NONE]++;
+	} else if (p->mode == MTA_STS_MODE_TESTING) {
+		struct route_result *rt = j->route;
+
+		d->sts_results[STS_R_TESTING]++;
+		tls_policy_apply_sts(&j->tls, TLS_STS_TESTING);
+		skipped[0] = '\0';
+		for (size_t i = 0; i < rt->nhops; i++)
+			if (!mta_sts_mx_matches(p, rt->hops[i].host))
+				snprintf(skipped + strlen(skipped),
+				    sizeof(skipped) - strlen(skipped), "%s%s",
+				    skipped[0] ? ", " : "", rt->hops[i].host);
+		if (skipped[0] != '\0')
+			log_info(
+			    "delivery: %s: %s: mta-sts=testing: would have failed: MX %s not in "
+			    "the policy (id %s)",
+			    j->run->id, j->domain, skipped, p->id);
+	} else if (sts_filter_hops(j, p, skipped, sizeof(skipped)) == 0) {
+		d->sts_results[STS_R_MX_MISMATCH]++;
+		tls_policy_apply_sts(&j->tls, TLS_STS_ENFORCE);
+		snprintf(text, sizeof(text),
+		    "451 4.7.5 MTA-STS enforce (policy id %s): MX %.380s does not match the "
+		    "policy's "
+		    "mx patterns",
+		    p->id, skipped);
+		for (size_t i = 0; i < j->nouts; i++)
+			record(j, j->outs[i], OUT_TEMP, 0, text, NULL);
+		job_done(j);
+		return;
+	} else {
+		d->sts_results[STS_R_ENFORCE]++;
+		tls_policy_apply_sts(&j->tls, TLS_STS_ENFORCE);
+		if (skipped[0] != '\0')
+			log_info("delivery: %s: %s: mta-sts=enforce: skipping MX %s (not in the "
+			         "policy, id %s)",
+			    j->run->id, j->domain, skipped, p->id);
+	}
+	job_queue(j);
+}
+
+/*
+ * Does MTA-STS apply to this route?  As Postfix with postfix-mta-sts-resolver:
+ * only to routes found by MX (or the implicit MX of the domain itself) and
+ * only when the operator did not set the domain's level explicitly
+ * (tls-policy, tls-policy-file).  Gateways, address literals, the local MX
+ * and hosts databases are the operator's own routes: no MTA-STS.
+ */
+static bool
+sts_applies(const struct job *j)
+{
+	const struct route_result *rt = j->route;
+
+	if (j->run->d->sts == NULL || !j->run->d->relay->mta_sts || j->tls.configured ||
+	    j->tls.level == CONFIG_TLS_NONE || rt->nhops == 0)
+		return false;
+	for (size_t i = 0; i < rt->nhops; i++)
+		if (rt->hops[i].source != ROUTE_SRC_DNS_MX && rt->hops[i].source != ROUTE_SRC_DNS_A)
+			return false;
+	return true;
+}
+
 static void
 route_cb(struct route_result *res, void *arg)
 {
@@ -795,20 +953,14 @@ route_cb(struct route_result *res, void *arg)
 	switch (res->status) {
 	case ROUTE_OK:
 		j->route = res;
-		/* The domain's TLS level.  MTA-STS (mta_sts.c) hooks in right
-		 * here with tls_policy_apply_sts(&j->tls, mode) once its policy
-		 * for j->domain is known; DANE still wins per hop. */
+		/* The domain's TLS level; then MTA-STS, looked up before a
+		 * connection slot is asked for (a job waiting for the policy
+		 * holds none).  DANE still wins per hop (tls_policy_hop). */
 		tls_policy_lookup(j->run->d->tls_policy, j->domain, &j->tls);
-		if ((j->dest = dest_get(j->run->d, j->domain)) == NULL) {
-			for (size_t i = 0; i < j->nouts; i++)
-				record(j, j->outs[i], OUT_TEMP, 0, "451 4.3.0 out of memory", NULL);
-			job_done(j);
+		if (sts_applies(j) &&
+		    (j->sts_q = mta_sts_lookup(j->run->d->sts, j->domain, sts_cb, j)) != NULL)
 			return;
-		}
-		j->dest->waiting++;
-		j->waiting = true;
-		TAILQ_INSERT_TAIL(&j->run->d->waiting, j, wait);
-		dispatch(j->run->d);
+		job_queue(j);
 		return;
 	case ROUTE_LOCAL:
 		resolver_result_free(res);
@@ -910,8 +1062,12 @@ job_free(struct job *j)
 	if (j->client != NULL)
 		smtp_client_cancel(j->client);
 	resolver_query_cancel(j->tlsa_q);
+	if (j->sts_q != NULL)
+		mta_sts_cancel(j->sts_q);
 	ldns_rr_list_deep_free(j->tlsa_rrs);
 	dest_put(j);
+	if (j->route != NULL)
+		j->route->nhops += j->sts_hidden; /* freed with the rest */
 	resolver_result_free(j->route);
 	free(j->outs);
 	free(j->open);
@@ -1289,6 +1445,28 @@ later:
 
 /* ---- the public side ---- */
 
+/* The MTA-STS module on the resolver's DNS client; made even with mta-sts
+ * no, so that a reload may switch it on (it reads its cache folder now).
+ * Failing to make it is fatal only when mta-sts is on. */
+static int
+sts_init(struct delivery *d, char *err, size_t errlen)
+{
+	const struct config_relay *rl = d->relay;
+	struct mta_sts_params sp = {
+	    rl->mta_sts_cache, rl->mta_sts_ca_file, rl->mta_sts_port, rl->mta_sts_cache_size};
+
+	if ((d->sts = mta_sts_new(d->base, resolver_dnsclient(d->resolver), &sp)) != NULL)
+		return 0;
+	if (!rl->mta_sts) { /* not used now: a reload cannot switch it on */
+		log_warnx("delivery: MTA-STS not available (cache or CA file, see above)");
+		return 0;
+	}
+	snprintf(err, errlen, "MTA-STS: cannot set up (cache %s, CA file %s)",
+	    rl->mta_sts_cache != NULL ? rl->mta_sts_cache : "(memory)",
+	    rl->mta_sts_ca_file != NULL ? rl->mta_sts_ca_file : "(system)");
+	return -1;
+}
+
 struct delivery *
 delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
     struct disk_pool *pool, const struct policy *policy, char *err, size_t errlen)
@@ -1316,8 +1494,9 @@ delivery_new(struct event_base *base, const struct config *cfg, struct queue *q,
 	    (d->tls_ctx = tls_client_ctx_new(relay->tls_ca_file, err, errlen)) == NULL ||
 	    (d->tls_policy = tls_policy_new(cfg, err, errlen)) == NULL ||
 	    (d->resolver = resolver_new(base, &cfg->resolver, &local, err, errlen)) == NULL ||
-	    (d->sched = scheduler_new(base, relay->max_deliveries * 2, run_cb, d)) == NULL) {
-		if (d->resolver != NULL || d->kick == NULL)
+	    (d->sched = scheduler_new(base, relay->max_deliveries * 2, run_cb, d)) == NULL ||
+	    sts_init(d, err, errlen) == -1) {
+		if ((d->resolver != NULL && d->sched == NULL) || d->kick == NULL)
 			snprintf(err, errlen, "cannot set up delivery");
 		/* else err says what (CA file, policy file, resolver) */
 		delivery_free(d);
@@ -1349,6 +1528,7 @@ delivery_free(struct delivery *d)
 	if (d->kick != NULL)
 		event_free(d->kick);
 	scheduler_free(d->sched);
+	mta_sts_free(d->sts); /* before the resolver: it borrows its DNS client */
 	resolver_free(d->resolver);
 	tls_policy_free(d->tls_policy);
 	SSL_CTX_free(d->tls_ctx);
@@ -1571,6 +1751,12 @@ delivery_metrics(struct evbuffer *out, void *arg)
 		snprintf(labels, sizeof(labels), "outcome=\"%s\"",
 		    k == TLS_OUT_COUNT ? "failed" : tls_outcome_name((enum tls_outcome)k));
 		prom_sample_u64(out, "relay_deliveries_tls_total", labels, d->tls_sessions[k]);
+	}
+	prom_family(out, "relay_mta_sts_total", "counter",
+	    "MTA-STS answers for routed domains (mx_mismatch: enforce, no MX matched, deferred)");
+	for (int k = 0; k < STS_R_COUNT; k++) {
+		snprintf(labels, sizeof(labels), "result=\"%s\"", sts_result_names[k]);
+		prom_sample_u64(out, "relay_mta_sts_total", labels, d->sts_results[k]);
 	}
 	prom_family(out, "relay_hop_results_total", "counter", "Outcomes per next hop");
 	for (size_t i = 0; i <= HOP_STATS_MAX; i++) {

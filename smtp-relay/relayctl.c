@@ -15,6 +15,7 @@
 #include "common/jsonout.h"
 #include "common/log.h"
 #include "resolver/dnsclient.h"
+#include "resolver/resolver.h"
 #include "smtp-relay/control.h"
 #include "smtp-relay/mta_sts.h"
 #include "smtp-relay/queue.h"
@@ -610,9 +611,6 @@ cmd_stats(struct ctl *c, int argc, char **argv)
 
 /* ---- sts-fetch ---- */
 
-#define STS_RESOLV_CONF "/etc/resolv.conf"
-#define STS_MAX_NS      8
-
 struct sts_run {
 	struct event_base *base;
 	enum mta_sts_status st;
@@ -634,35 +632,19 @@ sts_fetch_cb(const struct mta_sts_policy *p, enum mta_sts_status st, const char 
 	event_base_loopbreak(r->base);
 }
 
-/* DNS as smtp-relayd asks it: the resolver block's servers, else resolv.conf's. */
+/* DNS as smtp-relayd asks it (resolver_dnsclient_new), with a small cache
+ * when the configuration has none or sets cache-size 0. */
 static struct dnsclient *
 sts_dns_new(struct event_base *base, const struct config_resolver *res)
 {
-	struct addr ns[STS_MAX_NS];
-	/* A small cache: dnsclient with cache_size 0 hands callers an emptied
-	 * answer (dnscache_insert clears it), and one lookup asks few names. */
-	struct dnsclient_params p = {
-	    .timeout_ms = 5000, .attempts = 2, .cache_size = 64, .edns_size = DNSMSG_EDNS_SIZE};
-	unsigned timeout = 5, attempts = 2;
-	int n;
+	struct config_resolver dflt = {.timeout = 5, .attempts = 2, .cache_size = 64};
+	struct config_resolver cfg = res != NULL ? *res : dflt;
+	char err[256];
+	struct dnsclient *dns;
 
-	if (res != NULL && res->nameservers.n > 0) {
-		p.servers = res->nameservers.v;
-		p.nservers = res->nameservers.n;
-		p.timeout_ms = res->timeout * 1000;
-		p.attempts = res->attempts;
-		return dnsclient_new(base, &p);
-	}
-	n = dnsclient_read_resolv_conf(STS_RESOLV_CONF, ns, STS_MAX_NS, &timeout, &attempts);
-	if (n <= 0) { /* as glibc: the local host */
-		addr_parse("127.0.0.1", 53, &ns[0]);
-		n = 1;
-	}
-	p.servers = ns;
-	p.nservers = (size_t)n;
-	p.timeout_ms = timeout * 1000;
-	p.attempts = attempts;
-	return dnsclient_new(base, &p);
+	if ((dns = resolver_dnsclient_new(base, &cfg, err, sizeof(err))) == NULL)
+		log_err("sts-fetch: %s", err);
+	return dns;
 }
 
 static void

@@ -62,6 +62,7 @@ struct smtp_client {
 	bool tls_active, tls_retry_plain, tls_failed;
 	enum tls_outcome tls_outcome;
 	char tls_info[96];
+	const char *tls_verify_error; /* static OpenSSL text, or NULL */
 	uint64_t size_max;
 	/* the reply being read */
 	bool in_reply;
@@ -485,6 +486,7 @@ tls_up(struct smtp_client *c)
 	char why[SMTP_CLIENT_TEXT_MAX];
 
 	tls_client_describe(ssl, c->tls_info, sizeof(c->tls_info));
+	c->tls_verify_error = tls_client_verify_error(ssl);
 	if (tls_client_check(ssl, c->level, &c->tls_outcome, why, sizeof(why)) == -1) {
 		c->tls_outcome = TLS_OUT_NONE;
 		tls_fail(c, why, false);
@@ -837,6 +839,12 @@ const char *
 smtp_client_tls_info(const struct smtp_client *c)
 {
 	return c->tls_active ? c->tls_info : "";
+}
+
+const char *
+smtp_client_tls_verify_error(const struct smtp_client *c)
+{
+	return !c->tls_active ? "no TLS" : c->tls_verify_error;
 }
 
 bool

@@ -97,6 +97,10 @@ int smtp_client_set_tls(
 /* In the done callback: what TLS the session had, "TLSv1.3 cipher" or "". */
 enum tls_outcome smtp_client_tls_outcome(const struct smtp_client *c);
 const char *smtp_client_tls_info(const struct smtp_client *c);
+/* In the done callback: NULL when the session had TLS with a certificate
+ * that verified (chain and the hop's name), else why not ("no TLS", or
+ * OpenSSL's reason); at may and encrypt it is only reported. */
+const char *smtp_client_tls_verify_error(const struct smtp_client *c);
 /* In the done callback: the handshake failed at level may. */
 bool smtp_client_tls_retry_plain(const struct smtp_client *c);
 /* In the done callback: the session failed the TLS policy (DSN text says why). */

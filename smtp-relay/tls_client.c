@@ -91,6 +91,16 @@ tls_client_ssl_new(SSL_CTX *ctx, const char *host, enum config_tls_level level,
 		X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		if (X509_VERIFY_PARAM_set1_host(vp, host, 0) != 1)
 			goto fail;
+	} else if ((level == CONFIG_TLS_MAY || level == CONFIG_TLS_ENCRYPT) && host != NULL &&
+	    host[0] != '\0') {
+		/* Not enforced (SSL_VERIFY_NONE), only recorded in the verify
+		 * result, so that MTA-STS testing can say whether the
+		 * certificate would have passed (tls_client_verify_error). */
+		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+
+		X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (X509_VERIFY_PARAM_set1_host(vp, host, 0) != 1)
+			ERR_clear_error();
 	} else if (level == CONFIG_TLS_DANE || level == CONFIG_TLS_DANE_ONLY) {
 		if (SSL_dane_enable(ssl, host) <= 0)
 			goto fail;
@@ -141,6 +151,15 @@ tls_client_check(
 		    "TLS required by policy verify but the certificate did not verify (%s)",
 		    X509_verify_cert_error_string(v));
 	return -1;
+}
+
+const char *
+tls_client_verify_error(SSL *ssl)
+{
+	long v = SSL_get0_peer_certificate(ssl) == NULL ? X509_V_ERR_UNSPECIFIED
+	                                                : SSL_get_verify_result(ssl);
+
+	return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }
 
 void

@@ -62,6 +62,11 @@ bool tls_tlsa_usable(const struct tls_tlsa *t);
 int tls_client_check(
     SSL *ssl, enum config_tls_level level, enum tls_outcome *out, char *why, size_t whylen);
 
+/* After the handshake at any level: NULL when the chain verified against
+ * the CA store and (given a host) the name matched, else OpenSSL's reason.
+ * At may and encrypt this is only reported, never enforced. */
+const char *tls_client_verify_error(SSL *ssl);
+
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
 void tls_client_describe(SSL *ssl, char *buf, size_t len);
 

@@ -155,6 +155,7 @@ tls_policy_lookup(const struct tls_policy *p, const char *domain, struct tls_pol
 	}
 	if (best != NULL) {
 		out->level = best->level;
+		out->configured = true;
 		snprintf(out->reason, sizeof(out->reason), "%s \"%s\"", best->from, best->domain);
 	} else {
 		out->level = p->def;
@@ -187,7 +188,8 @@ tls_policy_hop(const struct tls_policy_result *r, enum tls_tlsa_state st, char *
 	case TLSA_UNUSABLE:
 		if (r->level == CONFIG_TLS_DANE_ONLY)
 			break;
-		return CONFIG_TLS_ENCRYPT; /* RFC 7672 §2.2 (as Postfix) */
+		/* RFC 7672 §2.2 (as Postfix); MTA-STS enforce still verifies */
+		return r->sts_mode == TLS_STS_ENFORCE ? CONFIG_TLS_VERIFY : CONFIG_TLS_ENCRYPT;
 	case TLSA_TEMPFAIL:
 		snprintf(why, whylen,
 		    "TLS required by policy %s but the TLSA lookup failed (RFC 7672 §2.2.1)",

@@ -26,6 +26,10 @@ struct tls_policy_result {
 	char reason[160]; /* "tls-policy \"example.com\"", "default (...)" */
 	/* MTA-STS (RFC 8461), set by tls_policy_apply_sts; 0 = none. */
 	int sts_mode; /* TLS_STS_NONE, _TESTING, _ENFORCE */
+	/* The level came from a tls-policy entry or tls-policy-file line (not
+	 * the default): then MTA-STS is not consulted (as Postfix's
+	 * smtp_tls_policy_maps before postfix-mta-sts-resolver). */
+	bool configured;
 };
 
 /* Built from cfg (relay and resolver sections), reading tls-policy-file

@@ -194,6 +194,9 @@ test_cache(void)
 	c = dnscache_new(0);
 	a = answer("g.test", 10, true);
 	ok(dnscache_insert(c, &a, 1) == NULL, "cache-size 0 disables the cache");
+	ok(strcmp(a.qname, "g.test") == 0 && a.status == DNS_NXDOMAIN,
+	    "a refused answer is left to the caller");
+	dns_answer_clear(&a);
 	dnscache_free(c);
 }
 
@@ -411,6 +414,29 @@ test_exchange(void)
 	ok(!g1.called, "cancelled query silent");
 
 	dnsclient_free(c);
+
+	/* cache-size 0: no cache, and the answer still reaches the callers
+	 * (it used to be cleared by the refused cache insert first). */
+	p.cache_size = 0;
+	c = dnsclient_new(f.base, &p);
+	f.done = 2;
+	g1.called = g2.called = false;
+	g1.nrr = g2.nrr = 0;
+	dnsclient_query(c, "big.test", LDNS_RR_TYPE_MX, got_cb, &g1);
+	dnsclient_query(c, "big.test", LDNS_RR_TYPE_MX, got_cb, &g2);
+	event_base_dispatch(f.base);
+	ok(g1.status == DNS_OK && g1.nrr == 2, "cache-size 0: the records reach the callback (%zu)",
+	    g1.nrr);
+	ok(g2.status == DNS_OK && g2.nrr == 2, "cache-size 0: and the shared waiter's (%zu)",
+	    g2.nrr);
+	ok(!g1.info.cached, "cache-size 0: not from a cache");
+	dnsclient_free(c);
+	{ /* let the fake server see the TCP connection close (and free it) */
+		struct timeval t = {0, 100000};
+
+		event_base_loopexit(f.base, &t);
+		event_base_dispatch(f.base);
+	}
 	evconnlistener_free(f.tcp);
 	event_free(f.ev);
 	close(f.udp);

@@ -47,11 +47,13 @@ test_lookup(void)
 	tls_policy_lookup(p, "exact.test", &r);
 	is_int(r.level, CONFIG_TLS_VERIFY, "exact entry");
 	is_str(r.reason, "tls-policy \"exact.test\"", "reason names the statement");
+	ok(r.configured, "an entry is the operator's (MTA-STS not consulted)");
 	tls_policy_lookup(p, "a.b.wild.test", &r);
 	is_int(r.level, CONFIG_TLS_DANE_ONLY, "suffix entry matches subdomains");
 	tls_policy_lookup(p, "wild.test", &r);
 	is_int(r.level, CONFIG_TLS_MAY, "not the parent itself: the default");
 	ok(strstr(r.reason, "default") != NULL, "default reason");
+	ok(!r.configured, "the default is not an explicit entry");
 	tls_policy_lookup(p, "file.test", &r);
 	is_int(r.level, CONFIG_TLS_NONE, "the statement before the file");
 	tls_policy_lookup(p, "x.sub.test", &r);
@@ -100,7 +102,7 @@ test_defaults(void)
 static void
 test_hop(void)
 {
-	struct tls_policy_result r = {CONFIG_TLS_DANE, "", 0};
+	struct tls_policy_result r = {CONFIG_TLS_DANE, "", 0, false};
 	char why[200] = "";
 
 	is_int(tls_policy_hop(&r, TLSA_USABLE, why, sizeof(why)), CONFIG_TLS_DANE, "usable: dane");
@@ -128,6 +130,10 @@ test_hop(void)
 	is_int(r.level, CONFIG_TLS_DANE, "STS enforce under dane: still dane");
 	is_int(tls_policy_hop(&r, TLSA_NONE, why, sizeof(why)), CONFIG_TLS_VERIFY,
 	    "dane without TLSA under STS enforce: verify");
+	is_int(tls_policy_hop(&r, TLSA_UNUSABLE, why, sizeof(why)), CONFIG_TLS_VERIFY,
+	    "dane with unusable TLSA under STS enforce: verify, not encrypt");
+	is_int(tls_policy_hop(&r, TLSA_USABLE, why, sizeof(why)), CONFIG_TLS_DANE,
+	    "usable TLSA under STS enforce: DANE wins");
 }
 
 static void
