@@ -17,7 +17,7 @@ import pytest
 
 import mxb
 from conftest import require_tool
-from relay_tls_util import TestCA, TlsSmtp, tls_block
+from tls_util import CA, TlsSmtp, tls_block
 from relay_util import Relay
 
 CLIENT = "127.0.0.5"  # outside trusted-networks (127.0.0.1/32)
@@ -39,7 +39,7 @@ def hashes():
 
 class AuthRelay:
     def __init__(self, daemons, tmp_path, extra=""):
-        self.ca = TestCA(str(tmp_path / "ca"))
+        self.ca = CA(folder=str(tmp_path / "ca"))
         crt, key = self.ca.issue("srv")
         users = "# test users\n" + "".join(f"{u}:{h}\n" for u, h in hashes().items())
         self.auth_file = daemons.write("users.auth", users)
@@ -237,7 +237,7 @@ def test_authenticated_sessions_are_exempt_from_the_per_client_limit(daemons, tm
 
 
 def check(daemons, extra):
-    ca = TestCA(os.path.join(daemons.dir, "ca-check"))
+    ca = CA(folder=os.path.join(daemons.dir, "ca-check"))
     crt, key = ca.issue("srv")
     conf = daemons.write("check.conf", f'options {{ directory "{daemons.dir}"; }};\n'
                          f'relay {{ listen 127.0.0.1 port {mxb.free_port()}; '

@@ -13,13 +13,13 @@ import pytest
 
 import mxb
 from conftest import require_tool
-from relay_tls_util import TestCA, TlsSmtp, tls_block
+from tls_util import CA, TlsSmtp, tls_block
 from relay_util import PrivatePostfix, Relay
 
 
 @pytest.fixture
 def ca(tmp_path):
-    return TestCA(str(tmp_path / "ca"))
+    return CA(folder=str(tmp_path / "ca"))
 
 
 def tls_relay(daemons, ca, extra="", name="srv"):
@@ -73,7 +73,7 @@ def test_plaintext_without_tls_block_has_no_starttls(daemons):
 def test_openssl_s_client_starttls(daemons, ca):
     relay = tls_relay(daemons, ca)
     r = subprocess.run([require_tool("openssl"), "s_client", "-starttls", "smtp", "-crlf",
-                        "-ign_eof", "-connect", f"127.0.0.1:{relay.port}", "-CAfile", ca.crt,
+                        "-ign_eof", "-connect", f"127.0.0.1:{relay.port}", "-CAfile", ca.cert,
                         "-verify_return_error", "-verify_hostname", "localhost",
                         "-servername", "localhost"],
                        input="EHLO client.test\nNOOP\nQUIT\n", capture_output=True,
@@ -295,7 +295,7 @@ def test_postfix_encrypt_hands_mail_over_tls(daemons, ca):
     relay = tls_relay(daemons, ca)
     pf = PrivatePostfix(daemons, f"[127.0.0.1]:{relay.port}",
                         extra=f"smtp_tls_security_level = encrypt\n"
-                              f"smtp_tls_CAfile = {ca.crt}\n"
+                              f"smtp_tls_CAfile = {ca.cert}\n"
                               f"smtp_tls_loglevel = 1\n")
     try:
         with smtplib.SMTP("127.0.0.1", pf.port, timeout=20) as s:

@@ -164,7 +164,7 @@ def test_encrypt_without_starttls_is_deferred_nothing_sent(world):
 
 
 def test_wrong_ca_is_deferred(daemons):
-    other = CA("another CA")
+    other = CA(name="another CA")
     w = World(daemons, extra="")
     try:
         # The relay trusts a different CA: verify fails, nothing is sent.
