@@ -77,10 +77,11 @@ struct smtp_client {
 	bool *decided;
 	struct smtp_client_reply *res;
 	/* reuse */
-	unsigned uses; /* transactions started on this connection */
-	bool reusable; /* the last one ended cleanly: the connection may be kept */
-	bool kept;     /* smtp_client_keep ran inside the callback */
-	bool stale;    /* a kept connection failed before MAIL */
+	unsigned uses;  /* transactions started on this connection */
+	bool reusable;  /* the last one ended cleanly: the connection may be kept */
+	bool kept;      /* smtp_client_keep ran inside the callback */
+	bool stale;     /* a kept connection failed before MAIL */
+	bool rset_wait; /* RSET pipelined with MAIL...DATA: its reply comes first */
 	smtp_client_gone_fn gone;
 	void *gone_arg;
 };
@@ -231,7 +232,7 @@ fail(struct smtp_client *c, const char *why)
 {
 	char text[SMTP_CLIENT_TEXT_MAX + ADDR_STRLEN + 32];
 
-	if (c->state == C_RSET)
+	if (c->state == C_RSET || c->rset_wait)
 		c->stale = true;
 	snprintf(
 	    text, sizeof(text), "%s: %s%s", c->peer, c->stale ? "reused connection: " : "", why);
@@ -522,6 +523,14 @@ tls_handshake_failed(struct smtp_client *c, short what)
 static void
 handle_reply(struct smtp_client *c)
 {
+	if (c->rset_wait) {
+		/* RSET's reply, pipelined before the transaction's. */
+		c->rset_wait = false;
+		if (c->code / 100 == 2)
+			return;
+		c->rset_wait = true; /* a failed RSET: the kept connection is stale */
+		goto failed;
+	}
 	switch (c->state) {
 	case C_GREETING:
 		if (c->code / 100 != 2)
@@ -567,6 +576,7 @@ handle_reply(struct smtp_client *c)
 		return;
 	default: return;
 	}
+failed:
 	/* The greeting, EHLO, HELO or RSET failed: this host will not take mail now. */
 	{
 		char why[SMTP_CLIENT_TEXT_MAX + 16];
@@ -806,6 +816,19 @@ smtp_client_send(
 	c->arg = arg;
 	c->gone = NULL;
 	c->state = C_RSET;
+	c->rset_wait = false;
+	/* RFC 2920: with PIPELINING, RSET goes with the MAIL/RCPT/DATA group
+	 * (one round trip less per message); a message over the peer's SIZE
+	 * waits for RSET's reply as without, and is refused then. */
+	if (c->pipelining && !(c->has_size && c->size_max != 0 && msg->len > c->size_max)) {
+		for (size_t k = 0; k <= msg->nrcpts + 1; k++)
+			if (send_txn_command(c, k) == -1)
+				return -1;
+		c->state = C_TXN;
+		c->uses++;
+		c->sent = msg->nrcpts + 2;
+		c->rset_wait = true;
+	}
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	set_timeouts(c, c->t.command, c->t.command);
 	return 0;

@@ -149,7 +149,11 @@ def test_tempfail_deferred_then_flush_delivers(world):
     world.relay.ctl("flush", qid)
     sink.wait_messages(1, relay=world.relay)
     world.wait_empty()
-    assert world.relay.delivery()["delivered"] == 1
+    # The file goes (unlink, fsync of queue/) before the loop counts the
+    # run: wait for the counter rather than read it at once.
+    mxb.wait_until(lambda: world.relay.delivery()["delivered"] == 1, 5, "delivered counted",
+                   proc=world.relay.d.proc)
+    assert world.relay.delivery()["deferred"] == 1
 
 
 def dsn_parts(data):

@@ -435,6 +435,7 @@ test_reuse(void)
 	event_base_dispatch(r.base);
 	ok(r.dones == 1 && r.codes[0] == 250 && r.kept != NULL, "first message, connection kept");
 	ok(smtp_client_uses(r.kept) == 1, "one use");
+	srv.max_batch = 0;
 	ok(smtp_client_send(r.kept, &r.m, reuse_done_cb, &r) == 0, "second message sent");
 	event_base_loopexit(r.base, &(struct timeval){0, 500000});
 	event_base_dispatch(r.base);
@@ -444,6 +445,7 @@ test_reuse(void)
 	is_int(srv.accepts, 1, "one connection for two messages");
 	ok(strstr(srv.log, "|.|RSET|MAIL FROM:<s@x.test>|") != NULL, "RSET before MAIL: %s",
 	    srv.log);
+	is_int(srv.max_batch, 4, "PIPELINING: RSET goes with MAIL, RCPT and DATA");
 	is_int(r.gones, 0, "second not kept: not gone");
 	ok(strstr(srv.log, "|.|QUIT|") != NULL, "QUIT at the end");
 
