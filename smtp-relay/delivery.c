@@ -731,9 +731,13 @@ job_reuse(struct job *j, const struct addr *to, const struct smtp_client_msg *m)
 	snprintf(key, sizeof(key), "%s %d %s", addr_str(to, peer, sizeof(peer)), j->tls_level,
 	    j->hopname);
 	while ((c = conn_take(d, key)) != NULL) {
+		/* Counted before the send: with PIPELINING it starts the
+		 * transaction (and counts it) at once. */
+		unsigned use = smtp_client_uses(c) + 1;
+
 		if (smtp_client_send(c, m, client_done_cb, j) == 0) {
 			log_info("delivery: reusing connection to %s[%s]:%u (use %u)", j->hopname,
-			    j->addrname, (unsigned)d->relay->remote_port, smtp_client_uses(c) + 1);
+			    j->addrname, (unsigned)d->relay->remote_port, use);
 			j->client = c;
 			j->reused = true;
 			d->st.conn_reused++;
