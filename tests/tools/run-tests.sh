@@ -14,14 +14,15 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# Add the counts a stage printed in its "... N passed, N failed" line.
+# The counts a stage printed in its last summary line, in any order:
+# "N passed, N failed" (ours), "N failed, N passed, N skipped in 9s" (pytest),
+# "N errors".  Sets p, f and e (0 when absent).
 count() {
-	line=$(grep -E '[0-9]+ passed' "$log" | tail -n 1)
-	p=$(printf '%s' "$line" | sed -nE 's/^(.*[^0-9])?([0-9]+) passed.*/\2/p')
-	f=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
-	e=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) errors?.*/\1/p')
-	passed=$((passed + ${p:-0}))
-	failed=$((failed + ${f:-0} + ${e:-0}))
+	line=$(grep -E '(^|[^0-9])[0-9]+ (passed|failed|errors?)' "$1" | tail -n 1)
+	p=$(printf '%s\n' "$line" | grep -oE '(^|[^0-9])[0-9]+ passed' | grep -oE '[0-9]+' | tail -n 1)
+	f=$(printf '%s\n' "$line" | grep -oE '(^|[^0-9])[0-9]+ failed' | grep -oE '[0-9]+' | tail -n 1)
+	e=$(printf '%s\n' "$line" | grep -oE '(^|[^0-9])[0-9]+ errors?' | grep -oE '[0-9]+' | tail -n 1)
+	p=${p:-0} f=${f:-0} e=${e:-0}
 }
 
 stage() {
@@ -31,20 +32,37 @@ stage() {
 	"$@" >"$log" 2>&1
 	rc=$?
 	cat "$log"
-	count
-	if [ "$rc" -ne 0 ] && ! grep -qE '[0-9]+ failed' "$log"; then
-		# A stage that failed without reporting counts (build error, crash).
+	count "$log"
+	passed=$((passed + p))
+	failed=$((failed + f + e))
+	if [ "$rc" -ne 0 ] && [ $((f + e)) -eq 0 ]; then
+		# A stage that failed without counting a failure (build error, crash).
 		echo "==> $name: exit status $rc"
 		failed=$((failed + 1))
 	fi
 }
 
+# run-tests.sh --self-check: the counting above, on the summary lines it meets.
+if [ "${1:-}" = --self-check ]; then
+	for c in "unit: 2229 passed, 0 failed|2229 0 0" \
+	    "1 failed, 449 passed, 1 skipped in 709.37s (0:11:49)|449 1 0" \
+	    "12 passed, 0 failed|12 0 0" "= 3 passed, 2 errors in 1.0s =|3 0 2" \
+	    "== 2 failed in 0.5s ==|0 2 0"; do
+		printf '%s\n' "${c%|*}" >"$log"
+		count "$log"
+		[ "$p $f $e" = "${c#*|}" ] || { echo "self-check: '${c%|*}' read as $p $f $e"; exit 1; }
+	done
+	echo "self-check: 5 passed, 0 failed"
+	exit 0
+fi
+
+stage "the summary's own counting" sh tests/tools/run-tests.sh --self-check
 stage "style (clang-format)" $MAKE --no-print-directory style-check
 stage "build" $MAKE --no-print-directory all unit-bins
 stage "unit tests" tests/tools/run-unit.sh build/tests
 stage "unit tests under ASan+UBSan" $MAKE --no-print-directory check-asan-unit
 stage "fuzz corpora under ASan+UBSan" $MAKE --no-print-directory fuzz-replay
-stage "integration tests" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+stage "integration tests" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=20 tests/integration
 stage "fault lab" tests/lab/run.sh
 stage "integration tests under ASan+UBSan" $MAKE --no-print-directory check-asan-integration
 
