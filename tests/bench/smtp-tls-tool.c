@@ -9,7 +9,8 @@
  *                        [-f from] [-t to] host port
  *       Send `messages` messages over `sessions` parallel connections, each
  *       after EHLO, STARTTLS, EHLO; -r opens a new connection (and does a
- *       new handshake) for every message.  Prints messages/s and handshakes/s.
+ *       new handshake) for every message; -p sends in plaintext (no STARTTLS),
+ *       for the cost of TLS.  Prints messages/s and handshakes/s.
  *   smtp-tls-tool sink -c cert.pem -k key.pem host port
  *       Accept connections, offer STARTTLS and PIPELINING, say 250 to every
  *       message; runs until killed.
@@ -123,7 +124,7 @@ command(struct conn *c, const char *cmd, int want)
 static const char *host = "127.0.0.1", *from = "bench@client.test", *to = "rcpt@outside.example";
 static int port;
 static long messages = 1000, sessions = 10, size = 1024;
-static bool reconnect;
+static bool reconnect, plaintext;
 static atomic_long next_msg, handshakes, failures;
 static SSL_CTX *ctx;
 static char *body;
@@ -142,8 +143,11 @@ dial(struct conn *c)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
 		return -1;
-	if (reply(c) != 220 || command(c, "EHLO client.test\r\n", 2) < 0 ||
-	    command(c, "STARTTLS\r\n", 2) < 0 || conn_buffered(c))
+	if (reply(c) != 220 || command(c, "EHLO client.test\r\n", 2) < 0)
+		return -1;
+	if (plaintext)
+		return 0;
+	if (command(c, "STARTTLS\r\n", 2) < 0 || conn_buffered(c))
 		return -1;
 	if ((c->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
 	    SSL_connect(c->ssl) != 1)
@@ -237,12 +241,13 @@ static int
 source_main(int argc, char **argv)
 {
 	int ch;
-	while ((ch = getopt(argc, argv, "s:m:l:rf:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:m:l:rpf:t:")) != -1) {
 		switch (ch) {
 		case 's': sessions = atol(optarg); break;
 		case 'm': messages = atol(optarg); break;
 		case 'l': size = atol(optarg); break;
 		case 'r': reconnect = true; break;
+		case 'p': plaintext = true; break;
 		case 'f': from = optarg; break;
 		case 't': to = optarg; break;
 		default: return 2;
@@ -375,7 +380,7 @@ main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "sink") == 0)
 		return sink_main(argc - 1, argv + 1);
 	fprintf(stderr,
-	    "usage: smtp-tls-tool source [-s sessions] [-m messages] [-l size] [-r] "
+	    "usage: smtp-tls-tool source [-s sessions] [-m messages] [-l size] [-r] [-p] "
 	    "[-f from] [-t to] host port\n"
 	    "       smtp-tls-tool sink -c cert.pem -k key.pem host port\n");
 	return 2;
