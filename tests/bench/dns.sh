@@ -50,7 +50,9 @@ PIDS=""
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$WORK"
+	# A server still writing as it exits (Knot's databases) can refill a
+	# folder while rm empties it: try again once it is gone.
+	rm -rf "$WORK" 2>/dev/null || { sleep 1; rm -rf "$WORK"; }
 }
 trap cleanup EXIT INT TERM
 
