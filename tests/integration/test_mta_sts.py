@@ -21,6 +21,7 @@ import subprocess
 import mxb
 from conftest import require_tool
 from resolver_util import dns_answers, start_nsd, zone_text
+from tls_util import start_nginx
 
 ORIGIN = "sts.test"
 POLICY_ENFORCE = ("version: STSv1\r\nmode: enforce\r\nmx: mx1.sts.test\r\n"
@@ -129,19 +130,7 @@ class Env:
                 f"  ssl_certificate {self.dir}/{cert}.crt; "
                 f"ssl_certificate_key {self.dir}/{cert}.key;\n"
                 f"  root {root}; {extra} }}\n")
-        d = self.dir
-        conf = self.daemons.write("nginx.conf", (
-            f"user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx.err;\n"
-            "events { worker_connections 64; }\n"
-            f"http {{ access_log {d}/nginx.access; default_type application/octet-stream;\n"
-            "  types { text/plain txt; }\n"
-            f"  client_body_temp_path {d}/nginx-tmp; proxy_temp_path {d}/nginx-tmp;\n"
-            f"  fastcgi_temp_path {d}/nginx-tmp; uwsgi_temp_path {d}/nginx-tmp;\n"
-            f"  scgi_temp_path {d}/nginx-tmp;\n" + "".join(servers) + "}\n"))
-        os.makedirs(os.path.join(d, "nginx-tmp"), exist_ok=True)
-        self.nginx = self.daemons.start(
-            "nginx", [require_tool("nginx"), "-c", conf, "-p", d, "-g", "daemon off;"],
-            ready=mxb.tcp_open("127.0.0.1", self.https_port))
+        self.nginx = start_nginx(self.daemons, self.dir, self.https_port, servers)
 
     def stop_https(self):
         self.nginx.stop()

@@ -22,7 +22,7 @@ import resolver_util as ru
 from conftest import require_tool
 from delivery_util import DeliveryRelay, Sink, send
 from relay_util import PrivatePostfix
-from tls_util import CA, postfix_tls_extra
+from tls_util import CA, postfix_tls_extra, start_nginx
 
 PF, FINAL = "127.0.0.53", "127.0.0.52"
 
@@ -82,18 +82,7 @@ class World:
                 f"server {{ listen 127.0.0.1:{self.https_port} ssl; server_name {host};\n"
                 f"  ssl_certificate {cert}; ssl_certificate_key {key};\n"
                 f"  root {d}/www/{dom}; }}\n")
-        conf = self.daemons.write("nginx.conf", (
-            f"user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx.err;\n"
-            "events { worker_connections 64; }\n"
-            f"http {{ access_log {d}/nginx.access; default_type application/octet-stream;\n"
-            "  types { text/plain txt; }\n"
-            f"  client_body_temp_path {d}/nginx-tmp; proxy_temp_path {d}/nginx-tmp;\n"
-            f"  fastcgi_temp_path {d}/nginx-tmp; uwsgi_temp_path {d}/nginx-tmp;\n"
-            f"  scgi_temp_path {d}/nginx-tmp;\n" + "".join(servers) + "}\n"))
-        os.makedirs(os.path.join(d, "nginx-tmp"), exist_ok=True)
-        self.nginx = self.daemons.start(
-            "nginx", [require_tool("nginx"), "-c", conf, "-p", d, "-g", "daemon off;"],
-            ready=mxb.tcp_open("127.0.0.1", self.https_port))
+        self.nginx = start_nginx(self.daemons, d, self.https_port, servers)
 
     def close(self):
         print("---- smtp-relayd log\n" + self.log()[-8000:])

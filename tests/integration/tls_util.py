@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import tempfile
 
+import mxb
 from conftest import require_tool
 from relay_util import SmtpConn
 
@@ -109,3 +110,19 @@ class TlsSmtp(SmtpConn):
         assert code == 220, text
         assert self.buf == b"", f"plaintext after 220: {self.buf!r}"
         self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+
+
+def start_nginx(daemons, d, port, servers):
+    """A private nginx (foreground, as root) in folder d with the given
+    `server { }` blocks; returns its daemon once 127.0.0.1:port answers."""
+    conf = daemons.write("nginx.conf", (
+        f"user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx.err;\n"
+        "events { worker_connections 64; }\n"
+        f"http {{ access_log {d}/nginx.access; default_type application/octet-stream;\n"
+        "  types { text/plain txt; }\n"
+        f"  client_body_temp_path {d}/nginx-tmp; proxy_temp_path {d}/nginx-tmp;\n"
+        f"  fastcgi_temp_path {d}/nginx-tmp; uwsgi_temp_path {d}/nginx-tmp;\n"
+        f"  scgi_temp_path {d}/nginx-tmp;\n" + "".join(servers) + "}\n"))
+    os.makedirs(os.path.join(d, "nginx-tmp"), exist_ok=True)
+    return daemons.start("nginx", [require_tool("nginx"), "-c", conf, "-p", d, "-g", "daemon off;"],
+                         ready=mxb.tcp_open("127.0.0.1", port))
