@@ -19,7 +19,6 @@ import pytest
 
 import mxb
 import resolver_util as ru
-from conftest import require_tool
 from delivery_util import DeliveryRelay, Sink, send
 from relay_util import PrivatePostfix
 from tls_util import CA, postfix_tls_extra, start_nginx
