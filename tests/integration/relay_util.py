@@ -65,7 +65,10 @@ class Relay:
         return sorted(m["id"] for m in self.ctl_json("list")["messages"])
 
     def queue_files(self, sub="queue"):
-        return sorted(os.listdir(os.path.join(self.spool, sub)))
+        """The files in one spool folder, less the relay's own writability
+        probe (tmp/probe, written and removed again every few seconds)."""
+        return sorted(f for f in os.listdir(os.path.join(self.spool, sub))
+                      if not (sub == "tmp" and f == "probe"))
 
     def connect(self, source=None, timeout=10):
         return SmtpConn(self.host, self.port, source, timeout)

@@ -109,7 +109,7 @@ def test_disconnect_mid_data_leaves_no_tmp_file(daemons):
                    "a spool file in tmp/")
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     c.close()
-    mxb.wait_until(lambda: os.listdir(tmp) == [], 10, "tmp/ to be empty")
+    mxb.wait_until(lambda: relay.queue_files("tmp") == [], 10, "tmp/ to be empty")
     assert relay.queue_ids() == []
     # The relay still serves, and a whole message still commits from a spool.
     c = relay.connect()
