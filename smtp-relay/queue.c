@@ -122,6 +122,7 @@ queue_open(const char *dir, bool create)
 	q->tmpfd = q->queuefd = q->corruptfd = -1;
 	pthread_mutex_init(&q->dirsync.lock, NULL);
 	pthread_cond_init(&q->dirsync.cond, NULL);
+	pthread_mutex_init(&q->spares.lock, NULL);
 	if (create && mkdir(dir, 0700) == -1 && errno != EEXIST) {
 		log_warn("queue: mkdir %s", dir);
 		goto fail;
@@ -158,6 +159,8 @@ queue_close(struct queue *q)
 		close(q->corruptfd);
 	pthread_mutex_destroy(&q->dirsync.lock);
 	pthread_cond_destroy(&q->dirsync.cond);
+	pthread_mutex_destroy(&q->spares.lock);
+	free(q->spares.stack);
 	free(q->dir);
 	free(q);
 }
@@ -532,22 +535,117 @@ fail_at(struct queue_fail *f, const char *call, const char *folder, bool folder_
 	f->folder_only = folder_only;
 }
 
-/* Move tmp/<id> to queue/<id>, never over an existing file unless `replace`. */
+/* Move tmp/<name> to queue/<id>, never over an existing file unless `replace`. */
 static int
-rename_into_queue(struct queue *q, const char *id, bool replace)
+rename_into_queue(struct queue *q, const char *name, const char *id, bool replace)
 {
 	if (!replace) {
-		if (renameat2(q->tmpfd, id, q->queuefd, id, RENAME_NOREPLACE) == 0)
+		if (renameat2(q->tmpfd, name, q->queuefd, id, RENAME_NOREPLACE) == 0)
 			return 0;
 		if (errno != EINVAL && errno != ENOSYS)
 			return -1;
 		/* A file system without RENAME_NOREPLACE: link fails on EEXIST. */
-		if (linkat(q->tmpfd, id, q->queuefd, id, 0) == -1)
+		if (linkat(q->tmpfd, name, q->queuefd, id, 0) == -1)
 			return -1;
-		unlinkat(q->tmpfd, id, 0);
+		unlinkat(q->tmpfd, name, 0);
 		return 0;
 	}
-	return renameat(q->tmpfd, id, q->queuefd, id);
+	return renameat(q->tmpfd, name, q->queuefd, id);
+}
+
+/* ---- spare files (docs/queue-format.md "Spare files") ---- */
+
+int
+queue_keep_spares(struct queue *q, unsigned max, uint64_t max_size)
+{
+	struct queue_spares *sp = &q->spares;
+
+	if (max == 0)
+		return 0;
+	if ((sp->stack = calloc(max, sizeof(*sp->stack))) == NULL) {
+		log_warnx("queue: out of memory for %u spare files", max);
+		return -1;
+	}
+	pthread_mutex_lock(&sp->lock);
+	sp->max = max;
+	sp->max_size = max_size;
+	pthread_mutex_unlock(&sp->lock);
+	return 0;
+}
+
+unsigned long
+queue_spares_reused(const struct queue *q)
+{
+	return atomic_load(&q->spares.reused);
+}
+
+static void
+spare_name(char *buf, size_t len, unsigned n)
+{
+	snprintf(buf, len, QUEUE_SPARE_PREFIX "%u", n);
+}
+
+/* Open a spare for overwriting, its name in buf; -1 when there is none. */
+static int
+spare_open(struct queue *q, char *buf, size_t len)
+{
+	struct queue_spares *sp = &q->spares;
+	unsigned n;
+	int fd;
+
+	for (;;) {
+		pthread_mutex_lock(&sp->lock);
+		if (sp->n == 0) {
+			pthread_mutex_unlock(&sp->lock);
+			return -1;
+		}
+		n = sp->stack[--sp->n];
+		pthread_mutex_unlock(&sp->lock);
+		spare_name(buf, len, n);
+		if ((fd = openat(q->tmpfd, buf, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) != -1)
+			return fd;
+		/* Gone (an operator cleaned tmp/?): the next one. */
+		log_warn("queue: open %s/tmp/%s", q->dir, buf);
+	}
+}
+
+/*
+ * queue/<id> becomes tmp/spare.<N> when spares are kept, there is room and
+ * the file is small enough.  1 done, 0 not a spare (unlink it), -1 with
+ * errno from the rename (ENOENT: no such message).
+ */
+static int
+spare_put(struct queue *q, const char *id)
+{
+	struct queue_spares *sp = &q->spares;
+	char name[sizeof(QUEUE_SPARE_PREFIX) + 10];
+	struct stat st;
+	unsigned n;
+	int rc = 1;
+
+	pthread_mutex_lock(&sp->lock);
+	if (sp->n + sp->busy >= sp->max) {
+		pthread_mutex_unlock(&sp->lock);
+		return 0;
+	}
+	sp->busy++;
+	n = sp->next++;
+	pthread_mutex_unlock(&sp->lock);
+	spare_name(name, sizeof(name), n);
+	if (fstatat(q->queuefd, id, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		rc = -1;
+	else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > sp->max_size)
+		rc = 0;
+	else if (renameat2(q->queuefd, id, q->tmpfd, name, RENAME_NOREPLACE) == -1)
+		/* ENOENT: no such message; else (a tmp/spare.<N> left by hand,
+		 * no RENAME_NOREPLACE here) the caller unlinks it. */
+		rc = errno == ENOENT ? -1 : 0;
+	pthread_mutex_lock(&sp->lock);
+	sp->busy--;
+	if (rc == 1)
+		sp->stack[sp->n++] = n;
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
 }
 
 /* A message's content: pieces in memory, then the octets of a spool file. */
@@ -616,10 +714,11 @@ writev_all(int fd, struct iovec *v, int n)
 #define QUEUE_PIECES 16
 
 /*
- * Write header, envelope, content and trailer to tmp/<id>, fsync, rename
- * into queue/ and fsync queue/ (shared with other threads' changes: group
- * commit).  The envelope's size must be right.  The parts in memory go
- * out in one writev; a spool's octets follow, then the trailer.
+ * Write header, envelope, content and trailer to tmp/<id> (or over a
+ * spare file, cut to length), fsync, rename into queue/<id> and fsync
+ * queue/ (shared with other threads' changes: group commit).  The
+ * envelope's size must be right.  The parts in memory go out in one
+ * writev; a spool's octets follow, then the trailer.
  */
 static int
 write_file(struct queue *q, const struct queue_env *env, const struct content *c, bool replace,
@@ -630,6 +729,8 @@ write_file(struct queue *q, const struct queue_env *env, const struct content *c
 	size_t jlen = strlen(json);
 	char head[QUEUE_HEADER_MAX], trailer[QUEUE_TRAILER_LEN + 1], nl[] = "\n";
 	struct iovec stack[QUEUE_PIECES], *v = stack;
+	char spare[sizeof(QUEUE_SPARE_PREFIX) + 10];
+	const char *name = env->id; /* in tmp/ */
 	int hlen, fd = -1, saved, nv = 0;
 	uint32_t crc;
 
@@ -650,8 +751,9 @@ write_file(struct queue *q, const struct queue_env *env, const struct content *c
 		v[nv++] = (struct iovec){trailer, QUEUE_TRAILER_LEN};
 	}
 	fail_at(f, "open", "tmp", false);
-	fd = openat(q->tmpfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1)
+	if ((fd = spare_open(q, spare, sizeof(spare))) != -1)
+		name = spare;
+	else if ((fd = openat(q->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
 		goto fail_put;
 	fail_at(f, "write", "tmp", false);
 	if (writev_all(fd, v, nv) == -1)
@@ -665,6 +767,13 @@ write_file(struct queue *q, const struct queue_env *env, const struct content *c
 		if (file_write_all(fd, trailer, QUEUE_TRAILER_LEN) == -1)
 			goto fail;
 	}
+	/* A spare may have been longer than this file. */
+	fail_at(f, "truncate", "tmp", false);
+	if (name == spare &&
+	    ftruncate(fd, (off_t)((size_t)hlen + jlen + 1 + env->size + QUEUE_TRAILER_LEN)) == -1)
+		goto fail;
+	else if (name == spare)
+		atomic_fetch_add(&q->spares.reused, 1);
 	fail_at(f, "fsync", "tmp", false);
 	if (fsync(fd) == -1)
 		goto fail;
@@ -675,7 +784,7 @@ write_file(struct queue *q, const struct queue_env *env, const struct content *c
 	}
 	fd = -1;
 	fail_at(f, "rename", "tmp", false);
-	if (rename_into_queue(q, env->id, replace) == -1)
+	if (rename_into_queue(q, name, env->id, replace) == -1)
 		goto fail;
 	fail_at(f, "fsync", "queue", true);
 	if (queue_dirsync(q) == -1)
@@ -688,7 +797,7 @@ fail:
 	saved = errno;
 	if (fd != -1)
 		close(fd);
-	unlinkat(q->tmpfd, env->id, 0);
+	unlinkat(q->tmpfd, name, 0);
 	errno = saved;
 fail_put:
 	saved = errno;
@@ -1012,9 +1121,13 @@ queue_update(struct queue *q, const struct queue_env *env)
 enum queue_status
 queue_remove(struct queue *q, const char *id)
 {
+	int kept;
+
 	if (!queue_id_valid(id))
 		return QUEUE_ENOTFOUND;
-	if (unlinkat(q->queuefd, id, 0) == -1) {
+	if ((kept = spare_put(q, id)) == -1 && errno == ENOENT)
+		return QUEUE_ENOTFOUND;
+	if (kept != 1 && unlinkat(q->queuefd, id, 0) == -1) {
 		if (errno == ENOENT)
 			return QUEUE_ENOTFOUND;
 		log_warn("queue: %s: unlink %s/queue/%s", id, q->dir, id);

@@ -78,6 +78,21 @@ struct queue;
  */
 struct queue *queue_open(const char *dir, bool create);
 void queue_close(struct queue *q);
+
+/*
+ * Keep up to `max` files of removed messages (each at most max_size
+ * octets) in tmp/ for later commits to overwrite, instead of unlinking
+ * them and creating new ones (docs/queue-format.md "Spare files").  For
+ * the daemon only, after queue_recover (which removes spares left by an
+ * earlier run); once.  0, or -1 when out of memory (then none are kept).
+ */
+int queue_keep_spares(struct queue *q, unsigned max, uint64_t max_size);
+/* What smtp-relayd keeps: at most 256 files of at most 64 KiB (16 MiB). */
+#define QUEUE_SPARES     256
+#define QUEUE_SPARE_SIZE (64 * 1024)
+
+/* Commits that overwrote a spare file so far. */
+unsigned long queue_spares_reused(const struct queue *q);
 const char *queue_dir(const struct queue *q);
 
 /*
@@ -180,7 +195,11 @@ enum queue_status queue_load(struct queue *q, const char *id, struct queue_env *
  */
 int queue_update(struct queue *q, const struct queue_env *env);
 
-/* Remove a message (unlink, fsync of the directory).  QUEUE_ENOTFOUND when absent. */
+/*
+ * Remove a message (unlink, fsync of the directory).  QUEUE_ENOTFOUND when
+ * absent.  With spares kept (queue_keep_spares) a file of at most
+ * max_size octets is renamed to tmp/spare.<N> instead of unlinked.
+ */
 enum queue_status queue_remove(struct queue *q, const char *id);
 
 /*

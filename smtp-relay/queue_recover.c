@@ -71,6 +71,14 @@ recover_tmp(struct recover_ctx *rc, unsigned min_age)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
+		if (strncmp(de->d_name, QUEUE_SPARE_PREFIX, strlen(QUEUE_SPARE_PREFIX)) == 0) {
+			/* A spare file (queue_keep_spares), never a message: the
+			 * running daemon's, or an earlier one's, removed at start. */
+			if (rc->repair && min_age == 0 &&
+			    unlinkat(rc->q->tmpfd, de->d_name, 0) == -1 && errno != ENOENT)
+				log_warn("queue: unlink %s/tmp/%s", rc->q->dir, de->d_name);
+			continue;
+		}
 		if (fstatat(rc->q->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
 		    now - st.st_mtime < (time_t)min_age)
 			continue;

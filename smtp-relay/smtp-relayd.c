@@ -258,7 +258,8 @@ recover_queue(struct relayd *d)
 {
 	struct queue_recovery rec;
 
-	if (queue_recover(d->queue, true, 0, &rec, NULL, NULL) == -1)
+	if (queue_recover(d->queue, true, 0, &rec, NULL, NULL) == -1 ||
+	    queue_keep_spares(d->queue, QUEUE_SPARES, QUEUE_SPARE_SIZE) == -1)
 		return -1;
 	log_info("queue: %s: %zu messages, %zu recipients pending; removed %zu stale, "
 	         "%zu orphans; moved %zu damaged and %zu stray files to corrupt/",

@@ -292,6 +292,8 @@ smtp_server_status_json(struct json_object *root, void *arg)
 	json_object_object_add(root, "sessions", sessions);
 	json_object_object_add(
 	    queue, "messages", json_object_new_int64((int64_t)queue_count(srv->queue)));
+	json_object_object_add(queue, "spare_files_reused",
+	    json_object_new_int64((int64_t)queue_spares_reused(srv->queue)));
 	intake_space_json(srv->intake, queue);
 	json_object_object_add(root, "queue", queue);
 	intake_status_json(srv->intake, root);

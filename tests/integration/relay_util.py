@@ -65,10 +65,15 @@ class Relay:
         return sorted(m["id"] for m in self.ctl_json("list")["messages"])
 
     def queue_files(self, sub="queue"):
-        """The files in one spool folder, less the relay's own writability
-        probe (tmp/probe, written and removed again every few seconds)."""
+        """The files in one spool folder, less the relay's own in tmp/: its
+        writability probe (tmp/probe, written and removed every few seconds)
+        and the spare files of removed messages (tmp/spare.N)."""
         return sorted(f for f in os.listdir(os.path.join(self.spool, sub))
-                      if not (sub == "tmp" and f == "probe"))
+                      if not (sub == "tmp" and (f == "probe" or f.startswith("spare."))))
+
+    def spare_files(self):
+        return sorted(f for f in os.listdir(os.path.join(self.spool, "tmp"))
+                      if f.startswith("spare."))
 
     def connect(self, source=None, timeout=10):
         return SmtpConn(self.host, self.port, source, timeout)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,6 +507,139 @@ test_spool(struct queue *q)
 	is_int((long long)count("queue"), 0, "nothing resurrected");
 }
 
+/* The inode of <sub>/<name> in the queue at qdir, 0 when absent. */
+static ino_t
+inode_of(const char *qdir, const char *sub, const char *name)
+{
+	char p[512];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s/%s", qdir, sub, name);
+	return stat(p, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Commit a message of `len` octets of `c`; the new ID in id. */
+static int
+commit_len(struct queue *q, size_t len, char c, char id[QUEUE_ID_LEN + 1])
+{
+	static char body[100000];
+	struct queue_env *env = make_env();
+	struct iovec iov = {body, len};
+	int rc;
+
+	memset(body, c, len);
+	rc = queue_commit(q, env, &iov, 1);
+	memcpy(id, env->id, QUEUE_ID_LEN + 1);
+	queue_env_free(env);
+	return rc;
+}
+
+/* Whether queue/<id> loads (CRC checked) with `len` octets of `c`. */
+static bool
+loads_as(struct queue *q, const char *id, size_t len, char c)
+{
+	struct queue_env *back = NULL;
+	char *got = NULL;
+	size_t glen = 0;
+	bool good = queue_load(q, id, &back, &got, &glen) == QUEUE_OK && glen == len;
+
+	for (size_t i = 0; good && i < len; i++)
+		good = got[i] == c;
+	free(got);
+	queue_env_free(back);
+	return good;
+}
+
+/*
+ * Spare files: a removed message's file waits in tmp/ for the next commit,
+ * which overwrites it (same inode), cut to its own length; at most `max`
+ * are kept and none larger than max_size; recovery removes them at start
+ * and never calls them stale.
+ */
+static void
+test_spares(void)
+{
+	char qdir[512], a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1], c[QUEUE_ID_LEN + 1];
+	char d[QUEUE_ID_LEN + 1], big[QUEUE_ID_LEN + 1];
+	struct queue_recovery rec;
+	struct queue *q;
+	ino_t ino_a, ino_big;
+	struct stat st;
+	char p[600];
+
+	snprintf(qdir, sizeof(qdir), "%s/spare-q", dir);
+	q = queue_open(qdir, true);
+	ok(q != NULL && queue_keep_spares(q, 2, 8192) == 0, "queue keeping 2 spares of 8 KiB");
+	if (q == NULL)
+		return;
+	is_int(commit_len(q, 5000, 'a', a), 0, "commit a (5,000 octets)");
+	ino_a = inode_of(qdir, "queue", a);
+	is_int(queue_remove(q, a), QUEUE_OK, "remove a");
+	ok(inode_of(qdir, "tmp", "spare.0") == ino_a, "a's file is now tmp/spare.0");
+	is_int(queue_remove(q, a), QUEUE_ENOTFOUND, "removing a again: not found");
+	is_int(commit_len(q, 100, 'b', b), 0, "commit b (100 octets)");
+	ok(inode_of(qdir, "queue", b) == ino_a, "b overwrote the spare (same inode)");
+	ok(inode_of(qdir, "tmp", "spare.0") == 0, "and took it from tmp/");
+	ok(loads_as(q, b, 100, 'b'), "b loads whole, CRC good (the old tail is cut)");
+	snprintf(p, sizeof(p), "%s/queue/%s", qdir, b);
+	if (stat(p, &st) == -1)
+		st.st_size = -1;
+	ok(st.st_size > 100 && st.st_size < 1000, "b's file has b's length (%lld, not 5,000+)",
+	    (long long)st.st_size);
+	is_int((long long)queue_spares_reused(q), 1, "one spare reused");
+
+	/* Bounds: a file above max_size and a third spare are unlinked. */
+	is_int(commit_len(q, 20000, 'g', big), 0, "commit a 20,000-octet message");
+	ino_big = inode_of(qdir, "queue", big);
+	is_int(queue_remove(q, big), QUEUE_OK, "remove it");
+	ok(ino_big != 0 && count("spare-q/tmp") == 0, "too large to keep: unlinked");
+	is_int(commit_len(q, 10, 'c', c), 0, "commit c");
+	is_int(commit_len(q, 10, 'd', d), 0, "commit d");
+	is_int(queue_remove(q, b), QUEUE_OK, "remove b");
+	is_int(queue_remove(q, c), QUEUE_OK, "remove c");
+	is_int(queue_remove(q, d), QUEUE_OK, "remove d");
+	is_int((long long)count("spare-q/tmp"), 2, "two spares kept, the third unlinked");
+	is_int((long long)queue_count(q), 0, "nothing counted as queued");
+
+	/* analyze beside a running daemon leaves them; start-up removes them. */
+	ok(queue_recover(q, true, 3600, &rec, NULL, NULL) == 0 && rec.stale == 0 &&
+	        count("spare-q/tmp") == 2,
+	    "recovery with a minimum age: spares left, not stale");
+	ok(queue_recover(q, true, 0, &rec, NULL, NULL) == 0 && rec.stale == 0 &&
+	        count("spare-q/tmp") == 0,
+	    "recovery at start: spares removed, not stale");
+	/* The daemon's list still names them: a commit finds none and creates. */
+	is_int(commit_len(q, 10, 'e', a), 0, "a commit after the spares vanished still works");
+	ok(loads_as(q, a, 10, 'e'), "and loads");
+	is_int((long long)count("spare-q/tmp"), 0, "tmp/ empty");
+	queue_close(q);
+
+	/* Many threads committing and removing, sharing 3 spares. */
+	snprintf(qdir, sizeof(qdir), "%s/spare-mt", dir);
+	q = queue_open(qdir, true);
+	ok(q != NULL && queue_keep_spares(q, 3, 65536) == 0, "queue keeping 3 spares");
+	if (q == NULL)
+		return;
+	{
+		pthread_t th[GROUP_THREADS];
+		long bad = 0;
+
+		for (int i = 0; i < GROUP_THREADS; i++)
+			pthread_create(&th[i], NULL, group_thread, q);
+		for (int i = 0; i < GROUP_THREADS; i++) {
+			void *r;
+
+			pthread_join(th[i], &r);
+			bad += (long)r;
+		}
+		is_int(bad, 0, "concurrent commit, load and remove with spares all succeed");
+	}
+	ok(queue_spares_reused(q) > 0, "spares were reused (%lu times)", queue_spares_reused(q));
+	ok(count("spare-mt/tmp") <= 3, "at most 3 spares in tmp/ (%zu)", count("spare-mt/tmp"));
+	is_int((long long)count("spare-mt/queue"), 0, "queue/ empty");
+	queue_close(q);
+}
+
 int
 main(void)
 {
@@ -527,6 +661,7 @@ main(void)
 		test_probe();
 		test_count();
 		test_group_commit();
+		test_spares();
 		test_error_names_file(q);
 	}
 	queue_close(q);
