@@ -775,7 +775,7 @@ write_file(struct queue *q, const struct queue_env *env, const struct content *c
 	else if (name == spare)
 		atomic_fetch_add(&q->spares.reused, 1);
 	fail_at(f, "fsync", "tmp", false);
-	if (fsync(fd) == -1)
+	if (fdatasync(fd) == -1)
 		goto fail;
 	fail_at(f, "close", "tmp", false);
 	if (close(fd) == -1) {
