@@ -1157,7 +1157,9 @@ settle_run(void *arg)
 		}
 	}
 	if (queue_env_is_done(r->env)) {
-		enum queue_status st = queue_remove(q, r->id);
+		/* Not waiting for the fsync of queue/: a crash before the next
+		 * one delivers this message again, never loses one. */
+		enum queue_status st = queue_remove_lazy(q, r->id);
 
 		r->removed = st == QUEUE_OK || st == QUEUE_ENOTFOUND;
 		r->write_rc = r->removed ? 0 : -1;

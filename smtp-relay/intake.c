@@ -228,6 +228,10 @@ probe_run(void *arg)
 	struct intake_job *j = &in->job;
 
 	j->space_rc = queue_space(in->queue, &j->space);
+	/* Removals by delivery are durable within a tick even when no
+	 * commit's fsync of queue/ came after them. */
+	if (queue_dirsync_flush(in->queue) == -1)
+		log_warn("queue: fsync %s/queue", queue_dir(in->queue));
 	if (!j->probe)
 		return;
 	j->probe_rc = queue_probe(in->queue, &j->probe_step);

@@ -153,8 +153,11 @@ queue_close(struct queue *q)
 		return;
 	if (q->tmpfd != -1)
 		close(q->tmpfd);
-	if (q->queuefd != -1)
+	if (q->queuefd != -1) {
+		if (q->dirsync.finished < q->dirsync.lazy)
+			fsync(q->queuefd);
 		close(q->queuefd);
+	}
 	if (q->corruptfd != -1)
 		close(q->corruptfd);
 	pthread_mutex_destroy(&q->dirsync.lock);
@@ -1118,8 +1121,9 @@ queue_update(struct queue *q, const struct queue_env *env)
 	return 0;
 }
 
-enum queue_status
-queue_remove(struct queue *q, const char *id)
+/* Remove queue/<id> (to a spare or unlinked); the entry not yet durable. */
+static enum queue_status
+remove_entry(struct queue *q, const char *id)
 {
 	int kept;
 
@@ -1134,9 +1138,41 @@ queue_remove(struct queue *q, const char *id)
 		return QUEUE_EIO;
 	}
 	count_down(q);
-	if (queue_dirsync(q) == -1)
-		log_warn("queue: %s: fsync %s/queue", id, q->dir);
 	return QUEUE_OK;
+}
+
+enum queue_status
+queue_remove(struct queue *q, const char *id)
+{
+	enum queue_status st = remove_entry(q, id);
+
+	if (st == QUEUE_OK && queue_dirsync(q) == -1)
+		log_warn("queue: %s: fsync %s/queue", id, q->dir);
+	return st;
+}
+
+enum queue_status
+queue_remove_lazy(struct queue *q, const char *id)
+{
+	enum queue_status st = remove_entry(q, id);
+
+	if (st == QUEUE_OK) {
+		pthread_mutex_lock(&q->dirsync.lock);
+		q->dirsync.lazy = q->dirsync.started + 1;
+		pthread_mutex_unlock(&q->dirsync.lock);
+	}
+	return st;
+}
+
+int
+queue_dirsync_flush(struct queue *q)
+{
+	bool owed;
+
+	pthread_mutex_lock(&q->dirsync.lock);
+	owed = q->dirsync.finished < q->dirsync.lazy;
+	pthread_mutex_unlock(&q->dirsync.lock);
+	return owed ? queue_dirsync(q) : 0;
 }
 
 /* Move queue/<name> to corrupt/<name> (or <name>.N when taken). */

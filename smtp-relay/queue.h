@@ -87,6 +87,19 @@ void queue_close(struct queue *q);
  * earlier run); once.  0, or -1 when out of memory (then none are kept).
  */
 int queue_keep_spares(struct queue *q, unsigned max, uint64_t max_size);
+/*
+ * queue_remove without waiting for the fsync of queue/: the removal is
+ * made durable by the next one, whoever runs it (a commit, another
+ * removal, queue_dirsync_flush, queue_close).  For delivery, where a
+ * removal lost in a crash means a second delivery, as the design allows;
+ * never for an operator's removal.
+ */
+enum queue_status queue_remove_lazy(struct queue *q, const char *id);
+
+/* Make lazy removals durable now if an fsync of queue/ is still owed:
+ * 0, or -1 (errno) when that fsync failed.  Blocks: call from a worker. */
+int queue_dirsync_flush(struct queue *q);
+
 /* What smtp-relayd keeps: at most 256 files of at most 64 KiB (16 MiB). */
 #define QUEUE_SPARES     256
 #define QUEUE_SPARE_SIZE (64 * 1024)

@@ -35,6 +35,9 @@ struct queue_dirsync {
 		int err;
 	} fail[QUEUE_DIRSYNC_FAILS];
 	uint64_t nfail;   /* fsyncs of queue/ that failed */
+	/* The fsync that makes the last lazy removal durable (one that starts
+	 * after it): pending while finished < lazy. */
+	uint64_t lazy;
 	uint64_t tickets; /* changes made durable so far, for queue_dirsync_stats */
 };
 

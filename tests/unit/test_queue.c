@@ -640,6 +640,51 @@ test_spares(void)
 	queue_close(q);
 }
 
+/*
+ * A lazy removal (delivery's) waits for no fsync of queue/; the next one,
+ * whoever runs it, covers it, and queue_dirsync_flush runs one only when
+ * such a removal is still owed one.
+ */
+static void
+test_lazy_remove(void)
+{
+	char qdir[512], id[QUEUE_ID_LEN + 1];
+	uint64_t changes0, fsyncs0, changes, fsyncs;
+	struct queue *q;
+
+	snprintf(qdir, sizeof(qdir), "%s/lazy-q", dir);
+	q = queue_open(qdir, true);
+	ok(q != NULL, "lazy queue opened");
+	if (q == NULL)
+		return;
+	is_int(commit_len(q, 10, 'l', id), 0, "commit");
+	queue_dirsync_stats(q, &changes0, &fsyncs0);
+	is_int(queue_dirsync_flush(q), 0, "flush with nothing owed");
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	ok(fsyncs == fsyncs0, "runs no fsync");
+	is_int(queue_remove_lazy(q, id), QUEUE_OK, "lazy remove");
+	is_int((long long)count("lazy-q/queue"), 0, "the file is gone at once");
+	is_int((long long)queue_count(q), 0, "and not counted");
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	ok(fsyncs == fsyncs0, "no fsync of queue/ waited for");
+	is_int(queue_dirsync_flush(q), 0, "flush");
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	ok(fsyncs == fsyncs0 + 1, "runs the one owed");
+	is_int(queue_dirsync_flush(q), 0, "flush again");
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	ok(fsyncs == fsyncs0 + 1, "owes nothing now");
+	is_int(queue_remove_lazy(q, id), QUEUE_ENOTFOUND, "lazy remove of a removed one");
+	/* A commit's fsync covers an earlier lazy removal. */
+	is_int(commit_len(q, 10, 'm', id), 0, "commit");
+	is_int(queue_remove_lazy(q, id), QUEUE_OK, "lazy remove");
+	is_int(commit_len(q, 10, 'n', id), 0, "a commit after it");
+	queue_dirsync_stats(q, &changes0, &fsyncs0);
+	is_int(queue_dirsync_flush(q), 0, "flush");
+	queue_dirsync_stats(q, &changes, &fsyncs);
+	ok(fsyncs == fsyncs0, "the commit's fsync covered the removal");
+	queue_close(q);
+}
+
 int
 main(void)
 {
@@ -662,6 +707,7 @@ main(void)
 		test_count();
 		test_group_commit();
 		test_spares();
+		test_lazy_remove();
 		test_error_names_file(q);
 	}
 	queue_close(q);
