@@ -34,7 +34,7 @@ struct queue_dirsync {
 		uint64_t gen; /* which fsync (1, 2, ...) */
 		int err;
 	} fail[QUEUE_DIRSYNC_FAILS];
-	uint64_t nfail;   /* fsyncs of queue/ that failed */
+	uint64_t nfail; /* fsyncs of queue/ that failed */
 	/* The fsync that makes the last lazy removal durable (one that starts
 	 * after it): pending while finished < lazy. */
 	uint64_t lazy;
