@@ -29,6 +29,18 @@ def binary(name):
     return os.path.join(BIN, name)
 
 
+_sanitized = {}
+
+
+def sanitized(prog="smtp-relayd"):
+    """True when prog is built with AddressSanitizer (make
+    check-asan-integration): its memory use is then ASan's as much as ours."""
+    if prog not in _sanitized:
+        with open(binary(prog), "rb") as f:
+            _sanitized[prog] = b"__asan_init" in f.read()
+    return _sanitized[prog]
+
+
 def run(prog, *args, timeout=30, input=None):
     """Run one of our programs to completion; returns CompletedProcess (text)."""
     return subprocess.run([binary(prog), *args], capture_output=True, text=True,

@@ -91,6 +91,11 @@ def test_100_sessions_of_10mb_stay_under_64mb(daemons):
     assert got.startswith(b"Received: ")
     assert got.endswith(content), "the committed content is not the message sent"
     assert relay.ctl_json("analyze")["damaged"] == 0
+    if mxb.sanitized("smtp-relayd"):
+        # ASan holds freed memory back (quarantine, 256 MB) and adds redzones
+        # and shadow: the bound is the plain build's, checked by the plain
+        # pass of make test; under ASan the rest is checked.
+        return
     assert hwm < RSS_LIMIT_KB, f"peak RSS {hwm} kB >= {RSS_LIMIT_KB} kB"
 
 
