@@ -136,6 +136,8 @@ def spool_tmpfs(daemons):
 
 # ---- sessions-full ----
 
+# Serial (docs/testing.md): accepting again within 2 s is a timing claim.
+@pytest.mark.serial
 def test_sessions_full_and_back(daemons):
     relay = Relay(daemons, extra="max-sessions 3;")
     assert accepting(relay) == {"ok": True}
