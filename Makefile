@@ -180,15 +180,14 @@ check-asan-unit:
 
 check-asan-integration:
 	@$(ASAN_MAKE) all
-	@$(ASAN_ENV) MXB_BIN=$(CURDIR)/build/asan/bin \
-	    /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=20 tests/integration
+	@$(ASAN_ENV) MXB_BIN=$(CURDIR)/build/asan/bin tests/tools/run-integration.sh
 
 # The daemons' integration tests under valgrind: no errors, no definite leaks.
 check-valgrind: all
 	@tests/tools/check-valgrind.sh
 
 check-integration: all
-	@/usr/bin/python3 -m pytest -q --durations=20 tests/integration
+	@tests/tools/run-integration.sh
 
 # The fault lab (tests/lab, docs/testing.md): network namespaces, as root.
 lab: all

@@ -14,6 +14,15 @@ import mxb  # noqa: E402
 os.environ.setdefault("MXB_ALLOW_ROOT", "1")
 
 
+def pytest_configure(config):
+    # tests/tools/run-integration.sh runs the suite in two passes: everything
+    # else spread over pytest-xdist workers, then the tests marked serial one
+    # at a time with nothing else running (docs/testing.md).
+    config.addinivalue_line(
+        "markers", "serial: run alone, not beside other tests (a timing bound that is "
+                   "a product claim, or fixed ports): -m serial without -n")
+
+
 @pytest.fixture
 def daemons(tmp_path):
     """Start daemons with daemons.start()/daemons.mxbroker(); all stopped after."""

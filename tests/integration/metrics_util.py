@@ -12,7 +12,7 @@ import socket
 import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mxb
 
@@ -167,12 +167,15 @@ class RelayStatus:
 
         self.slow = 0  # answer the next `slow` requests only after 3 s
         self.served = 0
+        lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                outer.served += 1
-                if outer.slow > 0:
-                    outer.slow -= 1
+                with lock:
+                    outer.served += 1
+                    slow = outer.slow > 0
+                    outer.slow -= slow
+                if slow:
                     time.sleep(3)
                 body = json.dumps(outer.doc).encode()
                 self.send_response(200 if self.path == "/status" else 404)
@@ -185,7 +188,10 @@ class RelayStatus:
                 pass
 
         self.port = mxb.free_port(host)
-        self.server = HTTPServer((host, self.port), Handler)
+        # One thread a request: a slow answer must not hold back the next
+        # fetch (with one thread, "one slow answer" became two timeouts in a
+        # row whenever the next fetch waited a little longer for it).
+        self.server = ThreadingHTTPServer((host, self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -29,6 +29,18 @@ def binary(name):
     return os.path.join(BIN, name)
 
 
+_sanitized = {}
+
+
+def sanitized(prog="smtp-relayd"):
+    """True when prog is built with AddressSanitizer (make
+    check-asan-integration): its memory use is then ASan's as much as ours."""
+    if prog not in _sanitized:
+        with open(binary(prog), "rb") as f:
+            _sanitized[prog] = b"__asan_init" in f.read()
+    return _sanitized[prog]
+
+
 def run(prog, *args, timeout=30, input=None):
     """Run one of our programs to completion; returns CompletedProcess (text)."""
     return subprocess.run([binary(prog), *args], capture_output=True, text=True,
@@ -52,11 +64,28 @@ def _port_free(host, port):
     return True
 
 
+def _port_range():
+    """The ports this process may hand out: 10000-32000 (below the kernel's
+    ephemeral range), or under pytest-xdist (-n N) worker gwK's own slice of
+    it, so that two workers never pick the same port between the free check
+    and the daemon's bind."""
+    low, high = 10000, 32000
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        k = int(worker[2:])
+        size = (high - low + 1) // count
+        low += k * size
+        high = low + size - 1
+    return low, high
+
+
 def free_port(host="127.0.0.1"):
     """A port free for both TCP and UDP on host, outside the ephemeral range,
-    never handed out twice in one test run."""
+    never handed out twice in one test run, nor by two xdist workers."""
+    low, high = _port_range()
     for _ in range(1000):
-        port = random.randint(10000, 32000)
+        port = random.randint(low, high)
         if port not in _used_ports and _port_free(host, port):
             _used_ports.add(port)
             return port

@@ -51,15 +51,15 @@ class Relay:
     def status(self):
         return mxb.http_json("127.0.0.1", self.status_port, "/status")
 
-    def ctl(self, *args, check=True):
+    def ctl(self, *args, check=True, timeout=30):
         """Run smtp-relayctl -c <conf> args; returns CompletedProcess."""
-        r = mxb.run("smtp-relayctl", "-c", self.conf, *args)
+        r = mxb.run("smtp-relayctl", "-c", self.conf, *args, timeout=timeout)
         if check:
             assert r.returncode == 0, f"smtp-relayctl {args}: {r.returncode}: {r.stderr}"
         return r
 
-    def ctl_json(self, *args):
-        return json.loads(self.ctl(*args, "--json").stdout)
+    def ctl_json(self, *args, timeout=30):
+        return json.loads(self.ctl(*args, "--json", timeout=timeout).stdout)
 
     def queue_ids(self):
         return sorted(m["id"] for m in self.ctl_json("list")["messages"])

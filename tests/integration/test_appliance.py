@@ -13,6 +13,8 @@ import socket
 import subprocess
 import uuid
 
+import pytest
+
 import brokering_util as bu
 import metrics_util as mu
 import mxb
@@ -83,6 +85,10 @@ def open_sessions(host, port, n):
     return socks
 
 
+# Serial (docs/testing.md): the ratings include the host's CPU load; with the
+# CPU saturated (the parallel pass, ASan) the members' 5-point cpu-rating
+# gaps shrink to the broker's hysteresis and the answer need not settle.
+@pytest.mark.serial
 def test_mail_follows_the_broker(daemons):
     swaks = require_tool("swaks")
     ports = start_members(daemons)

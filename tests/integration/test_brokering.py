@@ -5,6 +5,7 @@ import os
 import time
 
 import dns.rdatatype
+import pytest
 
 import brokering_util as bu
 import metrics_util as mu
@@ -22,6 +23,8 @@ def three(daemons, **kw):
     return agents, lb
 
 
+# Serial (docs/testing.md): BOUND, the liveness bound, is a product claim.
+@pytest.mark.serial
 def test_rank_rotate_fail_over(daemons):
     agents, lb = three(daemons)
     lb.wait_set([H[2], H[1]], 10)
@@ -118,6 +121,8 @@ def test_reload_drain_add_remove(daemons):
     assert lb.answer_set() == {H[2]}
 
 
+# Serial (docs/testing.md): BOUND, the liveness bound, is a product claim.
+@pytest.mark.serial
 def test_health_check_smtp(daemons):
     port = bu.common_port(H)
     greeters = {h: bu.SmtpBanner(h, port) for h in H}
@@ -172,6 +177,8 @@ def test_forged_replies_change_nothing(daemons):
             r.stop()
 
 
+# Serial (docs/testing.md): BOUND, the liveness bound, is a product claim.
+@pytest.mark.serial
 def test_no_failover_keeps_last_set(daemons):
     agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50})
     lb = bu.LB(daemons, bu.cluster_conf(H[:2], agents.port))
@@ -253,6 +260,8 @@ def test_openvms_file_runs(daemons):
     assert d.stop() == 0
 
 
+# Serial (docs/testing.md): BOUND, the liveness bound, is a product claim.
+@pytest.mark.serial
 def test_check_address_differs_from_answer(daemons):
     """`check ADDR`: the agent on .11 speaks for the answered address .41."""
     agents = bu.Agents(daemons, {H[0]: 50})

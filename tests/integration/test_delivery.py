@@ -249,12 +249,14 @@ def test_queue_lifetime_gives_up(daemons):
     w = World(daemons, extra="queue-lifetime 1s;")
     try:
         w.sinks[MX3].data_reply = "451 4.3.0 never"
-        t0 = time.time()
         qid = send(w.relay, "alice@sender.test", ["bob@tempfail.remote.test"], subject="old")
         mxb.wait_until(lambda: w.relay.ctl_json("show", qid)["recipients"][0]["attempts"] >= 1,
                        20, "a first attempt", proc=w.relay.d.proc)
-        # Older than queue-lifetime: the next attempt is the last one.
-        mxb.wait_until(lambda: time.time() >= t0 + 2.1, 5, "the lifetime to pass")
+        # Older than queue-lifetime: the next attempt is the last one.  Ages
+        # are whole seconds: at arrival + 3 the message is surely 2 s old
+        # (t0 + 2.1 was not when the SMTP transaction itself took 0.2 s).
+        arrival = w.relay.ctl_json("show", qid)["arrival"]
+        mxb.wait_until(lambda: time.time() >= arrival + 3, 10, "the lifetime to pass")
         w.relay.ctl("flush", qid)
         dsn = w.sinks[SENDER_MX].wait_messages(1, relay=w.relay)[0]
         w.wait_empty()
@@ -316,15 +318,19 @@ def test_8bitmime_to_a_peer_without_it_passes_unchanged(world):
 
 
 def test_delay_notice_once(daemons):
-    w = World(daemons, extra="delay-warning 1s;")
+    # Ages are whole seconds (arrival at x.95 is "1 s old" at x+1.05): with
+    # delay-warning 1s a first attempt a tenth of a second late on a busy
+    # machine was already "after delay-warning".  3 s leaves it 2 s.
+    w = World(daemons, extra="delay-warning 3s;")
     try:
         w.sinks[MX3].data_reply = "451 4.3.0 busy"
-        t0 = time.time()
         qid = send(w.relay, "alice@sender.test", ["bob@tempfail.remote.test"], subject="slow")
         attempts = lambda: w.relay.ctl_json("show", qid)["recipients"][0]["attempts"]
         mxb.wait_until(lambda: attempts() >= 1, 20, "a first attempt", proc=w.relay.d.proc)
         assert w.sinks[SENDER_MX].messages == []  # younger than delay-warning
-        mxb.wait_until(lambda: time.time() >= t0 + 1.5, 5, "delay-warning to pass")
+        # Whole seconds again: at arrival + 4 the message is surely 3 s old.
+        arrival = w.relay.ctl_json("show", qid)["arrival"]
+        mxb.wait_until(lambda: time.time() >= arrival + 4, 10, "delay-warning to pass")
         w.relay.ctl("flush", qid)
         dsn = w.sinks[SENDER_MX].wait_messages(1, relay=w.relay)[0]
         blocks, msg, _ = dsn_parts(dsn["data"])

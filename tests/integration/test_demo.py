@@ -13,8 +13,14 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 import mxb
 from conftest import require_tool
+
+# Serial (docs/testing.md): the demo's fixed ports (127.0.0.1:5353, 127.0.0.11-14
+# port 2525, ...) and its bound on the second Ctrl-C.
+pytestmark = pytest.mark.serial
 
 DEMO = os.path.join(mxb.TOP, "tests", "tools", "demo.sh")
 DAEMONS = 8     # brokerd, 3 x (metricd, smtp-relayd), the destination's smtp-relayd

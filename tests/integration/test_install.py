@@ -43,11 +43,30 @@ HARDENING = (
     "SystemCallFilter=@system-service", "UMask=0077")
 
 
+def make_args():
+    """make's arguments for the build the tests run (MXB_BIN's parent), as it
+    is.  $(BUILD)/flags holds the command lines that build was made with;
+    given as FLAGS_LINE, make sees no change of flags.  Without it, `make
+    install` of an ASan build (make check-asan-integration) rewrote the flags
+    file with the default ones and rebuilt every program without ASan, under
+    the feet of the tests running them."""
+    args = ["make", "-C", mxb.TOP, "--no-print-directory", f"BUILD={BUILD}"]
+    try:
+        with open(os.path.join(BUILD, "flags")) as f:
+            args.append("FLAGS_LINE=" + f.read().removesuffix("\n"))
+    except FileNotFoundError:
+        pass
+    return args
+
+
 def make_install(prefix, destdir=""):
     """`make install PREFIX=prefix DESTDIR=destdir` from the top folder, using
-    the build the tests run (MXB_BIN's parent)."""
-    r = subprocess.run(["make", "-C", mxb.TOP, "--no-print-directory", f"BUILD={BUILD}",
-                        "install", f"PREFIX={prefix}", f"DESTDIR={destdir}"],
+    the build the tests run, which must be up to date: it is installed, never
+    rebuilt (with other flags, while other tests run its programs)."""
+    r = subprocess.run(make_args() + ["-q", "all"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, \
+        f"{BUILD} is not up to date (make -q all: {r.returncode}): build it first\n{r.stderr}"
+    r = subprocess.run(make_args() + ["install", f"PREFIX={prefix}", f"DESTDIR={destdir}"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"make install failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 

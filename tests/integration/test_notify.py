@@ -22,6 +22,10 @@ import broker_util
 import mxb
 from conftest import require_tool
 
+# Serial (docs/testing.md): BOUND (secondaries serve the serial within 5 s) and
+# the retry backoff (1 s, then 2 s) are the product's timing claims.
+pytestmark = pytest.mark.serial
+
 BROKER_ADDR = "127.0.0.2"
 ZONES = ["a.notify.test", "b.notify.test", "c.notify.test"]
 BOUND = 5.0  # seconds from SIGHUP (or start) to the secondary serving the serial

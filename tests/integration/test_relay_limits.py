@@ -186,6 +186,8 @@ def closed_within(sock, seconds):
     return time.monotonic() - start
 
 
+# Serial (docs/testing.md): the status listener's timeouts are timing claims.
+@pytest.mark.serial
 def test_status_http_idle_connections_cannot_shut_it_out(daemons):
     relay = Relay(daemons)
     # Few descriptors, as a busy daemon would have left: the idle
@@ -204,6 +206,8 @@ def test_status_http_idle_connections_cannot_shut_it_out(daemons):
     assert relay.d.proc.poll() is None
 
 
+# Serial (docs/testing.md): the status listener's timeouts are timing claims.
+@pytest.mark.serial
 def test_status_http_idle_connection_is_closed(daemons):
     relay = Relay(daemons)
     s = socket.create_connection(("127.0.0.1", relay.status_port), timeout=5)
@@ -212,6 +216,8 @@ def test_status_http_idle_connection_is_closed(daemons):
     assert t is not None and 3.0 <= t <= 8.0, t
 
 
+# Serial (docs/testing.md): the status listener's timeouts are timing claims.
+@pytest.mark.serial
 def test_status_http_trickling_client_is_closed(daemons):
     """A client sending a byte a second never completes a request: closed
     all the same (a per-read timeout would keep it forever)."""

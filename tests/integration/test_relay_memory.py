@@ -90,7 +90,14 @@ def test_100_sessions_of_10mb_stay_under_64mb(daemons):
     got = queue_content(relay, ids[SESSIONS // 2])
     assert got.startswith(b"Received: ")
     assert got.endswith(content), "the committed content is not the message sent"
-    assert relay.ctl_json("analyze")["damaged"] == 0
+    # analyze reads all 1 GB of the queue: no time bound of the product, so
+    # room for ASan on a busy disk (30 s were not enough there).
+    assert relay.ctl_json("analyze", timeout=180)["damaged"] == 0
+    if mxb.sanitized("smtp-relayd"):
+        # ASan holds freed memory back (quarantine, 256 MB) and adds redzones
+        # and shadow: the bound is the plain build's, checked by the plain
+        # pass of make test; under ASan the rest is checked.
+        return
     assert hwm < RSS_LIMIT_KB, f"peak RSS {hwm} kB >= {RSS_LIMIT_KB} kB"
 
 
@@ -128,7 +135,10 @@ def test_too_big_while_spooling_is_refused_and_removed(daemons):
     assert c.cmd("EHLO client.test")[0] == 250
     code, text = c.transaction("sender@client.test", ["rcpt@example.test"], wire)
     assert code == 552, text
-    assert relay.queue_files("tmp") == []
+    # The spool file goes when the size is passed, but its unlink runs on a
+    # disk worker (after a write in hand, if any): it may still be there at
+    # the 552 on a busy machine.  It must go all the same.
+    mxb.wait_until(lambda: relay.queue_files("tmp") == [], 10, "the spool file to go")
     assert relay.queue_ids() == []
     # Just under the limit is taken (the check counts unstuffed octets).
     wire, content = make_body(1024 * 1024 - 600)

@@ -276,6 +276,8 @@ def test_session_limits(daemons):
     assert st["counters"]["connections_refused"] == 2
 
 
+# Serial (docs/testing.md): command-timeout 1 answered within 0.5-5 s is a timing claim.
+@pytest.mark.serial
 def test_command_timeout(daemons):
     relay = Relay(daemons, "command-timeout 1;")
     c = relay.connect()

@@ -13,7 +13,7 @@ PACKAGES="
  bind9-dnsutils ldnsutils knot-dnsutils dnsperf
  nsd knot gdnsd lbcd
  swaks libnet-ssleay-perl libio-socket-ssl-perl postfix openssl unbound nginx-light
- python3 python3-pytest python3-dnspython
+ python3 python3-pytest python3-pytest-xdist python3-dnspython
  iproute2 procps prometheus man-db groff-base
  systemd
 "

@@ -3,6 +3,7 @@
 #   build, C unit tests, the same under ASan+UBSan, every committed fuzz
 #   corpus replayed once through its libFuzzer target (clang, ASan+UBSan),
 #   pytest integration tests
+#   (tests/tools/run-integration.sh: in parallel, then the serial part)
 #   against the normal programs, the fault lab (tests/lab, as root: network
 #   namespaces) and the integration tests against ASan+UBSan builds.
 # Ends with one line "N passed, N failed" summing every stage.
@@ -47,12 +48,13 @@ if [ "${1:-}" = --self-check ]; then
 	for c in "unit: 2229 passed, 0 failed|2229 0 0" \
 	    "1 failed, 449 passed, 1 skipped in 709.37s (0:11:49)|449 1 0" \
 	    "12 passed, 0 failed|12 0 0" "= 3 passed, 2 errors in 1.0s =|3 0 2" \
-	    "== 2 failed in 0.5s ==|0 2 0"; do
+	    "== 2 failed in 0.5s ==|0 2 0" \
+	    "1 failed, 420 passed, 1 skipped, 28 deselected in 300.12s (0:05:00)|420 1 0"; do
 		printf '%s\n' "${c%|*}" >"$log"
 		count "$log"
 		[ "$p $f $e" = "${c#*|}" ] || { echo "self-check: '${c%|*}' read as $p $f $e"; exit 1; }
 	done
-	echo "self-check: 5 passed, 0 failed"
+	echo "self-check: 6 passed, 0 failed"
 	exit 0
 fi
 
@@ -62,7 +64,7 @@ stage "build" $MAKE --no-print-directory all unit-bins
 stage "unit tests" tests/tools/run-unit.sh build/tests
 stage "unit tests under ASan+UBSan" $MAKE --no-print-directory check-asan-unit
 stage "fuzz corpora under ASan+UBSan" $MAKE --no-print-directory fuzz-replay
-stage "integration tests" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=20 tests/integration
+stage "integration tests" tests/tools/run-integration.sh
 stage "fault lab" tests/lab/run.sh
 stage "integration tests under ASan+UBSan" $MAKE --no-print-directory check-asan-integration
 
