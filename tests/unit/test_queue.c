@@ -415,6 +415,24 @@ group_thread(void *arg)
 	return (void *)bad;
 }
 
+/* GROUP_THREADS threads of group_thread on q at once: their failures. */
+static long
+run_group_threads(struct queue *q)
+{
+	pthread_t th[GROUP_THREADS];
+	long bad = 0;
+
+	for (int i = 0; i < GROUP_THREADS; i++)
+		pthread_create(&th[i], NULL, group_thread, q);
+	for (int i = 0; i < GROUP_THREADS; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		bad += (long)r;
+	}
+	return bad;
+}
+
 /*
  * Group commit: renames and unlinks from many threads share the fsyncs of
  * queue/; every commit still returns only after one that began after its
@@ -424,9 +442,7 @@ static void
 test_group_commit(void)
 {
 	char tmp[512];
-	pthread_t th[GROUP_THREADS];
 	uint64_t changes = 0, fsyncs = 0;
-	long bad = 0;
 	struct queue *q;
 
 	snprintf(tmp, sizeof(tmp), "%s/group-q", dir);
@@ -439,15 +455,7 @@ test_group_commit(void)
 	commit(q);
 	queue_dirsync_stats(q, &changes, &fsyncs);
 	ok(changes == 1 && fsyncs == 1, "one commit alone: one fsync of queue/");
-	for (int i = 0; i < GROUP_THREADS; i++)
-		pthread_create(&th[i], NULL, group_thread, q);
-	for (int i = 0; i < GROUP_THREADS; i++) {
-		void *r;
-
-		pthread_join(th[i], &r);
-		bad += (long)r;
-	}
-	is_int(bad, 0, "concurrent commit, load and remove all succeed");
+	is_int(run_group_threads(q), 0, "concurrent commit, load and remove all succeed");
 	is_int((long long)queue_count(q), 1, "and leave only the first message");
 	is_int((long long)count("group-q/tmp"), 0, "nothing left in tmp/");
 	queue_dirsync_stats(q, &changes, &fsyncs);
@@ -620,20 +628,8 @@ test_spares(void)
 	ok(q != NULL && queue_keep_spares(q, 3, 65536) == 0, "queue keeping 3 spares");
 	if (q == NULL)
 		return;
-	{
-		pthread_t th[GROUP_THREADS];
-		long bad = 0;
-
-		for (int i = 0; i < GROUP_THREADS; i++)
-			pthread_create(&th[i], NULL, group_thread, q);
-		for (int i = 0; i < GROUP_THREADS; i++) {
-			void *r;
-
-			pthread_join(th[i], &r);
-			bad += (long)r;
-		}
-		is_int(bad, 0, "concurrent commit, load and remove with spares all succeed");
-	}
+	is_int(
+	    run_group_threads(q), 0, "concurrent commit, load and remove with spares all succeed");
 	ok(queue_spares_reused(q) > 0, "spares were reused (%lu times)", queue_spares_reused(q));
 	ok(count("spare-mt/tmp") <= 3, "at most 3 spares in tmp/ (%zu)", count("spare-mt/tmp"));
 	is_int((long long)count("spare-mt/queue"), 0, "queue/ empty");
