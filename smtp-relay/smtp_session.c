@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,6 +90,10 @@ struct smtp_session {
 	const struct smtp_session_ctx *ctx;
 	struct event_base *base;
 	struct bufferevent *bev;
+	/* Plain sessions write their replies themselves (flush_cb), before
+	 * the loop sleeps; TLS ones leave it to the bufferevent. */
+	bool direct;
+	struct event *flush_ev;
 	enum smtp_listener kind;
 	bool tls;         /* the handshake is done: everything after it is encrypted */
 	bool handshaking; /* bev is TLS, its handshake not finished */
@@ -173,6 +178,9 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	count_reply(s, text);
 	evbuffer_add_printf(out, "%s\r\n", text);
+	/* Once for all the replies of this pass of the loop (pipelining). */
+	if (s->direct)
+		event_active(s->flush_ev, EV_WRITE, 0);
 }
 
 /* The transaction's queue ID, or Postfix's "NOQUEUE" before there is one. */
@@ -1387,6 +1395,48 @@ static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
 /*
+ * A plain session's replies go out here, once the pass of the loop that
+ * made them is over: straight to the socket, so the bufferevent need not
+ * ask epoll whether it is writable (two epoll_ctl and a pass of the loop
+ * per reply otherwise).  What the socket does not take, and any error, is
+ * left to the bufferevent, which writes it and calls write_cb as before.
+ */
+static void
+flush_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct evbuffer *out;
+	int fd;
+
+	(void)unused;
+	(void)what;
+	if (!s->direct)
+		return;
+	out = bufferevent_get_output(s->bev);
+	fd = (int)bufferevent_getfd(s->bev);
+	/* The bufferevent keeps its output frozen at the start (only it
+	 * drains it); we drain it here as its own writer does. */
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out) > 0) {
+		struct evbuffer_iovec v[8];
+		int n = evbuffer_peek(out, -1, NULL, v, 8);
+		/* evbuffer_iovec is laid out as struct iovec (libevent says so). */
+		struct msghdr mh = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)(n < 8 ? n : 8)};
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0 || evbuffer_drain(out, (size_t)w) == -1)
+			break;
+	}
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(s->bev, EV_WRITE);
+	else
+		write_cb(s->bev, s); /* all out: what the bufferevent would say */
+}
+
+/*
  * A TLS bufferevent accepting on `fd` (closed with it, or now on failure)
  * with a new SSL from the current context: s->bev, handshaking.  0 or -1.
  */
@@ -1413,6 +1463,7 @@ tls_bev_new(struct smtp_session *s, int fd)
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->handshaking = true;
+	s->direct = false;
 	return 0;
 }
 
@@ -1492,6 +1543,9 @@ write_cb(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	/* Written out: a plain session writes its next replies itself again. */
+	if (s->direct && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		bufferevent_disable(s->bev, EV_WRITE);
 	if (s->state == SMTP_STATE_CLOSING) {
 		/* The last reply is out: say close_notify (best effort, the
 		 * socket is non-blocking) so the client sees a clean end. */
@@ -1570,7 +1624,9 @@ smtp_session_new(const struct smtp_session_ctx *ctx, struct event_base *base, in
 		return NULL;
 	} else {
 		bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+		s->flush_ev = event_new(base, -1, 0, flush_cb, s);
+		s->direct = s->flush_ev != NULL;
+		bufferevent_enable(s->bev, s->direct ? EV_READ : EV_READ | EV_WRITE);
 	}
 	session_enter_state(s, SMTP_STATE_HELO);
 	log_info("smtp: connect from %s", s->client_name);
@@ -1597,6 +1653,8 @@ smtp_session_free(struct smtp_session *s)
 	auth_check_cancel(s->auth_job);
 	if (s->auth_delay != NULL)
 		event_free(s->auth_delay);
+	if (s->flush_ev != NULL)
+		event_free(s->flush_ev);
 	disk_spool_free(s->spool);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);

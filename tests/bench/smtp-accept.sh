@@ -42,9 +42,10 @@ relay_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
 	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
+	[ -z "${BENCH_DIR:-}" ] && bench_remove "$dir"
 }
 trap cleanup EXIT INT TERM
+bench_settle "$dir"
 
 # Run smtp-source against a port; prints the elapsed seconds.
 blast() {

@@ -44,9 +44,10 @@ cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
 	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
+	[ -z "${BENCH_DIR:-}" ] && bench_remove "$dir"
 }
 trap cleanup EXIT INT TERM
+bench_settle "$dir"
 
 # Poll `$1` (a shell command printing a number) until it reaches $messages.
 wait_count() {

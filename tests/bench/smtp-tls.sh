@@ -46,9 +46,10 @@ pids=
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
 	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
+	[ -z "${BENCH_DIR:-}" ] && bench_remove "$dir"
 }
 trap cleanup EXIT INT TERM
+bench_settle "$dir"
 
 tool=$dir/smtp-tls-tool
 cc -O2 -o "$tool" "$top/tests/bench/smtp-tls-tool.c" -lssl -lcrypto -lpthread ||

@@ -75,6 +75,46 @@ def test_pipelined_group_answered_in_order(relay):
     assert [c.reply()[0] for _ in range(5)] == [250, 250, 250, 250, 221]
 
 
+def test_client_that_does_not_read_gets_every_reply_in_order(relay):
+    """Plain sessions write replies straight to the socket; what it does not
+    take waits in the output (reading pauses above 64 KiB) and goes out as
+    the client reads.  60,000 pipelined HELPs (~4 MB of replies, more than
+    the kernel buffers) from a client with a 4 KiB receive buffer that reads
+    nothing for a second: every reply arrives, in order, and the session
+    goes on as usual afterwards."""
+    import socket
+    import threading
+    n = 60000
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect((relay.host, relay.port))
+    # A thread sends: the relay stops reading while its replies wait.
+    sender = threading.Thread(
+        target=s.sendall, args=(b"EHLO client.test\r\n" + b"HELP\r\n" * n,))
+    sender.start()
+    time.sleep(1.0)
+    buf = bytearray()
+    while buf.count(b"\r\n214 ") < n:
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed after {buf.count(b'214 ')} HELP replies"
+        buf += chunk
+    sender.join(10)
+    lines = bytes(buf).split(b"\r\n")
+    assert lines[0].startswith(b"220 ") and lines[-1] == b""
+    helps = [x for x in lines if x.startswith(b"214 ")]
+    assert len(helps) == n and all(x == helps[0] for x in helps)
+    f = s.makefile("rb")
+    s.sendall(b"MAIL FROM:<a@client.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+    assert [f.readline()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+    s.sendall(BODY + b"QUIT\r\n")
+    assert f.readline().startswith(b"250 2.0.0 Ok: queued as ")
+    assert f.readline().startswith(b"221 ")
+    assert f.readline() == b""
+    s.close()
+    assert len(relay.queue_ids()) == 1
+
+
 def test_smtplib_full_conversation(relay):
     with smtplib.SMTP(relay.host, relay.port, timeout=10) as s:
         code, _ = s.ehlo("client.test")

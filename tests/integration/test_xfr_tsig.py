@@ -130,7 +130,7 @@ def test_axfr_needs_the_zones_key(daemons, position):
     lb = TsigLB(daemons, keys, position, bu.cluster_conf(H[:2], agents.port),
                 zone_extra={ORIGIN: f'allow-transfer {{ 127.0.0.1 key "{keys.name(ORIGIN)}"; '
                             f'127.0.0.2; key "{keys.name(OTHERS[1])}"; }};'})
-    lb.wait_set([H[1], H[0]], 10)
+    lb.wait_set([H[1], H[0]], 30)
     good = (keys.name(ORIGIN), keys.secret(ORIGIN))
 
     out = dig_axfr(lb.port, ORIGIN)
@@ -184,11 +184,11 @@ def test_ixfr_by_dig(daemons, position):
     keys = Keys()
     agents = bu.Agents(daemons, {H[0]: 20, H[1]: 50, H[2]: 90})
     lb = TsigLB(daemons, keys, position, bu.cluster_conf(H, agents.port))
-    lb.wait_set([H[2], H[1]], 10)
+    lb.wait_set([H[2], H[1]], 30)
     key = (keys.name(ORIGIN), keys.secret(ORIGIN))
     s0 = lb.serial()
     agents.stop(H[2])
-    lb.wait_set([H[1], H[0]], 10)
+    lb.wait_set([H[1], H[0]], 30)
     s1 = lb.serial()
     assert s1 != s0
     rrs = records(dig_axfr(lb.port, ORIGIN, key, rdtype=f"IXFR={s0}"))
@@ -306,7 +306,7 @@ def test_secondary_follows_signed_notify(daemons, position, secondary):
     acl = {z: f'allow-transfer {{ 127.0.0.1 key "{keys.name(z)}"; }}; '
               f"{notify_to(keys, z, port)}" for z in zones}
     lb = TsigLB(daemons, keys, position, bu.cluster_conf(H, agents.port), zone_extra=acl)
-    lb.wait_set([H[2], H[1]], 10)
+    lb.wait_set([H[2], H[1]], 30)
     start = start_knot if secondary == "knot" else start_nsd
     sec = start(daemons, port, lb, keys, zones)
     mxb.wait_until(lambda: addrs_at(port, bu.CLUSTER) == {H[2], H[1]}, 20,
@@ -323,7 +323,7 @@ def test_secondary_follows_signed_notify(daemons, position, secondary):
     acked = lb.state()["notify"]["acked"]
     before = lb.serial()
     agents.stop(H[2])
-    lb.wait_set([H[1], H[0]], 10)
+    lb.wait_set([H[1], H[0]], 30)
     serial = lb.serial()
     # The zone's refresh is an hour: only the NOTIFY brings the change this soon.
     mxb.wait_until(lambda: serial_at(port, ORIGIN) == serial, 20,
