@@ -1421,7 +1421,8 @@ flush_cb(evutil_socket_t unused, short what, void *arg)
 		struct evbuffer_iovec v[8];
 		int n = evbuffer_peek(out, -1, NULL, v, 8);
 		/* evbuffer_iovec is laid out as struct iovec (libevent says so). */
-		struct msghdr mh = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)(n < 8 ? n : 8)};
+		struct msghdr mh = {
+		    .msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)(n < 8 ? n : 8)};
 		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w == -1 && errno == EINTR)
