@@ -67,32 +67,13 @@ postfix_stop() { /usr/sbin/postfix -c "$1/pf/etc" stop >/dev/null 2>&1 || true; 
 # ago (360 s while its inode-table block is dirty): each file created in
 # that inode group first steps over all of them (recently_deleted() in
 # fs/ext4/ialloc.c).  Right after an earlier run removed its 20,000 queue
-# files, every new file costs either MTA a few hundred microseconds more,
-# and a run measures the last cleanup instead of the MTA.  So the benches
-# record their removals (bench_remove) and wait (bench_settle DIR) until
-# the last one is BENCH_SETTLE seconds old (default 400; 0: do not wait).
-# On other file systems there is nothing to wait for.
-BENCH_STAMP=/var/tmp/mxb-bench.removed
-
-nojournal_ext4() {
-	dev=$(findmnt -n -o SOURCE -T "$1" 2>/dev/null) || return 1
-	dev=${dev##*/}
-	[ -d "/proc/fs/ext4/$dev" ] || return 1
-	! ls -d "/proc/fs/jbd2/$dev"-* >/dev/null 2>&1
-}
-
-bench_settle() {
-	settle=${BENCH_SETTLE:-400}
-	[ "$settle" -gt 0 ] && [ -f "$BENCH_STAMP" ] && nojournal_ext4 "$1" || return 0
-	age=$(($(date +%s) - $(stat -c %Y "$BENCH_STAMP")))
-	[ "$age" -lt "$settle" ] || return 0
-	echo "$BENCH_NAME: waiting $((settle - age)) s: an earlier benchmark removed its" \
-	    "files $age s ago, and ext4 without a journal makes new files step over" \
-	    "recently freed inodes (BENCH_SETTLE=0 skips the wait)"
-	sleep $((settle - age))
-}
-
-bench_remove() {
-	rm -rf "$1"
-	touch "$BENCH_STAMP"
+# files (its cleanup, or the MTAs delivering), every new file in those
+# groups costs either MTA a few hundred microseconds more, and a run would
+# measure the last run's removals instead of the MTA.  So each folder made
+# in the bench's folder DIR (smtp-relayd's spool/, Postfix's pf/) gets inode
+# groups of its own, as top-level folders do (chattr +T, Orlov allocator):
+# new ones, away from an earlier run's and from the other MTA's.
+bench_folder() {
+	chmod 755 "$1"
+	chattr +T "$1" 2>/dev/null || true
 }

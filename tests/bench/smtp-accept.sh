@@ -37,15 +37,14 @@ for t in /usr/sbin/smtp-source /usr/sbin/postfix "$bin/smtp-relayd"; do
 done
 
 dir=${BENCH_DIR:-$(mktemp -d /tmp/mxb-bench.XXXXXX)}
-chmod 755 "$dir"
+bench_folder "$dir"
 relay_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
 	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && bench_remove "$dir"
+	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
-bench_settle "$dir"
 
 # Run smtp-source against a port; prints the elapsed seconds.
 blast() {

@@ -37,17 +37,16 @@ for t in /usr/sbin/smtp-source /usr/sbin/smtp-sink /usr/sbin/postfix "$bin/smtp-
 done
 
 dir=${BENCH_DIR:-$(mktemp -d /tmp/mxb-bench.XXXXXX)}
-chmod 755 "$dir"
+bench_folder "$dir"
 relay_pid=
 sink_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
 	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && bench_remove "$dir"
+	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
-bench_settle "$dir"
 
 # Poll `$1` (a shell command printing a number) until it reaches $messages.
 wait_count() {

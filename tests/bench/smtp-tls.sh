@@ -41,15 +41,14 @@ for t in /usr/sbin/postfix "$bin/smtp-relayd" /usr/bin/openssl; do
 done
 
 dir=${BENCH_DIR:-$(mktemp -d /tmp/mxb-bench.XXXXXX)}
-chmod 755 "$dir"
+bench_folder "$dir"
 pids=
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
 	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && bench_remove "$dir"
+	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
-bench_settle "$dir"
 
 tool=$dir/smtp-tls-tool
 cc -O2 -o "$tool" "$top/tests/bench/smtp-tls-tool.c" -lssl -lcrypto -lpthread ||
