@@ -69,11 +69,20 @@ postfix_stop() { /usr/sbin/postfix -c "$1/pf/etc" stop >/dev/null 2>&1 || true; 
 # fs/ext4/ialloc.c).  Right after an earlier run removed its 20,000 queue
 # files (its cleanup, or the MTAs delivering), every new file in those
 # groups costs either MTA a few hundred microseconds more, and a run would
-# measure the last run's removals instead of the MTA.  So each folder made
-# in the bench's folder DIR (smtp-relayd's spool/, Postfix's pf/) gets inode
-# groups of its own, as top-level folders do (chattr +T, Orlov allocator):
-# new ones, away from an earlier run's and from the other MTA's.
+# measure the last run's removals instead of the MTA.  So each MTA gets a
+# folder of its own with a random name in BENCH_BASE, which is marked
+# chattr +T: the allocator places such a folder as it places a top-level
+# one, in an inode group picked by a hash of its name (Orlov), so a fixed
+# name would land in the group the last run just emptied, and a random
+# one lands away from it and from the other MTA's.  Files made in the
+# folder, and folders made in it (spool/, pf/), stay near it.
+BENCH_BASE=/tmp/mxb-bench
+
+# bench_folder NAME: make $BENCH_BASE/NAME.XXXXXX and print its path.
 bench_folder() {
-	chmod 755 "$1"
-	chattr +T "$1" 2>/dev/null || true
+	mkdir -p "$BENCH_BASE" || die "cannot make $BENCH_BASE"
+	chattr +T "$BENCH_BASE" 2>/dev/null || true
+	d=$(mktemp -d "$BENCH_BASE/$1.XXXXXX") || die "cannot make a folder in $BENCH_BASE"
+	chmod 755 "$BENCH_BASE" "$d"
+	echo "$d"
 }

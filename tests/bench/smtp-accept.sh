@@ -14,7 +14,8 @@
 #
 # Run by hand as root (Postfix needs it):  tests/bench/smtp-accept.sh
 # Environment: MXB_BIN (default build/bin), MESSAGES (20000), SESSIONS (20),
-# SIZE (1024), BENCH_DIR (default: a new folder under /tmp).
+# SIZE (1024), BENCH_DIR (default: a folder per MTA in
+# /tmp/mxb-bench, see bench_folder in lib.sh).
 set -eu
 # The daemons refuse root without options { user }; a benchmark on loopback
 # may keep it (docs/hardening.md).
@@ -36,13 +37,19 @@ for t in /usr/sbin/smtp-source /usr/sbin/postfix "$bin/smtp-relayd"; do
 	[ -x "$t" ] || die "$t is missing (make deps; make)"
 done
 
-dir=${BENCH_DIR:-$(mktemp -d /tmp/mxb-bench.XXXXXX)}
-bench_folder "$dir"
+# smtp-relayd and Postfix in folders of their own (bench_folder), or both
+# in BENCH_DIR.
+if [ -n "${BENCH_DIR:-}" ]; then
+	dir=$BENCH_DIR pfdir=$BENCH_DIR
+else
+	dir=$(bench_folder smtp-relayd) pfdir=$(bench_folder postfix)
+	[ -n "$dir" ] && [ -n "$pfdir" ] || exit 1
+fi
 relay_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
-	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
+	postfix_stop "$pfdir"
+	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir" "$pfdir"
 }
 trap cleanup EXIT INT TERM
 
@@ -73,7 +80,7 @@ relay_pid=$!
 wait_port 127.0.0.1 "$relay_port"
 
 # --- Postfix: accepting only (no queue manager, no inflow throttle) ---
-postfix_start "$dir" "$postfix_port" <<EOF
+postfix_start "$pfdir" "$postfix_port" <<EOF
 relayhost = [127.0.0.1]:9
 in_flow_delay = 0
 master_service_disable = qmgr.unix
@@ -84,7 +91,7 @@ relay_s=$(blast "$relay_port")
 relay_hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$relay_pid/status")
 postfix_s=$(blast "$postfix_port")
 relay_q=$(find "$dir/spool/queue" -type f | wc -l)
-postfix_q=$(find "$dir/pf/spool/incoming" "$dir/pf/spool/active" -type f | wc -l)
+postfix_q=$(find "$pfdir/pf/spool/incoming" "$pfdir/pf/spool/active" -type f | wc -l)
 [ "$relay_q" -ge "$messages" ] || die "smtp-relayd queued $relay_q of $messages"
 [ "$postfix_q" -ge "$messages" ] || die "Postfix queued $postfix_q of $messages"
 awk -v n="$messages" -v r="$relay_s" -v p="$postfix_s" 'BEGIN {

@@ -12,7 +12,8 @@
 #
 # Run by hand as root (Postfix needs it):  tests/bench/smtp-relay.sh
 # Environment: MXB_BIN (default build/bin), MESSAGES (5000), SESSIONS (20),
-# SIZE (1024), BENCH_DIR (default: a new folder under /tmp).
+# SIZE (1024), BENCH_DIR (default: a folder per MTA in
+# /tmp/mxb-bench, see bench_folder in lib.sh).
 set -eu
 # The daemons refuse root without options { user }; a benchmark on loopback
 # may keep it (docs/hardening.md).
@@ -36,15 +37,21 @@ for t in /usr/sbin/smtp-source /usr/sbin/smtp-sink /usr/sbin/postfix "$bin/smtp-
 	[ -x "$t" ] || die "$t is missing (make deps; make)"
 done
 
-dir=${BENCH_DIR:-$(mktemp -d /tmp/mxb-bench.XXXXXX)}
-bench_folder "$dir"
+# smtp-relayd and Postfix in folders of their own (bench_folder), or both
+# in BENCH_DIR.
+if [ -n "${BENCH_DIR:-}" ]; then
+	dir=$BENCH_DIR pfdir=$BENCH_DIR
+else
+	dir=$(bench_folder smtp-relayd) pfdir=$(bench_folder postfix)
+	[ -n "$dir" ] && [ -n "$pfdir" ] || exit 1
+fi
 relay_pid=
 sink_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
-	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
+	postfix_stop "$pfdir"
+	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir" "$pfdir"
 }
 trap cleanup EXIT INT TERM
 
@@ -62,7 +69,7 @@ relay_delivered() {
 	python3 -c "import json, urllib.request as u; print(json.load(u.urlopen(
 	    'http://127.0.0.1:$status_port/status'))['delivery']['delivered'])"
 }
-postfix_sent() { grep -c 'status=sent' "$dir/pf/maillog" || true; }
+postfix_sent() { grep -c 'status=sent' "$pfdir/pf/maillog" || true; }
 
 # Send, wait until delivered; prints the elapsed seconds.
 run() {
@@ -101,7 +108,7 @@ relay_pid=$!
 wait_port 127.0.0.1 "$relay_port"
 
 # --- Postfix, delivering to the same sink ---
-postfix_start "$dir" "$postfix_port" <<EOF
+postfix_start "$pfdir" "$postfix_port" <<EOF
 relayhost = [$sink]:$sink_port
 smtp_tls_security_level = none
 default_destination_concurrency_limit = 20

@@ -15,7 +15,8 @@
 #
 # Run by hand as root:  tests/bench/smtp-tls.sh
 # Environment: MXB_BIN (default build/bin), MESSAGES (5000), SESSIONS (20),
-# SIZE (1024), HANDSHAKES (2000), BENCH_DIR (default: a new folder under /tmp).
+# SIZE (1024), HANDSHAKES (2000), BENCH_DIR (default: a folder per MTA in
+# /tmp/mxb-bench, see bench_folder in lib.sh).
 set -eu
 export MXB_ALLOW_ROOT=1
 
@@ -40,13 +41,19 @@ for t in /usr/sbin/postfix "$bin/smtp-relayd" /usr/bin/openssl; do
 	[ -x "$t" ] || die "$t is missing (make deps; make)"
 done
 
-dir=${BENCH_DIR:-$(mktemp -d /tmp/mxb-bench.XXXXXX)}
-bench_folder "$dir"
+# smtp-relayd and Postfix in folders of their own (bench_folder), or both
+# in BENCH_DIR.
+if [ -n "${BENCH_DIR:-}" ]; then
+	dir=$BENCH_DIR pfdir=$BENCH_DIR
+else
+	dir=$(bench_folder smtp-relayd) pfdir=$(bench_folder postfix)
+	[ -n "$dir" ] && [ -n "$pfdir" ] || exit 1
+fi
 pids=
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	postfix_stop "$dir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir"
+	postfix_stop "$pfdir"
+	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir" "$pfdir"
 }
 trap cleanup EXIT INT TERM
 
@@ -67,7 +74,7 @@ delivered() {
 	python3 -c "import json, urllib.request as u; print(json.load(u.urlopen(
 	    'http://127.0.0.1:$1/status'))['delivery']['delivered'])"
 }
-postfix_sent() { grep -c 'status=sent' "$dir/pf/maillog" || true; }
+postfix_sent() { grep -c 'status=sent' "$pfdir/pf/maillog" || true; }
 
 # relay_conf NAME PORT STATUS-PORT TLS-LINES
 relay_conf() {
@@ -98,7 +105,7 @@ relay_conf tls "$relay_port" "$status_port" "
     tls { certificate \"$dir/cert.pem\"; key \"$dir/key.pem\"; };
     tls-policy \"outside.example\" encrypt;"
 
-postfix_start "$dir" "$postfix_port" <<EOF
+postfix_start "$pfdir" "$postfix_port" <<EOF
 relayhost = [$sink]:$sink_port
 default_destination_concurrency_limit = 20
 smtpd_tls_security_level = may
@@ -132,7 +139,7 @@ r_acc=$1 r_rel=$2
 set -- $(send "$postfix_port" postfix_sent)
 p_acc=$1 p_rel=$2
 grep -q 'Trusted TLS connection\|Untrusted TLS connection\|Anonymous TLS connection' \
-    "$dir/pf/maillog" || die "Postfix did not deliver over TLS"
+    "$pfdir/pf/maillog" || die "Postfix did not deliver over TLS"
 
 # The same relay, client and sink without TLS on either side, for the cost of TLS.
 relay_conf plain "$plain_port" "$plain_status_port" "
