@@ -296,6 +296,19 @@ rm_cb(const char *path)
 	return system(cmd);
 }
 
+/* A new queue in <dir>/<name>, its path in buf; NULL (a failed check) if
+ * it cannot be opened. */
+static struct queue *
+sub_queue(const char *name, char *buf, size_t len)
+{
+	struct queue *q;
+
+	snprintf(buf, len, "%s/%s", dir, name);
+	q = queue_open(buf, true);
+	ok(q != NULL, "queue %s opened", name);
+	return q;
+}
+
 /* The intake's probe writes for real and leaves nothing behind. */
 static void
 test_probe(void)
@@ -305,10 +318,7 @@ test_probe(void)
 	uint64_t avail = 0;
 	struct queue *q;
 
-	snprintf(tmp, sizeof(tmp), "%s/probe-q", dir);
-	q = queue_open(tmp, true);
-	ok(q != NULL, "probe queue opened");
-	if (q == NULL)
+	if ((q = sub_queue("probe-q", tmp, sizeof(tmp))) == NULL)
 		return;
 	is_int(queue_probe(q, &step), 0, "probe of a writable queue succeeds");
 	ok(step == NULL, "no failed step");
@@ -354,10 +364,7 @@ test_count(void)
 	struct queue_recovery rec;
 	struct queue *q, *again;
 
-	snprintf(tmp, sizeof(tmp), "%s/count-q", dir);
-	q = queue_open(tmp, true);
-	ok(q != NULL, "count queue opened");
-	if (q == NULL)
+	if ((q = sub_queue("count-q", tmp, sizeof(tmp))) == NULL)
 		return;
 	is_int((long long)queue_count(q), 0, "a new queue counts 0");
 	memcpy(first, commit(q), sizeof(first));
@@ -445,10 +452,7 @@ test_group_commit(void)
 	uint64_t changes = 0, fsyncs = 0;
 	struct queue *q;
 
-	snprintf(tmp, sizeof(tmp), "%s/group-q", dir);
-	q = queue_open(tmp, true);
-	ok(q != NULL, "group queue opened");
-	if (q == NULL)
+	if ((q = sub_queue("group-q", tmp, sizeof(tmp))) == NULL)
 		return;
 	queue_dirsync_stats(q, &changes, &fsyncs);
 	ok(changes == 0 && fsyncs == 0, "a new queue has synced nothing");
@@ -575,11 +579,9 @@ test_spares(void)
 	struct stat st;
 	char p[600];
 
-	snprintf(qdir, sizeof(qdir), "%s/spare-q", dir);
-	q = queue_open(qdir, true);
-	ok(q != NULL && queue_keep_spares(q, 2, 8192) == 0, "queue keeping 2 spares of 8 KiB");
-	if (q == NULL)
+	if ((q = sub_queue("spare-q", qdir, sizeof(qdir))) == NULL)
 		return;
+	is_int(queue_keep_spares(q, 2, 8192), 0, "queue keeping 2 spares of 8 KiB");
 	is_int(commit_len(q, 5000, 'a', a), 0, "commit a (5,000 octets)");
 	ino_a = inode_of(qdir, "queue", a);
 	is_int(queue_remove(q, a), QUEUE_OK, "remove a");
@@ -623,11 +625,9 @@ test_spares(void)
 	queue_close(q);
 
 	/* Many threads committing and removing, sharing 3 spares. */
-	snprintf(qdir, sizeof(qdir), "%s/spare-mt", dir);
-	q = queue_open(qdir, true);
-	ok(q != NULL && queue_keep_spares(q, 3, 65536) == 0, "queue keeping 3 spares");
-	if (q == NULL)
+	if ((q = sub_queue("spare-mt", qdir, sizeof(qdir))) == NULL)
 		return;
+	is_int(queue_keep_spares(q, 3, 65536), 0, "queue keeping 3 spares");
 	is_int(
 	    run_group_threads(q), 0, "concurrent commit, load and remove with spares all succeed");
 	ok(queue_spares_reused(q) > 0, "spares were reused (%lu times)", queue_spares_reused(q));
@@ -648,10 +648,7 @@ test_lazy_remove(void)
 	uint64_t changes0, fsyncs0, changes, fsyncs;
 	struct queue *q;
 
-	snprintf(qdir, sizeof(qdir), "%s/lazy-q", dir);
-	q = queue_open(qdir, true);
-	ok(q != NULL, "lazy queue opened");
-	if (q == NULL)
+	if ((q = sub_queue("lazy-q", qdir, sizeof(qdir))) == NULL)
 		return;
 	is_int(commit_len(q, 10, 'l', id), 0, "commit");
 	queue_dirsync_stats(q, &changes0, &fsyncs0);
