@@ -32,6 +32,15 @@ def demo_env():
     return env
 
 
+def terminal_signals():
+    """In the child: SIGINT and SIGQUIT as a terminal's shell leaves them.
+    A suite started in the background (`make test &`, nohup) inherits them
+    ignored, and a shell cannot trap a signal ignored on entry, so the
+    demo would never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def started_pids(out):
     return [int(p) for p in re.findall(r"^demo: started .* \(pid (\d+), log ", out, re.M)]
 
@@ -120,7 +129,8 @@ def test_demo_ctrl_c_twice_stops_everything_and_keeps_logs(tmp_path):
     log = str(tmp_path / "demo.out")
     with open(log, "w") as f:
         p = subprocess.Popen([DEMO, "--dir", d], stdout=f, stderr=subprocess.STDOUT,
-                             env=demo_env(), start_new_session=True)
+                             env=demo_env(), start_new_session=True,
+                             preexec_fn=terminal_signals)
     try:
         out = wait_output(log, "Press Ctrl-C")
         pids = started_pids(out)
