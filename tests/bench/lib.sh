@@ -86,3 +86,17 @@ bench_folder() {
 	chmod 755 "$BENCH_BASE" "$d"
 	echo "$d"
 }
+
+# bench_folders: set dir (smtp-relayd's) and pfdir (Postfix's), folders of
+# their own, or both BENCH_DIR when it is given.
+bench_folders() {
+	if [ -n "${BENCH_DIR:-}" ]; then
+		dir=$BENCH_DIR pfdir=$BENCH_DIR
+	else
+		dir=$(bench_folder smtp-relayd) && pfdir=$(bench_folder postfix) || exit 1
+	fi
+}
+
+# bench_folders_remove: remove what bench_folders made (a given BENCH_DIR
+# is kept).
+bench_folders_remove() { [ -n "${BENCH_DIR:-}" ] || rm -rf "$dir" "$pfdir"; }

@@ -37,21 +37,14 @@ for t in /usr/sbin/smtp-source /usr/sbin/smtp-sink /usr/sbin/postfix "$bin/smtp-
 	[ -x "$t" ] || die "$t is missing (make deps; make)"
 done
 
-# smtp-relayd and Postfix in folders of their own (bench_folder), or both
-# in BENCH_DIR.
-if [ -n "${BENCH_DIR:-}" ]; then
-	dir=$BENCH_DIR pfdir=$BENCH_DIR
-else
-	dir=$(bench_folder smtp-relayd) pfdir=$(bench_folder postfix)
-	[ -n "$dir" ] && [ -n "$pfdir" ] || exit 1
-fi
+bench_folders
 relay_pid=
 sink_pid=
 cleanup() {
 	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
 	postfix_stop "$pfdir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir" "$pfdir"
+	bench_folders_remove
 }
 trap cleanup EXIT INT TERM
 

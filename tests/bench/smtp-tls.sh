@@ -41,19 +41,12 @@ for t in /usr/sbin/postfix "$bin/smtp-relayd" /usr/bin/openssl; do
 	[ -x "$t" ] || die "$t is missing (make deps; make)"
 done
 
-# smtp-relayd and Postfix in folders of their own (bench_folder), or both
-# in BENCH_DIR.
-if [ -n "${BENCH_DIR:-}" ]; then
-	dir=$BENCH_DIR pfdir=$BENCH_DIR
-else
-	dir=$(bench_folder smtp-relayd) pfdir=$(bench_folder postfix)
-	[ -n "$dir" ] && [ -n "$pfdir" ] || exit 1
-fi
+bench_folders
 pids=
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
 	postfix_stop "$pfdir"
-	[ -z "${BENCH_DIR:-}" ] && rm -rf "$dir" "$pfdir"
+	bench_folders_remove
 }
 trap cleanup EXIT INT TERM
 
