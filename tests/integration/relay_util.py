@@ -61,6 +61,23 @@ class Relay:
     def ctl_json(self, *args, timeout=30):
         return json.loads(self.ctl(*args, "--json", timeout=timeout).stdout)
 
+    def wait_attempted(self, qid, n=1, rcpt=None, timeout=20):
+        """Recipient rcpt (the first when None) of message qid, once its
+        queue file records attempt n and the recipient is still pending.
+        The delivery log line is written when the outcome is known, the
+        queue file a moment later (as in Postfix): what `smtp-relayctl show`
+        says must be awaited after the log line, not assumed."""
+        def recipient():
+            rcpts = self.ctl_json("show", qid)["recipients"]
+            return next(r for r in rcpts if rcpt is None or r["address"] == rcpt)
+
+        def attempted():
+            r = recipient()
+            return r["attempts"] >= n and r["state"] == "pending"
+        mxb.wait_until(attempted, timeout, f"attempt {n} of {qid} in the queue file",
+                       proc=self.d.proc)
+        return recipient()
+
     def queue_ids(self):
         return sorted(m["id"] for m in self.ctl_json("list")["messages"])
 

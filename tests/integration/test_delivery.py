@@ -136,11 +136,7 @@ def test_tempfail_deferred_then_flush_delivers(world):
     sink.data_reply = "451 4.3.0 try again later"
     qid = send(world.relay, "alice@sender.test", ["bob@tempfail.remote.test"])
 
-    def deferred():
-        rc = world.relay.ctl_json("show", qid)["recipients"][0]
-        return rc["attempts"] >= 1 and rc["state"] == "pending"
-    mxb.wait_until(deferred, 20, "a deferred recipient", proc=world.relay.d.proc)
-    rc = world.relay.ctl_json("show", qid)["recipients"][0]
+    rc = world.relay.wait_attempted(qid)
     assert rc["last_error"].startswith("451 4.3.0"), rc
     assert rc["next_retry"] >= rc["last_attempt"] + 3600 - 5
     assert sink.messages == []
@@ -250,8 +246,7 @@ def test_queue_lifetime_gives_up(daemons):
     try:
         w.sinks[MX3].data_reply = "451 4.3.0 never"
         qid = send(w.relay, "alice@sender.test", ["bob@tempfail.remote.test"], subject="old")
-        mxb.wait_until(lambda: w.relay.ctl_json("show", qid)["recipients"][0]["attempts"] >= 1,
-                       20, "a first attempt", proc=w.relay.d.proc)
+        w.relay.wait_attempted(qid)
         # Older than queue-lifetime: the next attempt is the last one.  Ages
         # are whole seconds: at arrival + 3 the message is surely 2 s old
         # (t0 + 2.1 was not when the SMTP transaction itself took 0.2 s).
@@ -271,8 +266,7 @@ def test_restart_reschedules_the_queue(world):
     sink = world.sinks[MX3]
     sink.data_reply = "451 4.3.0 not yet"
     qid = send(world.relay, "alice@sender.test", ["bob@tempfail.remote.test"])
-    mxb.wait_until(lambda: world.relay.ctl_json("show", qid)["recipients"][0]["attempts"] >= 1,
-                   20, "a first attempt", proc=world.relay.d.proc)
+    world.relay.wait_attempted(qid)
     world.relay.d.stop()
     sink.data_reply = "250 2.0.0 ok"
     world.relay.start()
@@ -325,8 +319,7 @@ def test_delay_notice_once(daemons):
     try:
         w.sinks[MX3].data_reply = "451 4.3.0 busy"
         qid = send(w.relay, "alice@sender.test", ["bob@tempfail.remote.test"], subject="slow")
-        attempts = lambda: w.relay.ctl_json("show", qid)["recipients"][0]["attempts"]
-        mxb.wait_until(lambda: attempts() >= 1, 20, "a first attempt", proc=w.relay.d.proc)
+        w.relay.wait_attempted(qid)
         assert w.sinks[SENDER_MX].messages == []  # younger than delay-warning
         # Whole seconds again: at arrival + 4 the message is surely 3 s old.
         arrival = w.relay.ctl_json("show", qid)["arrival"]
@@ -338,7 +331,7 @@ def test_delay_notice_once(daemons):
         assert blocks[1]["Action"] == "delayed" and blocks[1]["Status"] == "4.3.0"
         assert w.relay.ctl_json("show", qid)["recipients"][0]["state"] == "pending"
         w.relay.ctl("flush", qid)
-        mxb.wait_until(lambda: attempts() >= 3, 20, "a third attempt", proc=w.relay.d.proc)
+        w.relay.wait_attempted(qid, 3)
         mxb.wait_until(lambda: w.relay.queue_files() == [qid], 10, "the notice delivered")
         assert len(w.sinks[SENDER_MX].messages) == 1, "one notice only"
     finally:
@@ -365,12 +358,8 @@ def test_stuck_queue_metrics_with_a_dead_next_hop(world):
     dead = send(world.relay, "alice@sender.test", ["bob@dead.remote.test"])
     soft = send(world.relay, "alice@sender.test", ["bob@tempfail.remote.test"])
 
-    def deferred(qid):
-        rc = world.relay.ctl_json("show", qid)["recipients"][0]
-        return rc["attempts"] >= 1 and rc["state"] == "pending"
     for qid in (dead, soft):
-        mxb.wait_until(lambda: deferred(qid), 20, "a deferred recipient",
-                       proc=world.relay.d.proc)
+        world.relay.wait_attempted(qid)
     body = metrics_text(world.relay)
     assert "# TYPE mxbroker_relay_queue_messages gauge" in body
     assert metric(body, "relay_queue_messages", '{state="deferred"}') == 2
@@ -395,16 +384,11 @@ def test_flush_keeps_the_backoff_step(world):
     twice as long: the backoff step is not taken by a forced attempt."""
     qid = send(world.relay, "alice@sender.test", ["bob@dead.remote.test"])
 
-    def attempts(n):
-        rc = world.relay.ctl_json("show", qid)["recipients"][0]
-        return rc["attempts"] >= n and rc["state"] == "pending"
-    mxb.wait_until(lambda: attempts(1), 20, "the first attempt", proc=world.relay.d.proc)
-    first = world.relay.ctl_json("show", qid)["recipients"][0]
+    first = world.relay.wait_attempted(qid)
     assert 3600 - 2 <= first["next_retry"] - first["last_attempt"] <= 3600 + 2, first
     assert first["backoff"] == 1
     for n in (2, 3):
         world.relay.ctl("flush", qid)
-        mxb.wait_until(lambda: attempts(n), 20, f"attempt {n}", proc=world.relay.d.proc)
-        rc = world.relay.ctl_json("show", qid)["recipients"][0]
+        rc = world.relay.wait_attempted(qid, n)
         assert rc["backoff"] == 1, rc
         assert 3600 - 2 <= rc["next_retry"] - rc["last_attempt"] <= 3600 + 2, rc

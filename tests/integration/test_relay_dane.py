@@ -185,7 +185,7 @@ def test_mismatching_tlsa_defers_nothing_sent(world):
     assert world.final.messages == []
     assert not re.search(r"postfix/smtpd.*: [0-9A-F]+: client=", world.pf.log())
     (qid,) = world.relay.queue_ids()
-    rc = world.relay.ctl_json("show", qid)["recipients"][0]
+    rc = world.relay.wait_attempted(qid)
     assert "TLSA did not match" in rc["last_error"]
 
 
